@@ -1,0 +1,13 @@
+"""trainwell: train PyTorch networks with the modern production recipe, and measure what each
+ingredient is worth."""
+
+from .config import RunConfig, load_config
+from .errors import CheckpointError, ConfigError, DataError, TrainwellError
+from .inference import evaluate_run, predict_run
+from .runner import RunResult, resume, train
+
+__version__ = "0.1.0"
+__all__ = [
+    "RunConfig", "load_config", "train", "resume", "evaluate_run", "predict_run", "RunResult",
+    "TrainwellError", "ConfigError", "DataError", "CheckpointError",
+]

@@ -1,0 +1,359 @@
+"""Typed configuration: one dataclass per component, validated at the boundary.
+
+Every default lives here and nowhere else. `RunConfig.from_dict` refuses unknown keys, wrong
+types and out-of-range values with one line naming the field, the value given and what is
+allowed; nothing trains before a config has passed `validate()`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from .errors import ConfigError
+
+TASKS = ("auto", "regression", "classification")
+NORMS = ("batch", "layer", "none")
+ACTIVATIONS = ("relu", "gelu", "silu", "tanh")
+MODES = ("auto", "min", "max")
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+
+
+def _fail(section: str, name: str, value: Any, allowed: str) -> None:
+    raise ConfigError(f"{section}.{name} = {value!r} is not allowed: {allowed}")
+
+
+def _require(cfg: Any, name: str, ok: bool, allowed: str) -> None:
+    if not ok:
+        _fail(cfg.SECTION, name, getattr(cfg, name), allowed)
+
+
+def _choice(cfg: Any, name: str, choices: tuple[str, ...]) -> None:
+    _require(cfg, name, getattr(cfg, name) in choices, "one of " + ", ".join(choices))
+
+
+@dataclass
+class DataConfig:
+    SECTION = "data"
+    name: str = "delivery"  # built-in data set (delivery, digits, cifar10) or "csv" for a file
+    n: int = 3000  # delivery: rows generated
+    generator_seed: int = 42  # delivery: seed of the generator; fixed so the data never follows the training seed
+    path: str | None = None  # csv: CSV/Parquet file; cifar10: folder holding cifar-10-batches-py
+    target: str | None = None  # csv: name of the target column
+    test_path: str | None = None  # csv: optional separate test file (otherwise split off)
+    task: str = "auto"  # auto: classification when the target is string-labelled
+    test_fraction: float = 0.2  # share of rows held out for testing (seed: 20%)
+    val_fraction: float = 0.15  # share of the remaining rows held out for validation (seed: 15%)
+    val_size: int | None = None  # images: validation images held out of training (overrides val_fraction)
+    split_seed: int = 42  # random_state of both splits, as the seed lesson splits
+    download: bool = False  # cifar10: fetch the official archive when the folder is missing
+    url: str | None = None  # cifar10: archive address (None: the official one)
+    crop_padding: int | None = None  # images: random-crop padding in pixels (None: the data set's own default)
+    flip: bool | None = None  # images: random horizontal flips (None: the data set's own default)
+
+    def validate(self) -> None:
+        _require(self, "name", bool(self.name), "a data set name")
+        _require(self, "n", self.n >= 10, "an integer >= 10")
+        _choice(self, "task", TASKS)
+        _require(self, "test_fraction", 0 < self.test_fraction < 1, "a number between 0 and 1 (exclusive)")
+        _require(self, "val_fraction", 0 < self.val_fraction < 1, "a number between 0 and 1 (exclusive)")
+        _require(self, "val_size", self.val_size is None or self.val_size >= 1, "null or an integer >= 1")
+        _require(self, "crop_padding", self.crop_padding is None or self.crop_padding >= 0, "null or an integer >= 0")
+        if self.name == "csv":
+            _require(self, "path", bool(self.path), "a CSV or Parquet file when data.name is csv")
+            _require(self, "target", bool(self.target), "the target column's name when data.name is csv")
+
+
+@dataclass
+class ModelConfig:
+    SECTION = "model"
+    kind: str = "auto"  # auto: mlp for tables, cnn for images; or mlp, cnn, cnn-plain
+    hidden: list[int] = field(default_factory=lambda: [128, 64, 32])  # mlp: widths of the hidden layers
+    norm: str = "batch"  # mlp: batch, layer or none, between Linear and activation
+    activation: str = "relu"
+    dropout: float = 0.2  # mlp: after each hidden activation; cnn: before the last Linear
+    channels: list[int] = field(default_factory=lambda: [64, 128, 256])  # cnn: one stage per entry
+    conv_dropout: float = 0.15  # cnn: Dropout2d after each stage's pooling
+    head_width: int = 512  # cnn: width of the hidden Linear of the head
+
+    def validate(self) -> None:
+        _require(self, "hidden", len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "a list of widths >= 1")
+        _choice(self, "norm", NORMS)
+        _choice(self, "activation", ACTIVATIONS)
+        _require(self, "dropout", 0 <= self.dropout < 1, "a number >= 0 and < 1")
+        _require(self, "channels", len(self.channels) >= 1 and all(c >= 1 for c in self.channels), "a list of widths >= 1")
+        _require(self, "conv_dropout", 0 <= self.conv_dropout < 1, "a number >= 0 and < 1")
+        _require(self, "head_width", self.head_width >= 1, "an integer >= 1")
+
+
+@dataclass
+class OptimConfig:
+    SECTION = "optim"
+    name: str = "adamw"  # sgd, adam or adamw
+    lr: float = 1e-3  # base learning rate (peak for onecycle unless schedule.max_lr is set)
+    weight_decay: float = 0.01  # adamw: decoupled; adam and sgd: L2 added to the gradient
+    decay_norm_and_bias: bool = False  # true puts weight decay on every parameter (the classic mistake)
+    momentum: float = 0.9  # sgd only
+    nesterov: bool = False  # sgd only
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+
+    def validate(self) -> None:
+        _require(self, "lr", self.lr > 0 and math.isfinite(self.lr), "a number > 0")
+        _require(self, "weight_decay", self.weight_decay >= 0, "a number >= 0")
+        _require(self, "momentum", 0 <= self.momentum < 1, "a number >= 0 and < 1")
+        _require(self, "beta1", 0 <= self.beta1 < 1, "a number >= 0 and < 1")
+        _require(self, "beta2", 0 <= self.beta2 < 1, "a number >= 0 and < 1")
+        _require(self, "eps", self.eps > 0, "a number > 0")
+        if self.nesterov and self.momentum == 0:
+            _fail(self.SECTION, "nesterov", True, "false when optim.momentum is 0")
+
+
+@dataclass
+class ScheduleConfig:
+    SECTION = "schedule"
+    name: str = "none"  # none, step, cosine, plateau or onecycle
+    step_size: int = 30  # step: epochs between drops
+    gamma: float = 0.1  # step: factor of each drop
+    t_max: int | None = None  # cosine: epochs of the half cosine (None: train.max_epochs)
+    eta_min: float = 1e-6  # cosine: final learning rate
+    patience: int = 10  # plateau: epochs without improvement before a drop
+    factor: float = 0.5  # plateau: factor of each drop
+    threshold: float = 1e-4  # plateau: relative improvement that counts (as torch's default)
+    min_lr: float = 0.0  # plateau: the learning rate never drops below this
+    max_lr: float | None = None  # onecycle: peak learning rate (None: optim.lr)
+    warmup_fraction: float = 0.3  # onecycle: share of all steps spent warming up
+    div_factor: float = 25.0  # onecycle: start lr = max_lr / div_factor
+    final_div_factor: float = 1e4  # onecycle: final lr = start lr / final_div_factor
+
+    def validate(self) -> None:
+        _require(self, "step_size", self.step_size >= 1, "an integer >= 1")
+        _require(self, "gamma", 0 < self.gamma <= 1, "a number > 0 and <= 1")
+        _require(self, "t_max", self.t_max is None or self.t_max >= 1, "null or an integer >= 1")
+        _require(self, "eta_min", self.eta_min >= 0, "a number >= 0")
+        _require(self, "patience", self.patience >= 0, "an integer >= 0")
+        _require(self, "factor", 0 < self.factor < 1, "a number > 0 and < 1")
+        _require(self, "threshold", self.threshold >= 0, "a number >= 0")
+        _require(self, "min_lr", self.min_lr >= 0, "a number >= 0")
+        _require(self, "max_lr", self.max_lr is None or self.max_lr > 0, "null or a number > 0")
+        _require(self, "warmup_fraction", 0 < self.warmup_fraction < 1, "a number between 0 and 1 (exclusive)")
+        _require(self, "div_factor", self.div_factor >= 1, "a number >= 1")
+        _require(self, "final_div_factor", self.final_div_factor >= 1, "a number >= 1")
+
+
+@dataclass
+class TrainConfig:
+    SECTION = "train"
+    seed: int = 0  # seeds Python, NumPy, torch and the run's own generators
+    max_epochs: int = 100
+    batch_size: int = 64
+    eval_batch_size: int = 1024  # evaluation only: larger batches, same result
+    clip_norm: float | None = None  # clip the global gradient norm to this (None: measure only)
+    early_stopping: bool = True  # stop after `patience` epochs without improvement
+    patience: int = 20  # epochs without improvement of the monitored metric
+    min_delta: float = 0.0  # smallest change of the monitored metric that counts as improvement
+    monitor: str = "val_loss"  # val_loss, or the validation metric: val_mae / val_accuracy
+    mode: str = "auto"  # auto: max for accuracy, min otherwise
+    restore_best: bool = True  # load the best weights back at the end (test metrics use them)
+    label_smoothing: float = 0.0  # classification: cross-entropy label smoothing
+    checkpoint_every_steps: int | None = None  # also write last.pt every N optimizer steps
+    deterministic: bool = False  # deterministic algorithms (slower on GPU)
+    device: str = "auto"  # auto (cuda when available), cpu, cuda, cuda:N
+    threads: int | None = None  # torch CPU threads (None: a choice made for the model's size)
+    amp: str = "auto"  # mixed precision on CUDA: auto (bf16 for images), bf16, fp16, off
+    channels_last: bool = True  # images on CUDA: channels_last memory format
+    compile: bool = False  # torch.compile the model
+    quiet: bool = False  # no live progress display
+
+    def validate(self) -> None:
+        _require(self, "max_epochs", self.max_epochs >= 1, "an integer >= 1")
+        _require(self, "batch_size", self.batch_size >= 1, "an integer >= 1")
+        _require(self, "eval_batch_size", self.eval_batch_size >= 1, "an integer >= 1")
+        _require(self, "clip_norm", self.clip_norm is None or self.clip_norm > 0, "null or a number > 0")
+        _require(self, "patience", self.patience >= 0, "an integer >= 0")
+        _require(self, "min_delta", self.min_delta >= 0, "a number >= 0")
+        _require(self, "monitor", self.monitor in ("val_loss", "val_mae", "val_accuracy"), "val_loss, val_mae or val_accuracy")
+        _choice(self, "mode", MODES)
+        _require(self, "label_smoothing", 0 <= self.label_smoothing < 1, "a number >= 0 and < 1")
+        _require(
+            self, "checkpoint_every_steps", self.checkpoint_every_steps is None or self.checkpoint_every_steps >= 1, "null or an integer >= 1"
+        )
+        ok_device = self.device in ("auto", "cpu", "cuda") or (self.device.startswith("cuda:") and self.device[5:].isdigit())
+        _require(self, "device", ok_device, "auto, cpu, cuda or cuda:N")
+        _require(self, "threads", self.threads is None or self.threads >= 1, "null or an integer >= 1")
+        _choice(self, "amp", AMP_MODES)
+
+
+@dataclass
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    name: str = "run"  # label used for run directories and reports
+
+    def validate(self) -> "RunConfig":
+        for section in SECTIONS:
+            getattr(self, section).validate()
+        # names checked against their registries (imported late: they import this module)
+        from .data import DATASETS
+        from .models import MODELS
+        from .optim import OPTIMIZERS
+        from .schedules import SCHEDULES
+
+        DATASETS.get(self.data.name)
+        OPTIMIZERS.get(self.optim.name)
+        SCHEDULES.get(self.schedule.name)
+        if self.model.kind != "auto":
+            MODELS.get(self.model.kind)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name}
+        for section in SECTIONS:
+            out[section] = dataclasses.asdict(getattr(self, section))
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> "RunConfig":
+        if not isinstance(raw, dict):
+            raise ConfigError(f"a config must be a mapping of sections ({', '.join(SECTIONS)}), not {type(raw).__name__}")
+        unknown = sorted(set(raw) - set(SECTIONS) - {"name"})
+        if unknown:
+            raise ConfigError(f"unknown config section {unknown[0]!r}; allowed: name, {', '.join(SECTIONS)}")
+        name = raw.get("name", cls.name if isinstance(cls.name, str) else "run")
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"name = {name!r} is not allowed: a non-empty string")
+        parts = {s: _section_from_dict(SECTION_TYPES[s], raw.get(s) or {}) for s in SECTIONS}
+        return cls(name=name, **parts).validate()
+
+
+SECTIONS = ("data", "model", "optim", "schedule", "train")
+SECTION_TYPES = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "schedule": ScheduleConfig, "train": TrainConfig}
+
+
+def _section_from_dict(kind: type, raw: Any) -> Any:
+    section = kind.SECTION
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config section {section!r} must be a mapping of fields, not {raw!r}")
+    hints = typing.get_type_hints(kind)
+    names = [f.name for f in dataclasses.fields(kind)]
+    values = {}
+    for key, value in raw.items():
+        if key not in names:
+            raise ConfigError(f"unknown field {section}.{key}; allowed: {', '.join(names)}")
+        values[key] = _coerce(f"{section}.{key}", value, hints[key])
+    return kind(**values)
+
+
+def _coerce(where: str, value: Any, hint: Any) -> Any:
+    """Check `value` against a type hint; ints are accepted where floats are expected."""
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        inner = [o for o in options if o is not type(None)]
+        return _coerce(where, value, inner[0])
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} = {value!r} is not allowed: a list of {item.__name__}")
+        return [_coerce(where, v, item) for v in value]
+    if hint is bool:
+        ok = isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif hint is str:
+        ok = isinstance(value, str)
+    else:  # pragma: no cover - every field uses one of the types above
+        raise TypeError(f"unsupported config type {hint!r}")
+    if not ok:
+        raise ConfigError(f"{where} = {value!r} is not allowed: a value of type {hint.__name__}")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Overrides, files and presets
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`train.max_epochs=50` → ("train.max_epochs", 50); the value is read as YAML."""
+    key, sep, raw = text.partition("=")
+    if not sep or "." not in key:
+        raise ConfigError(f"--set {text!r} is not allowed: SECTION.FIELD=VALUE, e.g. train.max_epochs=50")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else raw
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of the raw config dict with dotted-key overrides applied (checked later)."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    for key, value in overrides.items():
+        if key == "name":
+            out["name"] = value
+            continue
+        section, _, fieldname = key.partition(".")
+        if section not in SECTIONS or not fieldname or "." in fieldname:
+            raise ConfigError(f"--set {key}: unknown field; use SECTION.FIELD with SECTION one of {', '.join(SECTIONS)}")
+        out.setdefault(section, {})
+        if not isinstance(out[section], dict):
+            raise ConfigError(f"config section {section!r} must be a mapping of fields")
+        out[section][fieldname] = value
+    return out
+
+
+def read_yaml(path: str | Path) -> Any:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} does not exist; give a YAML file")
+    try:
+        return yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {first}") from None
+
+
+def load_config(path: str | Path | None = None, preset: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Build a validated RunConfig: preset (if any), then the YAML file (if any), then overrides."""
+    from .presets import PRESETS
+
+    raw: dict[str, Any] = {}
+    if preset:
+        raw = PRESETS.get(preset)()
+    if path is not None:
+        file_raw = read_yaml(path)
+        if not isinstance(file_raw, dict):
+            raise ConfigError(f"config file {str(path)!r} must hold a mapping of sections ({', '.join(SECTIONS)})")
+        raw = merge(raw, file_raw)
+    return RunConfig.from_dict(apply_overrides(raw, overrides or {}))
+
+
+def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """Section-wise merge of two raw config dicts; `top` wins field by field."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
+    return out
+
+
+def dump_yaml(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

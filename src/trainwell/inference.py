@@ -1,0 +1,79 @@
+"""Using a finished run: evaluate its best weights, or predict on new rows.
+
+Both load best.pt with weights_only=True and apply the preprocessing stored in it
+(standardisation statistics, class names), never statistics of the new data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .data import load_data
+from .data.bundle import DataBundle
+from .data.tabular import features_for_prediction, read_table, targets_for_evaluation
+from .errors import DataError
+from .fit import predict_outputs, score
+from .runner import load_run
+
+
+def _bundle_like(spec: dict[str, Any], x: torch.Tensor, y: torch.Tensor) -> DataBundle:
+    """A bundle around new rows, carrying the run's target scaling for MAE in original units."""
+    return DataBundle(
+        task=spec["task"], x_train=x[:0], y_train=y[:0], x_val=x[:0], y_val=y[:0], x_test=x, y_test=y,
+        input_shape=tuple(spec["input_shape"]), n_outputs=spec["n_outputs"],
+        classes=spec.get("classes"), target_std=spec.get("y_std", 1.0), target_mean=spec.get("y_mean", 0.0), spec=spec,
+    )
+
+
+def _loss_fn(spec: dict[str, Any]) -> nn.Module:
+    return nn.MSELoss() if spec["task"] == "regression" else nn.CrossEntropyLoss()
+
+
+def _outputs(model: nn.Module, data: DataBundle, x: torch.Tensor) -> torch.Tensor:
+    return predict_outputs(model, data, x, 4096, lambda: torch.autocast("cpu", enabled=False))
+
+
+def evaluate_run(run_dir: str | Path, data_path: str | Path | None = None) -> dict[str, float]:
+    """Test metrics of the run's best weights: on its own test split, or on a labelled file."""
+    cfg, model, spec = load_run(run_dir)
+    if data_path is None:
+        data = load_data(cfg.data)
+        if data.spec.get("x_mean") != spec.get("x_mean"):
+            raise DataError("the run's data no longer matches the data it was trained on; give the test file with --data")
+        data.spec = spec
+    else:
+        if spec.get("kind") != "tabular":
+            raise DataError("--data takes a CSV, which only tabular runs can read; evaluate image runs without --data")
+        df = read_table(data_path)
+        where = f"data file {str(data_path)!r}"
+        data = _bundle_like(spec, features_for_prediction(df, spec, where), targets_for_evaluation(df, spec, where))
+    out = _outputs(model, data, data.x_test)
+    metrics = score(out, data.y_test, data, _loss_fn(spec))
+    return {f"test_{k}": v for k, v in metrics.items()} | {"rows": len(data.x_test)}
+
+
+def predict_run(run_dir: str | Path, input_path: str | Path, out_path: str | Path | None = None) -> Any:
+    """Predictions for the rows of a CSV (a DataFrame); written to out_path when given."""
+    cfg, model, spec = load_run(run_dir)
+    if spec.get("kind") != "tabular":
+        raise DataError("predict reads a CSV of features, which only tabular runs can use")
+    df = read_table(input_path)
+    x = features_for_prediction(df, spec, f"input file {str(input_path)!r}")
+    data = _bundle_like(spec, x, torch.zeros(len(x)))
+    out = _outputs(model, data, x)
+    result = df.copy()
+    target = spec["target_name"]
+    column = f"predicted_{target}"
+    if spec["task"] == "regression":
+        result[column] = (out[:, 0] * spec["y_std"] + spec["y_mean"]).numpy()
+    else:
+        probs = torch.softmax(out, dim=1)
+        result[column] = [spec["classes"][i] for i in probs.argmax(1).tolist()]
+        result[f"probability_{target}"] = probs.max(1).values.numpy()
+    if out_path is not None:
+        result.to_csv(out_path, index=False)
+    return result

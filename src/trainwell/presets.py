@@ -1,0 +1,43 @@
+"""Named configs. Each preset is a function returning a raw config dict (fields that differ
+from the defaults in config.py only), so every default still lives in one place."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .registry import Registry
+
+PRESETS: Registry[Callable[[], dict[str, Any]]] = Registry("preset")
+DESCRIPTIONS: dict[str, str] = {}
+
+
+def preset(name: str, description: str) -> Callable[[Callable[[], dict[str, Any]]], Callable[[], dict[str, Any]]]:
+    def add(fn: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+        DESCRIPTIONS[name] = description
+        return PRESETS.register(name)(fn)
+
+    return add
+
+
+@preset("delivery-production", "the first seed's production recipe on delivery: AdamW, BatchNorm, Dropout 0.2, plateau, early stopping")
+def delivery_production() -> dict[str, Any]:
+    return {
+        "name": "delivery-production",
+        "data": {"name": "delivery", "n": 3000},
+        "model": {"kind": "mlp", "hidden": [128, 64, 32], "norm": "batch", "dropout": 0.2},
+        "optim": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.01},
+        "schedule": {"name": "plateau", "patience": 10, "factor": 0.5},
+        "train": {"batch_size": 64, "max_epochs": 200, "early_stopping": True, "patience": 20, "monitor": "val_loss"},
+    }
+
+
+@preset("delivery-quick", "a few-second run on delivery: the production recipe for at most 30 epochs")
+def delivery_quick() -> dict[str, Any]:
+    cfg = delivery_production()
+    cfg["name"] = "delivery-quick"
+    cfg["train"] = {**cfg["train"], "max_epochs": 30, "patience": 8}
+    return cfg
+
+
+def describe() -> list[tuple[str, str]]:
+    return [(name, DESCRIPTIONS.get(name, "")) for name in PRESETS.names()]
