@@ -163,6 +163,8 @@ class TrainConfig:
     monitor: str = "val_loss"  # val_loss, or the validation metric: val_mae / val_accuracy
     mode: str = "auto"  # auto: max for accuracy, min otherwise
     restore_best: bool = True  # load the best weights back at the end (test metrics use them)
+    bn_recalibration_samples: int = 4096  # training inputs used to re-estimate BatchNorm statistics before each evaluation (0: off)
+    ema_decay: float | None = None  # evaluate a moving average of the weights (per-step decay, e.g. 0.99)
     label_smoothing: float = 0.0  # classification: cross-entropy label smoothing
     checkpoint_every_steps: int | None = None  # also write last.pt every N optimizer steps
     deterministic: bool = False  # deterministic algorithms (slower on GPU)
@@ -182,6 +184,8 @@ class TrainConfig:
         _require(self, "min_delta", self.min_delta >= 0, "a number >= 0")
         _require(self, "monitor", self.monitor in ("val_loss", "val_mae", "val_accuracy"), "val_loss, val_mae or val_accuracy")
         _choice(self, "mode", MODES)
+        _require(self, "bn_recalibration_samples", self.bn_recalibration_samples >= 0, "an integer >= 0")
+        _require(self, "ema_decay", self.ema_decay is None or 0 < self.ema_decay < 1, "null or a number > 0 and < 1")
         _require(self, "label_smoothing", 0 <= self.label_smoothing < 1, "a number >= 0 and < 1")
         _require(
             self, "checkpoint_every_steps", self.checkpoint_every_steps is None or self.checkpoint_every_steps >= 1, "null or an integer >= 1"

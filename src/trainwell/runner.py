@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from . import rundir
+from .averaging import WeightAverage
 from .checkpoint import BEST, LAST, load_checkpoint, load_model_state
 from .config import RunConfig, dump_yaml, load_config
 from .data import DataBundle, load_data
@@ -127,6 +128,7 @@ def build_trainer(cfg: RunConfig, run_dir: Path, emit: Emit) -> tuple[Trainer, l
         mode=mode,
         autocast=make_autocast(cfg, device, images),
         emit=emit,
+        average=WeightAverage(model, cfg.train.ema_decay) if cfg.train.ema_decay else None,
         spec={
             **data.spec,
             "task": data.task,
@@ -212,6 +214,8 @@ def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None, quiet: 
         load_model_state(trainer.model, ckpt["model"], run_dir / rundir.LAST_PT)
         trainer.optimizer.load_state_dict(ckpt["optimizer"])
         trainer.schedule.load_state_dict(ckpt["schedule"])
+        if trainer.average is not None:
+            trainer.average.load_state_dict(ckpt["average"])
         rng_restore(ckpt["rng"], trainer.generators)
     except CheckpointError:
         raise
@@ -265,8 +269,8 @@ def finish(t: Trainer, loop: LoopState, wall_seconds: float) -> RunResult:
     best_path = run_dir / rundir.BEST_PT
     restored = cfg.train.restore_best and best_path.exists()
     if restored:
-        load_model_state(t.model, load_checkpoint(best_path, BEST)["model"], best_path)
-    test = score(predict_outputs(t.model, t.data, t.data.x_test, cfg.train.eval_batch_size, t.autocast), t.data.y_test, t.data, t.loss_fn)
+        load_model_state(t.eval_model, load_checkpoint(best_path, BEST)["model"], best_path)
+    test = score(predict_outputs(t.eval_model, t.data, t.data.x_test, cfg.train.eval_batch_size, t.autocast), t.data.y_test, t.data, t.loss_fn)
     metrics: dict[str, Any] = {f"test_{k}": v for k, v in test.items() if k != "loss"}
     metrics.update(
         test_loss=test["loss"],
