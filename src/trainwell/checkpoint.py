@@ -52,6 +52,8 @@ def load_checkpoint(path: str | Path, kind: str) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    if not zipfile.is_zipfile(path):  # torch.save writes zip archives; a torn one loses its directory
+        raise CheckpointError(f"checkpoint {str(path)!r} is truncated or corrupt (not a complete archive); it cannot be read")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -132,6 +132,7 @@ def fit(t: Trainer, s: LoopState) -> LoopState:
                     break
                 if save_now and s.step < steps:
                     save_last(t, s, extra_seconds=time.perf_counter() - started)
+                    t.emit("checkpoint", epoch=s.epoch, step=s.step, lr=t.optimizer.param_groups[0]["lr"])
         if s.stop_reason is not None:
             break
         # -- validate (eval mode, no autograd) and let the schedule react
@@ -171,6 +172,7 @@ def fit(t: Trainer, s: LoopState) -> LoopState:
         elif s.epoch >= cfg.max_epochs:
             s.stop_reason = MAX_EPOCHS
         save_last(t, s)
+        t.emit("checkpoint", epoch=s.epoch, step=0, lr=t.optimizer.param_groups[0]["lr"])
     return s
 
 

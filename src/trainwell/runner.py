@@ -201,6 +201,7 @@ def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None, quiet: 
         loop = LoopState.from_dict(ckpt["loop"])
     except (TrainwellError, TypeError, KeyError):
         raise CheckpointError(f"checkpoint {str(run_dir / rundir.LAST_PT)!r} holds no valid run state") from None
+    check_same_run(cfg, run_dir)
     cfg = apply_resume_overrides(cfg, overrides or {})
     if quiet is not None:
         cfg.train.quiet = quiet
@@ -231,6 +232,36 @@ def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None, quiet: 
 
 
 RESUMABLE_FIELDS = ("train.max_epochs", "train.quiet", "train.checkpoint_every_steps")
+
+
+def _first_difference(a: dict[str, Any], b: dict[str, Any]) -> str:
+    for section, fields in a.items():
+        if not isinstance(fields, dict):
+            if b.get(section) != fields:
+                return section
+            continue
+        for name, value in fields.items():
+            if b.get(section, {}).get(name) != value:
+                return f"{section}.{name}"
+    return "config"
+
+
+def check_same_run(ckpt_cfg: RunConfig, run_dir: Path) -> None:
+    """last.pt must belong to this run: its config equals config.yaml but for resumable fields."""
+    path = run_dir / rundir.CONFIG
+    if not path.exists():
+        return
+    try:
+        on_disk = load_config(path).to_dict()
+    except TrainwellError:
+        raise CheckpointError(f"{str(path)!r} is not a valid config, so last.pt cannot be checked against it") from None
+    mine = ckpt_cfg.to_dict()
+    for key in RESUMABLE_FIELDS:
+        section, name = key.split(".")
+        on_disk[section].pop(name), mine[section].pop(name)
+    if on_disk != mine:
+        diff = _first_difference(mine, on_disk)
+        raise CheckpointError(f"last.pt in {str(run_dir)!r} belongs to another run: its {diff} differs from config.yaml")
 
 
 def apply_resume_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
