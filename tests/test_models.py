@@ -49,7 +49,7 @@ def test_fused_dropout_equals_eager_with_the_same_masks():
     torch.manual_seed(7)
     (fused(x) - y).pow(2).mean().backward()
     torch.manual_seed(7)
-    masks = dropout_masks(64, fused._fused[0], x)
+    masks = dropout_masks(64, fused._fused, x)
     h = x
     layers = list(eager)
     i, k = 0, 0
@@ -63,9 +63,8 @@ def test_fused_dropout_equals_eager_with_the_same_masks():
 
 
 def test_dropout_masks_keep_with_probability_one_minus_p():
-    _, _ = pair("batch", 0.3)
     m = build_mlp(ModelConfig(hidden=[256, 256], dropout=0.3), (5,), 1)
-    masks = dropout_masks(512, m._fused[0], torch.zeros(1))
+    masks = dropout_masks(512, m._fused, torch.zeros(1))
     kept = torch.cat([(mk > 0).float().flatten() for mk in masks]).mean().item()
     assert kept == pytest.approx(0.7, abs=0.01)
     assert masks[0].max().item() == pytest.approx(1 / 0.7)

@@ -32,7 +32,34 @@ class Block:
         self.linear, self.norm, self.dropout = linear, norm, dropout
 
 
-def parse_blocks(layers: list[nn.Module]) -> tuple[list[Block], nn.Linear] | None:
+class FusedStack:
+    """The blocks and output layer of a stack the fused step can run, plus per-column dropout
+    constants (drop probability, keep scale) built on first use."""
+
+    def __init__(self, blocks: list[Block], head: nn.Linear) -> None:
+        self.blocks, self.head = blocks, head
+        self.ps = [b.dropout.p if b.dropout is not None else 0.0 for b in blocks]
+        self.widths = [b.linear.out_features if p > 0 else 0 for b, p in zip(blocks, self.ps)]
+        self._columns: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def columns(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (like.device, like.dtype)
+        if key not in self._columns:
+            cols = [(p, w) for p, w in zip(self.ps, self.widths) if w]
+            full = lambda value, w: torch.full((w,), value, dtype=like.dtype, device=like.device)  # noqa: E731
+            self._columns[key] = (torch.cat([full(p, w) for p, w in cols]), torch.cat([full(1.0 / (1.0 - p), w) for p, w in cols]))
+        return self._columns[key]
+
+    def params(self) -> list[torch.Tensor]:
+        params: list[torch.Tensor] = []
+        for b in self.blocks:
+            params += [b.linear.weight, b.linear.bias]
+            if b.norm is not None:
+                params += [b.norm.weight, b.norm.bias]
+        return params + [self.head.weight, self.head.bias]
+
+
+def parse_blocks(layers: list[nn.Module]) -> FusedStack | None:
     """Split [Linear, (BatchNorm1d), ReLU, (Dropout)]* + Linear into blocks, or None if the
     stack has any other shape (then the eager path is used)."""
     blocks, i = [], 0
@@ -54,7 +81,7 @@ def parse_blocks(layers: list[nn.Module]) -> tuple[list[Block], nn.Linear] | Non
         blocks.append(Block(linear, norm, dropout))
     if i != len(layers) - 1 or not isinstance(layers[-1], nn.Linear) or not blocks:
         return None
-    return blocks, layers[-1]
+    return FusedStack(blocks, layers[-1])
 
 
 def _bn_factor(norm: nn.BatchNorm1d) -> float:
@@ -65,31 +92,29 @@ def _bn_factor(norm: nn.BatchNorm1d) -> float:
     return norm.momentum
 
 
-def dropout_masks(batch: int, blocks: list[Block], like: torch.Tensor) -> list[torch.Tensor | None]:
-    """Inverted-dropout masks (0 or 1/(1-p)) for every block, drawn with one torch.rand call."""
-    widths = [b.linear.out_features if b.dropout is not None and b.dropout.p > 0 else 0 for b in blocks]
-    if not any(widths):
-        return [None] * len(blocks)
-    uniform = torch.rand(batch, sum(widths), device=like.device, dtype=like.dtype)
+def dropout_masks(batch: int, stack: FusedStack, like: torch.Tensor) -> list[torch.Tensor | None]:
+    """Inverted-dropout masks (0 or 1/(1-p)) for every block: one torch.rand call, one compare
+    and one multiply for all layers together; each block gets a view of its columns."""
+    if not any(stack.widths):
+        return [None] * len(stack.blocks)
+    drop_p, scale = stack.columns(like)
+    uniform = torch.rand(batch, len(drop_p), device=like.device, dtype=like.dtype)
+    every = (uniform >= drop_p) * scale
     masks: list[torch.Tensor | None] = []
     start = 0
-    for b, w in zip(blocks, widths):
-        if w == 0:
-            masks.append(None)
-            continue
-        p = b.dropout.p
-        masks.append((uniform[:, start : start + w] >= p).to(like.dtype).mul_(1.0 / (1.0 - p)))
+    for w in stack.widths:
+        masks.append(every[:, start : start + w] if w else None)
         start += w
     return masks
 
 
 class _FusedMLP(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, spec: tuple[list[Block], nn.Linear], *params: torch.Tensor) -> torch.Tensor:
-        blocks, head = spec
+    def forward(ctx: Any, x: torch.Tensor, stack: FusedStack, *params: torch.Tensor) -> torch.Tensor:
+        blocks, head = stack.blocks, stack.head
         saved: list[Any] = []
         h = x
-        masks = dropout_masks(len(x), blocks, x)
+        masks = dropout_masks(len(x), stack, x)
         for b, mask in zip(blocks, masks):
             inp = h
             z = torch.addmm(b.linear.bias, inp, b.linear.weight.t())
@@ -105,12 +130,12 @@ class _FusedMLP(torch.autograd.Function):
             saved.append((inp, bn_stats, z, mask))
             h = a
         out = torch.addmm(head.bias, h, head.weight.t())
-        ctx.spec, ctx.saved, ctx.last, ctx.needs_input_grad0 = spec, saved, h, ctx.needs_input_grad[0]
+        ctx.stack, ctx.saved, ctx.last, ctx.needs_input_grad0 = stack, saved, h, ctx.needs_input_grad[0]
         return out
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
-        blocks, head = ctx.spec
+        blocks, head = ctx.stack.blocks, ctx.stack.head
         grads: list[torch.Tensor | None] = []
         # head: out = h Wᵀ + b
         grads_head = [grad_out.t().mm(ctx.last), grad_out.sum(0)]
@@ -137,14 +162,5 @@ class _FusedMLP(torch.autograd.Function):
         return (g if ctx.needs_input_grad0 else None, None, *grads)
 
 
-def fused_params(blocks: list[Block], head: nn.Linear) -> list[torch.Tensor]:
-    params: list[torch.Tensor] = []
-    for b in blocks:
-        params += [b.linear.weight, b.linear.bias]
-        if b.norm is not None:
-            params += [b.norm.weight, b.norm.bias]
-    return params + [head.weight, head.bias]
-
-
-def fused_forward(x: torch.Tensor, spec: tuple[list[Block], nn.Linear]) -> torch.Tensor:
-    return _FusedMLP.apply(x, spec, *fused_params(*spec))
+def fused_forward(x: torch.Tensor, stack: FusedStack) -> torch.Tensor:
+    return _FusedMLP.apply(x, stack, *stack.params())
