@@ -55,6 +55,7 @@ class DataConfig:
     split_seed: int = 42  # random_state of both splits, as the seed lesson splits
     download: bool = False  # cifar10: fetch the official archive when the folder is missing
     url: str | None = None  # cifar10: archive address (None: the official one)
+    md5: str | None = None  # cifar10: expected MD5 of the archive (None: the official archive's)
     crop_padding: int | None = None  # images: random-crop padding in pixels (None: the data set's own default)
     flip: bool | None = None  # images: random horizontal flips (None: the data set's own default)
 
@@ -65,6 +66,7 @@ class DataConfig:
         _require(self, "test_fraction", 0 < self.test_fraction < 1, "a number between 0 and 1 (exclusive)")
         _require(self, "val_fraction", 0 < self.val_fraction < 1, "a number between 0 and 1 (exclusive)")
         _require(self, "val_size", self.val_size is None or self.val_size >= 1, "null or an integer >= 1")
+        _require(self, "md5", self.md5 is None or (len(self.md5) == 32 and all(c in "0123456789abcdef" for c in self.md5)), "null or 32 lowercase hex digits")
         _require(self, "crop_padding", self.crop_padding is None or self.crop_padding >= 0, "null or an integer >= 0")
         if self.name == "csv":
             _require(self, "path", bool(self.path), "a CSV or Parquet file when data.name is csv")

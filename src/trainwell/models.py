@@ -74,3 +74,6 @@ def count_parameters(model: nn.Module) -> int:
 
 
 __all__ = ["MODELS", "build_model", "has_batchnorm", "count_parameters", "mlp_block", "torch"]
+
+
+from . import cnn  # noqa: E402,F401  (registers cnn and cnn-plain)

@@ -43,3 +43,6 @@ def delivery_quick() -> dict[str, Any]:
 
 def describe() -> list[tuple[str, str]]:
     return [(name, DESCRIPTIONS.get(name, "")) for name in PRESETS.names()]
+
+
+from . import image_presets  # noqa: E402,F401  (registers the image presets)
