@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TrainwellError
-from .compare import compare, compare_many, suite_report
+from .compare import compare, compare_many, demo, suite_report
 from .presets import DEMO, EXPERIMENTS, preset_experiment
 from .report import ExperimentResult, table_lines, text_table
 from .spec import Experiment, expand, load_experiment, parse_experiment
@@ -45,5 +45,5 @@ def console_summary(result: ExperimentResult) -> str:
 
 __all__ = [
     "Experiment", "ExperimentResult", "compare", "compare_many", "suite_report", "load_experiment", "parse_experiment",
-    "expand", "preset", "resolve", "console_summary", "DEMO", "EXPERIMENTS", "DEFAULT_ROOT", "Path",
+    "expand", "preset", "resolve", "demo", "console_summary", "DEMO", "EXPERIMENTS", "DEFAULT_ROOT", "Path",
 ]

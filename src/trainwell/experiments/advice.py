@@ -181,3 +181,11 @@ def summarise(per_run: Sequence[list[Advice]]) -> list[str]:
             extra = f" (median {statistics.median(saved):g} epochs saved)"
         lines.append(f"{kind}: {len(items)} of {len(per_run)} runs{extra}; e.g. {items[0].message}")
     return lines
+
+
+def for_result(result: Any) -> list[str]:
+    """Advice messages for a finished trainwell.runner.RunResult (what `trainwell train` prints)."""
+    if result.config is None or result.stop_reason == "interrupted":
+        return []
+    advices = advise(result.history, context_from_config(result.config, result.stop_reason), result.metrics.get("error"))
+    return [f"{a.kind}: {a.message}" for a in advices]

@@ -148,3 +148,13 @@ def suite_report(results: list[ExperimentResult], out: str | Path, title: str = 
     rundir.write_text_atomic(out / REPORT_HTML, html_page(title, sections, f"<ul>{links}</ul>"))
     rundir.write_text_atomic(out / REPORT_MD, "\n".join(md))
     return out / REPORT_HTML
+
+
+def demo(out: str | Path, seeds: int = 3, workers: int | None = None, quiet: bool = False, say: Say | None = None) -> tuple[list[ExperimentResult], Path]:
+    """The tabular seed comparisons and the ablation on delivery, `seeds` seeds each, in one pool."""
+    from .presets import DEMO, preset_experiment
+    from .spec import parse_experiment
+
+    experiments = [parse_experiment(preset_experiment(name), source=f"preset {name}").with_seeds(seeds) for name in DEMO]
+    results = compare_many(experiments, out, workers, quiet=quiet, say=say)
+    return results, suite_report(results, out)

@@ -1,17 +1,502 @@
-"""Placeholder: vectorised training of same-shape runs (not yet implemented)."""
+"""Training several runs of one MLP shape together, as one vectorised model.
+
+A small MLP on the CPU spends its time dispatching operators, not computing: a step of the
+64-32 delivery network is ~30 operators of a few microseconds of arithmetic each. K runs
+that share the layer widths, norm, activation, batch size and data can be trained as one
+model whose weights carry a leading member axis: each layer is one batched matmul (bmm)
+for all K, and the optimizer, gradient norm and clipping work on one flat (K, P) buffer
+whatever the number of layers. Per member, everything that differs between variants is a
+(K, 1) tensor: learning rate (each member keeps its own Schedule object), weight decay and
+whether it is L2 (Adam, SGD) or decoupled (AdamW), betas, momentum, Nesterov, dropout rate,
+clip threshold, label smoothing; and each member has its own seed, shuffle order, early
+stopping counter, best weights and stopping epoch. A member that stops gets learning rate 0
+and frozen BatchNorm statistics; it is written out at once.
+
+What a member shares with `trainwell train` at the same seed: the initial weights (built by
+the same code after the same seeding), the data and its split, the batch order (the run's
+own shuffle generator), the loss, the optimizer's arithmetic (torch's Adam/AdamW/SGD
+formulas), the schedules (the same Schedule classes), clipping, early stopping and the
+metrics. What differs: dropout masks come from one generator for the whole stack (same law,
+different draws), and batched matmuls round differently in the last bits, so a member's
+numbers equal a single run's in distribution, not bit for bit. Stacked runs write config,
+history, metrics and best.pt like any run, but no last.pt and no curves.png: an interrupted
+stack is run again, and the report draws the curves.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import time
+import warnings
+from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
+import torch
+from torch import nn
+from torch.nn import functional as F
 
-def eligible(cfg: Any) -> bool:
-    return False
+from .. import rundir
+from ..config import RunConfig, TrainConfig, dump_yaml
+from .spec import Run
+
+# train fields the stacked engine honours; any other train field must keep its default,
+# so a field added later (that this engine knows nothing of) sends the run to the single path
+HONOURED = {
+    "seed", "max_epochs", "batch_size", "eval_batch_size", "clip_norm", "early_stopping", "patience", "min_delta", "monitor",
+    "mode", "restore_best", "label_smoothing", "quiet", "threads",
+    "checkpoint_every_steps", "deterministic", "amp", "channels_last",  # no effect here: no mid-run checkpoints; CPU, float32 only
+}
+TABULAR = ("delivery", "csv")
+BN_EPS, BN_MOMENTUM = 1e-5, 0.1  # nn.BatchNorm1d's defaults, which the single path uses
+MAX_MEMBERS = 16  # more members per stack gain little and delay the first finished runs
+# the per-layer parameters are views into one (K, P) buffer, which autograd's layout check flags
+warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
+ACTIVATIONS = {"relu": torch.relu, "gelu": F.gelu, "silu": F.silu, "tanh": torch.tanh}
 
 
-def group_jobs(pairs: list, workers: int) -> list:
-    raise NotImplementedError
+def eligible(cfg: RunConfig) -> bool:
+    """Whether a run can be trained in a stack: a tabular MLP on the CPU with no feature this engine lacks."""
+    if cfg.data.name not in TABULAR or cfg.model.kind not in ("auto", "mlp") or cfg.model.norm not in ("batch", "none"):
+        return False
+    if cfg.train.device not in ("auto", "cpu") or torch.cuda.is_available() or cfg.train.compile:
+        return False
+    defaults = TrainConfig()
+    return all(getattr(cfg.train, f.name) == getattr(defaults, f.name) for f in dataclasses.fields(TrainConfig) if f.name not in HONOURED)
 
 
-def train_stacked(runs: list, dirs: list, threads: int) -> list:
-    raise NotImplementedError
+def group_key(cfg: RunConfig) -> tuple:
+    family = "sgd" if cfg.optim.name == "sgd" else "adam"
+    m, t = cfg.model, cfg.train
+    return (repr(cfg.data), tuple(m.hidden), m.norm, m.activation, t.batch_size, t.eval_batch_size, family, t.monitor, t.mode)
+
+
+def estimate_cost(cfgs: list[RunConfig]) -> float:
+    """Rough seconds of a stack on one thread: epochs × steps × (dispatch + arithmetic of K members)."""
+    c = cfgs[0]
+    rows = c.data.n * (1 - c.data.test_fraction) * (1 - c.data.val_fraction) if c.data.name == "delivery" else 10_000
+    steps = math.ceil(rows / c.train.batch_size)
+    dims = [4, *c.model.hidden, 1]
+    params = sum(a * b for a, b in zip(dims, dims[1:]))
+    epochs = max(x.train.max_epochs for x in cfgs)
+    return epochs * steps * (1.2e-3 + 6 * c.train.batch_size * params * len(cfgs) / 2e10)
+
+
+def group_jobs(pairs: list[tuple[Run, Path]], workers: int) -> list[Any]:
+    """Jobs of stacked runs: one per group of same-shape runs, split so that every worker has
+    work and no job is much longer than an even share."""
+    from .runner import Job
+
+    groups: dict[tuple, list[tuple[Run, Path]]] = defaultdict(list)
+    for run, d in pairs:
+        groups[group_key(run.config)].append((run, d))
+    chunks = []
+    for members in groups.values():
+        for i in range(0, len(members), MAX_MEMBERS):
+            chunks.append(members[i : i + MAX_MEMBERS])
+
+    def cost(chunk: list[tuple[Run, Path]]) -> float:
+        return estimate_cost([r.config for r, _ in chunk])
+
+    def split_largest() -> bool:
+        chunks.sort(key=cost, reverse=True)
+        for i, chunk in enumerate(chunks):
+            if len(chunk) > 1:
+                half = (len(chunk) + 1) // 2
+                chunks[i : i + 1] = [chunk[:half], chunk[half:]]
+                return True
+        return False
+
+    total = sum(cost(c) for c in chunks)
+    while len(chunks) < workers and split_largest():
+        pass
+    while chunks and max(cost(c) for c in chunks) > 1.5 * total / max(1, workers) and max(len(c) for c in chunks) > 1:
+        biggest = max(chunks, key=cost)
+        if len(biggest) == 1 or not split_largest():
+            break
+    return [Job([r for r, _ in c], [d for _, d in c], stacked=True, cost=cost(c)) for c in chunks]
+
+
+# ---- the stack -----------------------------------------------------------------------------------
+
+
+class _LR:
+    """Stands in for an optimizer so a member's Schedule can set its learning rate."""
+
+    def __init__(self) -> None:
+        self.param_groups = [{"lr": 0.0}]
+
+    @property
+    def lr(self) -> float:
+        return self.param_groups[0]["lr"]
+
+
+def _col(values: list[float]) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.float32).unsqueeze(1)  # (K, 1): broadcasts over a member's row
+
+
+class Stack:
+    """K MLPs as one flat parameter buffer (K, P) with per-layer views that are autograd leaves."""
+
+    def __init__(self, models: list[nn.Module], norm: str, activation: str) -> None:
+        self.K = len(models)
+        self.norm, self.act = norm, ACTIVATIONS[activation]
+        linears = [[m for m in model.modules() if isinstance(m, nn.Linear)] for model in models]
+        self.shapes: list[tuple[str, tuple[int, ...]]] = []  # (kind, per-member shape) in buffer order
+        for i, lin in enumerate(linears[0]):
+            self.shapes += [("weight", tuple(lin.weight.shape)), ("bias", tuple(lin.bias.shape))]
+            if norm == "batch" and i < len(linears[0]) - 1:
+                self.shapes += [("bn_weight", (lin.out_features,)), ("bn_bias", (lin.out_features,))]
+        self.P = sum(math.prod(s) for _, s in self.shapes)
+        self.flat = torch.zeros(self.K, self.P)
+        self.grad = torch.zeros(self.K, self.P)
+        self.views = self._views(self.flat, leaves=True)
+        self._layers = self._group_layers()
+        for v, g in zip(self.views, self._views(self.grad, leaves=False)):
+            v.grad = g  # backward accumulates into the flat gradient buffer
+        bns = [[m for m in model.modules() if isinstance(m, nn.BatchNorm1d)] for model in models]
+        self.running = [(torch.stack([b[i].running_mean for b in bns]), torch.stack([b[i].running_var for b in bns])) for i in range(len(bns[0]))]
+        with torch.no_grad():
+            for k, model in enumerate(models):
+                self.flat[k].copy_(torch.cat([p.detach().reshape(-1) for p in self._params_of(model)]))
+        # matrices (weights) are decayed; 1-D tensors (biases, norm scales) only for decay_norm_and_bias
+        self.is_matrix = torch.cat([torch.full((math.prod(s),), float(len(s) >= 2)) for _, s in self.shapes]).unsqueeze(0)
+
+    def _params_of(self, model: nn.Module) -> list[torch.Tensor]:
+        out = []
+        for m in model.modules():
+            if isinstance(m, (nn.Linear, nn.BatchNorm1d)):
+                out += [m.weight, m.bias]
+        return out
+
+    def _views(self, buf: torch.Tensor, leaves: bool) -> list[torch.Tensor]:
+        out, start = [], 0
+        for _, shape in self.shapes:
+            n = math.prod(shape)
+            v = buf[:, start : start + n].view(self.K, *shape)
+            out.append(v.requires_grad_() if leaves else v)
+            start += n
+        return out
+
+    def _group_layers(self) -> list[tuple[torch.Tensor, ...]]:
+        """Per layer: (W, b) or (W, b, gamma, beta)."""
+        out, i = [], 0
+        while i < len(self.views):
+            group = [self.views[i], self.views[i + 1]]
+            i += 2
+            if i < len(self.views) and self.shapes[i][0] == "bn_weight":
+                group += [self.views[i], self.views[i + 1]]
+                i += 2
+            out.append(tuple(group))
+        return out
+
+    def forward(self, x: torch.Tensor, train: bool, masks: list[torch.Tensor | None] | None, active: torch.Tensor | None) -> torch.Tensor:
+        """x: (K, B, F) in training, (B, F) shared in evaluation → (K, B, outputs)."""
+        layers = self._layers
+        h = x
+        for i, layer in enumerate(layers):
+            W, b = layer[0], layer[1]
+            h = torch.baddbmm(b.unsqueeze(1), h, W.transpose(1, 2)) if h.dim() == 3 else torch.matmul(h, W.transpose(1, 2)) + b.unsqueeze(1)
+            if i == len(layers) - 1:
+                return h
+            if len(layer) == 4:
+                h = self._batchnorm(h, i, layer[2], layer[3], train, active)
+            h = self.act(h)
+            if masks is not None and masks[i] is not None:
+                h = h * masks[i]
+        return h
+
+    def _batchnorm(self, h: torch.Tensor, i: int, gamma: torch.Tensor, beta: torch.Tensor, train: bool, active: torch.Tensor | None) -> torch.Tensor:
+        rm, rv = self.running[i]
+        if train:
+            var, mean = torch.var_mean(h, dim=1, unbiased=False, keepdim=True)
+            with torch.no_grad():  # running statistics as BatchNorm1d keeps them (unbiased variance), frozen for stopped members
+                n = h.shape[1]
+                new_m = rm.lerp(mean.squeeze(1), BN_MOMENTUM)
+                new_v = rv.lerp(var.squeeze(1) * (n / max(1, n - 1)), BN_MOMENTUM)
+                keep = active.unsqueeze(1)
+                rm.copy_(torch.where(keep, new_m, rm))
+                rv.copy_(torch.where(keep, new_v, rv))
+            hn = (h - mean) * torch.rsqrt(var + BN_EPS)
+        else:
+            hn = (h - rm.unsqueeze(1)) * torch.rsqrt(rv.unsqueeze(1) + BN_EPS)
+        return hn * gamma.unsqueeze(1) + beta.unsqueeze(1)
+
+    def member_state(self, flat_row: torch.Tensor, running: list[tuple[torch.Tensor, torch.Tensor]], model: nn.Module, steps: int) -> dict[str, torch.Tensor]:
+        """Member weights in the state_dict layout of the single path's model."""
+        with torch.no_grad():
+            start = 0
+            for p in self._params_of(model):
+                n = p.numel()
+                p.copy_(flat_row[start : start + n].view_as(p))
+                start += n
+            for bn, (rm, rv) in zip([m for m in model.modules() if isinstance(m, nn.BatchNorm1d)], running):
+                bn.running_mean.copy_(rm)
+                bn.running_var.copy_(rv)
+                bn.num_batches_tracked.fill_(steps)
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _loss(out: torch.Tensor, y: torch.Tensor, task: str, smoothing: torch.Tensor) -> torch.Tensor:
+    """Per-member mean loss (K,): MSE, or cross-entropy with per-member label smoothing."""
+    if task == "regression":
+        return (out - y).pow(2).mean(dim=(1, 2))
+    logp = torch.log_softmax(out, dim=-1)
+    nll = -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1)
+    return ((1 - smoothing) * nll + smoothing * (-logp.mean(-1))).mean(1)
+
+
+def train_stacked(runs: list[Run], dirs: list[Path], threads: int) -> list[dict[str, Any]]:
+    """Train the runs as one stack; write each member's run directory when it stops; return result rows."""
+    from ..runner import stop_on_signals
+
+    with stop_on_signals() as stop_requested:
+        return _train(runs, dirs, threads, stop_requested)
+
+
+def _train(runs: list[Run], dirs: list[Path], threads: int, stop_requested: Any) -> list[dict[str, Any]]:
+    from ..checkpoint import BEST, save_checkpoint
+    from ..data import load_data
+    from ..fit import EARLY_STOP, MAX_EPOCHS, NOT_FINITE, improved
+    from ..models import build_model, has_batchnorm
+    from ..runner import check_against_data, resolve_mode
+    from ..schedules import build_schedule
+    from ..seeding import make_generator, seed_everything
+    from .runner import FAILED, INTERRUPTED, OK, one_line, record
+
+    torch.set_num_threads(threads)
+    cfgs = [r.config for r in runs]
+    c0 = cfgs[0]
+    K = len(runs)
+    try:
+        data = load_data(c0.data)
+        check_against_data(c0, data)
+    except Exception as exc:
+        return [record(r, d, None, FAILED, one_line(exc), "stacked") for r, d in zip(runs, dirs)]
+    models = []
+    for c in cfgs:  # the same seeding and construction as the single path, so initial weights match
+        seed_everything(c.train.seed)
+        models.append(build_model(c.model, data.input_shape, data.n_outputs, data.default_model))
+    stack = Stack(models, c0.model.norm, c0.model.activation)
+    bn = has_batchnorm(models[0])
+    n_train, B = len(data.x_train), c0.train.batch_size
+    drop_last = bn and n_train % B == 1  # BatchNorm cannot normalise a batch of one
+    steps = n_train // B if drop_last else math.ceil(n_train / B)
+    n_seen = steps * B if drop_last else n_train
+    mode = resolve_mode(c0)
+    metric_key = c0.train.monitor.removeprefix("val_")
+    shims = [_LR() for _ in cfgs]
+    schedules = [build_schedule(c.schedule, c.optim.lr, steps, c.train.max_epochs, mode) for c in cfgs]
+    for s, shim in zip(schedules, shims):
+        s.apply(shim)
+    per_batch = any(s.cadence == "batch" for s in schedules)
+    shufflers = [make_generator(c.train.seed, 0) for c in cfgs]
+    dropout_gen = make_generator(min(c.train.seed for c in cfgs), 2)
+    spec = {**data.spec, "task": data.task, "input_shape": list(data.input_shape), "n_outputs": data.n_outputs, "model_kind": "mlp"}
+
+    # per-member hyperparameters as (K, 1) columns
+    opt = [c.optim for c in cfgs]
+    wd = _col([o.weight_decay for o in opt]) * torch.where(_col([float(o.decay_norm_and_bias) for o in opt]) > 0, torch.ones(1, stack.P), stack.is_matrix)
+    decoupled = _col([float(o.name == "adamw") for o in opt])
+    l2, dec = wd * (1 - decoupled), wd * decoupled
+    use_l2, use_dec = bool(l2.any()), bool(dec.any())
+    sgd = c0.optim.name == "sgd"
+    beta1, beta2, eps = _col([o.beta1 for o in opt]), _col([o.beta2 for o in opt]), _col([o.eps for o in opt])
+    momentum, nesterov = _col([o.momentum for o in opt]), _col([float(o.nesterov) for o in opt])
+    clip = [c.train.clip_norm for c in cfgs]
+    clip_col = _col([x or 0.0 for x in clip]).squeeze(1)
+    any_clip = any(x is not None for x in clip)
+    drops = _col([c.model.dropout for c in cfgs]).unsqueeze(1)  # (K, 1, 1)
+    any_dropout = bool((drops > 0).any())
+    smoothing = _col([c.train.label_smoothing for c in cfgs])
+    m1 = torch.zeros(K, stack.P)
+    m2 = torch.zeros(K, stack.P)
+    adam_t = 0
+
+    # per-member loop state
+    active = torch.ones(K, dtype=torch.bool)
+    alive = [True] * K
+    history: list[list[dict[str, Any]]] = [[] for _ in range(K)]
+    best_value: list[float | None] = [None] * K
+    best_epoch: list[int | None] = [None] * K
+    bad_epochs = [0] * K
+    best_flat = stack.flat.detach().clone()
+    best_running = [(rm.clone(), rv.clone()) for rm, rv in stack.running]
+    member_seconds = [0.0] * K
+    steps_trained = [0] * K
+    rows: dict[int, dict[str, Any]] = {}
+    widths = [h for h in c0.model.hidden]
+    lr_col = _col([sh.lr for sh in shims])
+    epoch = 0
+    regression = data.task == "regression"
+    y_train = data.y_train
+
+    def finish(k: int, reason: str, detail: str = "") -> None:
+        """Member k stops: restore its best weights if asked, score the test split, write its run directory."""
+        alive[k] = False
+        active[k] = False
+        c, d = cfgs[k], dirs[k]
+        d.mkdir(parents=True, exist_ok=True)
+        rundir.write_text_atomic(d / rundir.CONFIG, dump_yaml(c))
+        rundir.write_history(d, history[k])
+        restored = c.train.restore_best and best_epoch[k] is not None
+        flat_row = best_flat[k] if restored else stack.flat[k]
+        running = [(rm[k], rv[k]) for rm, rv in (best_running if restored else stack.running)]
+        if best_epoch[k] is not None:
+            state = stack.member_state(best_flat[k], [(rm[k], rv[k]) for rm, rv in best_running], models[k], steps_trained[k])
+            save_checkpoint(BEST, {"model": state, "epoch": best_epoch[k], "monitor": c.train.monitor, "value": best_value[k], "spec": spec}, d / rundir.BEST_PT)
+        test = _score_member(stack, flat_row, running, k, data, regression, c.train.label_smoothing, c.train.eval_batch_size)
+        metrics: dict[str, Any] = {f"test_{key}": v for key, v in test.items() if key != "loss"}
+        metrics.update(
+            test_loss=test["loss"], epochs_run=len(history[k]), best_epoch=best_epoch[k], best_value=best_value[k], monitor=c.train.monitor,
+            restored_best=restored, stop_reason=reason, wall_seconds=round(member_seconds[k], 3), engine="stacked", stacked_with=K,
+        )
+        if reason == NOT_FINITE:
+            metrics["error"] = detail
+        rundir.write_json(d / rundir.METRICS, metrics)
+        rows[k] = record(runs[k], d, metrics, FAILED if reason == NOT_FINITE else OK, detail, "stacked")
+
+    while any(alive):
+        if stop_requested():
+            break
+        started = time.perf_counter()
+        perm = torch.stack([torch.randperm(n_train, generator=g) for g in shufflers])  # (K, n): each member's own order
+        step_loss = torch.zeros(steps, K)
+        step_norm = torch.zeros(steps, K)
+        u = torch.rand(steps, K, B, sum(widths), generator=dropout_gen) if any_dropout else None
+        for s in range(steps):
+            idx = perm[:, s * B : (s + 1) * B]
+            x = data.x_train[idx]  # (K, b, F)
+            y = y_train[idx]
+            masks = None
+            if u is not None:
+                b = idx.shape[1]
+                keep = (u[s, :, :b] >= drops).float() / (1 - drops)
+                masks, start = [], 0
+                for w in widths:
+                    masks.append(keep[:, :, start : start + w])
+                    start += w
+            stack.grad.zero_()
+            out = stack.forward(x, True, masks, active)
+            losses = _loss(out, y, data.task, smoothing)
+            losses.sum().backward()  # members are independent: each one's gradient is its own loss's
+            with torch.no_grad():
+                g = stack.grad
+                norm = g.norm(dim=1)  # pre-clip global norm per member
+                if any_clip:
+                    coef = torch.where(clip_col > 0, (clip_col / (norm + 1e-6)).clamp(max=1.0), torch.ones_like(norm))
+                    g.mul_(coef.unsqueeze(1))
+                if per_batch and s > 0:
+                    lr_col = _col([sh.lr for sh in shims])
+                lr = lr_col * active.unsqueeze(1)  # stopped members do not move
+                p = stack.flat
+                if sgd:
+                    d_p = g + l2 * p if use_l2 else g
+                    m1.mul_(momentum).add_(d_p)
+                    step_dir = m1 if not bool(nesterov.any()) else m1 + nesterov * (d_p + momentum * m1 - m1)
+                    p.sub_(lr * step_dir)
+                else:
+                    adam_t += 1
+                    d_p = g + l2 * p if use_l2 else g
+                    m1.lerp_(d_p, 1 - beta1)
+                    m2.mul_(beta2).add_((1 - beta2) * d_p * d_p)
+                    if use_dec:
+                        p.mul_(1 - lr * dec)
+                    bc1 = 1 - beta1**adam_t
+                    bc2 = 1 - beta2**adam_t
+                    denom = (m2.sqrt() / bc2.sqrt()).add_(eps)
+                    p.sub_((lr / bc1) * m1 / denom)
+            for sch, sh in zip(schedules, shims):
+                sch.after_batch(sh)
+            step_loss[s] = losses.detach() * idx.shape[1]
+            step_norm[s] = norm
+        # -- validate all members at once, then each member's bookkeeping
+        lr_epoch = [sh.lr for sh in shims]
+        val = _evaluate(stack, data.x_val, data.y_val, regression, smoothing, c0.train.eval_batch_size, data.target_std)
+        seconds = (time.perf_counter() - started) / max(1, sum(alive))
+        epoch += 1
+        bad_loss = ~torch.isfinite(step_loss)
+        for k in range(K):
+            if not alive[k]:
+                continue
+            member_seconds[k] += seconds
+            steps_trained[k] += steps
+            if bad_loss[:, k].any():
+                first = int(bad_loss[:, k].nonzero()[0])
+                with torch.no_grad():  # keep the stack finite: the member is zeroed and frozen
+                    stack.flat[k].zero_(), m1[k].zero_(), m2[k].zero_()
+                    for rm, rv in stack.running:
+                        rm[k].zero_(), rv[k].fill_(1.0)
+                finish(k, NOT_FINITE, f"loss became non-finite at epoch {epoch}, step {first + 1}")
+                continue
+            c = cfgs[k].train
+            monitored = val[metric_key][k]
+            schedules[k].after_epoch(shims[k], monitored)
+            norms = step_norm[:, k]
+            row = {
+                "epoch": epoch,
+                "train_loss": step_loss[:, k].sum().item() / n_seen,
+                "val_loss": val["loss"][k],
+                **{f"val_{key}": v[k] for key, v in val.items() if key != "loss"},
+                "lr": lr_epoch[k],
+                "grad_norm_mean": norms.mean().item(),
+                "grad_norm_max": norms.max().item(),
+                "clipped_fraction": (norms > c.clip_norm).float().mean().item() if c.clip_norm else 0.0,
+                "seconds": seconds,
+            }
+            history[k].append(row)
+            if improved(monitored, best_value[k], mode, c.min_delta):
+                best_value[k], best_epoch[k], bad_epochs[k] = monitored, epoch, 0
+                best_flat[k].copy_(stack.flat[k].detach())
+                for (brm, brv), (rm, rv) in zip(best_running, stack.running):
+                    brm[k].copy_(rm[k]), brv[k].copy_(rv[k])
+            else:
+                bad_epochs[k] += 1
+            if c.early_stopping and bad_epochs[k] >= c.patience:
+                finish(k, EARLY_STOP)
+            elif epoch >= c.max_epochs:
+                finish(k, MAX_EPOCHS)
+        lr_col = _col([sh.lr for sh in shims])
+    out = []
+    for k in range(K):
+        if k in rows:
+            out.append(rows[k])
+        else:
+            out.append(record(runs[k], dirs[k], None, INTERRUPTED, "interrupted; run the same command again to continue", "stacked"))
+    return out
+
+
+@torch.no_grad()
+def _outputs(stack: Stack, x: torch.Tensor, batch: int) -> torch.Tensor:
+    return torch.cat([stack.forward(x[i : i + batch], False, None, None) for i in range(0, len(x), batch)], dim=1)
+
+
+def _evaluate(stack: Stack, x: torch.Tensor, y: torch.Tensor, regression: bool, smoothing: torch.Tensor, batch: int, target_std: float) -> dict[str, list[float]]:
+    out = _outputs(stack, x, batch)  # (K, N, outputs)
+    with torch.no_grad():
+        yy = y.unsqueeze(0).expand(stack.K, *y.shape)
+        loss = _loss(out, yy, "regression" if regression else "classification", smoothing)
+        if regression:
+            metric = (out - yy).abs().mean(dim=(1, 2)) * target_std
+            return {"loss": loss.tolist(), "mae": metric.tolist()}
+        acc = (out.argmax(-1) == yy).float().mean(1)
+        return {"loss": loss.tolist(), "accuracy": acc.tolist()}
+
+
+def _score_member(stack: Stack, flat_row: torch.Tensor, running: list[tuple[torch.Tensor, torch.Tensor]], k: int, data: Any, regression: bool, smoothing: float, batch: int) -> dict[str, float]:
+    """Test metrics of member k with the given weights (its best or its last)."""
+    with torch.no_grad():
+        saved = stack.flat[k].clone(), [(rm[k].clone(), rv[k].clone()) for rm, rv in stack.running]
+        stack.flat[k].copy_(flat_row)
+        for (rm, rv), (r_m, r_v) in zip(stack.running, running):
+            rm[k].copy_(r_m), rv[k].copy_(r_v)
+        out = _outputs(stack, data.x_test, batch)[k : k + 1]
+        stack.flat[k].copy_(saved[0])
+        for (rm, rv), (r_m, r_v) in zip(stack.running, saved[1]):
+            rm[k].copy_(r_m), rv[k].copy_(r_v)
+        y = data.y_test.unsqueeze(0)
+        loss = _loss(out, y, "regression" if regression else "classification", torch.tensor([[smoothing]])).item()
+        if regression:
+            return {"mae": (out - y).abs().mean().item() * data.target_std, "loss": loss}
+        return {"accuracy": (out.argmax(-1) == y).float().mean().item(), "loss": loss}
