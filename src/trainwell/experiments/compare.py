@@ -69,16 +69,30 @@ def compare_many(
     import time
 
     started = time.perf_counter()
-    new_rows, complete = run_jobs(jobs, workers, threads, say)
+    baseline_rows: dict[int, list[dict[str, Any]]] = {}
+
+    def meanwhile() -> None:  # the parent is idle while workers train: fit the baselines and load matplotlib now
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1):  # one thread: the cores belong to the workers
+            for i, plan in enumerate(plans):
+                if baselines:
+                    baseline_rows[i] = _baselines(plan)
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401
+
+    new_rows, complete = run_jobs(jobs, workers, threads, say, meanwhile)
     seconds = time.perf_counter() - started
     by_dir = {row["run_dir"]: row for row in kept + new_rows}
     results = []
-    for e, f, plan, ds in zip(experiments, folders, plans, dirs):
+    for i, (e, f, plan, ds) in enumerate(zip(experiments, folders, plans, dirs)):
         rows = [by_dir.get(str(d)) or _missing(r, d) for r, d in zip(plan, ds)]
         for row in rows:
             row["run_dir"] = str(Path(row["run_dir"]).relative_to(f)) if Path(row["run_dir"]).is_relative_to(f) else row["run_dir"]
         write_results(f / RESULTS, rows)
-        result = summarise(e, f, plan, ds, rows, complete, baselines)
+        result = summarise(e, f, plan, ds, rows, complete, baseline_rows.get(i, []))
         result.seconds = seconds
         write_report(result)
         results.append(result)
@@ -102,7 +116,7 @@ def _write_spec(folder: Path, e: Experiment) -> None:
     rundir.write_text_atomic(folder / "experiment.yaml", yaml.safe_dump(body, sort_keys=False))
 
 
-def summarise(e: Experiment, folder: Path, plan: list[Run], dirs: list[Path], rows: list[dict[str, Any]], complete: bool, with_baselines: bool = True) -> ExperimentResult:
+def summarise(e: Experiment, folder: Path, plan: list[Run], dirs: list[Path], rows: list[dict[str, Any]], complete: bool, baselines: list[dict[str, Any]]) -> ExperimentResult:
     metric = metric_of(rows)
     result = ExperimentResult(e, folder, rows, metric, complete=complete)
     result.summary = summary_rows(e, rows, metric)
@@ -116,8 +130,7 @@ def summarise(e: Experiment, folder: Path, plan: list[Run], dirs: list[Path], ro
         result.run_advice[(run.variant, run.seed)] = [a.message for a in advices]
         per_variant[run.variant].append(advices)
     result.advice = {v: adv.summarise(a) for v, a in per_variant.items()}
-    if with_baselines:
-        result.baselines = _baselines(plan)
+    result.baselines = baselines
     return result
 
 

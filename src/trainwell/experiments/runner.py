@@ -208,16 +208,20 @@ def plan_jobs(runs: list[Run], dirs: list[Path], stack: bool, workers: int, say:
     return sorted(jobs, key=lambda j: -j.cost), done
 
 
-def run_jobs(jobs: list[Job], workers: int, threads: int, say: Say) -> tuple[list[dict[str, Any]], bool]:
-    """Execute jobs (workers 0: in this process) and return their rows and whether all ran."""
+def run_jobs(jobs: list[Job], workers: int, threads: int, say: Say, meanwhile: Callable[[], None] | None = None) -> tuple[list[dict[str, Any]], bool]:
+    """Execute jobs (workers 0: in this process) and return their rows and whether all ran.
+    `meanwhile` runs in this process while the workers train (baselines, imports for the report)."""
     rows: list[dict[str, Any]] = []
     total = sum(len(j.runs) for j in jobs)
 
     def finished(job_rows: list[dict[str, Any]]) -> None:
-        rows.extend(job_rows)
         for r in job_rows:
+            rows.append(r)
             say(_progress_line(len(rows), total, r))
 
+    if not jobs or workers == 0:
+        if meanwhile is not None:
+            meanwhile()
     if not jobs:
         return rows, True
     if workers == 0:
@@ -232,6 +236,8 @@ def run_jobs(jobs: list[Job], workers: int, threads: int, say: Say) -> tuple[lis
     pending: dict[Future, Job] = {pool.submit(_execute_quietly, job, threads): job for job in jobs}
     complete = True
     try:
+        if meanwhile is not None:
+            meanwhile()
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:

@@ -108,12 +108,14 @@ def group_jobs(pairs: list[tuple[Run, Path]], workers: int) -> list[Any]:
                 return True
         return False
 
-    total = sum(cost(c) for c in chunks)
-    while len(chunks) < workers and split_largest():
-        pass
-    while chunks and max(cost(c) for c in chunks) > 1.5 * total / max(1, workers) and max(len(c) for c in chunks) > 1:
+    # LPT-style balance: split the costliest chunk while it is more than an even share of the
+    # work (splitting a stack does not halve its dispatch cost, so this stops by itself)
+    for _ in range(4 * len(pairs)):
+        total = sum(cost(c) for c in chunks)
         biggest = max(chunks, key=cost)
-        if len(biggest) == 1 or not split_largest():
+        if len(biggest) < 2 or (len(chunks) >= workers and cost(biggest) <= 1.25 * total / max(1, workers)):
+            break
+        if not split_largest():
             break
     return [Job([r for r, _ in c], [d for _, d in c], stacked=True, cost=cost(c)) for c in chunks]
 
@@ -156,7 +158,9 @@ class Stack:
         for v, g in zip(self.views, self._views(self.grad, leaves=False)):
             v.grad = g  # backward accumulates into the flat gradient buffer
         bns = [[m for m in model.modules() if isinstance(m, nn.BatchNorm1d)] for model in models]
-        self.running = [(torch.stack([b[i].running_mean for b in bns]), torch.stack([b[i].running_var for b in bns])) for i in range(len(bns[0]))]
+        self.running = [
+            (torch.stack([b[i].running_mean for b in bns]).contiguous(), torch.stack([b[i].running_var for b in bns]).contiguous()) for i in range(len(bns[0]))
+        ]
         with torch.no_grad():
             for k, model in enumerate(models):
                 self.flat[k].copy_(torch.cat([p.detach().reshape(-1) for p in self._params_of(model)]))
@@ -208,20 +212,20 @@ class Stack:
         return h
 
     def _batchnorm(self, h: torch.Tensor, i: int, gamma: torch.Tensor, beta: torch.Tensor, train: bool, active: torch.Tensor | None) -> torch.Tensor:
-        rm, rv = self.running[i]
-        if train:
-            var, mean = torch.var_mean(h, dim=1, unbiased=False, keepdim=True)
-            with torch.no_grad():  # running statistics as BatchNorm1d keeps them (unbiased variance), frozen for stopped members
-                n = h.shape[1]
-                new_m = rm.lerp(mean.squeeze(1), BN_MOMENTUM)
-                new_v = rv.lerp(var.squeeze(1) * (n / max(1, n - 1)), BN_MOMENTUM)
-                keep = active.unsqueeze(1)
-                rm.copy_(torch.where(keep, new_m, rm))
-                rv.copy_(torch.where(keep, new_v, rv))
-            hn = (h - mean) * torch.rsqrt(var + BN_EPS)
-        else:
-            hn = (h - rm.unsqueeze(1)) * torch.rsqrt(rv.unsqueeze(1) + BN_EPS)
-        return hn * gamma.unsqueeze(1) + beta.unsqueeze(1)
+        """BatchNorm1d for all members at once: the K members' W features are K·W channels of one
+        native batch_norm call (forward, running statistics and backward each one kernel)."""
+        rm, rv = self.running[i]  # (K, W) views of contiguous (K·W,) buffers
+        K, W = rm.shape
+        if not train:
+            return (h - rm.unsqueeze(1)) * torch.rsqrt(rv.unsqueeze(1) + BN_EPS) * gamma.unsqueeze(1) + beta.unsqueeze(1)
+        frozen = None if active is None or bool(active.all()) else (~active, rm[~active].clone(), rv[~active].clone())
+        B = h.shape[1]
+        flat = h.transpose(0, 1).reshape(B, K * W)
+        out = F.batch_norm(flat, rm.view(-1), rv.view(-1), gamma.reshape(-1), beta.reshape(-1), True, BN_MOMENTUM, BN_EPS)
+        if frozen is not None:  # stopped members keep their statistics
+            with torch.no_grad():
+                rm[frozen[0]], rv[frozen[0]] = frozen[1], frozen[2]
+        return out.view(B, K, W).transpose(0, 1)
 
     def member_state(self, flat_row: torch.Tensor, running: list[tuple[torch.Tensor, torch.Tensor]], model: nn.Module, steps: int) -> dict[str, torch.Tensor]:
         """Member weights in the state_dict layout of the single path's model."""
