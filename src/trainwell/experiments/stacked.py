@@ -10,7 +10,7 @@ whatever the number of layers. Per member, everything that differs between varia
 whether it is L2 (Adam, SGD) or decoupled (AdamW), betas, momentum, Nesterov, dropout rate,
 clip threshold, label smoothing; and each member has its own seed, shuffle order, early
 stopping counter, best weights and stopping epoch. A member that stops gets learning rate 0
-and frozen BatchNorm statistics; it is written out at once.
+and is written out at once; nothing of it is read after that.
 
 What a member shares with `trainwell train` at the same seed: the initial weights (built by
 the same code after the same seeding), the data and its split, the batch order (the run's
@@ -195,7 +195,7 @@ class Stack:
             out.append(tuple(group))
         return out
 
-    def forward(self, x: torch.Tensor, train: bool, masks: list[torch.Tensor | None] | None, active: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, train: bool, masks: list[torch.Tensor | None] | None = None) -> torch.Tensor:
         """x: (K, B, F) in training, (B, F) shared in evaluation → (K, B, outputs)."""
         layers = self._layers
         h = x
@@ -205,26 +205,22 @@ class Stack:
             if i == len(layers) - 1:
                 return h
             if len(layer) == 4:
-                h = self._batchnorm(h, i, layer[2], layer[3], train, active)
+                h = self._batchnorm(h, i, layer[2], layer[3], train)
             h = self.act(h)
             if masks is not None and masks[i] is not None:
                 h = h * masks[i]
         return h
 
-    def _batchnorm(self, h: torch.Tensor, i: int, gamma: torch.Tensor, beta: torch.Tensor, train: bool, active: torch.Tensor | None) -> torch.Tensor:
+    def _batchnorm(self, h: torch.Tensor, i: int, gamma: torch.Tensor, beta: torch.Tensor, train: bool) -> torch.Tensor:
         """BatchNorm1d for all members at once: the K members' W features are K·W channels of one
         native batch_norm call (forward, running statistics and backward each one kernel)."""
         rm, rv = self.running[i]  # (K, W) views of contiguous (K·W,) buffers
         K, W = rm.shape
         if not train:
             return (h - rm.unsqueeze(1)) * torch.rsqrt(rv.unsqueeze(1) + BN_EPS) * gamma.unsqueeze(1) + beta.unsqueeze(1)
-        frozen = None if active is None or bool(active.all()) else (~active, rm[~active].clone(), rv[~active].clone())
         B = h.shape[1]
         flat = h.transpose(0, 1).reshape(B, K * W)
         out = F.batch_norm(flat, rm.view(-1), rv.view(-1), gamma.reshape(-1), beta.reshape(-1), True, BN_MOMENTUM, BN_EPS)
-        if frozen is not None:  # stopped members keep their statistics
-            with torch.no_grad():
-                rm[frozen[0]], rv[frozen[0]] = frozen[1], frozen[2]
         return out.view(B, K, W).transpose(0, 1)
 
     def member_state(self, flat_row: torch.Tensor, running: list[tuple[torch.Tensor, torch.Tensor]], model: nn.Module, steps: int) -> dict[str, torch.Tensor]:
@@ -240,6 +236,79 @@ class Stack:
                 bn.running_var.copy_(rv)
                 bn.num_batches_tracked.fill_(steps)
         return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+class StackedOptimizer:
+    """torch's SGD, Adam and AdamW arithmetic on the flat (K, P) buffer, hyperparameters per member.
+
+    Weight decay goes to weight matrices, and to biases and norm parameters only for members
+    with decay_norm_and_bias; AdamW applies it decoupled (θ ← θ·(1 − lr·λ)), Adam and SGD as
+    L2 (g ← g + λ·θ), as trainwell.optim does. Each update is a few in-place passes over the
+    buffer; a per-member factor is a (K, 1) column that broadcasts over the member's row.
+    """
+
+    def __init__(self, stack: Stack, cfgs: list[Any]) -> None:
+        self.stack, K = stack, len(cfgs)
+        self.sgd = cfgs[0].name == "sgd"  # one family per stack (group_key)
+        wd = [c.weight_decay for c in cfgs]
+        dec_all = [c.decay_norm_and_bias for c in cfgs]
+        adamw = [c.name == "adamw" for c in cfgs]
+        # (views, per-member factor) pairs: matrices always decay, 1-D tensors only where asked
+        self.l2: list[tuple[int, torch.Tensor]] = []
+        self.decoupled: list[tuple[int, torch.Tensor]] = []
+        for i, (_, shape) in enumerate(stack.shapes):
+            lam = [w if (len(shape) >= 2 or a) else 0.0 for w, a in zip(wd, dec_all)]
+            view_shape = (K,) + (1,) * len(shape)
+            l2 = [x if not w else 0.0 for x, w in zip(lam, adamw)]
+            dc = [x if w else 0.0 for x, w in zip(lam, adamw)]
+            if any(l2):
+                self.l2.append((i, torch.tensor(l2).view(view_shape)))
+            if any(dc):
+                self.decoupled.append((i, torch.tensor(dc).view(view_shape)))
+        self.beta1, self.beta2, self.eps = ([getattr(c, k) for c in cfgs] for k in ("beta1", "beta2", "eps"))
+        self.momentum = _col([c.momentum for c in cfgs])
+        self.nesterov = _col([float(c.nesterov) for c in cfgs]) if any(c.nesterov for c in cfgs) else None
+        self.m1 = torch.zeros(K, stack.P)  # Adam's first moment, or SGD's momentum buffer
+        self.m2 = torch.zeros(K, stack.P) if not self.sgd else None
+        self.t = 0
+        self.grad_views = stack._views(stack.grad, leaves=False)
+        self.param_views = [v.detach() for v in stack.views]
+
+    @staticmethod
+    def _scalar_or_col(values: list[float]) -> float | torch.Tensor:
+        return values[0] if len(set(values)) == 1 else _col(values)
+
+    @torch.no_grad()
+    def step(self, lr: torch.Tensor) -> None:
+        """One update with per-member learning rates lr (K, 1); the gradient is in stack.grad."""
+        p, g = self.stack.flat, self.stack.grad
+        for i, lam in self.l2:  # L2: added to the gradient (in place: the buffer is zeroed before each backward)
+            self.grad_views[i].addcmul_(self.param_views[i], lam)
+        if self.sgd:
+            self.m1.mul_(self.momentum).add_(g)  # buf = μ·buf + g (the first step gives buf = g, as torch)
+            step = self.m1 if self.nesterov is None else self.m1 + self.nesterov * (g + self.momentum * self.m1 - self.m1)
+            p.addcmul_(step, lr, value=-1.0)
+            return
+        self.t += 1
+        for i, lam in self.decoupled:  # AdamW: θ ← θ·(1 − lr·λ), before the Adam step as torch does
+            self.param_views[i].mul_(1 - lr.view(-1, *([1] * (lam.dim() - 1))) * lam)
+        b1, b2, eps = (self._scalar_or_col(v) for v in (self.beta1, self.beta2, self.eps))
+        if isinstance(b1, float):
+            self.m1.lerp_(g, 1 - b1)
+        else:
+            self.m1.mul_(b1).add_((1 - b1) * g)
+        if isinstance(b2, float):
+            self.m2.mul_(b2).addcmul_(g, g, value=1 - b2)
+        else:
+            self.m2.mul_(b2).add_((1 - b2) * g * g)
+        bc1 = 1 - b1**self.t
+        bc2 = 1 - b2**self.t
+        denom = self.m2.sqrt()
+        denom.div_(bc2**0.5 if isinstance(bc2, float) else bc2.sqrt()).add_(eps)
+        # θ ← θ − (lr / bc1)·m / denom, with the per-member step folded into the denominator
+        # (a stopped member's lr 0 makes it infinite: m / ∞ = 0, no move)
+        denom.div_(lr / bc1)
+        p.addcdiv_(self.m1, denom, value=-1.0)
 
 
 def _loss(out: torch.Tensor, y: torch.Tensor, task: str, smoothing: torch.Tensor) -> torch.Tensor:
@@ -300,23 +369,13 @@ def _train(runs: list[Run], dirs: list[Path], threads: int, stop_requested: Any)
     spec = {**data.spec, "task": data.task, "input_shape": list(data.input_shape), "n_outputs": data.n_outputs, "model_kind": "mlp"}
 
     # per-member hyperparameters as (K, 1) columns
-    opt = [c.optim for c in cfgs]
-    wd = _col([o.weight_decay for o in opt]) * torch.where(_col([float(o.decay_norm_and_bias) for o in opt]) > 0, torch.ones(1, stack.P), stack.is_matrix)
-    decoupled = _col([float(o.name == "adamw") for o in opt])
-    l2, dec = wd * (1 - decoupled), wd * decoupled
-    use_l2, use_dec = bool(l2.any()), bool(dec.any())
-    sgd = c0.optim.name == "sgd"
-    beta1, beta2, eps = _col([o.beta1 for o in opt]), _col([o.beta2 for o in opt]), _col([o.eps for o in opt])
-    momentum, nesterov = _col([o.momentum for o in opt]), _col([float(o.nesterov) for o in opt])
+    optimizer = StackedOptimizer(stack, [c.optim for c in cfgs])
     clip = [c.train.clip_norm for c in cfgs]
     clip_col = _col([x or 0.0 for x in clip]).squeeze(1)
     any_clip = any(x is not None for x in clip)
     drops = _col([c.model.dropout for c in cfgs]).unsqueeze(1)  # (K, 1, 1)
     any_dropout = bool((drops > 0).any())
     smoothing = _col([c.train.label_smoothing for c in cfgs])
-    m1 = torch.zeros(K, stack.P)
-    m2 = torch.zeros(K, stack.P)
-    adam_t = 0
 
     # per-member loop state
     active = torch.ones(K, dtype=torch.bool)
@@ -382,7 +441,7 @@ def _train(runs: list[Run], dirs: list[Path], threads: int, stop_requested: Any)
                     masks.append(keep[:, :, start : start + w])
                     start += w
             stack.grad.zero_()
-            out = stack.forward(x, True, masks, active)
+            out = stack.forward(x, True, masks)
             losses = _loss(out, y, data.task, smoothing)
             losses.sum().backward()  # members are independent: each one's gradient is its own loss's
             with torch.no_grad():
@@ -393,24 +452,7 @@ def _train(runs: list[Run], dirs: list[Path], threads: int, stop_requested: Any)
                     g.mul_(coef.unsqueeze(1))
                 if per_batch and s > 0:
                     lr_col = _col([sh.lr for sh in shims])
-                lr = lr_col * active.unsqueeze(1)  # stopped members do not move
-                p = stack.flat
-                if sgd:
-                    d_p = g + l2 * p if use_l2 else g
-                    m1.mul_(momentum).add_(d_p)
-                    step_dir = m1 if not bool(nesterov.any()) else m1 + nesterov * (d_p + momentum * m1 - m1)
-                    p.sub_(lr * step_dir)
-                else:
-                    adam_t += 1
-                    d_p = g + l2 * p if use_l2 else g
-                    m1.lerp_(d_p, 1 - beta1)
-                    m2.mul_(beta2).add_((1 - beta2) * d_p * d_p)
-                    if use_dec:
-                        p.mul_(1 - lr * dec)
-                    bc1 = 1 - beta1**adam_t
-                    bc2 = 1 - beta2**adam_t
-                    denom = (m2.sqrt() / bc2.sqrt()).add_(eps)
-                    p.sub_((lr / bc1) * m1 / denom)
+                optimizer.step(lr_col * active.unsqueeze(1))  # stopped members do not move
             for sch, sh in zip(schedules, shims):
                 sch.after_batch(sh)
             step_loss[s] = losses.detach() * idx.shape[1]
@@ -429,7 +471,7 @@ def _train(runs: list[Run], dirs: list[Path], threads: int, stop_requested: Any)
             if bad_loss[:, k].any():
                 first = int(bad_loss[:, k].nonzero()[0])
                 with torch.no_grad():  # keep the stack finite: the member is zeroed and frozen
-                    stack.flat[k].zero_(), m1[k].zero_(), m2[k].zero_()
+                    stack.flat[k].zero_(), optimizer.m1[k].zero_(), optimizer.m2[k].zero_()
                     for rm, rv in stack.running:
                         rm[k].zero_(), rv[k].fill_(1.0)
                 finish(k, NOT_FINITE, f"loss became non-finite at epoch {epoch}, step {first + 1}")
@@ -473,7 +515,7 @@ def _train(runs: list[Run], dirs: list[Path], threads: int, stop_requested: Any)
 
 @torch.no_grad()
 def _outputs(stack: Stack, x: torch.Tensor, batch: int) -> torch.Tensor:
-    return torch.cat([stack.forward(x[i : i + batch], False, None, None) for i in range(0, len(x), batch)], dim=1)
+    return torch.cat([stack.forward(x[i : i + batch], False) for i in range(0, len(x), batch)], dim=1)
 
 
 def _evaluate(stack: Stack, x: torch.Tensor, y: torch.Tensor, regression: bool, smoothing: torch.Tensor, batch: int, target_std: float) -> dict[str, list[float]]:
