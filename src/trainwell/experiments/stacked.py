@@ -270,6 +270,7 @@ class StackedOptimizer:
         self.nesterov = _col([float(c.nesterov) for c in cfgs]) if any(c.nesterov for c in cfgs) else None
         self.m1 = torch.zeros(K, stack.P)  # Adam's first moment, or SGD's momentum buffer
         self.m2 = torch.zeros(K, stack.P) if not self.sgd else None
+        self.denom = torch.empty(K, stack.P) if not self.sgd else None  # reused: a fresh (K, P) tensor each step costs page faults
         self.t = 0
         self.grad_views = stack._views(stack.grad, leaves=False)
         self.param_views = [v.detach() for v in stack.views]
@@ -303,7 +304,7 @@ class StackedOptimizer:
             self.m2.mul_(b2).add_((1 - b2) * g * g)
         bc1 = 1 - b1**self.t
         bc2 = 1 - b2**self.t
-        denom = self.m2.sqrt()
+        denom = torch.sqrt(self.m2, out=self.denom)
         denom.div_(bc2**0.5 if isinstance(bc2, float) else bc2.sqrt()).add_(eps)
         # θ ← θ − (lr / bc1)·m / denom, with the per-member step folded into the denominator
         # (a stopped member's lr 0 makes it infinite: m / ∞ = 0, no move)
