@@ -219,10 +219,10 @@ def make_plots(result: ExperimentResult) -> dict[str, bytes]:
             continue
         ax.plot(e, mean, color=colors(i % 10), label=variant, lw=1.4)
         ax.fill_between(e, lo, hi, color=colors(i % 10), alpha=0.18, lw=0)
-    for b in result.baselines:
+    styles = [":", "--", "-."]
+    for j, b in enumerate(result.baselines):
         if _num(b.get(metric)) is not None:
-            ax.axhline(b[metric], color="grey", ls=":", lw=1)
-            ax.annotate(b["model"], (1, b[metric]), xycoords=("axes fraction", "data"), ha="right", va="bottom", fontsize=7, color="grey")
+            ax.axhline(b[metric], color="grey", ls=styles[j % 3], lw=1, label=f"{b['model']} (test)")
     ax.set(xlabel="epoch", ylabel=val_key, title=f"{exp.name}: {val_key} per variant (mean, band: min–max over seeds)")
     if result.lower_is_better:
         _clip_y(ax, result)
@@ -269,12 +269,11 @@ def _legend(ax: Any) -> None:
 
 
 def _clip_y(ax: Any, result: ExperimentResult) -> None:
-    """Early epochs of a regression dwarf the rest: show up to 3× the best final value."""
-    finals = [_num(r[f"{result.metric}_mean"]) for r in result.summary]
-    finals = [f for f in finals if f is not None]
+    """Early epochs of a regression dwarf the rest: show from the lowest value to 1.5× the worst final mean."""
+    finals = [f for f in (_num(r[f"{result.metric}_mean"]) for r in result.summary) if f is not None]
+    lows = finals + [b[result.metric] for b in result.baselines if _num(b.get(result.metric)) is not None]
     if finals:
-        low, _ = ax.get_ylim()
-        ax.set_ylim(max(low, 0), 3 * min(finals))
+        ax.set_ylim(0.97 * min(lows), 1.5 * max(finals))
 
 
 # ---- HTML --------------------------------------------------------------------------------------
