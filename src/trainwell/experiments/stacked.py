@@ -51,8 +51,7 @@ HONOURED = {
 TABULAR = ("delivery", "csv")
 BN_EPS, BN_MOMENTUM = 1e-5, 0.1  # nn.BatchNorm1d's defaults, which the single path uses
 MAX_MEMBERS = 16  # more members per stack gain little and delay the first finished runs
-# the per-layer parameters are views into one (K, P) buffer, which autograd's layout check flags
-warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
+LAYOUT_WARNING = "grad and param do not obey the gradient layout contract"  # views of one (K, P) buffer: expected here
 ACTIVATIONS = {"relu": torch.relu, "gelu": F.gelu, "silu": F.silu, "tanh": torch.tanh}
 
 
@@ -325,7 +324,8 @@ def train_stacked(runs: list[Run], dirs: list[Path], threads: int) -> list[dict[
     """Train the runs as one stack; write each member's run directory when it stops; return result rows."""
     from ..runner import stop_on_signals
 
-    with stop_on_signals() as stop_requested:
+    with stop_on_signals() as stop_requested, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=LAYOUT_WARNING)
         return _train(runs, dirs, threads, stop_requested)
 
 
@@ -472,7 +472,9 @@ def _train(runs: list[Run], dirs: list[Path], threads: int, stop_requested: Any)
             if bad_loss[:, k].any():
                 first = int(bad_loss[:, k].nonzero()[0])
                 with torch.no_grad():  # keep the stack finite: the member is zeroed and frozen
-                    stack.flat[k].zero_(), optimizer.m1[k].zero_(), optimizer.m2[k].zero_()
+                    stack.flat[k].zero_(), optimizer.m1[k].zero_()
+                    if optimizer.m2 is not None:
+                        optimizer.m2[k].zero_()
                     for rm, rv in stack.running:
                         rm[k].zero_(), rv[k].fill_(1.0)
                 finish(k, NOT_FINITE, f"loss became non-finite at epoch {epoch}, step {first + 1}")
