@@ -127,6 +127,8 @@ def early_stopping_value(history: Sequence[Row], ctx: Context = Context()) -> Ad
             {"best_epoch": best, "epochs_run": last, "epochs_saved": saved},
         )
     would = max(0, late - (ctx.patience or 0))
+    if would == 0:
+        return None
     return Advice(
         EARLY_STOPPING,
         f"best epoch {best} of {last}: the last {late} epochs did not improve validation loss; "

@@ -71,17 +71,13 @@ def compare_many(
     started = time.perf_counter()
     baseline_rows: dict[int, list[dict[str, Any]]] = {}
 
-    def meanwhile() -> None:  # the parent is idle while workers train: fit the baselines and load matplotlib now
+    def meanwhile() -> None:  # the parent is idle while workers train: fit the baselines now
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=1):  # one thread: the cores belong to the workers
             for i, plan in enumerate(plans):
                 if baselines:
                     baseline_rows[i] = _baselines(plan)
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot  # noqa: F401
 
     new_rows, complete = run_jobs(jobs, workers, threads, say, meanwhile)
     seconds = time.perf_counter() - started

@@ -232,35 +232,57 @@ def run_jobs(jobs: list[Job], workers: int, threads: int, say: Say, meanwhile: C
             return rows, False
         return rows, True
     ctx = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker, initargs=(threads,))
-    pending: dict[Future, Job] = {pool.submit(_execute_quietly, job, threads): job for job in jobs}
-    complete = True
+    # workers are born ignoring Ctrl-C (an ignored signal stays ignored across exec, and Python
+    # then installs no KeyboardInterrupt handler), so one that is still importing when Ctrl-C
+    # comes does not die with a traceback; a running run installs its own handler
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
     try:
-        if meanwhile is not None:
-            meanwhile()
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker, initargs=(threads,))
+        pending: dict[Future, Job] = {pool.submit(_execute_quietly, job, threads): job for job in jobs}
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    complete = True
+
+    def collect() -> None:
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
-                job = pending.pop(fut)
-                try:
-                    finished(fut.result())
-                except Exception as exc:  # the worker process itself died
-                    finished([record(r, d, None, FAILED, f"worker process failed: {one_line(exc)}") for r, d in zip(job.runs, job.dirs)])
-    except KeyboardInterrupt:
-        complete = False
-        say("interrupted: letting running runs write their checkpoints ...")
-        for fut in pending:
-            fut.cancel()
-        for fut, job in pending.items():
-            if fut.cancelled():
-                continue
-            try:
-                finished(fut.result())
-            except BaseException:
-                pass
+                job = pending[fut]
+                if fut.cancelled():
+                    job_rows = []
+                else:
+                    try:
+                        job_rows = fut.result()
+                    except Exception as exc:  # the worker process itself died
+                        job_rows = [record(r, d, None, FAILED, f"worker process failed: {one_line(exc)}") for r, d in zip(job.runs, job.dirs)]
+                del pending[fut]
+                finished(job_rows)
+
+    try:
+        try:
+            if meanwhile is not None:
+                meanwhile()
+            collect()
+        except KeyboardInterrupt:
+            complete = False
+            if _main_thread():  # a second Ctrl-C must not cut the collection short
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+            say("interrupted: running runs stop after their current step and keep what they finished ...")
+            for fut in list(pending):
+                fut.cancel()  # jobs not yet started: they run next time
+            collect()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    return rows, complete
+        if not complete and _main_thread():
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    return rows, complete and all(r["status"] != INTERRUPTED for r in rows)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 def _progress_line(i: int, total: int, r: dict[str, Any]) -> str:
