@@ -86,3 +86,13 @@ def test_group_jobs_give_every_worker_work(tmp_path):
     other = Run("t", "w", 0, cfg(model__hidden=[8]))
     jobs = group_jobs([(runs[0], tmp_path / "a"), (other, tmp_path / "b")], workers=1)
     assert len(jobs) == 2  # different shapes never share a stack
+
+
+def test_stack_shrinks_when_most_members_stop(tmp_path):
+    # members stop after 1, 1, 2 and 6 epochs; the last trains on alone in a smaller stack, unchanged
+    cfgs = [cfg(train__max_epochs=m, train__seed=i, optim__lr=lr) for i, (m, lr) in enumerate([(1, 1e-3), (1, 2e-3), (2, 3e-3), (6, 4e-3)])]
+    rows = train_stacked([Run("t", f"v{i}", i, c) for i, c in enumerate(cfgs)], [tmp_path / f"s{i}" for i in range(4)], 1)
+    assert [r["epochs"] for r in rows] == [1, 1, 2, 6]
+    single = train(cfgs[3], out=tmp_path / "single", quiet=True)
+    stacked = json.loads((tmp_path / "s3" / "history.json").read_text())
+    assert [h["val_loss"] for h in stacked] == pytest.approx([h["val_loss"] for h in single.history], rel=2e-4)

@@ -141,30 +141,39 @@ class Stack:
     """K MLPs as one flat parameter buffer (K, P) with per-layer views that are autograd leaves."""
 
     def __init__(self, models: list[nn.Module], norm: str, activation: str) -> None:
-        self.K = len(models)
-        self.norm, self.act = norm, ACTIVATIONS[activation]
-        linears = [[m for m in model.modules() if isinstance(m, nn.Linear)] for model in models]
+        self.norm, self.activation = norm, activation
+        linears = [m for m in models[0].modules() if isinstance(m, nn.Linear)]
         self.shapes: list[tuple[str, tuple[int, ...]]] = []  # (kind, per-member shape) in buffer order
-        for i, lin in enumerate(linears[0]):
+        for i, lin in enumerate(linears):
             self.shapes += [("weight", tuple(lin.weight.shape)), ("bias", tuple(lin.bias.shape))]
-            if norm == "batch" and i < len(linears[0]) - 1:
+            if norm == "batch" and i < len(linears) - 1:
                 self.shapes += [("bn_weight", (lin.out_features,)), ("bn_bias", (lin.out_features,))]
-        self.P = sum(math.prod(s) for _, s in self.shapes)
-        self.flat = torch.zeros(self.K, self.P)
+        flat = torch.stack([torch.cat([p.detach().reshape(-1) for p in self._params_of(m)]) for m in models])
+        bns = [[m for m in model.modules() if isinstance(m, nn.BatchNorm1d)] for model in models]
+        running = [(torch.stack([b[i].running_mean for b in bns]), torch.stack([b[i].running_var for b in bns])) for i in range(len(bns[0]))]
+        self._setup(flat, running)
+
+    def _setup(self, flat: torch.Tensor, running: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        self.act = ACTIVATIONS[self.activation]
+        self.K, self.P = flat.shape
+        self.flat = flat.contiguous()
         self.grad = torch.zeros(self.K, self.P)
         self.views = self._views(self.flat, leaves=True)
         self._layers = self._group_layers()
         for v, g in zip(self.views, self._views(self.grad, leaves=False)):
             v.grad = g  # backward accumulates into the flat gradient buffer
-        bns = [[m for m in model.modules() if isinstance(m, nn.BatchNorm1d)] for model in models]
-        self.running = [
-            (torch.stack([b[i].running_mean for b in bns]).contiguous(), torch.stack([b[i].running_var for b in bns]).contiguous()) for i in range(len(bns[0]))
-        ]
-        with torch.no_grad():
-            for k, model in enumerate(models):
-                self.flat[k].copy_(torch.cat([p.detach().reshape(-1) for p in self._params_of(model)]))
+        self.running = [(rm.contiguous(), rv.contiguous()) for rm, rv in running]
         # matrices (weights) are decayed; 1-D tensors (biases, norm scales) only for decay_norm_and_bias
         self.is_matrix = torch.cat([torch.full((math.prod(s),), float(len(s) >= 2)) for _, s in self.shapes]).unsqueeze(0)
+
+    def subset(self, rows: list[int]) -> "Stack":
+        """A new stack of the given members only (when most have stopped, the rest train faster)."""
+        new = Stack.__new__(Stack)
+        new.norm, new.activation, new.shapes = self.norm, self.activation, self.shapes
+        idx = torch.tensor(rows)
+        with torch.no_grad():
+            new._setup(self.flat.index_select(0, idx), [(rm.index_select(0, idx), rv.index_select(0, idx)) for rm, rv in self.running])
+        return new
 
     def _params_of(self, model: nn.Module) -> list[torch.Tensor]:
         out = []
@@ -274,6 +283,23 @@ class StackedOptimizer:
         self.grad_views = stack._views(stack.grad, leaves=False)
         self.param_views = [v.detach() for v in stack.views]
 
+    def subset(self, stack: Stack, rows: list[int]) -> "StackedOptimizer":
+        """This optimizer's state for the given members, on their new stack."""
+        idx = torch.tensor(rows)
+        new = StackedOptimizer.__new__(StackedOptimizer)
+        new.stack, new.sgd, new.t = stack, self.sgd, self.t
+        new.l2 = [(i, lam.index_select(0, idx)) for i, lam in self.l2]
+        new.decoupled = [(i, lam.index_select(0, idx)) for i, lam in self.decoupled]
+        new.beta1, new.beta2, new.eps = ([v[r] for r in rows] for v in (self.beta1, self.beta2, self.eps))
+        new.momentum = self.momentum.index_select(0, idx)
+        new.nesterov = None if self.nesterov is None else self.nesterov.index_select(0, idx)
+        new.m1 = self.m1.index_select(0, idx)
+        new.m2 = None if self.m2 is None else self.m2.index_select(0, idx)
+        new.denom = None if self.denom is None else torch.empty_like(new.m2)
+        new.grad_views = stack._views(stack.grad, leaves=False)
+        new.param_views = [v.detach() for v in stack.views]
+        return new
+
     @staticmethod
     def _scalar_or_col(values: list[float]) -> float | torch.Tensor:
         return values[0] if len(set(values)) == 1 else _col(values)
@@ -379,8 +405,9 @@ def _train(runs: list[Run], dirs: list[Path], threads: int, stop_requested: Any)
     smoothing = _col([c.train.label_smoothing for c in cfgs])
 
     # per-member loop state
-    active = torch.ones(K, dtype=torch.bool)
-    alive = [True] * K
+    members = list(range(K))  # row of the stack → index of the run (rows shrink as members stop)
+    active = torch.ones(K, dtype=torch.bool)  # per row
+    alive = [True] * K  # per run
     history: list[list[dict[str, Any]]] = [[] for _ in range(K)]
     best_value: list[float | None] = [None] * K
     best_epoch: list[int | None] = [None] * K
@@ -391,26 +418,26 @@ def _train(runs: list[Run], dirs: list[Path], threads: int, stop_requested: Any)
     steps_trained = [0] * K
     rows: dict[int, dict[str, Any]] = {}
     widths = [h for h in c0.model.hidden]
-    lr_col = _col([sh.lr for sh in shims])
+    lr_col = _col(([sh.lr for sh in shims]))
     epoch = 0
     regression = data.task == "regression"
     y_train = data.y_train
 
-    def finish(k: int, reason: str, detail: str = "") -> None:
-        """Member k stops: restore its best weights if asked, score the test split, write its run directory."""
+    def finish(k: int, row: int, reason: str, detail: str = "") -> None:
+        """Run k (stack row `row`) stops: restore its best weights if asked, score the test split, write its run directory."""
         alive[k] = False
-        active[k] = False
+        active[row] = False
         c, d = cfgs[k], dirs[k]
         d.mkdir(parents=True, exist_ok=True)
         rundir.write_text_atomic(d / rundir.CONFIG, dump_yaml(c))
         rundir.write_history(d, history[k])
         restored = c.train.restore_best and best_epoch[k] is not None
-        flat_row = best_flat[k] if restored else stack.flat[k]
-        running = [(rm[k], rv[k]) for rm, rv in (best_running if restored else stack.running)]
+        flat_row = best_flat[k] if restored else stack.flat[row]
+        running = [(brm[k], brv[k]) for brm, brv in best_running] if restored else [(rm[row], rv[row]) for rm, rv in stack.running]
         if best_epoch[k] is not None:
             state = stack.member_state(best_flat[k], [(rm[k], rv[k]) for rm, rv in best_running], models[k], steps_trained[k])
             save_checkpoint(BEST, {"model": state, "epoch": best_epoch[k], "monitor": c.train.monitor, "value": best_value[k], "spec": spec}, d / rundir.BEST_PT)
-        test = _score_member(stack, flat_row, running, k, data, regression, c.train.label_smoothing, c.train.eval_batch_size)
+        test = _score_member(stack, flat_row, running, row, data, regression, c.train.label_smoothing, c.train.eval_batch_size)
         metrics: dict[str, Any] = {f"test_{key}": v for key, v in test.items() if key != "loss"}
         metrics.update(
             test_loss=test["loss"], epochs_run=len(history[k]), best_epoch=best_epoch[k], best_value=best_value[k], monitor=c.train.monitor,
@@ -425,10 +452,11 @@ def _train(runs: list[Run], dirs: list[Path], threads: int, stop_requested: Any)
         if stop_requested():
             break
         started = time.perf_counter()
-        perm = torch.stack([torch.randperm(n_train, generator=g) for g in shufflers])  # (K, n): each member's own order
-        step_loss = torch.zeros(steps, K)
-        step_norm = torch.zeros(steps, K)
-        u = torch.rand(steps, K, B, sum(widths), generator=dropout_gen) if any_dropout else None
+        Kc = len(members)
+        perm = torch.stack([torch.randperm(n_train, generator=shufflers[k]) for k in members])  # (Kc, n): each member's own order
+        step_loss = torch.zeros(steps, Kc)
+        step_norm = torch.zeros(steps, Kc)
+        u = torch.rand(steps, Kc, B, sum(widths), generator=dropout_gen) if any_dropout else None
         for s in range(steps):
             idx = perm[:, s * B : (s + 1) * B]
             x = data.x_train[idx]  # (K, b, F)
@@ -452,61 +480,69 @@ def _train(runs: list[Run], dirs: list[Path], threads: int, stop_requested: Any)
                     coef = torch.where(clip_col > 0, (clip_col / (norm + 1e-6)).clamp(max=1.0), torch.ones_like(norm))
                     g.mul_(coef.unsqueeze(1))
                 if per_batch and s > 0:
-                    lr_col = _col([sh.lr for sh in shims])
+                    lr_col = _col([shims[k].lr for k in members])
                 optimizer.step(lr_col * active.unsqueeze(1))  # stopped members do not move
-            for sch, sh in zip(schedules, shims):
-                sch.after_batch(sh)
+            for k in members:
+                schedules[k].after_batch(shims[k])
             step_loss[s] = losses.detach() * idx.shape[1]
             step_norm[s] = norm
         # -- validate all members at once, then each member's bookkeeping
-        lr_epoch = [sh.lr for sh in shims]
+        lr_epoch = [shims[k].lr for k in members]
         val = _evaluate(stack, data.x_val, data.y_val, regression, smoothing, c0.train.eval_batch_size, data.target_std)
         seconds = (time.perf_counter() - started) / max(1, sum(alive))
         epoch += 1
         bad_loss = ~torch.isfinite(step_loss)
-        for k in range(K):
+        for row, k in enumerate(members):
             if not alive[k]:
                 continue
             member_seconds[k] += seconds
             steps_trained[k] += steps
-            if bad_loss[:, k].any():
-                first = int(bad_loss[:, k].nonzero()[0])
+            if bad_loss[:, row].any():
+                first = int(bad_loss[:, row].nonzero()[0])
                 with torch.no_grad():  # keep the stack finite: the member is zeroed and frozen
-                    stack.flat[k].zero_(), optimizer.m1[k].zero_()
+                    stack.flat[row].zero_(), optimizer.m1[row].zero_()
                     if optimizer.m2 is not None:
-                        optimizer.m2[k].zero_()
+                        optimizer.m2[row].zero_()
                     for rm, rv in stack.running:
-                        rm[k].zero_(), rv[k].fill_(1.0)
-                finish(k, NOT_FINITE, f"loss became non-finite at epoch {epoch}, step {first + 1}")
+                        rm[row].zero_(), rv[row].fill_(1.0)
+                finish(k, row, NOT_FINITE, f"loss became non-finite at epoch {epoch}, step {first + 1}")
                 continue
             c = cfgs[k].train
-            monitored = val[metric_key][k]
+            monitored = val[metric_key][row]
             schedules[k].after_epoch(shims[k], monitored)
-            norms = step_norm[:, k]
-            row = {
+            norms = step_norm[:, row]
+            entry = {
                 "epoch": epoch,
-                "train_loss": step_loss[:, k].sum().item() / n_seen,
-                "val_loss": val["loss"][k],
-                **{f"val_{key}": v[k] for key, v in val.items() if key != "loss"},
-                "lr": lr_epoch[k],
+                "train_loss": step_loss[:, row].sum().item() / n_seen,
+                "val_loss": val["loss"][row],
+                **{f"val_{key}": v[row] for key, v in val.items() if key != "loss"},
+                "lr": lr_epoch[row],
                 "grad_norm_mean": norms.mean().item(),
                 "grad_norm_max": norms.max().item(),
                 "clipped_fraction": (norms > c.clip_norm).float().mean().item() if c.clip_norm else 0.0,
                 "seconds": seconds,
             }
-            history[k].append(row)
+            history[k].append(entry)
             if improved(monitored, best_value[k], mode, c.min_delta):
                 best_value[k], best_epoch[k], bad_epochs[k] = monitored, epoch, 0
-                best_flat[k].copy_(stack.flat[k].detach())
+                best_flat[k].copy_(stack.flat[row].detach())
                 for (brm, brv), (rm, rv) in zip(best_running, stack.running):
-                    brm[k].copy_(rm[k]), brv[k].copy_(rv[k])
+                    brm[k].copy_(rm[row]), brv[k].copy_(rv[row])
             else:
                 bad_epochs[k] += 1
             if c.early_stopping and bad_epochs[k] >= c.patience:
-                finish(k, EARLY_STOP)
+                finish(k, row, EARLY_STOP)
             elif epoch >= c.max_epochs:
-                finish(k, MAX_EPOCHS)
-        lr_col = _col([sh.lr for sh in shims])
+                finish(k, row, MAX_EPOCHS)
+        keep = [row for row, k in enumerate(members) if alive[k]]
+        if keep and len(keep) <= len(members) // 2:  # most have stopped: train the rest as a smaller stack
+            stack = stack.subset(keep)
+            optimizer = optimizer.subset(stack, keep)
+            idx = torch.tensor(keep)
+            drops, smoothing, clip_col = drops.index_select(0, idx), smoothing.index_select(0, idx), clip_col.index_select(0, idx)
+            members = [members[row] for row in keep]
+            active = torch.ones(len(members), dtype=torch.bool)
+        lr_col = _col([shims[k].lr for k in members])
     out = []
     for k in range(K):
         if k in rows:
