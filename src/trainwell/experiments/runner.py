@@ -173,7 +173,9 @@ def estimate_cost(cfg: Any) -> float:
     dims = [4, *cfg.model.hidden, 1]
     params = sum(a * b for a, b in zip(dims, dims[1:]))
     step_seconds = 5e-4 + 6 * cfg.train.batch_size * params / 2e10  # ~0.5 ms of dispatch, ~20 GFLOP/s
-    return cfg.train.max_epochs * steps * step_seconds
+    from .stacked import expected_epochs
+
+    return expected_epochs(cfg) * steps * step_seconds
 
 
 def plan_jobs(runs: list[Run], dirs: list[Path], stack: bool, workers: int, say: Say) -> tuple[list[Job], list[dict[str, Any]]]:

@@ -71,15 +71,22 @@ def group_key(cfg: RunConfig) -> tuple:
     return (repr(cfg.data), tuple(m.hidden), m.norm, m.activation, t.batch_size, t.eval_batch_size, family, t.monitor, t.mode)
 
 
+def expected_epochs(cfg: RunConfig) -> int:
+    """Epochs a run will likely train: all of them, or with early stopping about three patiences."""
+    return min(cfg.train.max_epochs, 3 * cfg.train.patience) if cfg.train.early_stopping else cfg.train.max_epochs
+
+
 def estimate_cost(cfgs: list[RunConfig]) -> float:
-    """Rough seconds of a stack on one thread: epochs × steps × (dispatch + arithmetic of K members)."""
+    """Rough seconds of a stack on one thread: epochs × steps × (dispatch + arithmetic of K members),
+    with constants measured on the delivery MLPs (about 30 GFLOP/s in batched matmuls)."""
     c = cfgs[0]
     rows = c.data.n * (1 - c.data.test_fraction) * (1 - c.data.val_fraction) if c.data.name == "delivery" else 10_000
     steps = math.ceil(rows / c.train.batch_size)
     dims = [4, *c.model.hidden, 1]
     params = sum(a * b for a, b in zip(dims, dims[1:]))
-    epochs = max(x.train.max_epochs for x in cfgs)
-    return epochs * steps * (1.2e-3 + 6 * c.train.batch_size * params * len(cfgs) / 2e10)
+    dispatch = 4e-4 + (4e-4 if c.model.norm == "batch" else 0.0) + (2e-4 if any(x.model.dropout > 0 for x in cfgs) else 0.0)
+    epochs = max(expected_epochs(x) for x in cfgs)
+    return epochs * steps * (dispatch + 6 * c.train.batch_size * params * len(cfgs) / 3e10)
 
 
 def group_jobs(pairs: list[tuple[Run, Path]], workers: int) -> list[Any]:
@@ -107,14 +114,22 @@ def group_jobs(pairs: list[tuple[Run, Path]], workers: int) -> list[Any]:
                 return True
         return False
 
-    # LPT-style balance: split the costliest chunk while it is more than an even share of the
-    # work (splitting a stack does not halve its dispatch cost, so this stops by itself)
-    for _ in range(4 * len(pairs)):
-        total = sum(cost(c) for c in chunks)
-        biggest = max(chunks, key=cost)
-        if len(biggest) < 2 or (len(chunks) >= workers and cost(biggest) <= 1.25 * total / max(1, workers)):
-            break
-        if not split_largest():
+    def makespan(cs: list[list[tuple[Run, Path]]]) -> float:
+        """Estimated seconds until the last worker is done, longest jobs first to the least loaded."""
+        loads = [0.0] * max(1, workers)
+        for c in sorted((cost(c) for c in cs), reverse=True):
+            loads[loads.index(min(loads))] += c
+        return max(loads)
+
+    # every worker gets a job where there are enough runs; then the costliest job is halved while
+    # that shortens the estimated makespan (a stack of small models costs mostly dispatch, which
+    # halving does not remove, so those stay whole)
+    while len(chunks) < workers and split_largest():
+        pass
+    for _ in range(len(pairs)):
+        before, saved = makespan(chunks), list(chunks)
+        if not split_largest() or makespan(chunks) > 0.95 * before:
+            chunks[:] = saved
             break
     return [Job([r for r, _ in c], [d for _, d in c], stacked=True, cost=cost(c)) for c in chunks]
 
