@@ -56,6 +56,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise TrainwellError("say what to train: a CONFIG file, --preset NAME (see 'trainwell presets') or --data CSV --target COLUMN")
     cfg = load_config(args.config, preset=args.preset, overrides=overrides)
     result = train(cfg, out=args.out)
+    from .experiments.advice import for_result
+
+    for line in for_result(result):
+        print(f"advice: {line}")
     return _report(result)
 
 
@@ -107,13 +111,30 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from .config import load_config
-    from .runner import train
+def cmd_compare(args: argparse.Namespace) -> int:
+    from . import experiments as ex
 
-    cfg = load_config(preset="delivery-production", overrides={"train.seed": 42})
-    result = train(cfg, out=args.out)
-    return _report(result)
+    if args.list:
+        for name, text in ex.presets.describe():
+            print(f"{name:<12}  {text}")
+        return 0
+    overrides = _overrides(args.set)
+    exp = ex.resolve(args.experiment, args.preset, overrides, args.seeds)
+    out = args.out or f"{ex.DEFAULT_ROOT}/{ex.spec.slug(exp.name)}"
+    result = ex.compare(exp, out, workers=args.workers, overrides=overrides, quiet=args.quiet)
+    print(ex.console_summary(result))
+    print(f"report: {result.out / 'report.html'}  (results.csv, summary.csv, report.md)")
+    return 0 if result.complete else EXIT_INTERRUPTED
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from . import experiments as ex
+
+    results, report = ex.demo(args.out or f"{ex.DEFAULT_ROOT}/demo", seeds=args.seeds, workers=args.workers, quiet=args.quiet)
+    for result in results:
+        print(ex.console_summary(result))
+    print(f"report: {report}")
+    return 0 if all(r.complete for r in results) else EXIT_INTERRUPTED
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,8 +176,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("presets", cmd_presets, "list the built-in presets")
 
-    p = add("demo", cmd_demo, "the main job on built-in data")
-    p.add_argument("--out", help="output directory")
+    p = add("compare", cmd_compare, "compare training choices over seeds: an experiment file or a built-in one")
+    p.add_argument("experiment", nargs="?", help="experiment YAML (base, variants and/or grid, seeds)")
+    p.add_argument("--preset", help="a built-in experiment instead of a file (see --list)")
+    p.add_argument("--list", action="store_true", help="list the built-in experiments")
+    p.add_argument("--seeds", type=int, help="seeds per variant (0..N-1), replacing the experiment's")
+    p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field in every run, e.g. train.max_epochs=20")
+    p.add_argument("--out", help="output folder (default: reports/NAME); an interrupted compare continues there")
+    p.add_argument("--quiet", action="store_true", help="no per-run progress lines")
+
+    p = add("demo", cmd_demo, "the main job: the tabular seed comparisons and the recipe ablation on delivery, with a report")
+    p.add_argument("--out", help="output folder (default: reports/demo)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per variant (default 3)")
+    p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    p.add_argument("--quiet", action="store_true", help="no per-run progress lines")
     return parser
 
 

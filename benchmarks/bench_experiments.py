@@ -1,0 +1,67 @@
+"""Seconds for trainwell's equivalents of the first seed lesson's five scripts, one seed each.
+
+The seed's scripts, run as written one after another, take 198 s on this machine (2 cores;
+figures in shared/seeds/README.md). Here each built-in experiment (optimizers, batchnorm,
+dropout, schedules, recipe) runs with one seed as `trainwell compare --preset NAME --seeds 1`
+would, one after another, each with its own worker pool (spawning included), report and
+baselines. Target: total <= 198 / 5 = 40 s (aim: 20 s), and every variant's test MAE no
+worse than the seed's figure.
+
+    python benchmarks/bench_experiments.py [--workers N] [--seeds 1] [--no-stack] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+
+from trainwell.experiments import compare, preset
+
+SEED_SECONDS = {"optimizers": 33, "batchnorm": 26, "dropout": 70, "schedules": 58, "recipe": 11}
+SEED_TOTAL = 198  # all five scripts one after another (the seed README)
+SEED_MAE = {
+    "optimizers": {"sgd": 3.409, "sgd-momentum": 3.500, "adam": 3.533, "adamw": 3.537},
+    "batchnorm": {"without": 3.475, "with": 3.673},
+    "dropout": {"dropout=0": 4.345, "dropout=0.1": 3.854, "dropout=0.3": 3.754, "dropout=0.5": 3.625, "dropout=0.7": 4.779},
+    "schedules": {"none": 3.878, "step": 3.431, "cosine": 3.417, "plateau": 3.430, "onecycle": 3.425},
+    "recipe": {"recipe": 3.429},
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
+    ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--no-stack", action="store_true", help="train every run on its own (no vectorised stacks)")
+    ap.add_argument("--out", help="keep the outputs here (default: a temporary folder)")
+    args = ap.parse_args()
+    root = args.out or tempfile.mkdtemp(prefix="bench-experiments-")
+    total, worse = 0.0, []
+    lines = []
+    for name in SEED_SECONDS:
+        exp = preset(name).with_seeds(args.seeds)
+        exp.stack = not args.no_stack
+        out = f"{root}/{name}"
+        shutil.rmtree(out, ignore_errors=True)
+        started = time.perf_counter()
+        result = compare(exp, out, workers=args.workers, quiet=True)
+        seconds = time.perf_counter() - started
+        total += seconds
+        print(f"{name:<11} {seconds:6.1f} s  (seed script {SEED_SECONDS[name]} s)", flush=True)
+        for row in result.summary:
+            mae, ref = row["test_mae_mean"], SEED_MAE[name][row["variant"]]
+            flag = "ok" if mae <= ref else "WORSE"
+            if mae > ref:
+                worse.append(f"{name}/{row['variant']}")
+            lines.append(f"  {name}/{row['variant']:<14} test MAE {mae:.3f}  seed {ref:.3f}  {flag}")
+    print("\n".join(lines))
+    print(f"total       {total:6.1f} s  = {total / SEED_TOTAL:.3f} of the seed's {SEED_TOTAL} s ({SEED_TOTAL / total:.1f}x faster); target <= {SEED_TOTAL / 5:.0f} s")
+    print("every variant's test MAE no worse than the seed's" if not worse else f"worse than the seed: {', '.join(worse)}")
+    if not args.out:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""Comparing training choices: plan every run of one or more experiments, validate them all,
+run them in one worker pool, then summarise, advise and report.
+
+`compare` runs one experiment into OUT; `compare_many` runs several into OUT/<name>/ each and
+adds OUT/report.html over all of them (what `trainwell demo` does).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .. import rundir
+from ..errors import ConfigError
+from . import advice as adv
+from .report import ExperimentResult, html_page, html_section, markdown, metric_of, summary_rows, write_report
+from .runner import Say, cores, plan_jobs, read_history, run_jobs, stderr_say, threads_per_worker, write_results
+from .spec import Experiment, Run, expand, slug
+
+RESULTS, SUMMARY, REPORT_MD, REPORT_HTML = "results.csv", "summary.csv", "report.md", "report.html"
+
+
+def default_workers() -> int:
+    return cores()  # one worker per core
+
+
+def _check_workers(workers: int | None) -> int:
+    if workers is None:
+        return default_workers()
+    if workers < 0:
+        raise ConfigError(f"--workers {workers} is not allowed: an integer >= 1")
+    return workers
+
+
+def run_dirs(out: Path, runs: list[Run]) -> list[Path]:
+    return [out / "runs" / slug(r.variant) / f"seed-{r.seed}" for r in runs]
+
+
+def compare_many(
+    experiments: list[Experiment],
+    out: str | Path,
+    workers: int | None = None,
+    overrides: dict[str, Any] | None = None,
+    quiet: bool = False,
+    say: Say | None = None,
+    nested: bool = True,
+    baselines: bool = True,
+) -> list[ExperimentResult]:
+    """Run every experiment's runs in one pool. With `nested`, experiment i writes to OUT/<name>/."""
+    say = say or stderr_say(quiet)
+    workers = _check_workers(workers)
+    out = Path(out)
+    names = [e.name for e in experiments]
+    if len(set(names)) < len(names):
+        raise ConfigError("two experiments share a name; give each its own")
+    folders = [out / slug(e.name) if nested else out for e in experiments]
+    # every config of every variant is validated before the first run starts
+    plans = [expand(e, overrides) for e in experiments]
+    dirs = [run_dirs(f, p) for f, p in zip(folders, plans)]
+    threads = threads_per_worker(workers)
+    all_runs = [r for p in plans for r in p]
+    all_dirs = [d for ds in dirs for d in ds]
+    for f, e in zip(folders, experiments):
+        f.mkdir(parents=True, exist_ok=True)
+        _write_spec(f, e)
+    stack = all(e.stack for e in experiments)
+    jobs, kept = plan_jobs(all_runs, all_dirs, stack, max(1, workers), say)
+    say(f"{len(all_runs)} runs ({len(jobs)} jobs) on {workers or 1} worker{'s' if workers != 1 else ''} × {threads} thread{'s' if threads != 1 else ''}")
+    import time
+
+    started = time.perf_counter()
+    baseline_rows: dict[int, list[dict[str, Any]]] = {}
+
+    def meanwhile() -> None:  # the parent is idle while workers train: fit the baselines now
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1):  # one thread: the cores belong to the workers
+            for i, plan in enumerate(plans):
+                if baselines:
+                    baseline_rows[i] = _baselines(plan)
+
+    new_rows, complete = run_jobs(jobs, workers, threads, say, meanwhile)
+    seconds = time.perf_counter() - started
+    by_dir = {row["run_dir"]: row for row in kept + new_rows}
+    results = []
+    for i, (e, f, plan, ds) in enumerate(zip(experiments, folders, plans, dirs)):
+        rows = [by_dir.get(str(d)) or _missing(r, d) for r, d in zip(plan, ds)]
+        for row in rows:
+            row["run_dir"] = str(Path(row["run_dir"]).relative_to(f)) if Path(row["run_dir"]).is_relative_to(f) else row["run_dir"]
+        write_results(f / RESULTS, rows)
+        result = summarise(e, f, plan, ds, rows, complete, baseline_rows.get(i, []))
+        result.seconds = seconds
+        write_report(result)
+        results.append(result)
+    return results
+
+
+def compare(experiment: Experiment, out: str | Path, workers: int | None = None, overrides: dict[str, Any] | None = None, quiet: bool = False, say: Say | None = None, baselines: bool = True) -> ExperimentResult:
+    return compare_many([experiment], out, workers, overrides, quiet, say, nested=False, baselines=baselines)[0]
+
+
+def _missing(run: Run, run_dir: Path) -> dict[str, Any]:
+    from .runner import INTERRUPTED, record
+
+    return record(run, run_dir, None, INTERRUPTED, "not run: the compare was interrupted; run the same command again to continue")
+
+
+def _write_spec(folder: Path, e: Experiment) -> None:
+    import yaml
+
+    body = {"name": e.name, "description": e.description, "base": e.base, "variants": e.variants, "seeds": e.seeds, "reference": e.reference, "stack": e.stack}
+    rundir.write_text_atomic(folder / "experiment.yaml", yaml.safe_dump(body, sort_keys=False))
+
+
+def summarise(e: Experiment, folder: Path, plan: list[Run], dirs: list[Path], rows: list[dict[str, Any]], complete: bool, baselines: list[dict[str, Any]]) -> ExperimentResult:
+    metric = metric_of(rows)
+    result = ExperimentResult(e, folder, rows, metric, complete=complete)
+    result.summary = summary_rows(e, rows, metric)
+    per_variant: dict[str, list[list[adv.Advice]]] = {v: [] for v in e.variants}
+    for run, d, row in zip(plan, dirs, rows):
+        history = read_history(d)
+        result.histories[(run.variant, run.seed)] = history
+        if row["status"] == "interrupted":
+            continue
+        advices = adv.advise(history, adv.context_from_config(run.config, row.get("stop_reason")), row.get("error") or None)
+        result.run_advice[(run.variant, run.seed)] = [a.message for a in advices]
+        per_variant[run.variant].append(advices)
+    result.advice = {v: adv.summarise(a) for v, a in per_variant.items()}
+    result.baselines = baselines
+    return result
+
+
+def _baselines(plan: list[Run]) -> list[dict[str, Any]]:
+    """Baselines on the data of the runs (one data set per experiment: the first run's)."""
+    from .baselines import fit_baselines
+
+    if not plan:
+        return []
+    data_cfgs = {repr(r.config.data): r.config.data for r in plan}
+    if len(data_cfgs) > 1:  # variants on different data: baselines would not be comparable in one table
+        return []
+    try:
+        return fit_baselines(next(iter(data_cfgs.values())))
+    except Exception:  # a baseline that cannot be fitted must not lose the experiment's report
+        return []
+
+
+def suite_report(results: list[ExperimentResult], out: str | Path, title: str = "trainwell demo") -> Path:
+    """OUT/report.html and OUT/report.md over several experiments (their plots already made)."""
+    out = Path(out)
+    sections, md = [], [f"# {title}", ""]
+    for r in results:
+        pngs = {p: (r.out / "plots" / p).read_bytes() for p in ("curves.png", "lr.png", "test_metric.png") if (r.out / "plots" / p).exists()}
+        sections.append(html_section(r, pngs))
+        md.append(markdown(r, heading="##").replace("](plots/", f"]({slug(r.experiment.name)}/plots/"))
+    links = "".join(f'<li><a href="#{r.experiment.name}">{r.experiment.name}</a>: {r.experiment.description}</li>' for r in results)
+    rundir.write_text_atomic(out / REPORT_HTML, html_page(title, sections, f"<ul>{links}</ul>"))
+    rundir.write_text_atomic(out / REPORT_MD, "\n".join(md))
+    return out / REPORT_HTML
+
+
+def demo(out: str | Path, seeds: int = 3, workers: int | None = None, quiet: bool = False, say: Say | None = None) -> tuple[list[ExperimentResult], Path]:
+    """The tabular seed comparisons and the ablation on delivery, `seeds` seeds each, in one pool."""
+    from .presets import DEMO, preset_experiment
+    from .spec import parse_experiment
+
+    experiments = [parse_experiment(preset_experiment(name), source=f"preset {name}").with_seeds(seeds) for name in DEMO]
+    results = compare_many(experiments, out, workers, quiet=quiet, say=say)
+    return results, suite_report(results, out)

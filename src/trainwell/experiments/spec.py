@@ -1,0 +1,221 @@
+"""An experiment: a base config, its variants (named, a grid, or both) and the seeds to run.
+
+An experiment file is YAML:
+
+    name: optimizers
+    base:                       # what every variant starts from
+      preset: delivery-production   # optional: a built-in config preset
+      config: base.yaml             # optional: a config file (relative to this file)
+      set: {train.max_epochs: 100}  # optional: dotted overrides
+      model: {hidden: [64, 32]}     # optional: config sections, merged field by field
+    variants:                   # named variants: overrides, dotted or as sections
+      sgd: {optim.name: sgd, optim.lr: 0.01}
+      adam: {optim: {name: adam}}
+    grid:                       # and/or a grid: every combination of these values
+      model.dropout: [0.0, 0.3]
+    seeds: 3                    # a count (seeds 0..N-1) or a list of seeds
+    reference: sgd              # variant the others are compared with (default: the first)
+
+`expand` turns it into one validated RunConfig per (variant, seed) before anything trains,
+so an unknown field or a bad value in any variant fails with one line up front.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import SECTIONS, RunConfig, apply_overrides, merge, read_yaml
+from ..errors import ConfigError
+
+DEFAULT_SEEDS = 3  # seeds per variant when an experiment names none: the fewest that give an interval
+TOP_KEYS = ("name", "description", "base", "variants", "grid", "seeds", "reference", "stack")
+BASE_KEYS = ("preset", "config", "set", "name", *SECTIONS)
+
+
+@dataclass
+class Experiment:
+    name: str
+    base: dict[str, Any]  # raw config dict every variant starts from
+    variants: dict[str, dict[str, Any]]  # variant name → dotted overrides (in order; the first is the default reference)
+    seeds: list[int]
+    reference: str
+    description: str = ""
+    stack: bool = True  # allow training same-shape runs together as one vectorised model (see stacked.py)
+    source: str = ""  # file or preset it came from, for reports
+
+    def with_seeds(self, n: int) -> "Experiment":
+        if n < 1:
+            raise ConfigError(f"--seeds {n} is not allowed: an integer >= 1")
+        return Experiment(self.name, self.base, self.variants, list(range(n)), self.reference, self.description, self.stack, self.source)
+
+
+@dataclass
+class Run:
+    """One planned run: a variant at a seed, with its validated config."""
+
+    experiment: str
+    variant: str
+    seed: int
+    config: RunConfig = field(repr=False)
+
+    @property
+    def key(self) -> str:
+        return f"{slug(self.variant)}/seed-{self.seed}"
+
+
+def slug(text: str) -> str:
+    """A file-system-safe form of a variant name (letters, digits, '.', '-', '_', '=')."""
+    out = re.sub(r"[^A-Za-z0-9._=-]+", "-", text).strip("-")
+    return out or "variant"
+
+
+def flatten(overrides: Any, where: str) -> dict[str, Any]:
+    """{optim: {name: sgd}} and {optim.name: sgd} both become {"optim.name": "sgd"}."""
+    if overrides is None:
+        return {}
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"{where} must be a mapping of fields to values, e.g. {{optim.name: sgd}}; got {overrides!r}")
+    out: dict[str, Any] = {}
+    for key, value in overrides.items():
+        key = str(key)
+        if key in SECTIONS and isinstance(value, dict):
+            for name, v in value.items():
+                out[f"{key}.{name}"] = v
+        elif key == "name" or "." in key:
+            out[key] = value
+        else:
+            raise ConfigError(f"{where}: {key!r} is not a field; use SECTION.FIELD with SECTION one of {', '.join(SECTIONS)}")
+    return out
+
+
+def _base_config(raw: Any, folder: Path | None) -> dict[str, Any]:
+    from ..presets import PRESETS
+
+    if raw is None:
+        return {}
+    if isinstance(raw, str):  # shorthand: base: delivery-production
+        raw = {"preset": raw}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"experiment base must be a preset name or a mapping ({', '.join(BASE_KEYS)}); got {raw!r}")
+    unknown = sorted(set(raw) - set(BASE_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown key base.{unknown[0]}; allowed: {', '.join(BASE_KEYS)}")
+    out: dict[str, Any] = PRESETS.get(raw["preset"])() if raw.get("preset") else {}
+    if raw.get("config"):
+        path = Path(raw["config"])
+        if folder is not None and not path.is_absolute():
+            path = folder / path
+        file_raw = read_yaml(path)
+        if not isinstance(file_raw, dict):
+            raise ConfigError(f"config file {str(path)!r} must hold a mapping of sections ({', '.join(SECTIONS)})")
+        out = merge(out, file_raw)
+    sections = {k: v for k, v in raw.items() if k in SECTIONS or k == "name"}
+    for key, value in sections.items():
+        if key != "name" and not isinstance(value, dict):
+            raise ConfigError(f"base.{key} must be a mapping of fields, not {value!r}")
+    out = merge(out, sections)
+    return apply_overrides(out, flatten(raw.get("set"), "base.set"))
+
+
+def _value_name(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return "-".join(_value_name(v) for v in value)
+    return str(value).lower() if isinstance(value, bool) or value is None else str(value)
+
+
+def _grid(raw: Any) -> dict[str, dict[str, Any]]:
+    """Every combination of the grid's values, named like "dropout=0.3,lr=0.01"."""
+    grid = flatten(raw, "grid")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"grid.{key} must be a non-empty list of values, e.g. [0.0, 0.3]; got {values!r}")
+    keys = list(grid)
+    short = [k.split(".")[-1] for k in keys]
+    if len(set(short)) < len(short):  # two sections share a field name: keep the section
+        short = keys
+    out: dict[str, dict[str, Any]] = {}
+    for combo in itertools.product(*(grid[k] for k in keys)):
+        name = ",".join(f"{s}={_value_name(v)}" for s, v in zip(short, combo))
+        out[name] = dict(zip(keys, combo))
+    return out
+
+
+def _seeds(raw: Any) -> list[int]:
+    if raw is None:
+        return list(range(DEFAULT_SEEDS))
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        if raw < 1:
+            raise ConfigError(f"seeds = {raw!r} is not allowed: a count >= 1 or a list of distinct integers")
+        return list(range(raw))
+    if isinstance(raw, list) and raw and all(isinstance(s, int) and not isinstance(s, bool) for s in raw) and len(set(raw)) == len(raw):
+        return list(raw)
+    raise ConfigError(f"seeds = {raw!r} is not allowed: a count >= 1 or a list of distinct integers")
+
+
+def parse_experiment(raw: Any, source: str = "", folder: Path | None = None) -> Experiment:
+    """An Experiment from a raw mapping (as read from YAML); checks its shape, not yet its configs."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"an experiment must be a mapping with keys {', '.join(TOP_KEYS)}; got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(TOP_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown experiment key {unknown[0]!r}; allowed: {', '.join(TOP_KEYS)}")
+    name = raw.get("name") or (Path(source).stem if source else "experiment")
+    if not isinstance(name, str):
+        raise ConfigError(f"experiment name = {name!r} is not allowed: a string")
+    named_raw = raw.get("variants") or {}
+    if isinstance(named_raw, list):  # a list of names with overrides: [{name: x, set: {...}}] is not supported; keep it simple
+        raise ConfigError("experiment variants must be a mapping of variant name → overrides, e.g. {sgd: {optim.name: sgd}}")
+    if not isinstance(named_raw, dict):
+        raise ConfigError(f"experiment variants must be a mapping of variant name → overrides; got {named_raw!r}")
+    named = {str(k): flatten(v, f"variants.{k}") for k, v in named_raw.items()}
+    grid = _grid(raw.get("grid")) if raw.get("grid") else {}
+    if named and grid:  # both: every named variant at every grid point
+        variants = {f"{n}/{g}": {**nv, **gv} for n, nv in named.items() for g, gv in grid.items()}
+    else:
+        variants = named or grid or {"base": {}}
+    reference = raw.get("reference", next(iter(variants)))
+    if reference not in variants:
+        raise ConfigError(f"reference = {reference!r} is not a variant; variants: {', '.join(variants)}")
+    stack = raw.get("stack", True)
+    if not isinstance(stack, bool):
+        raise ConfigError(f"stack = {stack!r} is not allowed: true or false")
+    slugs = [slug(v) for v in variants]
+    if len(set(slugs)) < len(slugs):
+        raise ConfigError("two variant names map to the same folder name; rename one of them")
+    return Experiment(
+        name=name,
+        base=_base_config(raw.get("base"), folder),
+        variants=variants,
+        seeds=_seeds(raw.get("seeds")),
+        reference=str(reference),
+        description=str(raw.get("description") or ""),
+        stack=stack,
+        source=source,
+    )
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    p = Path(path)
+    return parse_experiment(read_yaml(p), source=str(p), folder=p.parent)
+
+
+def expand(exp: Experiment, overrides: dict[str, Any] | None = None) -> list[Run]:
+    """One validated Run per (variant, seed), variants in order; `overrides` apply to every run
+    (after the variant, so a command-line --set wins). Raises ConfigError before any run starts."""
+    runs: list[Run] = []
+    for variant, changes in exp.variants.items():
+        raw = apply_overrides(exp.base, {**changes, **(overrides or {})})
+        for seed in exp.seeds:
+            seeded = apply_overrides(raw, {"train.seed": seed, "train.quiet": True, "name": f"{exp.name}-{slug(variant)}"})
+            try:
+                cfg = RunConfig.from_dict(seeded)
+            except ConfigError as exc:
+                raise ConfigError(f"experiment {exp.name!r}, variant {variant!r}: {exc}") from None
+            runs.append(Run(exp.name, variant, seed, cfg))
+    return runs

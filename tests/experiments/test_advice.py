@@ -1,0 +1,84 @@
+"""Advice rules on synthetic histories: each fires on its pattern, with its numbers, and not otherwise."""
+
+from __future__ import annotations
+
+from trainwell.config import load_config
+from trainwell.experiments import advice as adv
+from trainwell.experiments.advice import Context, advise
+
+
+def rows(train, val, grad=None, clipped=None):
+    grad = grad or [1.0] * len(train)
+    clipped = clipped or [0.0] * len(train)
+    return [
+        {"epoch": i + 1, "train_loss": t, "val_loss": v, "lr": 1e-3, "grad_norm_mean": g, "grad_norm_max": g, "clipped_fraction": c}
+        for i, (t, v, g, c) in enumerate(zip(train, val, grad, clipped))
+    ]
+
+
+HEALTHY = rows([1.0, 0.5, 0.3, 0.25, 0.22, 0.21], [0.9, 0.45, 0.3, 0.26, 0.24, 0.235])
+
+
+def test_healthy_run_gets_no_advice():
+    assert advise(HEALTHY, Context(clip_norm=1.0, max_epochs=6)) == []
+
+
+def test_growing_gap_says_regularise_more():
+    h = rows([1.0, 0.5, 0.3, 0.2, 0.1, 0.05, 0.03], [0.9, 0.5, 0.35, 0.3, 0.36, 0.45, 0.5])
+    a = adv.growing_gap(h)
+    assert a is not None and a.kind == adv.REGULARISE_MORE
+    assert a.numbers["best_epoch"] == 4
+    assert a.numbers["gap_at_best"] == 0.3 - 0.2 and abs(a.numbers["gap_at_end"] - 0.47) < 1e-12
+    assert "0.3 (epoch 4)" in a.message and "regularise more" in a.message
+    assert adv.growing_gap(HEALTHY) is None
+
+
+def test_training_loss_that_will_not_fall_says_regularise_less():
+    h = rows([1.0, 0.98, 0.97, 0.97, 0.96, 0.96], [0.99, 0.98, 0.97, 0.97, 0.97, 0.96])
+    a = adv.stalled_training(h)
+    assert a is not None and a.kind == adv.REGULARISE_LESS and "fell only 4.0%" in a.message
+
+
+def test_training_loss_far_above_validation_says_regularise_less():
+    h = rows([1.0, 0.6, 0.5, 0.45, 0.42, 0.4], [0.5, 0.3, 0.25, 0.22, 0.21, 0.2])
+    a = adv.stalled_training(h)
+    assert a is not None and a.numbers["ratio"] == 2.0 and "2.0×" in a.message
+
+
+def test_gradient_norm_far_above_clip_says_lr_too_high():
+    h = rows([1.0] * 6, [1.0] * 6, grad=[30, 25, 12, 40, 22, 18], clipped=[1.0] * 6)
+    a = adv.clipping_too_often(h, Context(clip_norm=1.0))
+    assert a is not None and a.kind == adv.LR_TOO_HIGH and a.numbers["median_grad_norm"] == 23.5
+    assert "24× the clip threshold 1" in a.message and "100% of steps clipped" in a.message
+    assert adv.clipping_too_often(h, Context(clip_norm=5.0)) is None  # 23.5 < 10 × 5
+    assert adv.clipping_too_often(h, Context(clip_norm=None)) is None  # no clipping: nothing to compare
+
+
+def test_early_stopping_saved_epochs():
+    val = [1.0, 0.5, 0.4] + [0.45] * 20
+    h = rows([1.0] * 23, val)
+    stopped = adv.early_stopping_value(h, Context(max_epochs=100, early_stopping=True, patience=20, stop_reason="early_stop"))
+    assert stopped is not None and stopped.numbers == {"best_epoch": 3, "epochs_run": 23, "epochs_saved": 77}
+    ran_out = adv.early_stopping_value(h, Context(max_epochs=23, patience=5, stop_reason="max_epochs"))
+    assert ran_out is not None and ran_out.numbers["epochs_saved"] == 15 and "would have saved 15" in ran_out.message
+
+
+def test_not_finite_and_short_histories():
+    out = advise(rows([1.0], [1.0]), Context(stop_reason="not_finite"), "loss became non-finite at epoch 1, step 3")
+    assert [a.kind for a in out] == [adv.NOT_FINITE] and "epoch 1, step 3" in out[0].message
+    assert advise([], Context()) == []
+    nan_rows = rows([1.0, float("nan")] * 3, [1.0, 1.0] * 3)
+    assert all(a.kind != adv.REGULARISE_LESS for a in advise(nan_rows))  # non-finite rows are skipped
+
+
+def test_summary_counts_runs_per_kind():
+    a = adv.Advice(adv.EARLY_STOPPING, "m1", {"epochs_saved": 10})
+    b = adv.Advice(adv.EARLY_STOPPING, "m2", {"epochs_saved": 30})
+    lines = adv.summarise([[a], [b], []])
+    assert lines == ["early stopping: 2 of 3 runs (median 20 epochs saved); e.g. m1"]
+
+
+def test_context_from_config():
+    cfg = load_config(preset="delivery-production", overrides={"train.clip_norm": 1.0})
+    ctx = adv.context_from_config(cfg, "early_stop")
+    assert ctx == Context(clip_norm=1.0, max_epochs=200, early_stopping=True, patience=20, stop_reason="early_stop")

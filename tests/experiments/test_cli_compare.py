@@ -1,0 +1,71 @@
+"""`trainwell compare`, `trainwell demo` and the advice `trainwell train` prints: bad input exits 2 with one line."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from trainwell.cli import main
+
+from .conftest import tiny_experiment
+
+
+def write(tmp_path, raw):
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "variants, words",
+    [
+        ({"a": {"optim.lrr": 1}}, "unknown field optim.lrr"),
+        ({"a": {"optim.lr": "fast"}}, "optim.lr = 'fast' is not allowed"),
+        ({"a": {"model.norm": "group"}}, "model.norm = 'group'"),
+    ],
+)
+def test_bad_experiment_exits_2_before_any_run(tmp_path, capsys, variants, words):
+    path = write(tmp_path, tiny_experiment(variants=variants))
+    assert main(["compare", path, "--out", str(tmp_path / "out"), "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "out" / "runs").exists()  # nothing ran
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["compare"], "name one experiment"),
+        (["compare", "--preset", "nope"], "unknown experiment preset 'nope'"),
+        (["compare", "missing.yaml"], "does not exist"),
+        (["compare", "--preset", "optimizers", "--seeds", "0"], "--seeds 0"),
+        (["compare", "--preset", "optimizers", "--workers", "-1"], "--workers -1"),
+        (["compare", "--preset", "optimizers", "--set", "optim.lr=-1"], "optim.lr = -1"),
+    ],
+)
+def test_bad_arguments_exit_2(capsys, argv, words):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1
+
+
+def test_list_presets(capsys):
+    assert main(["compare", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("optimizers", "batchnorm", "dropout", "schedules", "recipe", "ablation", "cnn-upgrade"):
+        assert name in out
+
+
+def test_compare_prints_summary_and_report(tmp_path, capsys):
+    path = write(tmp_path, tiny_experiment(variants={"a": {}, "b": {"optim.lr": 0.01}}, seeds=1))
+    assert main(["compare", path, "--out", str(tmp_path / "out"), "--workers", "0", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "Δ vs a (paired)" in out and f"report: {tmp_path / 'out' / 'report.html'}" in out
+
+
+def test_train_prints_advice(tmp_path, capsys):
+    cfg = tmp_path / "cfg.yaml"
+    # a clip threshold far below the gradient norms: the advice says the learning rate is too high
+    cfg.write_text(yaml.safe_dump({**tiny_experiment()["base"], "train": {"max_epochs": 2, "batch_size": 32, "clip_norm": 0.001, "quiet": True}}))
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run")]) == 0
+    assert "advice: learning rate too high: the median pre-clip gradient norm" in capsys.readouterr().out

@@ -1,0 +1,101 @@
+"""End to end: a small compare writes its files; an interrupted compare picks up where it stopped;
+a failing run is recorded as failed without stopping the others."""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import pytest
+
+from trainwell.experiments import compare
+from trainwell.experiments.spec import parse_experiment
+
+
+def read_csv(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def two_by_two(tiny, stack=True):
+    return parse_experiment(tiny(variants={"adam": {}, "sgd": {"optim.name": "sgd", "optim.lr": 0.01}}, stack=stack))
+
+
+def test_two_variants_two_seeds_in_worker_processes(tmp_path, tiny):
+    lines = []
+    result = compare(two_by_two(tiny), tmp_path / "out", workers=2, say=lines.append)
+    out = tmp_path / "out"
+    for name in ("results.csv", "summary.csv", "report.md", "report.html", "experiment.yaml", "plots/curves.png"):
+        assert (out / name).exists(), name
+    rows = read_csv(out / "results.csv")
+    assert [(r["variant"], r["seed"], r["status"]) for r in rows] == [("adam", "0", "ok"), ("adam", "1", "ok"), ("sgd", "0", "ok"), ("sgd", "1", "ok")]
+    assert all(float(r["test_mae"]) > 0 and r["epochs"] == "3" and r["run_dir"].startswith("runs/") for r in rows)
+    summary = read_csv(out / "summary.csv")
+    assert [s["variant"] for s in summary] == ["adam", "sgd"]
+    adam, sgd = summary
+    mean = (float(rows[0]["test_mae"]) + float(rows[1]["test_mae"])) / 2
+    assert float(adam["test_mae_mean"]) == pytest.approx(mean, rel=1e-5)
+    diff = (float(rows[2]["test_mae"]) - float(rows[0]["test_mae"]) + float(rows[3]["test_mae"]) - float(rows[1]["test_mae"])) / 2
+    assert float(sgd["diff_vs_reference"]) == pytest.approx(diff, rel=1e-4) and sgd["paired_seeds"] == "2"
+    assert adam["diff_vs_reference"] == ""  # the reference itself
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3 and "linear regression" in html and "Advice" in html
+    assert "| adam | 2/2 |" in (out / "report.md").read_text()
+    assert result.complete and result.failed == 0 and any("workers" in line for line in lines)
+
+
+def test_interrupted_compare_keeps_finished_runs(tmp_path, tiny):
+    out = tmp_path / "out"
+    exp = two_by_two(tiny, stack=False)  # single-engine runs write last.pt every epoch
+    compare(exp, out, workers=0, quiet=True, baselines=False)
+    runs = out / "runs"
+    kept = runs / "adam" / "seed-0" / "metrics.json"
+    kept_time = kept.stat().st_mtime_ns
+    (runs / "sgd" / "seed-1" / "metrics.json").unlink()  # as if stopped after its last epoch: last.pt remains
+    resumed_best = runs / "sgd" / "seed-1" / "best.pt"
+    resumed_best_time = resumed_best.stat().st_mtime_ns
+    for f in (runs / "adam" / "seed-1").iterdir():  # as if it never started
+        f.unlink()
+    lines = []
+    result = compare(exp, out, workers=0, say=lines.append, baselines=False)
+    assert kept.stat().st_mtime_ns == kept_time  # finished: not rerun
+    assert resumed_best.stat().st_mtime_ns == resumed_best_time  # resumed from last.pt: nothing left to train
+    assert (runs / "sgd" / "seed-1" / "metrics.json").exists() and (runs / "adam" / "seed-1" / "metrics.json").exists()
+    assert any("2 finished runs kept from an earlier compare; 2 to run" in line for line in lines)
+    assert [r["status"] for r in result.rows] == ["ok"] * 4
+
+
+def test_changed_plan_reruns_only_changed_runs(tmp_path, tiny):
+    out = tmp_path / "out"
+    compare(parse_experiment(tiny(variants={"a": {}, "b": {"optim.lr": 0.01}}, seeds=1)), out, workers=0, quiet=True, baselines=False)
+    a_time = (out / "runs" / "a" / "seed-0" / "metrics.json").stat().st_mtime_ns
+    compare(parse_experiment(tiny(variants={"a": {}, "b": {"optim.lr": 0.02}}, seeds=1)), out, workers=0, quiet=True, baselines=False)
+    assert (out / "runs" / "a" / "seed-0" / "metrics.json").stat().st_mtime_ns == a_time
+    assert "lr: 0.02" in (out / "runs" / "b" / "seed-0" / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize("stack", [True, False])
+def test_failing_run_does_not_stop_the_others(tmp_path, tiny, stack):
+    exp = parse_experiment(tiny(variants={"ok": {"optim.name": "sgd", "optim.lr": 0.01}, "diverges": {"optim.name": "sgd", "optim.lr": 1e10}}, seeds=1, stack=stack))
+    result = compare(exp, tmp_path / "out", workers=0, quiet=True, baselines=False)
+    rows = {r["variant"]: r for r in result.rows}
+    assert rows["ok"]["status"] == "ok"
+    assert rows["diverges"]["status"] == "failed" and "non-finite" in rows["diverges"]["error"]
+    assert result.failed == 1
+    assert "diverges seed 0: failed" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_exception_in_a_run_is_recorded(tmp_path, tiny):
+    # a batch larger than the training split fails inside the run, not at validation
+    exp = parse_experiment(tiny(variants={"ok": {}, "huge-batch": {"train.batch_size": 4096}}, seeds=1, stack=False))
+    result = compare(exp, tmp_path / "out", workers=0, quiet=True, baselines=False)
+    rows = {r["variant"]: r for r in result.rows}
+    assert rows["ok"]["status"] == "ok" and rows["huge-batch"]["status"] == "failed"
+    assert "fewer than one batch" in rows["huge-batch"]["error"]
+
+
+def test_threads_per_worker():
+    from trainwell.experiments.runner import threads_per_worker
+
+    assert threads_per_worker(2, 2) == 1 and threads_per_worker(1, 2) == 2 and threads_per_worker(4, 2) == 1 and threads_per_worker(2, 16) == 8
+    assert os.cpu_count()
