@@ -60,6 +60,10 @@ SCENARIOS = {
         {"schedule": {"name": "onecycle", "warmup_fraction": 0.5}, "train": {"max_epochs": 4, "checkpoint_every_steps": 3}},
         {"event": "checkpoint", "epoch": 0, "step": 6},
     ),
+    "image_augmentation": (
+        {"data": {"name": "digits"}, "model": {"kind": "cnn", "channels": [8, 16], "head_width": 32}, "train": {"max_epochs": 2, "checkpoint_every_steps": 7}},
+        {"event": "checkpoint", "mid_epoch_of": 1},
+    ),
     "weight_average_and_clipping": ({"train": {"ema_decay": 0.9, "clip_norm": 0.5, "checkpoint_every_steps": 5}}, {"event": "checkpoint", "nth": 3}),
 }
 
