@@ -8,15 +8,14 @@ only, so a crafted pickle cannot run code.
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .atomic import atomic_write
 from .errors import CheckpointError
 
 FORMAT = "trainwell"
@@ -25,22 +24,7 @@ BEST, LAST = "best", "last"  # the two kinds: best weights only, and the full re
 
 
 def atomic_save(payload: dict[str, Any], path: str | Path) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
+    atomic_write(path, lambda fh: torch.save(payload, fh))
 
 
 def save_checkpoint(kind: str, body: dict[str, Any], path: str | Path) -> None:
@@ -52,6 +36,8 @@ def load_checkpoint(path: str | Path, kind: str) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    if not zipfile.is_zipfile(path):  # torch.save writes zip archives; a torn one loses its directory
+        raise CheckpointError(f"checkpoint {str(path)!r} is truncated or corrupt (not a complete archive); it cannot be read")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -195,7 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # argparse has printed its one line (or --help)
+        return int(stop.code or 0)
     try:
         return args.func(args)
     except TrainwellError as exc:

@@ -55,6 +55,7 @@ class DataConfig:
     split_seed: int = 42  # random_state of both splits, as the seed lesson splits
     download: bool = False  # cifar10: fetch the official archive when the folder is missing
     url: str | None = None  # cifar10: archive address (None: the official one)
+    md5: str | None = None  # cifar10: expected MD5 of the archive (None: the official archive's)
     crop_padding: int | None = None  # images: random-crop padding in pixels (None: the data set's own default)
     flip: bool | None = None  # images: random horizontal flips (None: the data set's own default)
 
@@ -65,6 +66,7 @@ class DataConfig:
         _require(self, "test_fraction", 0 < self.test_fraction < 1, "a number between 0 and 1 (exclusive)")
         _require(self, "val_fraction", 0 < self.val_fraction < 1, "a number between 0 and 1 (exclusive)")
         _require(self, "val_size", self.val_size is None or self.val_size >= 1, "null or an integer >= 1")
+        _require(self, "md5", self.md5 is None or (len(self.md5) == 32 and all(c in "0123456789abcdef" for c in self.md5)), "null or 32 lowercase hex digits")
         _require(self, "crop_padding", self.crop_padding is None or self.crop_padding >= 0, "null or an integer >= 0")
         if self.name == "csv":
             _require(self, "path", bool(self.path), "a CSV or Parquet file when data.name is csv")
@@ -163,6 +165,8 @@ class TrainConfig:
     monitor: str = "val_loss"  # val_loss, or the validation metric: val_mae / val_accuracy
     mode: str = "auto"  # auto: max for accuracy, min otherwise
     restore_best: bool = True  # load the best weights back at the end (test metrics use them)
+    bn_recalibration_samples: int = 4096  # training inputs used to re-estimate BatchNorm statistics before each evaluation (0: off)
+    ema_decay: float | None = None  # evaluate a moving average of the weights (per-step decay, e.g. 0.99)
     label_smoothing: float = 0.0  # classification: cross-entropy label smoothing
     checkpoint_every_steps: int | None = None  # also write last.pt every N optimizer steps
     deterministic: bool = False  # deterministic algorithms (slower on GPU)
@@ -182,6 +186,8 @@ class TrainConfig:
         _require(self, "min_delta", self.min_delta >= 0, "a number >= 0")
         _require(self, "monitor", self.monitor in ("val_loss", "val_mae", "val_accuracy"), "val_loss, val_mae or val_accuracy")
         _choice(self, "mode", MODES)
+        _require(self, "bn_recalibration_samples", self.bn_recalibration_samples >= 0, "an integer >= 0")
+        _require(self, "ema_decay", self.ema_decay is None or 0 < self.ema_decay < 1, "null or a number > 0 and < 1")
         _require(self, "label_smoothing", 0 <= self.label_smoothing < 1, "a number >= 0 and < 1")
         _require(
             self, "checkpoint_every_steps", self.checkpoint_every_steps is None or self.checkpoint_every_steps >= 1, "null or an integer >= 1"

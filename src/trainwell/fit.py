@@ -20,6 +20,8 @@ from torch import nn
 from .checkpoint import BEST, LAST, save_checkpoint
 from .config import RunConfig
 from .data import DataBundle
+from .averaging import WeightAverage
+from .recalibration import recalibrate_batchnorm
 from .schedules import Schedule
 from .seeding import rng_snapshot
 
@@ -69,6 +71,12 @@ class Trainer:
     emit: Emit
     stop_requested: Callable[[], bool] = lambda: False  # set by SIGINT/SIGTERM handlers
     spec: dict[str, Any] = field(default_factory=dict)  # preprocessing, saved with the weights
+    average: WeightAverage | None = None  # moving average of the weights (train.ema_decay)
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights that are validated, saved as best and tested: the average when there is one."""
+        return self.average.module if self.average is not None else self.model
 
     @property
     def steps_per_epoch(self) -> int:
@@ -80,6 +88,7 @@ def fit(t: Trainer, s: LoopState) -> LoopState:
     cfg, model, data = t.cfg.train, t.model, t.data
     n_train, steps = len(data.x_train), t.steps_per_epoch
     check_every = 1 if t.device.type == "cpu" else 50  # finiteness checks sync the GPU: batch them
+    params = [p for p in model.parameters() if p.requires_grad]
     while s.epoch < cfg.max_epochs and s.stop_reason is None:
         started = time.perf_counter()
         # -- this epoch's order: drawn from the run's generator unless resuming mid-epoch
@@ -98,12 +107,14 @@ def fit(t: Trainer, s: LoopState) -> LoopState:
                 loss = t.loss_fn(model(x), y)
             t.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            grads = [p.grad for p in model.parameters() if p.grad is not None]
+            grads = [p.grad for p in params if p.grad is not None]
             norm = torch.nn.utils.get_total_norm(grads)  # pre-clip global norm, a free diagnostic
             if cfg.clip_norm is not None:  # between backward and step, or it protects nothing
-                torch.nn.utils.clip_grads_with_norm_(model.parameters(), cfg.clip_norm, norm)
+                torch.nn.utils.clip_grads_with_norm_(params, cfg.clip_norm, norm)
             t.optimizer.step()
             t.schedule.after_batch(t.optimizer)  # moves the lr only for per-batch schedules
+            if t.average is not None:
+                t.average.update(model)
             s.step_loss[s.step], s.step_norm[s.step] = loss.detach().float() * len(idx), norm
             s.step += 1
             # -- finiteness, interrupt and mid-epoch checkpoint at fixed points
@@ -121,10 +132,13 @@ def fit(t: Trainer, s: LoopState) -> LoopState:
                     break
                 if save_now and s.step < steps:
                     save_last(t, s, extra_seconds=time.perf_counter() - started)
+                    t.emit("checkpoint", epoch=s.epoch, step=s.step, lr=t.optimizer.param_groups[0]["lr"])
         if s.stop_reason is not None:
             break
         # -- validate (eval mode, no autograd) and let the schedule react
-        lr = t.optimizer.param_groups[0]["lr"]  # the lr this epoch trained with (per-batch: its last)
+        lr = t.optimizer.param_groups[0]["lr"]  # the lr this epoch trained with (per-batch: the next step's)
+        # BatchNorm statistics as the network is evaluated: with dropout off
+        recalibrate_batchnorm(t.eval_model, data, cfg.bn_recalibration_samples, cfg.eval_batch_size, t.autocast)
         val = evaluate(t, data.x_val, data.y_val)
         monitored = val[cfg.monitor.removeprefix("val_")]
         t.schedule.after_epoch(t.optimizer, monitored)  # epoch/plateau schedules move here
@@ -158,6 +172,7 @@ def fit(t: Trainer, s: LoopState) -> LoopState:
         elif s.epoch >= cfg.max_epochs:
             s.stop_reason = MAX_EPOCHS
         save_last(t, s)
+        t.emit("checkpoint", epoch=s.epoch, step=0, lr=t.optimizer.param_groups[0]["lr"])
     return s
 
 
@@ -183,7 +198,7 @@ def predict_outputs(model: nn.Module, data: DataBundle, x: torch.Tensor, batch_s
 
 
 def evaluate(t: Trainer, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-    out = predict_outputs(t.model, t.data, x, t.cfg.train.eval_batch_size, t.autocast)
+    out = predict_outputs(t.eval_model, t.data, x, t.cfg.train.eval_batch_size, t.autocast)
     return score(out, y, t.data, t.loss_fn)
 
 
@@ -197,7 +212,7 @@ def score(out: torch.Tensor, y: torch.Tensor, data: DataBundle, loss_fn: nn.Modu
 
 
 def save_best(t: Trainer, s: LoopState) -> None:
-    state = {k: v.detach().cpu() for k, v in t.model.state_dict().items()}
+    state = {k: v.detach().cpu() for k, v in t.eval_model.state_dict().items()}
     body = {"model": state, "epoch": s.epoch, "monitor": t.cfg.train.monitor, "value": s.best_value, "spec": t.spec}
     save_checkpoint(BEST, body, t.run_dir / "best.pt")
 
@@ -210,6 +225,7 @@ def save_last(t: Trainer, s: LoopState, extra_seconds: float = 0.0) -> None:
         "model": t.model.state_dict(),
         "optimizer": t.optimizer.state_dict(),
         "schedule": t.schedule.state_dict(),
+        "average": t.average.state_dict() if t.average is not None else None,
         "loop": loop,
         "rng": rng_snapshot(t.generators),
         "spec": t.spec,

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
+from .fused_mlp import fused_forward, parse_blocks
 from .registry import Registry
 
 ModelBuilder = Callable[[ModelConfig, tuple[int, ...], int], nn.Module]
@@ -30,6 +31,22 @@ def mlp_block(d_in: int, d_out: int, norm: str, activation: str, dropout: float)
     return layers
 
 
+class MLP(nn.Sequential):
+    """An nn.Sequential whose training forward takes the hand-written fused path when the stack
+    is the standard Linear → BatchNorm → ReLU → Dropout shape (see fused_mlp.py). The
+    state_dict keys are those of the plain Sequential."""
+
+    def __init__(self, *layers: nn.Module) -> None:
+        super().__init__(*layers)
+        self._fused = parse_blocks(list(layers))
+        self.use_fused = True  # tests switch it off to compare against the eager path
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and self.use_fused and self._fused is not None and x.dim() == 2 and torch.is_grad_enabled():
+            return fused_forward(x, self._fused)
+        return super().forward(x)
+
+
 @MODELS.register("mlp")
 def build_mlp(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
     d_in = 1
@@ -40,7 +57,7 @@ def build_mlp(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) ->
         layers += mlp_block(d_in, d_out, cfg.norm, cfg.activation, cfg.dropout)
         d_in = d_out
     layers.append(nn.Linear(d_in, n_outputs))
-    return nn.Sequential(*layers)
+    return MLP(*layers)
 
 
 def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int, default_kind: str) -> nn.Module:
@@ -57,3 +74,6 @@ def count_parameters(model: nn.Module) -> int:
 
 
 __all__ = ["MODELS", "build_model", "has_batchnorm", "count_parameters", "mlp_block", "torch"]
+
+
+from . import cnn  # noqa: E402,F401  (registers cnn and cnn-plain)

@@ -9,12 +9,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_write
 from .errors import TrainwellError
 
 CONFIG, HISTORY_CSV, HISTORY_JSON, METRICS, BEST_PT, LAST_PT, CURVES = (
@@ -23,16 +22,7 @@ CONFIG, HISTORY_CSV, HISTORY_JSON, METRICS, BEST_PT, LAST_PT, CURVES = (
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda fh: fh.write(text), binary=False)
 
 
 def new_run_dir(out: str | Path | None, name: str, root: str | Path = "runs") -> Path:

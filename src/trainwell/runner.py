@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from . import rundir
+from .averaging import WeightAverage
 from .checkpoint import BEST, LAST, load_checkpoint, load_model_state
 from .config import RunConfig, dump_yaml, load_config
 from .data import DataBundle, load_data
@@ -127,6 +128,7 @@ def build_trainer(cfg: RunConfig, run_dir: Path, emit: Emit) -> tuple[Trainer, l
         mode=mode,
         autocast=make_autocast(cfg, device, images),
         emit=emit,
+        average=WeightAverage(model, cfg.train.ema_decay) if cfg.train.ema_decay else None,
         spec={
             **data.spec,
             "task": data.task,
@@ -199,6 +201,7 @@ def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None, quiet: 
         loop = LoopState.from_dict(ckpt["loop"])
     except (TrainwellError, TypeError, KeyError):
         raise CheckpointError(f"checkpoint {str(run_dir / rundir.LAST_PT)!r} holds no valid run state") from None
+    check_same_run(cfg, run_dir)
     cfg = apply_resume_overrides(cfg, overrides or {})
     if quiet is not None:
         cfg.train.quiet = quiet
@@ -212,6 +215,8 @@ def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None, quiet: 
         load_model_state(trainer.model, ckpt["model"], run_dir / rundir.LAST_PT)
         trainer.optimizer.load_state_dict(ckpt["optimizer"])
         trainer.schedule.load_state_dict(ckpt["schedule"])
+        if trainer.average is not None:
+            trainer.average.load_state_dict(ckpt["average"])
         rng_restore(ckpt["rng"], trainer.generators)
     except CheckpointError:
         raise
@@ -227,6 +232,36 @@ def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None, quiet: 
 
 
 RESUMABLE_FIELDS = ("train.max_epochs", "train.quiet", "train.checkpoint_every_steps")
+
+
+def _first_difference(a: dict[str, Any], b: dict[str, Any]) -> str:
+    for section, fields in a.items():
+        if not isinstance(fields, dict):
+            if b.get(section) != fields:
+                return section
+            continue
+        for name, value in fields.items():
+            if b.get(section, {}).get(name) != value:
+                return f"{section}.{name}"
+    return "config"
+
+
+def check_same_run(ckpt_cfg: RunConfig, run_dir: Path) -> None:
+    """last.pt must belong to this run: its config equals config.yaml but for resumable fields."""
+    path = run_dir / rundir.CONFIG
+    if not path.exists():
+        return
+    try:
+        on_disk = load_config(path).to_dict()
+    except TrainwellError:
+        raise CheckpointError(f"{str(path)!r} is not a valid config, so last.pt cannot be checked against it") from None
+    mine = ckpt_cfg.to_dict()
+    for key in RESUMABLE_FIELDS:
+        section, name = key.split(".")
+        on_disk[section].pop(name), mine[section].pop(name)
+    if on_disk != mine:
+        diff = _first_difference(mine, on_disk)
+        raise CheckpointError(f"last.pt in {str(run_dir)!r} belongs to another run: its {diff} differs from config.yaml")
 
 
 def apply_resume_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
@@ -265,8 +300,8 @@ def finish(t: Trainer, loop: LoopState, wall_seconds: float) -> RunResult:
     best_path = run_dir / rundir.BEST_PT
     restored = cfg.train.restore_best and best_path.exists()
     if restored:
-        load_model_state(t.model, load_checkpoint(best_path, BEST)["model"], best_path)
-    test = score(predict_outputs(t.model, t.data, t.data.x_test, cfg.train.eval_batch_size, t.autocast), t.data.y_test, t.data, t.loss_fn)
+        load_model_state(t.eval_model, load_checkpoint(best_path, BEST)["model"], best_path)
+    test = score(predict_outputs(t.eval_model, t.data, t.data.x_test, cfg.train.eval_batch_size, t.autocast), t.data.y_test, t.data, t.loss_fn)
     metrics: dict[str, Any] = {f"test_{k}": v for k, v in test.items() if k != "loss"}
     metrics.update(
         test_loss=test["loss"],
