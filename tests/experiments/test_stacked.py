@@ -100,7 +100,7 @@ def test_stack_shrinks_when_most_members_stop(tmp_path):
 
 def test_weight_average_and_batchnorm_recalibration_match_single_runs(tmp_path):
     base = {"model__norm": "batch", "optim__name": "sgd", "optim__lr": 0.01, "optim__weight_decay": 0.0, "train__max_epochs": 4}
-    cfgs = [cfg(**base, train__seed=0, train__ema_decay=0.9), cfg(**base, train__seed=1), cfg(**base, train__seed=2, train__ema_decay=0.99, train__max_epochs=2)]
+    cfgs = [cfg(**base, train__seed=0, train__ema_decay=0.9), cfg(**base, train__seed=1), cfg(**{**base, "train__max_epochs": 2}, train__seed=2, train__ema_decay=0.99)]
     assert all(c.train.bn_recalibration_samples > 0 for c in cfgs) and all(eligible(c) for c in cfgs)
     rows = train_stacked([Run("t", f"v{i}", i, c) for i, c in enumerate(cfgs)], [tmp_path / f"s{i}" for i in range(3)], 1)
     for i, c in enumerate(cfgs):
