@@ -108,3 +108,22 @@ def test_weight_average_and_batchnorm_recalibration_match_single_runs(tmp_path):
         stacked = json.loads((tmp_path / f"s{i}" / "history.json").read_text())
         assert [h["val_loss"] for h in stacked] == pytest.approx([h["val_loss"] for h in single.history], rel=1e-4)
         assert rows[i]["test_mae"] == pytest.approx(single.metrics["test_mae"], rel=1e-4)
+
+
+def test_classification_with_label_smoothing_matches_single_runs(tmp_path):
+    import numpy as np
+
+    rs = np.random.RandomState(0)
+    x = rs.normal(size=(300, 3))
+    label = np.array(["a", "b", "c"])[(x[:, 0] > 0).astype(int) + (x[:, 1] > 0.5).astype(int)]
+    path = tmp_path / "d.csv"
+    path.write_text("f1,f2,f3,label\n" + "\n".join(f"{a},{b},{c},{d}" for (a, b, c), d in zip(x, label)))
+    data = {"data__name": "csv", "data__path": str(path), "data__target": "label", "train__monitor": "val_accuracy"}
+    cfgs = [cfg(**data, train__seed=0), cfg(**data, train__seed=1, train__label_smoothing=0.1)]
+    assert all(eligible(c) for c in cfgs) and group_key(cfgs[0]) == group_key(cfgs[1])
+    rows = train_stacked([Run("t", f"v{i}", i, c) for i, c in enumerate(cfgs)], [tmp_path / f"s{i}" for i in range(2)], 1)
+    for i, c in enumerate(cfgs):
+        single = train(c, out=tmp_path / f"single{i}", quiet=True)
+        stacked = json.loads((tmp_path / f"s{i}" / "history.json").read_text())
+        assert [h["val_loss"] for h in stacked] == pytest.approx([h["val_loss"] for h in single.history], rel=1e-4)
+        assert rows[i]["test_accuracy"] == pytest.approx(single.metrics["test_accuracy"])
