@@ -119,6 +119,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
             print(f"{name:<12}  {text}")
         return 0
     overrides = _overrides(args.set)
+    if args.data_path:
+        overrides["data.path"] = args.data_path
     exp = ex.resolve(args.experiment, args.preset, overrides, args.seeds)
     out = args.out or f"{ex.DEFAULT_ROOT}/{ex.spec.slug(exp.name)}"
     result = ex.compare(exp, out, workers=args.workers, overrides=overrides, quiet=args.quiet)
@@ -181,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", help="a built-in experiment instead of a file (see --list)")
     p.add_argument("--list", action="store_true", help="list the built-in experiments")
     p.add_argument("--seeds", type=int, help="seeds per variant (0..N-1), replacing the experiment's")
+    p.add_argument("--data-path", help="data folder or file for every run (cnn-upgrade: a CIFAR-10 folder moves it to cifar10)")
     p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field in every run, e.g. train.max_epochs=20")
     p.add_argument("--out", help="output folder (default: reports/NAME); an interrupted compare continues there")

@@ -69,3 +69,11 @@ def test_train_prints_advice(tmp_path, capsys):
     cfg.write_text(yaml.safe_dump({**tiny_experiment()["base"], "train": {"max_epochs": 2, "batch_size": 32, "clip_norm": 0.001, "quiet": True}}))
     assert main(["train", str(cfg), "--out", str(tmp_path / "run")]) == 0
     assert "advice: learning rate too high: the median pre-clip gradient norm" in capsys.readouterr().out
+
+
+def test_missing_data_folder_exits_2_before_any_run(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["compare", "--preset", "cnn-upgrade", "--data-path", str(tmp_path / "no-cifar"), "--seeds", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "variant 'plain'" in err and err.count("\n") == 1
+    assert not (out / "runs").exists()

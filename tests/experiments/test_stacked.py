@@ -96,3 +96,34 @@ def test_stack_shrinks_when_most_members_stop(tmp_path):
     single = train(cfgs[3], out=tmp_path / "single", quiet=True)
     stacked = json.loads((tmp_path / "s3" / "history.json").read_text())
     assert [h["val_loss"] for h in stacked] == pytest.approx([h["val_loss"] for h in single.history], rel=2e-4)
+
+
+def test_weight_average_and_batchnorm_recalibration_match_single_runs(tmp_path):
+    base = {"model__norm": "batch", "optim__name": "sgd", "optim__lr": 0.01, "optim__weight_decay": 0.0, "train__max_epochs": 4}
+    cfgs = [cfg(**base, train__seed=0, train__ema_decay=0.9), cfg(**base, train__seed=1), cfg(**{**base, "train__max_epochs": 2}, train__seed=2, train__ema_decay=0.99)]
+    assert all(c.train.bn_recalibration_samples > 0 for c in cfgs) and all(eligible(c) for c in cfgs)
+    rows = train_stacked([Run("t", f"v{i}", i, c) for i, c in enumerate(cfgs)], [tmp_path / f"s{i}" for i in range(3)], 1)
+    for i, c in enumerate(cfgs):
+        single = train(c, out=tmp_path / f"single{i}", quiet=True)
+        stacked = json.loads((tmp_path / f"s{i}" / "history.json").read_text())
+        assert [h["val_loss"] for h in stacked] == pytest.approx([h["val_loss"] for h in single.history], rel=1e-4)
+        assert rows[i]["test_mae"] == pytest.approx(single.metrics["test_mae"], rel=1e-4)
+
+
+def test_classification_with_label_smoothing_matches_single_runs(tmp_path):
+    import numpy as np
+
+    rs = np.random.RandomState(0)
+    x = rs.normal(size=(300, 3))
+    label = np.array(["a", "b", "c"])[(x[:, 0] > 0).astype(int) + (x[:, 1] > 0.5).astype(int)]
+    path = tmp_path / "d.csv"
+    path.write_text("f1,f2,f3,label\n" + "\n".join(f"{a},{b},{c},{d}" for (a, b, c), d in zip(x, label)))
+    data = {"data__name": "csv", "data__path": str(path), "data__target": "label", "train__monitor": "val_accuracy"}
+    cfgs = [cfg(**data, train__seed=0), cfg(**data, train__seed=1, train__label_smoothing=0.1)]
+    assert all(eligible(c) for c in cfgs) and group_key(cfgs[0]) == group_key(cfgs[1])
+    rows = train_stacked([Run("t", f"v{i}", i, c) for i, c in enumerate(cfgs)], [tmp_path / f"s{i}" for i in range(2)], 1)
+    for i, c in enumerate(cfgs):
+        single = train(c, out=tmp_path / f"single{i}", quiet=True)
+        stacked = json.loads((tmp_path / f"s{i}" / "history.json").read_text())
+        assert [h["val_loss"] for h in stacked] == pytest.approx([h["val_loss"] for h in single.history], rel=1e-4)
+        assert rows[i]["test_accuracy"] == pytest.approx(single.metrics["test_accuracy"])

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from ..errors import TrainwellError
@@ -45,5 +44,5 @@ def console_summary(result: ExperimentResult) -> str:
 
 __all__ = [
     "Experiment", "ExperimentResult", "compare", "compare_many", "suite_report", "load_experiment", "parse_experiment",
-    "expand", "preset", "resolve", "demo", "console_summary", "DEMO", "EXPERIMENTS", "DEFAULT_ROOT", "Path",
+    "expand", "preset", "resolve", "demo", "console_summary", "DEMO", "EXPERIMENTS", "DEFAULT_ROOT",
 ]

@@ -56,6 +56,7 @@ def compare_many(
     folders = [out / slug(e.name) if nested else out for e in experiments]
     # every config of every variant is validated before the first run starts
     plans = [expand(e, overrides) for e in experiments]
+    check_data([r for p in plans for r in p])
     dirs = [run_dirs(f, p) for f, p in zip(folders, plans)]
     threads = threads_per_worker(workers)
     all_runs = [r for p in plans for r in p]
@@ -128,6 +129,22 @@ def summarise(e: Experiment, folder: Path, plan: list[Run], dirs: list[Path], ro
     result.advice = {v: adv.summarise(a) for v, a in per_variant.items()}
     result.baselines = baselines
     return result
+
+
+def check_data(runs: list[Run]) -> None:
+    """Load each distinct data set once before any run starts, so a missing file or folder stops
+    the compare with one line instead of failing every run."""
+    from ..data import load_data
+    from ..errors import TrainwellError
+
+    seen: dict[str, Run] = {}
+    for run in runs:
+        seen.setdefault(repr(run.config.data), run)
+    for run in seen.values():
+        try:
+            load_data(run.config.data)
+        except TrainwellError as exc:
+            raise type(exc)(f"experiment {run.experiment!r}, variant {run.variant!r}: {exc}") from None
 
 
 def _baselines(plan: list[Run]) -> list[dict[str, Any]]:

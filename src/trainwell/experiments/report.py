@@ -144,6 +144,16 @@ def failures(result: ExperimentResult) -> list[str]:
     return [f"{r['variant']} seed {r['seed']}: {r['status']}: {r['error']}" for r in result.rows if r["status"] != "ok"]
 
 
+def engine_note(result: ExperimentResult) -> str:
+    stacked = sum(r.get("engine") == "stacked" for r in result.rows)
+    if not stacked:
+        return ""
+    return (
+        f" {stacked} of {len(result.rows)} runs were trained together with other runs of the same shape as one vectorised model; "
+        "their wall seconds are the stack's time shared among its running members."
+    )
+
+
 def markdown(result: ExperimentResult, heading: str = "#") -> str:
     exp = result.experiment
     parts = [f"{heading} {exp.name}", ""]
@@ -152,7 +162,7 @@ def markdown(result: ExperimentResult, heading: str = "#") -> str:
     parts += [
         f"{len(exp.variants)} variants × {len(exp.seeds)} seeds ({', '.join(map(str, exp.seeds))}); reference: {exp.reference}; "
         f"{'lower' if result.lower_is_better else 'higher'} {result.metric} is better. "
-        f"Intervals are {int(CONFIDENCE * 100)}% Student-t over seeds; Δ is paired by seed.",
+        f"Intervals are {int(CONFIDENCE * 100)}% Student-t over seeds; Δ is paired by seed." + engine_note(result),
         "",
         _md_table(table_lines(result)),
         "",
@@ -305,7 +315,7 @@ def html_section(result: ExperimentResult, pngs: dict[str, bytes]) -> str:
     parts.append(
         f'<p class="note">{len(exp.variants)} variants × {len(exp.seeds)} seeds; reference: {html.escape(exp.reference)}; '
         f"{'lower' if result.lower_is_better else 'higher'} {result.metric} is better. Intervals: {int(CONFIDENCE * 100)}% Student-t over seeds; "
-        "Δ is the paired difference to the reference over the seeds both finished.</p>"
+        f"Δ is the paired difference to the reference over the seeds both finished.{html.escape(engine_note(result))}</p>"
     )
     if not result.complete:
         parts.append("<p><b>Incomplete</b>: the compare was interrupted; run the same command again to finish it.</p>")

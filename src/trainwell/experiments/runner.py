@@ -20,7 +20,6 @@ import os
 import shutil
 import signal
 import sys
-import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -317,7 +316,3 @@ def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
-
-
-def now() -> float:
-    return time.perf_counter()

@@ -169,8 +169,6 @@ def parse_experiment(raw: Any, source: str = "", folder: Path | None = None) -> 
     if not isinstance(name, str):
         raise ConfigError(f"experiment name = {name!r} is not allowed: a string")
     named_raw = raw.get("variants") or {}
-    if isinstance(named_raw, list):  # a list of names with overrides: [{name: x, set: {...}}] is not supported; keep it simple
-        raise ConfigError("experiment variants must be a mapping of variant name → overrides, e.g. {sgd: {optim.name: sgd}}")
     if not isinstance(named_raw, dict):
         raise ConfigError(f"experiment variants must be a mapping of variant name → overrides; got {named_raw!r}")
     named = {str(k): flatten(v, f"variants.{k}") for k, v in named_raw.items()}

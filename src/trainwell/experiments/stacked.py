@@ -45,7 +45,7 @@ from .spec import Run
 # so a field added later (that this engine knows nothing of) sends the run to the single path
 HONOURED = {
     "seed", "max_epochs", "batch_size", "eval_batch_size", "clip_norm", "early_stopping", "patience", "min_delta", "monitor",
-    "mode", "restore_best", "label_smoothing", "quiet", "threads",
+    "mode", "restore_best", "label_smoothing", "quiet", "threads", "bn_recalibration_samples", "ema_decay",
     "checkpoint_every_steps", "deterministic", "amp", "channels_last",  # no effect here: no mid-run checkpoints; CPU, float32 only
 }
 TABULAR = ("delivery", "csv")
@@ -68,7 +68,8 @@ def eligible(cfg: RunConfig) -> bool:
 def group_key(cfg: RunConfig) -> tuple:
     family = "sgd" if cfg.optim.name == "sgd" else "adam"
     m, t = cfg.model, cfg.train
-    return (repr(cfg.data), tuple(m.hidden), m.norm, m.activation, t.batch_size, t.eval_batch_size, family, t.monitor, t.mode)
+    recal = t.bn_recalibration_samples if m.norm == "batch" else 0
+    return (repr(cfg.data), tuple(m.hidden), m.norm, m.activation, t.batch_size, t.eval_batch_size, family, t.monitor, t.mode, recal)
 
 
 def expected_epochs(cfg: RunConfig) -> int:
@@ -168,18 +169,46 @@ class Stack:
         running = [(torch.stack([b[i].running_mean for b in bns]), torch.stack([b[i].running_var for b in bns])) for i in range(len(bns[0]))]
         self._setup(flat, running)
 
-    def _setup(self, flat: torch.Tensor, running: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    def _setup(self, flat: torch.Tensor, running: list[tuple[torch.Tensor, torch.Tensor]], trainable: bool = True) -> None:
         self.act = ACTIVATIONS[self.activation]
         self.K, self.P = flat.shape
         self.flat = flat.contiguous()
-        self.grad = torch.zeros(self.K, self.P)
-        self.views = self._views(self.flat, leaves=True)
+        self.views = self._views(self.flat, leaves=trainable)
         self._layers = self._group_layers()
-        for v, g in zip(self.views, self._views(self.grad, leaves=False)):
-            v.grad = g  # backward accumulates into the flat gradient buffer
+        if trainable:
+            self.grad = torch.zeros(self.K, self.P)
+            for v, g in zip(self.views, self._views(self.grad, leaves=False)):
+                v.grad = g  # backward accumulates into the flat gradient buffer
         self.running = [(rm.contiguous(), rv.contiguous()) for rm, rv in running]
         # matrices (weights) are decayed; 1-D tensors (biases, norm scales) only for decay_norm_and_bias
         self.is_matrix = torch.cat([torch.full((math.prod(s),), float(len(s) >= 2)) for _, s in self.shapes]).unsqueeze(0)
+
+    def alias(self, flat: torch.Tensor, running: list[tuple[torch.Tensor, torch.Tensor]]) -> "Stack":
+        """A stack of the same shape over other buffers (no copy, no gradients): the averaged weights."""
+        new = Stack.__new__(Stack)
+        new.norm, new.activation, new.shapes = self.norm, self.activation, self.shapes
+        new._setup(flat, running, trainable=False)
+        return new
+
+    @torch.no_grad()
+    def recalibrate(self, x: torch.Tensor, batch: int) -> None:
+        """BatchNorm statistics of the network as it is evaluated (dropout off), from inputs x in
+        near-equal chunks, cumulatively averaged: what trainwell.recalibration does per model."""
+        if not self.running:
+            return
+        for rm, rv in self.running:
+            rm.zero_(), rv.fill_(1.0)
+        for j, part in enumerate(torch.tensor_split(x, -(-len(x) // batch)), start=1):
+            h = part
+            for i, layer in enumerate(self._layers[:-1]):
+                W, b, gamma, beta = layer
+                h = torch.matmul(h, W.transpose(1, 2)) + b.unsqueeze(1) if h.dim() == 2 else torch.baddbmm(b.unsqueeze(1), h, W.transpose(1, 2))
+                var, mean = torch.var_mean(h, dim=1, unbiased=False, keepdim=True)
+                n = h.shape[1]
+                rm, rv = self.running[i]
+                rm.add_((mean.squeeze(1) - rm) / j)  # BatchNorm with momentum None: the running mean of chunk statistics
+                rv.add_((var.squeeze(1) * (n / max(1, n - 1)) - rv) / j)
+                h = self.act((h - mean) * torch.rsqrt(var + BN_EPS) * gamma.unsqueeze(1) + beta.unsqueeze(1))
 
     def subset(self, rows: list[int]) -> "Stack":
         """A new stack of the given members only (when most have stopped, the rest train faster)."""
@@ -412,6 +441,14 @@ def _train(runs: list[Run], dirs: list[Path], threads: int, stop_requested: Any)
 
     # per-member hyperparameters as (K, 1) columns
     optimizer = StackedOptimizer(stack, [c.optim for c in cfgs])
+    # the weights that are evaluated, saved as best and tested: a moving average where asked
+    # (train.ema_decay, as trainwell.averaging: decay min(d, (1+n)/(10+n)), BatchNorm statistics
+    # averaged too), else the live weights; members without one get decay 0, a plain copy
+    ema_col = _col([c.train.ema_decay or 0.0 for c in cfgs])
+    use_ema = any(c.train.ema_decay for c in cfgs)
+    ema_updates = 0
+    ev = stack.alias(stack.flat.detach().clone(), [(rm.clone(), rv.clone()) for rm, rv in stack.running]) if use_ema else stack
+    recal = c0.train.bn_recalibration_samples if bn else 0  # the same for the whole stack (group_key)
     clip = [c.train.clip_norm for c in cfgs]
     clip_col = _col([x or 0.0 for x in clip]).squeeze(1)
     any_clip = any(x is not None for x in clip)
@@ -447,12 +484,12 @@ def _train(runs: list[Run], dirs: list[Path], threads: int, stop_requested: Any)
         rundir.write_text_atomic(d / rundir.CONFIG, dump_yaml(c))
         rundir.write_history(d, history[k])
         restored = c.train.restore_best and best_epoch[k] is not None
-        flat_row = best_flat[k] if restored else stack.flat[row]
-        running = [(brm[k], brv[k]) for brm, brv in best_running] if restored else [(rm[row], rv[row]) for rm, rv in stack.running]
+        flat_row = best_flat[k] if restored else ev.flat[row]
+        running = [(brm[k], brv[k]) for brm, brv in best_running] if restored else [(rm[row], rv[row]) for rm, rv in ev.running]
         if best_epoch[k] is not None:
             state = stack.member_state(best_flat[k], [(rm[k], rv[k]) for rm, rv in best_running], models[k], steps_trained[k])
             save_checkpoint(BEST, {"model": state, "epoch": best_epoch[k], "monitor": c.train.monitor, "value": best_value[k], "spec": spec}, d / rundir.BEST_PT)
-        test = _score_member(stack, flat_row, running, row, data, regression, c.train.label_smoothing, c.train.eval_batch_size)
+        test = _score_member(ev, flat_row, running, row, data, regression, c.train.label_smoothing, c.train.eval_batch_size)
         metrics: dict[str, Any] = {f"test_{key}": v for key, v in test.items() if key != "loss"}
         metrics.update(
             test_loss=test["loss"], epochs_run=len(history[k]), best_epoch=best_epoch[k], best_value=best_value[k], monitor=c.train.monitor,
@@ -497,13 +534,21 @@ def _train(runs: list[Run], dirs: list[Path], threads: int, stop_requested: Any)
                 if per_batch and s > 0:
                     lr_col = _col([shims[k].lr for k in members])
                 optimizer.step(lr_col * active.unsqueeze(1))  # stopped members do not move
+                if use_ema:
+                    ema_updates += 1
+                    w = 1 - ema_col.clamp(max=(1 + ema_updates) / (10 + ema_updates))
+                    ev.flat.lerp_(stack.flat, w)
+                    for (am, av), (rm, rv) in zip(ev.running, stack.running):
+                        am.lerp_(rm, w), av.lerp_(rv, w)
             for k in members:
                 schedules[k].after_batch(shims[k])
             step_loss[s] = losses.detach() * idx.shape[1]
             step_norm[s] = norm
         # -- validate all members at once, then each member's bookkeeping
         lr_epoch = [shims[k].lr for k in members]
-        val = _evaluate(stack, data.x_val, data.y_val, regression, smoothing, c0.train.eval_batch_size, data.target_std)
+        if recal:  # BatchNorm statistics as the network is evaluated, as trainwell.recalibration
+            ev.recalibrate(data.x_train[:recal], c0.train.eval_batch_size)
+        val = _evaluate(ev, data.x_val, data.y_val, regression, smoothing, c0.train.eval_batch_size, data.target_std)
         seconds = (time.perf_counter() - started) / max(1, sum(alive))
         epoch += 1
         bad_loss = ~torch.isfinite(step_loss)
@@ -540,8 +585,8 @@ def _train(runs: list[Run], dirs: list[Path], threads: int, stop_requested: Any)
             history[k].append(entry)
             if improved(monitored, best_value[k], mode, c.min_delta):
                 best_value[k], best_epoch[k], bad_epochs[k] = monitored, epoch, 0
-                best_flat[k].copy_(stack.flat[row].detach())
-                for (brm, brv), (rm, rv) in zip(best_running, stack.running):
+                best_flat[k].copy_(ev.flat[row].detach())
+                for (brm, brv), (rm, rv) in zip(best_running, ev.running):
                     brm[k].copy_(rm[row]), brv[k].copy_(rv[row])
             else:
                 bad_epochs[k] += 1
@@ -551,9 +596,14 @@ def _train(runs: list[Run], dirs: list[Path], threads: int, stop_requested: Any)
                 finish(k, row, MAX_EPOCHS)
         keep = [row for row, k in enumerate(members) if alive[k]]
         if keep and len(keep) <= len(members) // 2:  # most have stopped: train the rest as a smaller stack
+            idx = torch.tensor(keep)
+            if use_ema:
+                ev = stack.alias(ev.flat.index_select(0, idx), [(am.index_select(0, idx), av.index_select(0, idx)) for am, av in ev.running])
+                ema_col = ema_col.index_select(0, idx)
             stack = stack.subset(keep)
             optimizer = optimizer.subset(stack, keep)
-            idx = torch.tensor(keep)
+            if not use_ema:
+                ev = stack
             drops, smoothing, clip_col = drops.index_select(0, idx), smoothing.index_select(0, idx), clip_col.index_select(0, idx)
             members = [members[row] for row in keep]
             active = torch.ones(len(members), dtype=torch.bool)
