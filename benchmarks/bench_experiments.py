@@ -60,7 +60,11 @@ def main() -> None:
             flag = "ok" if mae <= ref else "WORSE"
             if mae > ref:
                 worse.append(f"{name}/{row['variant']}")
-            lines.append(f"  {name}/{row['variant']:<14} test MAE {mae:.3f}  seed {ref:.3f}  {flag}")
+            interval = ""
+            if args.seeds > 1:  # is the seed's single figure one of the values these seeds make plausible?
+                lo, hi = row["test_mae_ci_low"], row["test_mae_ci_high"]
+                interval = f"  95% CI [{lo:.3f}, {hi:.3f}] {'holds' if lo <= ref <= hi else 'excludes'} the seed's figure"
+            lines.append(f"  {name}/{row['variant']:<14} test MAE {mae:.3f}  seed {ref:.3f}  {flag}{interval}")
     print("\n".join(lines))
     print(f"total       {total:6.1f} s  = {total / SEED_TOTAL:.3f} of the seed's {SEED_TOTAL} s ({SEED_TOTAL / total:.1f}x faster); target <= {SEED_TOTAL / 5:.0f} s")
     if not args.separate_only:
