@@ -17,6 +17,7 @@ to seed: run with --seeds 3 to compare means.
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import tempfile
 import time
@@ -34,6 +35,13 @@ SEED_MAE = {
 }
 
 
+def cpu_seconds() -> float:
+    """CPU seconds of this process and its finished workers: unlike wall time, not inflated when
+    other work shares the cores."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
@@ -44,6 +52,7 @@ def main() -> None:
     args = ap.parse_args()
     root = args.out or tempfile.mkdtemp(prefix="bench-experiments-")
     total, worse = 0.0, []
+    cpu_start = cpu_seconds()
     lines = []
     for name in SEED_SECONDS:
         exp = preset(name).with_seeds(args.seeds)
@@ -60,18 +69,23 @@ def main() -> None:
             flag = "ok" if mae <= ref else "WORSE"
             if mae > ref:
                 worse.append(f"{name}/{row['variant']}")
-            lines.append(f"  {name}/{row['variant']:<14} test MAE {mae:.3f}  seed {ref:.3f}  {flag}")
+            interval = ""
+            if args.seeds > 1:  # is the seed's single figure one of the values these seeds make plausible?
+                lo, hi = row["test_mae_ci_low"], row["test_mae_ci_high"]
+                interval = f"  95% CI [{lo:.3f}, {hi:.3f}] {'holds' if lo <= ref <= hi else 'excludes'} the seed's figure"
+            lines.append(f"  {name}/{row['variant']:<14} test MAE {mae:.3f}  seed {ref:.3f}  {flag}{interval}")
     print("\n".join(lines))
     print(f"total       {total:6.1f} s  = {total / SEED_TOTAL:.3f} of the seed's {SEED_TOTAL} s ({SEED_TOTAL / total:.1f}x faster); target <= {SEED_TOTAL / 5:.0f} s")
+    print(f"            {cpu_seconds() - cpu_start:6.1f} CPU seconds (both cores together)")
     if not args.separate_only:
         exps = [preset(name).with_seeds(args.seeds) for name in SEED_SECONDS]
         for e in exps:
             e.stack = not args.no_stack
         shutil.rmtree(f"{root}/together", ignore_errors=True)
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), cpu_seconds()
         compare_many(exps, f"{root}/together", workers=args.workers, quiet=True)
         together = time.perf_counter() - started
-        print(f"one pool    {together:6.1f} s  = {together / SEED_TOTAL:.3f} of the seed's {SEED_TOTAL} s ({SEED_TOTAL / together:.1f}x faster): all five in one compare, as the demo runs them")
+        print(f"one pool    {together:6.1f} s  = {together / SEED_TOTAL:.3f} of the seed's {SEED_TOTAL} s ({SEED_TOTAL / together:.1f}x faster): all five in one compare, as the demo runs them; {cpu_seconds() - cpu_before:.1f} CPU seconds")
     print("every variant's test MAE no worse than the seed's" if not worse else f"worse than the seed: {', '.join(worse)}")
     if not args.out:
         shutil.rmtree(root, ignore_errors=True)
