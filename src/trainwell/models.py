@@ -73,7 +73,7 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-__all__ = ["MODELS", "build_model", "has_batchnorm", "count_parameters", "mlp_block", "torch"]
+__all__ = ["MODELS", "build_model", "has_batchnorm", "count_parameters", "mlp_block"]
 
 
 from . import cnn  # noqa: E402,F401  (registers cnn and cnn-plain)

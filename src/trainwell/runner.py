@@ -218,8 +218,6 @@ def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None, quiet: 
         if trainer.average is not None:
             trainer.average.load_state_dict(ckpt["average"])
         rng_restore(ckpt["rng"], trainer.generators)
-    except CheckpointError:
-        raise
     except (KeyError, ValueError, RuntimeError, TypeError, IndexError):
         raise CheckpointError(f"checkpoint {str(run_dir / rundir.LAST_PT)!r} does not match its run's model, optimizer or schedule") from None
     trainer.schedule.apply(trainer.optimizer)
