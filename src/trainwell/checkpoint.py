@@ -19,7 +19,7 @@ from .atomic import atomic_write
 from .errors import CheckpointError
 
 FORMAT = "trainwell"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: last.pt holds a list of members (flat optimizer state); best.pt unchanged
 BEST, LAST = "best", "last"  # the two kinds: best weights only, and the full resumable state
 
 

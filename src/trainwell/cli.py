@@ -70,7 +70,7 @@ def _report(result: Any) -> int:
         return EXIT_INTERRUPTED
     shown = {k: v for k, v in result.metrics.items() if k.startswith("test_") or k in ("epochs_run", "best_epoch", "wall_seconds")}
     print(json.dumps(shown, indent=2))
-    print(f"results in {result.run_dir}  (history.csv, metrics.json, curves.png, best.pt)")
+    print(f"results in {result.run_dir}  (history.csv, metrics.json, curves.svg, best.pt)")
     if result.stop_reason == NOT_FINITE:
         print(f"trainwell: {result.message}", file=sys.stderr)
         return EXIT_TRAINING_FAILED

@@ -24,6 +24,7 @@ NORMS = ("batch", "layer", "none")
 ACTIVATIONS = ("relu", "gelu", "silu", "tanh")
 MODES = ("auto", "min", "max")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
+CLASS_WEIGHTS = ("none", "balanced")
 
 
 def _fail(section: str, name: str, value: Any, allowed: str) -> None:
@@ -162,8 +163,8 @@ class TrainConfig:
     early_stopping: bool = True  # stop after `patience` epochs without improvement
     patience: int = 20  # epochs without improvement of the monitored metric
     min_delta: float = 0.0  # smallest change of the monitored metric that counts as improvement
-    monitor: str = "val_loss"  # val_loss, or the validation metric: val_mae / val_accuracy
-    mode: str = "auto"  # auto: max for accuracy, min otherwise
+    monitor: str = "val_loss"  # val_loss or any validation metric of the task (val_mae, val_r2, val_accuracy, val_roc_auc, ...)
+    mode: str = "auto"  # auto: max for metrics where higher is better (accuracy, AUC, R², F1), min otherwise
     restore_best: bool = True  # load the best weights back at the end (test metrics use them)
     bn_recalibration_samples: int = 4096  # training inputs used to re-estimate BatchNorm statistics before each evaluation (0: off)
     ema_decay: float | None = None  # evaluate a moving average of the weights (per-step decay, e.g. 0.99)
@@ -176,6 +177,8 @@ class TrainConfig:
     channels_last: bool = True  # images on CUDA: channels_last memory format
     compile: bool = False  # torch.compile the model
     quiet: bool = False  # no live progress display
+    members: int = 1  # ensemble: train this many seeds (seed, seed+1, ...) together and predict with their average
+    class_weights: str = "none"  # classification: none, or balanced (each class weighted by rows / (classes × its rows))
 
     def validate(self) -> None:
         _require(self, "max_epochs", self.max_epochs >= 1, "an integer >= 1")
@@ -184,7 +187,10 @@ class TrainConfig:
         _require(self, "clip_norm", self.clip_norm is None or self.clip_norm > 0, "null or a number > 0")
         _require(self, "patience", self.patience >= 0, "an integer >= 0")
         _require(self, "min_delta", self.min_delta >= 0, "a number >= 0")
-        _require(self, "monitor", self.monitor in ("val_loss", "val_mae", "val_accuracy"), "val_loss, val_mae or val_accuracy")
+        from .metric_names import CLASSIFICATION, REGRESSION
+
+        monitors = ("val_loss", *(f"val_{m}" for m in REGRESSION + CLASSIFICATION))
+        _require(self, "monitor", self.monitor in monitors, "one of " + ", ".join(monitors))
         _choice(self, "mode", MODES)
         _require(self, "bn_recalibration_samples", self.bn_recalibration_samples >= 0, "an integer >= 0")
         _require(self, "ema_decay", self.ema_decay is None or 0 < self.ema_decay < 1, "null or a number > 0 and < 1")
@@ -196,6 +202,8 @@ class TrainConfig:
         _require(self, "device", ok_device, "auto, cpu, cuda or cuda:N")
         _require(self, "threads", self.threads is None or self.threads >= 1, "null or an integer >= 1")
         _choice(self, "amp", AMP_MODES)
+        _require(self, "members", 1 <= self.members <= 64, "an integer from 1 to 64")
+        _choice(self, "class_weights", CLASS_WEIGHTS)
 
 
 @dataclass

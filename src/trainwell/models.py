@@ -8,7 +8,6 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
-from .fused_mlp import fused_forward, parse_blocks
 from .registry import Registry
 
 ModelBuilder = Callable[[ModelConfig, tuple[int, ...], int], nn.Module]
@@ -32,19 +31,9 @@ def mlp_block(d_in: int, d_out: int, norm: str, activation: str, dropout: float)
 
 
 class MLP(nn.Sequential):
-    """An nn.Sequential whose training forward takes the hand-written fused path when the stack
-    is the standard Linear → BatchNorm → ReLU → Dropout shape (see fused_mlp.py). The
+    """trainwell's MLP: [Linear → norm → activation → Dropout]* + Linear. Training recognises
+    this definition and runs it on the vectorised fast path (members.MLPMembers); the
     state_dict keys are those of the plain Sequential."""
-
-    def __init__(self, *layers: nn.Module) -> None:
-        super().__init__(*layers)
-        self._fused = parse_blocks(list(layers))
-        self.use_fused = True  # tests switch it off to compare against the eager path
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training and self.use_fused and self._fused is not None and x.dim() == 2 and torch.is_grad_enabled():
-            return fused_forward(x, self._fused)
-        return super().forward(x)
 
 
 @MODELS.register("mlp")

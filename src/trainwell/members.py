@@ -1,0 +1,548 @@
+"""Members: the K networks one training process advances together (K = 1 for a single run).
+
+Every trainable parameter of every member lives in one flat buffer `flat` of shape (K, P),
+a row per member, matrices first (see optim.py: a row is [decayed | not decayed]); the
+gradients live in `grad` of the same shape. So the gradient norm, clipping, the optimizer
+update and the weight average are a few operations on whole rows, written once for a single
+run, a stack of compare runs and an ensemble alike.
+
+Two implementations of the same interface:
+- ModuleMembers: any nn.Module. Each member's parameters are views into its row, autograd
+  fills the gradient rows. Dropout inside the modules draws from torch's global generator,
+  which is swapped per member when K > 1, so each member keeps its own stream.
+- MLPMembers: the fast path. It recognises trainwell's MLP (Linear → [BatchNorm1d] →
+  activation → [Dropout] blocks and a Linear head) and runs all K members as batched matmuls
+  with a hand-written backward: on a small model the CPU time goes to per-operator dispatch,
+  which batching and skipping autograd remove. Dropout masks come from each member's own
+  generator. Anything else falls back to ModuleMembers (see CAPABILITIES in planning.py).
+
+A "weight set" is either the live weights or their moving average (train.ema_decay):
+evaluation, BatchNorm re-estimation and best checkpoints use the set the run evaluates.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .optim import decays
+
+aten = torch.ops.aten
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (K, B, O) outputs, (K, B, ...) targets → (K,) losses
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where one parameter tensor of a member lives in the member's flat row."""
+
+    name: str
+    shape: tuple[int, ...]
+    stride: tuple[int, ...]
+    offset: int
+    numel: int
+
+
+def flat_layout(model: nn.Module) -> tuple[list[Slot], int]:
+    """Slots of the trainable parameters, decayed ones first; returns (slots, decay_size)."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    ordered = [x for x in named if decays(x[1])] + [x for x in named if not decays(x[1])]
+    slots, offset = [], 0
+    for name, p in ordered:
+        if not _dense(p):
+            raise ValueError(f"parameter {name} is not a dense tensor; trainwell trains dense parameters only")
+        slots.append(Slot(name, tuple(p.shape), tuple(p.stride()), offset, p.numel()))
+        offset += p.numel()
+    decay_size = sum(s.numel for s, (_, p) in zip(slots, ordered) if decays(p))
+    return slots, decay_size
+
+
+def _dense(p: torch.Tensor) -> bool:
+    """Non-overlapping and dense: its elements fill exactly `numel` consecutive storage slots."""
+    return p.layout == torch.strided and (p.numel() == 0 or (p.is_contiguous() or p.is_contiguous(memory_format=torch.channels_last)))
+
+
+def _view(row: torch.Tensor, slot: Slot) -> torch.Tensor:
+    """The slot's part of one member's row, with the parameter's own shape and strides."""
+    return row[slot.offset : slot.offset + slot.numel].as_strided(slot.shape, slot.stride)
+
+
+class Members:
+    """The common part: flat buffers, the layout, and the weight average."""
+
+    K: int
+    flat: torch.Tensor
+    grad: torch.Tensor
+    avg_flat: torch.Tensor | None
+    slots: list[Slot]
+    decay_size: int
+    template: nn.Module  # one member's architecture, for state dicts and test-time models
+
+    def _init_flat(self, models: list[nn.Module], average: bool) -> None:
+        self.template = copy.deepcopy(models[0]).cpu()
+        self.slots, self.decay_size = flat_layout(models[0])
+        self.K = len(models)
+        params = [dict(m.named_parameters()) for m in models]
+        rows = [torch.cat([params[k][s.name].detach().reshape(-1) for s in self.slots]) if self.slots else torch.zeros(0) for k in range(self.K)]
+        self.flat = torch.stack(rows).contiguous()
+        self.grad = torch.zeros_like(self.flat)
+        self.avg_flat = self.flat.clone() if average else None
+
+    @property
+    def has_average(self) -> bool:
+        return self.avg_flat is not None
+
+    def eval_flat(self) -> torch.Tensor:
+        return self.avg_flat if self.avg_flat is not None else self.flat
+
+
+# ---- any nn.Module ---------------------------------------------------------------------------
+
+
+class ModuleMembers(Members):
+    engine = "module"
+
+    def __init__(self, models: list[nn.Module], average: bool = False) -> None:
+        self._init_flat(models, average)
+        self.modules = models
+        self._point(self.modules, self.flat, self.grad)
+        self.avg_modules = None
+        if average:
+            self.avg_modules = [copy.deepcopy(m) for m in models]
+            for m in self.avg_modules:
+                m.requires_grad_(False)
+            self._point(self.avg_modules, self.avg_flat, None)
+        self.has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in models[0].modules())
+        # each member's stream of torch's global generator (dropout inside its modules); with one
+        # member the global generator itself is that stream
+        self.rng_states: list[torch.Tensor | None] = [None] * self.K
+
+    def _point(self, modules: list[nn.Module], flat: torch.Tensor, grad: torch.Tensor | None) -> None:
+        """Make each module's parameters views of its row (and its gradients views of the gradient row)."""
+        for k, m in enumerate(modules):
+            named = dict(m.named_parameters())
+            for s in self.slots:
+                p = named[s.name]
+                p.data = _view(flat[k], s)
+                if grad is not None:
+                    p.grad = _view(grad[k], s)
+
+    def _swap_rng(self, k: int) -> None:
+        if self.K > 1:
+            state = self.rng_states[k]
+            if state is not None:
+                torch.set_rng_state(state)
+
+    def _keep_rng(self, k: int) -> None:
+        if self.K > 1:
+            self.rng_states[k] = torch.get_rng_state()
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn, dropout: list[torch.Generator]) -> torch.Tensor:
+        """Forward and backward of every member on its own batch x[k]; gradients land in self.grad."""
+        self.grad.zero_()
+        outs = []
+        for k, m in enumerate(self.modules):
+            m.train()
+            self._swap_rng(k)
+            outs.append(m(x[k]))
+            self._keep_rng(k)
+        losses = loss_fn(torch.stack(outs), y)
+        losses.sum().backward()  # members are independent: each row's gradient is its own loss's
+        return losses.detach()
+
+    @torch.no_grad()
+    def outputs(self, x: torch.Tensor, batch: int, autocast: Callable, average: bool = True, prepare: Callable = lambda v: v) -> torch.Tensor:
+        """(K, N, O) outputs in eval mode for shared stored inputs x, prepared and run in chunks."""
+        modules = self.avg_modules if (average and self.avg_modules is not None) else self.modules
+        out = []
+        for m in modules:
+            was = m.training
+            m.eval()
+            parts = []
+            for i in range(0, len(x), batch):
+                with autocast():
+                    parts.append(m(prepare(x[i : i + batch])).float())
+            m.train(was)
+            out.append(torch.cat(parts))
+        return torch.stack(out)
+
+    def batchnorm_layers(self, average: bool) -> list[list[nn.modules.batchnorm._BatchNorm]]:
+        modules = self.avg_modules if (average and self.avg_modules is not None) else self.modules
+        return [[b for b in m.modules() if isinstance(b, nn.modules.batchnorm._BatchNorm) and b.track_running_stats] for m in modules]
+
+    @torch.no_grad()
+    def calibration_forward(self, x: torch.Tensor, factor: float, average: bool, autocast: Callable) -> None:
+        """One chunk of BatchNorm re-estimation: BatchNorm in train mode with update factor `factor`, all else eval."""
+        modules = self.avg_modules if (average and self.avg_modules is not None) else self.modules
+        for m, layers in zip(modules, self.batchnorm_layers(average)):
+            was = m.training
+            m.eval()
+            for b in layers:
+                b.train()
+                b.momentum = factor
+            with autocast():
+                m(x)
+            m.train(was)
+
+    def reset_batchnorm(self, average: bool) -> list[float | None]:
+        momenta = []
+        for layers in self.batchnorm_layers(average):
+            for b in layers:
+                momenta.append(b.momentum)
+                b.reset_running_stats()
+        return momenta
+
+    def restore_momenta(self, average: bool, momenta: list[float | None]) -> None:
+        it = iter(momenta)
+        for layers in self.batchnorm_layers(average):
+            for b in layers:
+                b.momentum = next(it)
+
+    @torch.no_grad()
+    def update_average(self, weight: torch.Tensor) -> None:
+        """avg ← avg + weight·(live − avg) per member (weight (K, 1)); buffers follow."""
+        self.avg_flat.lerp_(self.flat, weight)
+        for k, (m, a) in enumerate(zip(self.modules, self.avg_modules)):
+            live, avg = list(m.buffers()), list(a.buffers())
+            floats = [(x, y) for x, y in zip(avg, live) if x.is_floating_point()]
+            if floats:
+                torch._foreach_lerp_([x for x, _ in floats], [y for _, y in floats], float(weight[k]))
+            for x, y in zip(avg, live):
+                if not x.is_floating_point():
+                    x.copy_(y)
+
+    def state_dict(self, k: int, average: bool = True) -> dict[str, torch.Tensor]:
+        modules = self.avg_modules if (average and self.avg_modules is not None) else self.modules
+        return {n: t.detach().cpu().clone() for n, t in modules[k].state_dict().items()}
+
+    def load_state_dict(self, k: int, state: dict[str, torch.Tensor], average: bool = False) -> None:
+        modules = self.avg_modules if average else self.modules
+        modules[k].load_state_dict(state)  # copies into the views: the flat rows change
+
+    def subset(self, rows: list[int]) -> "ModuleMembers":
+        models = [self.modules[r] for r in rows]
+        new = ModuleMembers.__new__(ModuleMembers)
+        new.template, new.slots, new.decay_size, new.K = self.template, self.slots, self.decay_size, len(rows)
+        idx = torch.tensor(rows, device=self.flat.device)
+        new.flat, new.grad = self.flat.index_select(0, idx), self.grad.index_select(0, idx)
+        new.modules, new.has_batchnorm = models, self.has_batchnorm
+        new._point(new.modules, new.flat, new.grad)
+        new.avg_flat, new.avg_modules = None, None
+        if self.avg_flat is not None:
+            new.avg_flat = self.avg_flat.index_select(0, idx)
+            new.avg_modules = [self.avg_modules[r] for r in rows]
+            new._point(new.avg_modules, new.avg_flat, None)
+        new.rng_states = [self.rng_states[r] for r in rows] if len(rows) > 1 else [None]
+        if len(rows) == 1 and self.K > 1 and self.rng_states[rows[0]] is not None:
+            torch.set_rng_state(self.rng_states[rows[0]])  # a lone member's stream becomes the global one
+        return new
+
+    def rng_state(self, k: int) -> torch.Tensor:
+        return torch.get_rng_state() if self.K == 1 or self.rng_states[k] is None else self.rng_states[k]
+
+    def load_rng_state(self, k: int, state: torch.Tensor) -> None:
+        if self.K == 1:
+            torch.set_rng_state(state)
+        else:
+            self.rng_states[k] = state
+
+
+# ---- the fast path for trainwell's MLP ------------------------------------------------------------
+
+ACT_FORWARD = {nn.ReLU: torch.relu, nn.Tanh: torch.tanh, nn.SiLU: F.silu, nn.GELU: F.gelu}
+
+
+@dataclass
+class Block:
+    weight: int  # slot index of the Linear weight
+    bias: int
+    norm: tuple[int, int] | None  # slot indices of BatchNorm weight and bias
+    eps: float
+    act: type
+    width: int
+    module_index: int  # index of the Linear in the Sequential (for buffer names)
+    norm_index: int | None
+
+
+def parse_mlp(model: nn.Module) -> tuple[list[Block], tuple[int, int]] | None:
+    """Blocks of a Sequential [Linear, (BatchNorm1d), activation, (Dropout)]* + Linear whose every
+    parameter trains; None for any other model (it then trains on the module path)."""
+    if not isinstance(model, nn.Sequential) or any(not p.requires_grad for p in model.parameters()):
+        return None
+    layers = list(model)
+    slots, _ = flat_layout(model)
+    where = {s.name: i for i, s in enumerate(slots)}
+    blocks, i = [], 0
+    while i < len(layers) - 1:
+        lin = layers[i]
+        if not isinstance(lin, nn.Linear) or lin.bias is None:
+            return None
+        lin_i, i = i, i + 1
+        norm, norm_i = None, None
+        if isinstance(layers[i], nn.BatchNorm1d):
+            n = layers[i]
+            if not (n.affine and n.track_running_stats and n.momentum is not None):
+                return None
+            norm, norm_i, i = n, i, i + 1
+        if type(layers[i]) not in ACT_FORWARD or (isinstance(layers[i], nn.GELU) and layers[i].approximate != "none"):
+            return None
+        act, i = type(layers[i]), i + 1
+        if i < len(layers) - 1 and isinstance(layers[i], nn.Dropout):
+            i += 1
+        blocks.append(Block(where[f"{lin_i}.weight"], where[f"{lin_i}.bias"], (where[f"{norm_i}.weight"], where[f"{norm_i}.bias"]) if norm else None,
+                            norm.eps if norm else 0.0, act, lin.out_features, lin_i, norm_i))
+    head = layers[-1]
+    if i != len(layers) - 1 or not isinstance(head, nn.Linear) or head.bias is None or not blocks:
+        return None
+    return blocks, (where[f"{len(layers) - 1}.weight"], where[f"{len(layers) - 1}.bias"])
+
+
+def dropout_rates(model: nn.Module, blocks: list[Block]) -> list[float]:
+    """Each block's dropout rate (0 when it has none)."""
+    layers = list(model)
+    rates = []
+    for b in blocks:
+        after = b.module_index + (2 if b.norm is None else 3)
+        rates.append(layers[after].p if after < len(layers) and isinstance(layers[after], nn.Dropout) else 0.0)
+    return rates
+
+
+class MLPMembers(Members):
+    engine = "vectorised"
+    BN_MOMENTUM = 0.1  # nn.BatchNorm1d's default, which the module path uses
+
+    def __init__(self, models: list[nn.Module], average: bool = False) -> None:
+        parsed = parse_mlp(models[0])
+        assert parsed is not None, "MLPMembers needs trainwell's MLP; check parse_mlp first"
+        self.blocks, self.head = parsed
+        self._init_flat(models, average)
+        self.has_batchnorm = any(b.norm is not None for b in self.blocks)
+        layers = [list(m) for m in models]
+        self.running = [self._stats(layers, b) for b in self.blocks if b.norm is not None]
+        self.avg_running = [(rm.clone(), rv.clone()) for rm, rv in self.running] if average else None
+        rates = torch.tensor([dropout_rates(m, self.blocks) for m in models], dtype=torch.float32)  # (K, blocks)
+        widths = [b.width for b in self.blocks]
+        self._set_dropout(rates, widths)
+
+    def _stats(self, layers: list[list[nn.Module]], b: Block) -> tuple[torch.Tensor, torch.Tensor]:
+        rm = torch.stack([ls[b.norm_index].running_mean for ls in layers]).contiguous()
+        rv = torch.stack([ls[b.norm_index].running_var for ls in layers]).contiguous()
+        return rm, rv
+
+    def _set_dropout(self, rates: torch.Tensor, widths: list[int]) -> None:
+        """Per-column drop probability and keep scale (K, 1, Σ widths of blocks with dropout)."""
+        self.rates = rates
+        self.drop_blocks = [j for j in range(len(widths)) if bool((rates[:, j] > 0).any())]
+        if not self.drop_blocks:
+            self.drop_p = None
+            return
+        cols = [rates[:, j : j + 1].expand(-1, widths[j]) for j in self.drop_blocks]
+        self.drop_p = torch.cat(cols, dim=1).unsqueeze(1).to(self.flat.device)
+        self.keep_scale = torch.where(self.drop_p < 1, 1.0 / (1.0 - self.drop_p), torch.zeros_like(self.drop_p))
+        self.mask_width = sum(widths[j] for j in self.drop_blocks)
+
+    def _masks(self, batch: int, generators: list[torch.Generator]) -> dict[int, torch.Tensor]:
+        """Inverted-dropout masks per block, (K, batch, width): one draw per member from its own generator."""
+        if self.drop_p is None:
+            return {}
+        u = torch.stack([torch.rand(batch, self.mask_width, generator=g) for g in generators]).to(self.flat.device)
+        keep = (u >= self.drop_p) * self.keep_scale
+        out, start = {}, 0
+        for j in self.drop_blocks:
+            w = self.blocks[j].width
+            out[j] = keep[:, :, start : start + w]
+            start += w
+        return out
+
+    def _views(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        return [flat[:, s.offset : s.offset + s.numel].view(self.K, *s.shape) for s in self.slots]
+
+    # -- training ------------------------------------------------------------------------------
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn, dropout: list[torch.Generator]) -> torch.Tensor:
+        v = self._views(self.flat)
+        masks = self._masks(x.shape[1], dropout)
+        h, saved, bn = x, [], 0
+        for j, b in enumerate(self.blocks):
+            z = torch.baddbmm(v[b.bias].unsqueeze(1), h, v[b.weight].transpose(1, 2))
+            stats = None
+            if b.norm is not None:
+                rm, rv = self.running[bn]
+                pre = _channels(z)
+                zn, mean, invstd = aten.native_batch_norm(pre, v[b.norm[0]].reshape(-1), v[b.norm[1]].reshape(-1), rm.view(-1), rv.view(-1), True, self.BN_MOMENTUM, b.eps)
+                stats, z, bn = (pre, mean, invstd, rm, rv), _members(zn, self.K), bn + 1
+            a = ACT_FORWARD[b.act](z)
+            if j in masks:
+                a = a * masks[j]
+            saved.append((h, z, a, stats))
+            h = a
+        out = torch.baddbmm(v[self.head[1]].unsqueeze(1), h, v[self.head[0]].transpose(1, 2))
+        # the loss and its gradient by autograd (any loss function), the network's backward by hand
+        leaf = out.detach().requires_grad_()
+        with torch.enable_grad():
+            losses = loss_fn(leaf, y)
+            (g,) = torch.autograd.grad(losses.sum(), leaf)
+        self._backward(g, h, saved, masks, v)
+        return losses.detach()
+
+    def _backward(self, g: torch.Tensor, last: torch.Tensor, saved: list, masks: dict[int, torch.Tensor], v: list[torch.Tensor]) -> None:
+        grads: list[torch.Tensor | None] = [None] * len(self.slots)
+        grads[self.head[0]], grads[self.head[1]] = torch.bmm(g.transpose(1, 2), last), g.sum(1)
+        g = torch.bmm(g, v[self.head[0]])
+        for j in range(len(self.blocks) - 1, -1, -1):
+            b, (inp, z, a, stats) = self.blocks[j], saved[j]
+            if j in masks:
+                g = g * masks[j]
+            g = _act_backward(b.act, g, z, a)
+            if stats is not None:
+                pre, mean, invstd, rm, rv = stats
+                gin, gw, gb = aten.native_batch_norm_backward(_channels(g), pre, v[b.norm[0]].reshape(-1), rm.view(-1), rv.view(-1), mean, invstd, True, b.eps, [True, True, True])
+                g = _members(gin, self.K)
+                grads[b.norm[0]], grads[b.norm[1]] = gw.view(self.K, -1), gb.view(self.K, -1)
+            grads[b.weight], grads[b.bias] = torch.bmm(g.transpose(1, 2), inp), g.sum(1)
+            if j > 0:
+                g = torch.bmm(g, v[b.weight])
+        torch.cat([t.reshape(self.K, -1) for t in grads], dim=1, out=self.grad)
+
+    # -- evaluation ------------------------------------------------------------------------------
+
+    def _set(self, average: bool) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+        if average and self.avg_flat is not None:
+            return self.avg_flat, self.avg_running
+        return self.flat, self.running
+
+    def _eval_forward(self, x: torch.Tensor, average: bool, calibrate: float | None = None) -> torch.Tensor:
+        flat, running = self._set(average)
+        v = self._views(flat)
+        h, bn = x, 0
+        for b in self.blocks:
+            w, bias = v[b.weight].transpose(1, 2), v[b.bias].unsqueeze(1)
+            z = torch.matmul(h, w) + bias if h.dim() == 2 else torch.baddbmm(bias, h, w)
+            if b.norm is not None:
+                rm, rv = running[bn]
+                gamma, beta = v[b.norm[0]], v[b.norm[1]]
+                if calibrate is not None:  # BatchNorm statistics of this chunk folded into the running ones
+                    z = _members(F.batch_norm(_channels(z), rm.view(-1), rv.view(-1), gamma.reshape(-1), beta.reshape(-1), True, calibrate, b.eps), self.K)
+                else:
+                    z = (z - rm.unsqueeze(1)) * torch.rsqrt(rv.unsqueeze(1) + b.eps) * gamma.unsqueeze(1) + beta.unsqueeze(1)
+                bn += 1
+            h = ACT_FORWARD[b.act](z)
+        return torch.baddbmm(v[self.head[1]].unsqueeze(1), h, v[self.head[0]].transpose(1, 2))
+
+    @torch.no_grad()
+    def outputs(self, x: torch.Tensor, batch: int, autocast: Callable, average: bool = True, prepare: Callable = lambda v: v) -> torch.Tensor:
+        return torch.cat([self._eval_forward(prepare(x[i : i + batch]), average) for i in range(0, len(x), batch)], dim=1)
+
+    def reset_batchnorm(self, average: bool) -> list[float | None]:
+        for rm, rv in self._set(average)[1]:
+            rm.zero_(), rv.fill_(1.0)
+        return []
+
+    def restore_momenta(self, average: bool, momenta: list[float | None]) -> None:
+        pass
+
+    @torch.no_grad()
+    def calibration_forward(self, x: torch.Tensor, factor: float, average: bool, autocast: Callable) -> None:
+        self._eval_forward(x, average, calibrate=factor)
+
+    @torch.no_grad()
+    def update_average(self, weight: torch.Tensor) -> None:
+        self.avg_flat.lerp_(self.flat, weight)
+        for (am, av), (rm, rv) in zip(self.avg_running, self.running):
+            am.lerp_(rm, weight), av.lerp_(rv, weight)
+
+    # -- state in the module's own layout -------------------------------------------------------------
+
+    def state_dict(self, k: int, average: bool = True) -> dict[str, torch.Tensor]:
+        flat, running = self._set(average)
+        state = {n: t.detach().clone() for n, t in self.template.state_dict().items()}
+        for s in self.slots:
+            state[s.name] = _view(flat[k], s).detach().cpu().clone()
+        for (rm, rv), b in zip(running, [b for b in self.blocks if b.norm is not None]):
+            state[f"{b.norm_index}.running_mean"] = rm[k].detach().cpu().clone()
+            state[f"{b.norm_index}.running_var"] = rv[k].detach().cpu().clone()
+        return state
+
+    @torch.no_grad()
+    def load_state_dict(self, k: int, state: dict[str, torch.Tensor], average: bool = False) -> None:
+        flat, running = self._set(average)
+        for s in self.slots:
+            _view(flat[k], s).copy_(state[s.name])
+        for (rm, rv), b in zip(running, [b for b in self.blocks if b.norm is not None]):
+            rm[k].copy_(state[f"{b.norm_index}.running_mean"]), rv[k].copy_(state[f"{b.norm_index}.running_var"])
+
+    def subset(self, rows: list[int]) -> "MLPMembers":
+        new = MLPMembers.__new__(MLPMembers)
+        new.__dict__.update(self.__dict__)
+        idx = torch.tensor(rows, device=self.flat.device)
+        pick = lambda t: t.index_select(0, idx).contiguous()  # noqa: E731
+        new.K = len(rows)
+        new.flat, new.grad = pick(self.flat), pick(self.grad)
+        new.avg_flat = pick(self.avg_flat) if self.avg_flat is not None else None
+        new.running = [(pick(rm), pick(rv)) for rm, rv in self.running]
+        new.avg_running = [(pick(rm), pick(rv)) for rm, rv in self.avg_running] if self.avg_running is not None else None
+        new._set_dropout(self.rates.index_select(0, idx.cpu()), [b.width for b in self.blocks])
+        return new
+
+    def rng_state(self, k: int) -> torch.Tensor | None:
+        return None
+
+    def load_rng_state(self, k: int, state: torch.Tensor | None) -> None:
+        pass
+
+
+def _channels(z: torch.Tensor) -> torch.Tensor:
+    """(K, B, W) → (B, K·W): the K members' features as channels of one BatchNorm call."""
+    K, B, W = z.shape
+    return z.transpose(0, 1).reshape(B, K * W)
+
+
+def _members(z: torch.Tensor, K: int) -> torch.Tensor:
+    B = z.shape[0]
+    return z.view(B, K, -1).transpose(0, 1)
+
+
+def _act_backward(act: type, g: torch.Tensor, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """Gradient through the activation; a is its output before dropout (a = act(z))."""
+    if act is nn.ReLU:
+        return aten.threshold_backward(g, z, 0.0)
+    if act is nn.Tanh:
+        return aten.tanh_backward(g, torch.tanh(z))
+    if act is nn.SiLU:
+        return aten.silu_backward(g, z)
+    return aten.gelu_backward(g, z)
+
+
+def build_members(models: list[nn.Module], average: bool, fast: bool) -> Members:
+    """MLPMembers when allowed and the models are trainwell's MLP, else ModuleMembers."""
+    if fast and parse_mlp(models[0]) is not None:
+        return MLPMembers(models, average)
+    return ModuleMembers(models, average)
+
+
+def member_losses(task: str, smoothing: torch.Tensor, class_weight: torch.Tensor | None) -> LossFn:
+    """The training and validation loss, per member (K,): mean squared error for regression;
+    cross-entropy with per-member label smoothing (K, 1) and optional class weights otherwise
+    (a weighted mean over rows, each row weighted by its class's weight)."""
+
+    def regression(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return (out - y).pow(2).mean(dim=(1, 2))
+
+    def classification(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        logp = torch.log_softmax(out.float(), dim=-1)
+        nll = -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1)
+        s = smoothing.to(out.device)
+        per_row = (1 - s) * nll + s * (-logp.mean(-1))
+        if class_weight is None:
+            return per_row.mean(1)
+        w = class_weight.to(out.device)[y]
+        return (per_row * w).sum(1) / w.sum(1)
+
+    return regression if task == "regression" else classification
+
+
+__all__ = ["Members", "ModuleMembers", "MLPMembers", "build_members", "member_losses", "parse_mlp", "flat_layout", "Slot"]
