@@ -372,9 +372,11 @@ class MLPMembers(Members):
             stats = None
             if b.norm is not None:
                 rm, rv = self.running[bn]
-                pre = _channels(z)
-                zn, mean, invstd = aten.native_batch_norm(pre, v[b.norm[0]].reshape(-1), v[b.norm[1]].reshape(-1), rm.view(-1), rv.view(-1), True, self.BN_MOMENTUM, b.eps)
-                stats, z, bn = (pre, mean, invstd, rm, rv), _members(zn, self.K), bn + 1
+                # one BatchNorm call per member: a call over all members' channels at once
+                # rounds differently with K, and a member's numbers must not depend on its partners
+                parts = [aten.native_batch_norm(z[k], v[b.norm[0]][k], v[b.norm[1]][k], rm[k], rv[k], True, self.BN_MOMENTUM, b.eps) for k in range(self.K)]
+                stats = (z, [p[1] for p in parts], [p[2] for p in parts], rm, rv)
+                z, bn = torch.stack([p[0] for p in parts]), bn + 1
             a = ACT_FORWARD[b.act](z)
             if j in masks:
                 a = a * masks[j]
@@ -400,9 +402,9 @@ class MLPMembers(Members):
             g = _act_backward(b.act, g, z, a)
             if stats is not None:
                 pre, mean, invstd, rm, rv = stats
-                gin, gw, gb = aten.native_batch_norm_backward(_channels(g), pre, v[b.norm[0]].reshape(-1), rm.view(-1), rv.view(-1), mean, invstd, True, b.eps, [True, True, True])
-                g = _members(gin, self.K)
-                grads[b.norm[0]], grads[b.norm[1]] = gw.view(self.K, -1), gb.view(self.K, -1)
+                parts = [aten.native_batch_norm_backward(g[k], pre[k], v[b.norm[0]][k], rm[k], rv[k], mean[k], invstd[k], True, b.eps, [True, True, True]) for k in range(self.K)]
+                g = torch.stack([p[0] for p in parts])
+                grads[b.norm[0]], grads[b.norm[1]] = torch.stack([p[1] for p in parts]), torch.stack([p[2] for p in parts])
             grads[b.weight], grads[b.bias] = torch.bmm(g.transpose(1, 2), inp), g.sum(1)
             if j > 0:
                 g = torch.bmm(g, v[b.weight])
@@ -425,8 +427,8 @@ class MLPMembers(Members):
             if b.norm is not None:
                 rm, rv = running[bn]
                 gamma, beta = v[b.norm[0]], v[b.norm[1]]
-                if calibrate is not None:  # BatchNorm statistics of this chunk folded into the running ones
-                    z = _members(F.batch_norm(_channels(z), rm.view(-1), rv.view(-1), gamma.reshape(-1), beta.reshape(-1), True, calibrate, b.eps), self.K)
+                if calibrate is not None:  # BatchNorm statistics of this chunk folded into the running ones, per member
+                    z = torch.stack([F.batch_norm(z[k], rm[k], rv[k], gamma[k], beta[k], True, calibrate, b.eps) for k in range(self.K)])
                 else:
                     z = (z - rm.unsqueeze(1)) * torch.rsqrt(rv.unsqueeze(1) + b.eps) * gamma.unsqueeze(1) + beta.unsqueeze(1)
                 bn += 1
@@ -493,17 +495,6 @@ class MLPMembers(Members):
 
     def load_rng_state(self, k: int, state: torch.Tensor | None) -> None:
         pass
-
-
-def _channels(z: torch.Tensor) -> torch.Tensor:
-    """(K, B, W) → (B, K·W): the K members' features as channels of one BatchNorm call."""
-    K, B, W = z.shape
-    return z.transpose(0, 1).reshape(B, K * W)
-
-
-def _members(z: torch.Tensor, K: int) -> torch.Tensor:
-    B = z.shape[0]
-    return z.view(B, K, -1).transpose(0, 1)
 
 
 def _act_backward(act: type, g: torch.Tensor, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:

@@ -25,9 +25,10 @@ def compute(task: str, out: torch.Tensor, y: torch.Tensor, target_std: float = 1
     """Per-member metrics: {name: [value of member 0, member 1, ...]}.
 
     out: (K, N, O) as described above; y: (N, 1) standardised targets or (N,) class indices."""
-    out = out.float()
+    # float64 sums: a float32 reduction's last bits depend on how many threads split it
+    out = out.double()
     if task == "regression":
-        return _regression(out, y.float().reshape(1, -1, 1), target_std)
+        return _regression(out, y.double().reshape(1, -1, 1), target_std)
     return _classification(out, y.long())
 
 
@@ -43,10 +44,10 @@ def _regression(out: torch.Tensor, y: torch.Tensor, target_std: float) -> dict[s
 def _classification(logp: torch.Tensor, y: torch.Tensor) -> dict[str, list[float]]:
     K, N, C = logp.shape
     pred = logp.argmax(-1)  # (K, N)
-    correct = (pred == y).float()
+    correct = (pred == y).double()
     # confusion counts per member: true positives, predicted and actual counts per class
-    onehot_y = torch.nn.functional.one_hot(y, C).float()  # (N, C)
-    onehot_p = torch.nn.functional.one_hot(pred, C).float()  # (K, N, C)
+    onehot_y = torch.nn.functional.one_hot(y, C).double()  # (N, C)
+    onehot_p = torch.nn.functional.one_hot(pred, C).double()  # (K, N, C)
     tp = (onehot_p * onehot_y).sum(1)  # (K, C)
     predicted, actual = onehot_p.sum(1), onehot_y.sum(0).expand(K, C)
     present = actual > 0

@@ -145,7 +145,7 @@ def build_models(cfg: RunConfig, data: DataBundle, seed: int, model: nn.Module |
     return net, torch.get_rng_state()
 
 
-def build_trainer(cfgs: list[RunConfig], run_dirs: list[Path], emits: list[Emit], data: DataBundle | None = None) -> tuple[Trainer, "RunBook", list[str]]:
+def build_trainer(cfgs: list[RunConfig], run_dirs: list[Path], emits: list[Emit], data: DataBundle | None = None, max_threads: int | None = None) -> tuple[Trainer, "RunBook", list[str]]:
     """Every member of every run, seeded; the runs must share one stack key (planning.group_key)."""
     c0 = cfgs[0]
     device = pick_device(c0.train.device)
@@ -157,7 +157,10 @@ def build_trainer(cfgs: list[RunConfig], run_dirs: list[Path], emits: list[Emit]
     built = [(i, build_models(cfg, data, cfg.train.seed + k)) for i, cfg in enumerate(cfgs) for k in range(cfg.train.members)]
     models = [m for _, (m, _) in built]
     n_params = count_parameters(models[0])
-    torch.set_num_threads(c0.train.threads or (1 if n_params < SMALL_MODEL_PARAMS else max(1, torch.get_num_threads())))
+    # one thread for small models (faster, and their numbers then never depend on a worker's
+    # thread count); larger ones use train.threads, or the share of cores this process was given
+    share = max_threads or max(1, torch.get_num_threads())
+    torch.set_num_threads(c0.train.threads or (1 if n_params < SMALL_MODEL_PARAMS else share))
     images = len(data.input_shape) == 3
     data.to(device)
     for m in models:
@@ -402,11 +405,15 @@ def stop_on_signals() -> Iterator[Callable[[], bool]]:
 # ---- train, resume ---------------------------------------------------------------------------
 
 
-def train_runs(cfgs: list[RunConfig], run_dirs: list[Path], emits: list[Emit] | None = None, resume_from: list[dict[str, Any]] | None = None) -> list[RunResult]:
-    """Train (or, with last.pt payloads, continue) runs of one stack key together; one result per run."""
+def train_runs(cfgs: list[RunConfig], run_dirs: list[Path], emits: list[Emit] | None = None, resume_from: list[dict[str, Any]] | None = None, max_threads: int | None = None) -> list[RunResult]:
+    """Train (or, with last.pt payloads, continue) runs of one stack key together; one result per
+    run. `max_threads`: the share of cores this process may use (a compare worker's)."""
     emits = emits or [lambda *_a, **_k: None for _ in cfgs]
-    trainer, book, lines = build_trainer(cfgs, run_dirs, emits)
+    trainer, book, lines = build_trainer(cfgs, run_dirs, emits, max_threads=max_threads)  # every input is checked before anything is written
     loop = LoopState()
+    for cfg, d in zip(cfgs, run_dirs):
+        d.mkdir(parents=True, exist_ok=True)
+        rundir.write_text_atomic(d / rundir.CONFIG, dump_yaml(cfg))
     if resume_from is not None:
         loop = restore(trainer, resume_from, run_dirs)
         lines = [f"resuming at epoch {loop.epoch + 1}, step {loop.step}", *lines]
@@ -435,7 +442,6 @@ def train(config: RunConfig | dict[str, Any], out: str | Path | None = None, qui
         cfg.train.quiet = quiet
     emit = emit or Progress(cfg.train.quiet)
     run_dir = rundir.new_run_dir(out, cfg.name)
-    rundir.write_text_atomic(run_dir / rundir.CONFIG, dump_yaml(cfg))
     return train_runs([cfg], [run_dir], [emit])[0]
 
 
@@ -466,7 +472,6 @@ def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None, quiet: 
     if quiet is not None:
         cfg.train.quiet = quiet
     emit = emit or Progress(cfg.train.quiet)
-    rundir.write_text_atomic(Path(run_dir) / rundir.CONFIG, dump_yaml(cfg))
     return train_runs([cfg], [Path(run_dir)], [emit], resume_from=[ckpt])[0]
 
 

@@ -142,21 +142,14 @@ def one_line(exc: BaseException) -> str:
 
 def execute(job: Job, threads: int) -> list[dict[str, Any]]:
     """Run a job in this process and return its result rows; never raises for a failed run."""
-    from ..runner import apply_resume_overrides, load_resumable, train_runs
+    from ..runner import load_resumable, train_runs
 
     try:
         cfgs, payloads = [r.config for r in job.runs], None
-        for cfg in cfgs:
-            cfg.train.threads = threads
         if job.resume:
             loaded = [load_resumable(d) for d in job.dirs]
-            cfgs = [apply_resume_overrides(c, {"train.threads": threads}) for c, _ in loaded]
-            payloads = [p for _, p in loaded]
-        else:
-            for cfg, d in zip(cfgs, job.dirs):
-                d.mkdir(parents=True, exist_ok=True)
-                rundir.write_text_atomic(d / rundir.CONFIG, dump_config(cfg))
-        results = train_runs(cfgs, job.dirs, resume_from=payloads)
+            cfgs, payloads = [c for c, _ in loaded], [p for _, p in loaded]
+        results = train_runs(cfgs, job.dirs, resume_from=payloads, max_threads=threads)
     except Exception as exc:  # a failed run is a result, not the end of the experiment
         return [record(r, d, None, FAILED, one_line(exc)) for r, d in zip(job.runs, job.dirs)]
     rows = []
@@ -167,12 +160,6 @@ def execute(job: Job, threads: int) -> list[dict[str, Any]]:
         status = FAILED if result.stop_reason == "not_finite" else OK
         rows.append(record(run, d, result.metrics, status, result.message if status == FAILED else ""))
     return rows
-
-
-def dump_config(cfg: Any) -> str:
-    from ..config import dump_yaml
-
-    return dump_yaml(cfg)
 
 
 def _execute_quietly(job: Job, threads: int) -> list[dict[str, Any]]:
