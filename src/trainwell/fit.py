@@ -63,7 +63,7 @@ class Member:
     stop_reason: str | None = None
     stop_detail: str = ""
     seconds: float = 0.0  # its share of the training time
-    best: dict[str, torch.Tensor] | None = None  # evaluated weights at the best epoch
+    best: dict[str, torch.Tensor] | None = None  # evaluated weights at the best epoch (members.Members.pack)
     row: int | None = 0  # its row in the stack while it trains (None once removed)
 
     @property
@@ -169,8 +169,9 @@ def clip_gradients(grad: torch.Tensor, clip_norms: list[float | None]) -> torch.
     backward and the update, or it protects nothing. Coefficient as torch's clip_grad_norm_."""
     norm = grad.norm(dim=1)
     if any(c is not None for c in clip_norms):
+        # a float32 tensor for one member or many, so a member clips identically alone and in a stack
         limit = torch.tensor([c if c is not None else math.inf for c in clip_norms], device=grad.device)
-        coef = (limit / (norm + 1e-6)).clamp(max=1.0)
+        coef = (limit / (norm + 1e-6)).clamp_(max=1.0)
         grad.mul_(coef.unsqueeze(1))
     return norm
 
@@ -239,7 +240,7 @@ def record_epoch(t: Trainer, s: LoopState, m: Member, val: dict[str, list[float]
     m.history.append(history_row(m, s.epoch, val, lr, s.step_loss, s.step_norm, n_seen, seconds))
     m.seconds += seconds
     if m.stopper.update(s.epoch, monitored):
-        m.best = t.stack.state_dict(m.row, average=True)
+        m.best = t.stack.pack(m.row, average=True)
         t.book.improved(m)
     if m.stopper.should_stop:  # `patience` epochs in a row without improvement
         m.stop_reason = EARLY_STOP

@@ -39,6 +39,7 @@ from .seeding import make_generator, rng_restore, rng_snapshot, seed_everything,
 
 SMALL_MODEL_PARAMS = 1_000_000  # below this, one CPU thread beats several (thread sync costs more than the math)
 SHUFFLE, AUGMENT, DROPOUT = 0, 1, 2  # generator streams of a member (seeding.make_generator)
+SYNC_SECONDS = 10.0  # last.pt is fsynced at most this often: every write survives a killed process, and a power cut loses at most this much
 
 
 @dataclass
@@ -67,6 +68,7 @@ class RunSlot:
     engine: str = ""
     engine_reason: str = ""
     dirty: bool = False  # a member improved this epoch: best.pt is due
+    synced: float = 0.0  # time.monotonic() of last.pt's last fsync
     result: RunResult | None = None
 
 
@@ -235,7 +237,7 @@ class RunBook:
     def epoch_end(self, t: Trainer, s: LoopState) -> None:
         for run in self.open_runs():
             if run.dirty:
-                save_best(run)
+                save_best(t, run)
                 run.emit("best", epoch=s.epoch, value=run.members[0].stopper.best_value)
                 run.dirty = False
             if run.members[0].history and run.members[0].history[-1]["epoch"] == s.epoch:
@@ -282,8 +284,8 @@ def member_state(t: Trainer, s: LoopState, m: Member) -> dict[str, Any]:
     row = m.row
     mid = s.perm is not None and row is not None
     return {
-        "weights": t.stack.state_dict(row, average=False) if row is not None else None,
-        "average": t.stack.state_dict(row, average=True) if row is not None and t.stack.has_average else None,
+        "weights": t.stack.pack(row, average=False) if row is not None else None,
+        "average": t.stack.pack(row, average=True) if row is not None and t.stack.has_average else None,
         "optimizer": t.optimizer.state_rows(row) if row is not None else None,
         "schedule": m.schedule.state_dict(),
         "early_stopping": m.stopper.state_dict(),
@@ -297,7 +299,11 @@ def member_state(t: Trainer, s: LoopState, m: Member) -> dict[str, Any]:
     }
 
 
-def save_last(t: Trainer, s: LoopState, run: RunSlot) -> None:
+def save_last(t: Trainer, s: LoopState, run: RunSlot, durable: bool = False) -> None:
+    now = time.monotonic()
+    durable = durable or s.interrupted or now - run.synced >= SYNC_SECONDS
+    if durable:
+        run.synced = now
     body = {
         "config": run.cfg.to_dict(),
         "loop": {"epoch": s.epoch, "step": s.step, "epoch_seconds": s.epoch_seconds, "interrupted": s.interrupted},
@@ -305,11 +311,11 @@ def save_last(t: Trainer, s: LoopState, run: RunSlot) -> None:
         "rng": rng_snapshot({}),
         "spec": run.spec,
     }
-    save_checkpoint(LAST, body, run.run_dir / rundir.LAST_PT)
+    save_checkpoint(LAST, body, run.run_dir / rundir.LAST_PT, durable)
 
 
-def save_best(run: RunSlot) -> None:
-    states = [m.best for m in run.members]
+def save_best(t: Trainer, run: RunSlot) -> None:
+    states = [t.stack.packed_state_dict(m.best) if m.best is not None else None for m in run.members]
     first = run.members[0]
     body = {"model": states[0], "epoch": first.stopper.best_epoch, "monitor": run.cfg.train.monitor, "value": first.stopper.best_value, "spec": run.spec}
     if len(states) > 1:
@@ -326,19 +332,19 @@ def _final_weights(t: Trainer, m: Member) -> tuple[dict[str, torch.Tensor] | Non
         return m.best, True
     if m.stop_reason == NOT_FINITE:
         return m.best, m.best is not None
-    return t.stack.state_dict(m.row, average=True), False
+    return t.stack.pack(m.row, average=True), False
 
 
 def finish(t: Trainer, s: LoopState, run: RunSlot) -> None:
     """Restore best weights, score the test split, write history, metrics and curves."""
     cfg, data = run.cfg, t.data
-    save_last(t, s, run)
+    save_last(t, s, run, durable=True)
     finals = [(m, *_final_weights(t, m)) for m in run.members]
     scored = [(m, w, r) for m, w, r in finals if w is not None]
     model = copy.deepcopy(t.stack.template).to(t.device)
     outs = []
     for _, weights, _ in scored:
-        load_model_state(model, weights, run.run_dir / rundir.BEST_PT)
+        load_model_state(model, t.stack.packed_state_dict(weights), run.run_dir / rundir.BEST_PT)
         outs.append(predict_outputs(model, data, data.x_test, cfg.train.eval_batch_size, t.autocast))
     failed = [m for m in run.members if m.stop_reason == NOT_FINITE]
     reason = NOT_FINITE if len(failed) == len(run.members) else next(m.stop_reason for m in run.members if m.stop_reason != NOT_FINITE)
@@ -492,10 +498,12 @@ def restore(t: Trainer, payloads: list[dict[str, Any]], run_dirs: list[Path]) ->
         except (KeyError, ValueError, RuntimeError, TypeError, IndexError):
             raise CheckpointError(f"checkpoint {str(d / rundir.LAST_PT)!r} does not match its run's model, optimizer or schedule") from None
     rng_restore(payloads[0]["rng"], {})
-    if any(saved["perm"] is not None for saved in mids):
-        s.perm = torch.stack([saved["perm"] for saved in mids]).to(t.device)
-        s.step_loss = torch.stack([saved["step_loss"] for saved in mids], dim=1).to(t.device)
-        s.step_norm = torch.stack([saved["step_norm"] for saved in mids], dim=1).to(t.device)
+    mid = next((saved for saved in mids if saved["perm"] is not None), None)
+    if mid is not None:  # mid-epoch: members that had stopped get placeholders (they do not train)
+        pick = lambda saved, key: saved[key] if saved[key] is not None else torch.zeros_like(mid[key])  # noqa: E731
+        s.perm = torch.stack([pick(saved, "perm") for saved in mids]).to(t.device)
+        s.step_loss = torch.stack([pick(saved, "step_loss") for saved in mids], dim=1).to(t.device)
+        s.step_norm = torch.stack([pick(saved, "step_norm") for saved in mids], dim=1).to(t.device)
     for m in rows:  # torch's global stream of a lone module-path member is restored last
         saved = mids[m.row]
         if saved["torch_rng"] is not None:
@@ -510,10 +518,17 @@ def restore(t: Trainer, payloads: list[dict[str, Any]], run_dirs: list[Path]) ->
 
 
 def load_member(t: Trainer, m: Member, saved: dict[str, Any]) -> None:
-    t.stack.load_state_dict(m.row, saved["weights"], average=False)
+    if saved["weights"] is None:  # stopped before the last save: only its history and best weights matter
+        _load_bookkeeping(m, saved)
+        return
+    t.stack.unpack(m.row, saved["weights"], average=False)
     if saved["average"] is not None and t.stack.has_average:
-        t.stack.load_state_dict(m.row, saved["average"], average=True)
+        t.stack.unpack(m.row, saved["average"], average=True)
     t.optimizer.load_rows(m.row, saved["optimizer"])
+    _load_bookkeeping(m, saved)
+
+
+def _load_bookkeeping(m: Member, saved: dict[str, Any]) -> None:
     m.schedule.load_state_dict(saved["schedule"])
     m.schedule.apply(m.lr)
     m.stopper.load_state_dict(saved["early_stopping"])
