@@ -31,3 +31,14 @@ def atomic_write(path: str | Path, write: Callable[[IO[Any]], None], binary: boo
         os.fsync(dir_fd)  # make the rename itself durable
     finally:
         os.close(dir_fd)
+
+
+def fsync_path(path: str | Path) -> None:
+    """Make an existing file (written with durable=False) and its directory entry durable now."""
+    path = Path(path)
+    for target, flags in ((path, os.O_RDONLY), (path.parent, os.O_RDONLY)):
+        fd = os.open(target, flags)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from . import metric_names, rundir
+from .atomic import fsync_path
 from .checkpoint import BEST, LAST, load_checkpoint, load_model_state, save_checkpoint
 from .config import RunConfig, dump_yaml, load_config
 from .data import DataBundle, load_data
@@ -69,6 +70,7 @@ class RunSlot:
     engine_reason: str = ""
     dirty: bool = False  # a member improved this epoch: best.pt is due
     synced: float = 0.0  # time.monotonic() of last.pt's last fsync
+    best_synced: float = 0.0  # and of best.pt's (both are fsynced when the run ends)
     result: RunResult | None = None
 
 
@@ -315,12 +317,16 @@ def save_last(t: Trainer, s: LoopState, run: RunSlot, durable: bool = False) -> 
 
 
 def save_best(t: Trainer, run: RunSlot) -> None:
+    now = time.monotonic()
+    durable = now - run.best_synced >= SYNC_SECONDS
+    if durable:
+        run.best_synced = now
     states = [t.stack.packed_state_dict(m.best) if m.best is not None else None for m in run.members]
     first = run.members[0]
     body = {"model": states[0], "epoch": first.stopper.best_epoch, "monitor": run.cfg.train.monitor, "value": first.stopper.best_value, "spec": run.spec}
     if len(states) > 1:
         body["members"] = states
-    save_checkpoint(BEST, body, run.run_dir / rundir.BEST_PT)
+    save_checkpoint(BEST, body, run.run_dir / rundir.BEST_PT, durable)
 
 
 # ---- finishing a run ------------------------------------------------------------------------------
@@ -339,6 +345,8 @@ def finish(t: Trainer, s: LoopState, run: RunSlot) -> None:
     """Restore best weights, score the test split, write history, metrics and curves."""
     cfg, data = run.cfg, t.data
     save_last(t, s, run, durable=True)
+    if (run.run_dir / rundir.BEST_PT).exists():
+        fsync_path(run.run_dir / rundir.BEST_PT)
     finals = [(m, *_final_weights(t, m)) for m in run.members]
     scored = [(m, w, r) for m, w, r in finals if w is not None]
     model = copy.deepcopy(t.stack.template).to(t.device)
