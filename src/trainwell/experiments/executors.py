@@ -435,7 +435,7 @@ def _local_cluster(workers: int) -> Any:
 
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread() else None
     try:
-        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR)
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0", silence_logs=logging.ERROR)
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)

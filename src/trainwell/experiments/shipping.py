@@ -152,4 +152,5 @@ def run_on_worker(job: Job, slots_by_host: dict[str, int], token: str, prior: Fi
     back = {str(d): str(c) for d, c in zip(local, job.dirs)}
     for row in rows:
         row["run_dir"] = back.get(str(row["run_dir"]), row["run_dir"])
+        row["attempts"] = attempt
     return rows, files
