@@ -90,7 +90,10 @@ class Shipper:
             except FileNotFoundError:
                 continue
             if stamp != sent and (files := snapshot(self.folder)) is not None:
-                self.variable.set(files)
+                try:
+                    self.variable.set(files)
+                except Exception:  # the worker or scheduler is shutting down: nothing to ship to
+                    return
                 sent = stamp
 
 
