@@ -255,7 +255,7 @@ class DaskExecutor:
         complete = True
         try:
             for job in jobs:  # a run found unfinished on this disk resumes from its files
-                self._submit(_Task(job, read_files(job.dirs[0], RESUME) if job.resume else None), pending)
+                self._submit(_Task(job, [read_files(d, RESUME) for d in job.dirs] if job.resume else None), pending)
             if meanwhile is not None:
                 meanwhile()
             self._collect(pending, finished, say)
@@ -351,8 +351,8 @@ class DaskExecutor:
             shipped = get_or(Variable(variable_names(task.token)[1], client=self.client), None)
         except Exception:  # the scheduler is gone, and the snapshot with it
             shipped = None
-        if shipped and not task.job.stacked:
-            write_files(task.job.dirs[0], shipped)
+        for folder, files in zip(task.job.dirs, shipped or []):
+            write_files(folder, files)
         self._forget(task)
         return [record(r, d, None, status, reason) for r, d in zip(task.job.runs, task.job.dirs)]
 

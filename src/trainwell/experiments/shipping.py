@@ -67,10 +67,11 @@ def snapshot(folder: Path) -> Files | None:
 
 
 class Shipper:
-    """A thread that sends a snapshot of a single run's resume files each time last.pt changes."""
+    """A thread that sends a snapshot of the job's resume files (one {name: bytes} per run
+    directory) each time a last.pt changes; a job without last.pt (a stack) ships nothing."""
 
-    def __init__(self, folder: Path, variable: Any) -> None:
-        self.folder, self.variable = folder, variable
+    def __init__(self, folders: list[Path], variable: Any) -> None:
+        self.folders, self.variable = folders, variable
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="trainwell-shipper", daemon=True)
 
@@ -86,10 +87,11 @@ class Shipper:
         sent = None
         while not self.stopped.wait(SNAPSHOT_SECONDS):
             try:
-                stamp = (self.folder / rundir.LAST_PT).stat().st_mtime_ns
+                stamp = [(d / rundir.LAST_PT).stat().st_mtime_ns for d in self.folders]
             except FileNotFoundError:
                 continue
-            if stamp != sent and (files := snapshot(self.folder)) is not None:
+            files = [snapshot(d) for d in self.folders] if stamp != sent else [None]
+            if all(f is not None for f in files):
                 try:
                     self.variable.set(files)
                 except Exception:  # the worker or scheduler is shutting down: nothing to ship to
@@ -116,9 +118,9 @@ def share_of_cores(host: str, slots_by_host: dict[str, int]) -> int:
     return max(1, cores() // max(1, slots_by_host.get(host, 1)))
 
 
-def run_on_worker(job: Job, slots_by_host: dict[str, int], token: str, prior: Files | None) -> tuple[list[dict[str, Any]], list[Files]]:
+def run_on_worker(job: Job, slots_by_host: dict[str, int], token: str, prior: list[Files] | None) -> tuple[list[dict[str, Any]], list[Files]]:
     """The Dask task: train `job` in a temporary folder; return its rows and its run directories.
-    `prior` holds the resume files of a run the client found unfinished on its disk."""
+    `prior` holds, per run, the resume files the client found on its disk for an unfinished job."""
     from urllib.parse import urlparse
 
     from distributed import Variable, get_client, get_worker
@@ -139,18 +141,13 @@ def run_on_worker(job: Job, slots_by_host: dict[str, int], token: str, prior: Fi
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory(prefix="trainwell-job-") as tmp:
         local = [Path(tmp) / str(i) for i in range(len(job.dirs))]
-        resume = job.resume
-        if start and rundir.LAST_PT in start and not job.stacked:
-            write_files(local[0], start)
-            resume = True
-        elif resume:  # nothing to resume from: start the run afresh
-            resume = False
+        # resume only when every run of the job has a last.pt; otherwise start it afresh
+        resume = bool(start) and len(start) == len(local) and all(rundir.LAST_PT in f for f in start)
+        for folder, files in zip(local, start if resume else []):
+            write_files(folder, files)
         local_job = dataclasses.replace(job, dirs=local, resume=resume)
-        if job.stacked:
+        with Shipper(local, snapshot_var):
             rows = execute_quietly(local_job, threads)
-        else:
-            with Shipper(local[0], snapshot_var):
-                rows = execute_quietly(local_job, threads)
         files = [shipped_files(d) if d.is_dir() else {} for d in local]
     back = {str(d): str(c) for d, c in zip(local, job.dirs)}
     for row in rows:
