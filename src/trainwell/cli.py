@@ -123,7 +123,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         overrides["data.path"] = args.data_path
     exp = ex.resolve(args.experiment, args.preset, overrides, args.seeds)
     out = args.out or f"{ex.DEFAULT_ROOT}/{ex.spec.slug(exp.name)}"
-    result = ex.compare(exp, out, workers=args.workers, overrides=overrides, quiet=args.quiet)
+    result = ex.compare(exp, out, workers=args.workers, overrides=overrides, quiet=args.quiet, cluster=args.cluster)
     print(ex.console_summary(result))
     print(f"report: {result.out / 'report.html'}  (results.csv, summary.csv, report.md)")
     return 0 if result.complete else EXIT_INTERRUPTED
@@ -188,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field in every run, e.g. train.max_epochs=20")
     p.add_argument("--out", help="output folder (default: reports/NAME); an interrupted compare continues there")
     p.add_argument("--quiet", action="store_true", help="no per-run progress lines")
+    p.add_argument("--cluster", metavar="ADDRESS", help="run on a Dask cluster: a scheduler address (tcp://host:8786) or 'local' (needs trainwell[cluster])")
 
     p = add("demo", cmd_demo, "the main job: the tabular seed comparisons and the recipe ablation on delivery, with a report")
     p.add_argument("--out", help="output folder (default: reports/demo)")

@@ -17,13 +17,9 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
 import os
 import shutil
-import signal
 import sys
-import traceback
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -122,17 +118,6 @@ def record_from_disk(run: Run, run_dir: Path) -> dict[str, Any]:
 # ---- inside a worker -------------------------------------------------------------------------
 
 
-def _init_worker(threads: int) -> None:
-    os.environ["OMP_NUM_THREADS"] = str(threads)  # before torch is imported in this process
-    os.environ["MKL_NUM_THREADS"] = str(threads)
-    # Ctrl-C reaches the whole process group: an idle worker ignores it, while a training run
-    # installs its own handler (stop after this step, write last.pt) for its duration
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import torch
-
-    torch.set_num_threads(threads)
-
-
 def one_line(exc: BaseException) -> str:
     from ..errors import TrainwellError
 
@@ -160,14 +145,6 @@ def execute(job: Job, threads: int) -> list[dict[str, Any]]:
         status = FAILED if result.stop_reason == "not_finite" else OK
         rows.append(record(run, d, result.metrics, status, result.message if status == FAILED else ""))
     return rows
-
-
-def _execute_quietly(job: Job, threads: int) -> list[dict[str, Any]]:
-    try:
-        return execute(job, threads)
-    except Exception as exc:  # pragma: no cover - execute catches run failures itself
-        detail = one_line(exc) + " | " + traceback.format_exc(limit=2).replace("\n", " ")[-300:]
-        return [record(r, d, None, FAILED, detail) for r, d in zip(job.runs, job.dirs)]
 
 
 # ---- planning and the pool ---------------------------------------------------------------------
@@ -214,93 +191,6 @@ def _position(run_dir: Path) -> tuple[int, int] | None:
         return int(loop["epoch"]), int(loop["step"])
     except Exception:  # an unreadable last.pt resumes alone and reports its own error
         return None
-
-
-def run_jobs(jobs: list[Job], workers: int, threads: int, say: Say, meanwhile: Callable[[], None] | None = None) -> tuple[list[dict[str, Any]], bool]:
-    """Execute jobs (workers 0: in this process) and return their rows and whether all ran.
-    `meanwhile` runs in this process while the workers train (baselines, imports for the report)."""
-    rows: list[dict[str, Any]] = []
-    total = sum(len(j.runs) for j in jobs)
-
-    def finished(job_rows: list[dict[str, Any]]) -> None:
-        for r in job_rows:
-            rows.append(r)
-            if r["status"] != INTERRUPTED:  # an interrupted compare says so once, not per run
-                say(_progress_line(len(rows), total, r))
-
-    if not jobs or workers == 0:
-        if meanwhile is not None:
-            meanwhile()
-    if not jobs:
-        return rows, True
-    if workers == 0:
-        try:
-            for job in jobs:
-                finished(_execute_quietly(job, threads))
-        except KeyboardInterrupt:
-            return rows, False
-        return rows, True
-    ctx = multiprocessing.get_context("spawn")
-    # workers are born ignoring Ctrl-C (an ignored signal stays ignored across exec, and Python
-    # then installs no KeyboardInterrupt handler), so one that is still importing when Ctrl-C
-    # comes does not die with a traceback; a running run installs its own handler
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
-    try:
-        pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker, initargs=(threads,))
-        pending: dict[Future, Job] = {pool.submit(_execute_quietly, job, threads): job for job in jobs}
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-    complete = True
-
-    def collect() -> None:
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                job = pending[fut]
-                if fut.cancelled():
-                    job_rows = []
-                else:
-                    try:
-                        job_rows = fut.result()
-                    except Exception as exc:  # the worker process itself died
-                        job_rows = [record(r, d, None, FAILED, f"worker process failed: {one_line(exc)}") for r, d in zip(job.runs, job.dirs)]
-                del pending[fut]
-                finished(job_rows)
-
-    try:
-        try:
-            if meanwhile is not None:
-                meanwhile()
-            collect()
-        except KeyboardInterrupt:
-            complete = False
-            if _main_thread():  # a second Ctrl-C must not cut the collection short
-                signal.signal(signal.SIGINT, signal.SIG_IGN)
-            say("interrupted: running runs stop after their current step and keep what they finished ...")
-            for fut in list(pending):
-                fut.cancel()  # jobs not yet started: they run next time
-            collect()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        if not complete and _main_thread():
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-    return rows, complete and all(r["status"] != INTERRUPTED for r in rows)
-
-
-def _main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
-def _progress_line(i: int, total: int, r: dict[str, Any]) -> str:
-    metric = next((f"{k} {r[k]:.4g}" for k in ("test_mae", "test_accuracy") if r.get(k) is not None), "")
-    what = f"{r['experiment']} / {r['variant']} / seed {r['seed']}"
-    if r["status"] != OK:
-        return f"[{i}/{total}] {what}: {r['status']}: {r['error']}"
-    secs = f", {r['wall_seconds']:.1f} s" if r.get("wall_seconds") is not None else ""
-    return f"[{i}/{total}] {what}: {metric} ({r['epochs']} epochs{secs})"
 
 
 def stderr_say(quiet: bool) -> Say:
