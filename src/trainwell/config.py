@@ -58,6 +58,8 @@ class DataConfig:
     md5: str | None = None  # cifar10: expected MD5 of the archive (None: the official archive's)
     crop_padding: int | None = None  # images: random-crop padding in pixels (None: the data set's own default)
     flip: bool | None = None  # images: random horizontal flips (None: the data set's own default)
+    image_size: int = 32  # folder: every image is resized to image_size × image_size pixels
+    skip_bad_files: bool = False  # folder: skip unreadable files (true) or stop with their count and names (false)
 
     def validate(self) -> None:
         _require(self, "name", bool(self.name), "a data set name")
@@ -68,6 +70,9 @@ class DataConfig:
         _require(self, "val_size", self.val_size is None or self.val_size >= 1, "null or an integer >= 1")
         _require(self, "md5", self.md5 is None or (len(self.md5) == 32 and all(c in "0123456789abcdef" for c in self.md5)), "null or 32 lowercase hex digits")
         _require(self, "crop_padding", self.crop_padding is None or self.crop_padding >= 0, "null or an integer >= 0")
+        _require(self, "image_size", self.image_size >= 8, "an integer >= 8 (pixels)")
+        if self.name == "folder":
+            _require(self, "path", bool(self.path), "a folder of class subfolders when data.name is folder")
         if self.name == "csv":
             _require(self, "path", bool(self.path), "a CSV or Parquet file when data.name is csv")
             _require(self, "target", bool(self.target), "the target column's name when data.name is csv")
