@@ -24,6 +24,7 @@ NORMS = ("batch", "layer", "none")
 ACTIVATIONS = ("relu", "gelu", "silu", "tanh")
 MODES = ("auto", "min", "max")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
+LOGGERS = ("tensorboard", "mlflow")  # experiment trackers (loggers.py)
 
 
 def _fail(section: str, name: str, value: Any, allowed: str) -> None:
@@ -181,6 +182,7 @@ class TrainConfig:
     channels_last: bool = True  # images on CUDA: channels_last memory format
     compile: bool = False  # torch.compile the model
     quiet: bool = False  # no live progress display
+    log: list[str] = field(default_factory=list)  # experiment trackers fed each epoch: tensorboard, mlflow
 
     def validate(self) -> None:
         _require(self, "max_epochs", self.max_epochs >= 1, "an integer >= 1")
@@ -201,6 +203,7 @@ class TrainConfig:
         _require(self, "device", ok_device, "auto, cpu, cuda or cuda:N")
         _require(self, "threads", self.threads is None or self.threads >= 1, "null or an integer >= 1")
         _choice(self, "amp", AMP_MODES)
+        _require(self, "log", all(n in LOGGERS for n in self.log) and len(set(self.log)) == len(self.log), "a list of distinct names from: " + ", ".join(LOGGERS))
 
 
 @dataclass
