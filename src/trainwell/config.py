@@ -7,6 +7,7 @@ allowed; nothing trains before a config has passed `validate()`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import types
@@ -25,6 +26,7 @@ ACTIVATIONS = ("relu", "gelu", "silu", "tanh")
 MODES = ("auto", "min", "max")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 LOGGERS = ("tensorboard", "mlflow")  # experiment trackers (loggers.py)
+AUTO = "auto"  # optim.lr / schedule.max_lr: run the LR finder first (lr_find.py)
 
 
 def _fail(section: str, name: str, value: Any, allowed: str) -> None:
@@ -105,7 +107,7 @@ class ModelConfig:
 class OptimConfig:
     SECTION = "optim"
     name: str = "adamw"  # sgd, adam or adamw
-    lr: float = 1e-3  # base learning rate (peak for onecycle unless schedule.max_lr is set)
+    lr: float | str = 1e-3  # base learning rate (peak for onecycle unless schedule.max_lr is set); "auto": the LR finder's suggestion
     weight_decay: float = 0.01  # adamw: decoupled; adam and sgd: L2 added to the gradient
     decay_norm_and_bias: bool = False  # true puts weight decay on every parameter (the classic mistake)
     momentum: float = 0.9  # sgd only
@@ -115,7 +117,7 @@ class OptimConfig:
     eps: float = 1e-8
 
     def validate(self) -> None:
-        _require(self, "lr", self.lr > 0 and math.isfinite(self.lr), "a number > 0")
+        _require(self, "lr", self.lr == AUTO or (not isinstance(self.lr, str) and self.lr > 0 and math.isfinite(self.lr)), 'a number > 0 or "auto"')
         _require(self, "weight_decay", self.weight_decay >= 0, "a number >= 0")
         _require(self, "momentum", 0 <= self.momentum < 1, "a number >= 0 and < 1")
         _require(self, "beta1", 0 <= self.beta1 < 1, "a number >= 0 and < 1")
@@ -137,7 +139,7 @@ class ScheduleConfig:
     factor: float = 0.5  # plateau: factor of each drop
     threshold: float = 1e-4  # plateau: relative improvement that counts (as torch's default)
     min_lr: float = 0.0  # plateau: the learning rate never drops below this
-    max_lr: float | None = None  # onecycle: peak learning rate (None: optim.lr)
+    max_lr: float | str | None = None  # onecycle: peak learning rate (None: optim.lr; "auto": the LR finder's suggestion)
     warmup_fraction: float = 0.3  # onecycle: share of all steps spent warming up
     div_factor: float = 25.0  # onecycle: start lr = max_lr / div_factor
     final_div_factor: float = 1e4  # onecycle: final lr = start lr / final_div_factor
@@ -151,7 +153,7 @@ class ScheduleConfig:
         _require(self, "factor", 0 < self.factor < 1, "a number > 0 and < 1")
         _require(self, "threshold", self.threshold >= 0, "a number >= 0")
         _require(self, "min_lr", self.min_lr >= 0, "a number >= 0")
-        _require(self, "max_lr", self.max_lr is None or self.max_lr > 0, "null or a number > 0")
+        _require(self, "max_lr", self.max_lr in (None, AUTO) or (not isinstance(self.max_lr, str) and self.max_lr > 0), 'null, a number > 0 or "auto"')
         _require(self, "warmup_fraction", 0 < self.warmup_fraction < 1, "a number between 0 and 1 (exclusive)")
         _require(self, "div_factor", self.div_factor >= 1, "a number >= 1")
         _require(self, "final_div_factor", self.final_div_factor >= 1, "a number >= 1")
@@ -277,6 +279,11 @@ def _coerce(where: str, value: Any, hint: Any) -> Any:
         if value is None and type(None) in options:
             return None
         inner = [o for o in options if o is not type(None)]
+        for option in inner[1:]:  # e.g. `float | str` (a number or "auto"): the first type that fits wins
+            with contextlib.suppress(ConfigError):
+                return _coerce(where, value, inner[0])
+            with contextlib.suppress(ConfigError):
+                return _coerce(where, value, option)
         return _coerce(where, value, inner[0])
     if origin is list:
         (item,) = typing.get_args(hint)

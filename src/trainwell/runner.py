@@ -180,6 +180,9 @@ def train(config: RunConfig | dict[str, Any], out: str | Path | None = None, qui
         cfg.train.quiet = quiet
     emit = emit or Progress(cfg.train.quiet)
     run_dir = rundir.new_run_dir(out, cfg.name)
+    from .lr_find import resolve_auto_lr  # "auto" rates become numbers before config.yaml records them
+
+    cfg = resolve_auto_lr(cfg, run_dir, say=lambda text: emit("message", text=text))
     rundir.write_text_atomic(run_dir / rundir.CONFIG, dump_yaml(cfg))
     trainer, lines = build_trainer(cfg, run_dir, emit)
     emit("start", lines=lines, max_epochs=cfg.train.max_epochs)
