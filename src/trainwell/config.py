@@ -185,6 +185,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model
     quiet: bool = False  # no live progress display
     log: list[str] = field(default_factory=list)  # experiment trackers fed each epoch: tensorboard, mlflow
+    curves: bool = True  # draw curves.png at the end (about 0.7 s of matplotlib; the scikit-learn estimators skip it)
 
     def validate(self) -> None:
         _require(self, "max_epochs", self.max_epochs >= 1, "an integer >= 1")

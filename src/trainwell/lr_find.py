@@ -135,11 +135,12 @@ def with_placeholder_lr(cfg: RunConfig) -> RunConfig:
     return cfg
 
 
-def find_for_config(cfg: RunConfig, out: Path | None, steps: int = lr_range.STEPS) -> LrFindResult:
-    """Build the run the config describes, range-test a copy of it, write the files into `out`."""
+def find_for_config(cfg: RunConfig, out: Path | None, steps: int = lr_range.STEPS, **given: Any) -> LrFindResult:
+    """Build the run the config describes, range-test a copy of it, write the files into `out`.
+    `given`: a model, data or loss of one's own, as runner.build_trainer takes them."""
     from .runner import build_trainer  # late: runner is the engine's entry point
 
-    trainer, _ = build_trainer(with_placeholder_lr(cfg), out or Path("."), lambda *a, **k: None)
+    trainer, _ = build_trainer(with_placeholder_lr(cfg), out or Path("."), lambda *a, **k: None, **given)
     test = range_test_trainer(trainer, steps=steps)
     sugg = test.suggestions
     if out is not None:
@@ -158,11 +159,11 @@ def lr_find(config: RunConfig | dict[str, Any], out: str | Path | None = None, s
     return find_for_config(cfg, folder, steps)
 
 
-def resolve_auto_lr(cfg: RunConfig, run_dir: Path, say: Callable[[str], None] = lambda _: None) -> RunConfig:
+def resolve_auto_lr(cfg: RunConfig, run_dir: Path, say: Callable[[str], None] = lambda _: None, **given: Any) -> RunConfig:
     """Replace "auto" in optim.lr / schedule.max_lr by the range test's suggestion (files go into run_dir)."""
     if AUTO not in (cfg.optim.lr, cfg.schedule.max_lr):
         return cfg
-    result = find_for_config(cfg, run_dir)
+    result = find_for_config(cfg, run_dir, **given)
     cfg = copy.deepcopy(cfg)
     fields = []
     if cfg.optim.lr == AUTO:

@@ -88,14 +88,18 @@ def make_autocast(cfg: RunConfig, device: torch.device, images: bool) -> Callabl
     return lambda: torch.autocast(device_type="cuda", dtype=dtype)
 
 
-def build_trainer(cfg: RunConfig, run_dir: Path, emit: Emit) -> tuple[Trainer, list[str]]:
-    """Every component of a run, seeded; returns the trainer and lines describing it."""
+def build_trainer(
+    cfg: RunConfig, run_dir: Path, emit: Emit, *, model: nn.Module | None = None, data: DataBundle | None = None, loss_fn: nn.Module | None = None
+) -> tuple[Trainer, list[str]]:
+    """Every component of a run, seeded; returns the trainer and lines describing it. A model, data
+    or loss given here (trainwell.fit) replace the ones the config describes."""
     device = pick_device(cfg.train.device)
     seed_everything(cfg.train.seed)
     set_deterministic(cfg.train.deterministic)
-    data = load_data(cfg.data)
+    data = data if data is not None else load_data(cfg.data)
     check_against_data(cfg, data)
-    model = build_model(cfg.model, data.input_shape, data.n_outputs, data.default_model)
+    kind = f"custom:{type(model).__name__}" if model is not None else (cfg.model.kind if cfg.model.kind != "auto" else data.default_model)
+    model = model if model is not None else build_model(cfg.model, data.input_shape, data.n_outputs, data.default_model)
     n_params = count_parameters(model)
     torch.set_num_threads(cfg.train.threads or (1 if n_params < SMALL_MODEL_PARAMS else max(1, torch.get_num_threads())))
     images = len(data.input_shape) == 3
@@ -110,10 +114,8 @@ def build_trainer(cfg: RunConfig, run_dir: Path, emit: Emit) -> tuple[Trainer, l
     steps = len(data.x_train) // cfg.train.batch_size if drop_last else math.ceil(len(data.x_train) / cfg.train.batch_size)
     schedule = build_schedule(cfg.schedule, cfg.optim.lr, steps, cfg.train.max_epochs, mode)
     schedule.apply(optimizer)
-    if data.task == "regression":
-        loss_fn: nn.Module = nn.MSELoss()
-    else:
-        loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.train.label_smoothing)
+    if loss_fn is None:
+        loss_fn = nn.MSELoss() if data.task == "regression" else nn.CrossEntropyLoss(label_smoothing=cfg.train.label_smoothing)
     trainer = Trainer(
         cfg=cfg,
         model=torch.compile(model) if cfg.train.compile else model,
@@ -134,7 +136,7 @@ def build_trainer(cfg: RunConfig, run_dir: Path, emit: Emit) -> tuple[Trainer, l
             "task": data.task,
             "input_shape": list(data.input_shape),
             "n_outputs": data.n_outputs,
-            "model_kind": cfg.model.kind if cfg.model.kind != "auto" else data.default_model,
+            "model_kind": kind,
         },
     )
     sizes = f"{len(data.x_train)}/{len(data.x_val)}/{len(data.x_test)}"
@@ -172,7 +174,7 @@ def stop_on_signals() -> Iterator[Callable[[], bool]]:
 # ---- train, resume ---------------------------------------------------------------------------
 
 
-def train(config: RunConfig | dict[str, Any], out: str | Path | None = None, quiet: bool | None = None, emit: Emit | None = None) -> RunResult:
+def train(config: RunConfig | dict[str, Any], out: str | Path | None = None, quiet: bool | None = None, emit: Emit | None = None, **given: Any) -> RunResult:
     """Train a run from a config (a RunConfig or a raw dict) and write its run directory."""
     cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
     cfg.validate()
@@ -182,14 +184,14 @@ def train(config: RunConfig | dict[str, Any], out: str | Path | None = None, qui
     run_dir = rundir.new_run_dir(out, cfg.name)
     from .lr_find import resolve_auto_lr  # "auto" rates become numbers before config.yaml records them
 
-    cfg = resolve_auto_lr(cfg, run_dir, say=lambda text: emit("message", text=text))
+    cfg = resolve_auto_lr(cfg, run_dir, say=lambda text: emit("message", text=text), **given)
     rundir.write_text_atomic(run_dir / rundir.CONFIG, dump_yaml(cfg))
-    trainer, lines = build_trainer(cfg, run_dir, emit)
+    trainer, lines = build_trainer(cfg, run_dir, emit, **given)  # given: model, data, loss_fn (trainwell.fit)
     emit("start", lines=lines, max_epochs=cfg.train.max_epochs)
     return _run(trainer, LoopState(), time.perf_counter())
 
 
-def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None, quiet: bool | None = None, emit: Emit | None = None) -> RunResult:
+def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None, quiet: bool | None = None, emit: Emit | None = None, **given: Any) -> RunResult:
     """Continue a run from its last.pt; the result equals an uninterrupted run's (on the CPU)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -213,7 +215,7 @@ def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None, quiet: 
     if loop.stop_reason in (INTERRUPTED, NOT_FINITE):
         loop.stop_reason, loop.stop_detail = None, ""
     emit = emit or Progress(cfg.train.quiet)
-    trainer, lines = build_trainer(cfg, run_dir, emit)
+    trainer, lines = build_trainer(cfg, run_dir, emit, **given)
     try:
         load_model_state(trainer.model, ckpt["model"], run_dir / rundir.LAST_PT)
         trainer.optimizer.load_state_dict(ckpt["optimizer"])
@@ -321,7 +323,7 @@ def finish(t: Trainer, loop: LoopState, wall_seconds: float) -> RunResult:
         metrics["error"] = loop.stop_detail
         t.emit("message", text=message)
     rundir.write_json(run_dir / rundir.METRICS, metrics)
-    if loop.history:
+    if loop.history and cfg.train.curves:
         from .plots import plot_curves
 
         plot_curves(loop.history, run_dir / rundir.CURVES, title=f"{cfg.name} (seed {cfg.train.seed})", best_epoch=loop.best_epoch)
