@@ -41,6 +41,13 @@ def test_fit_trains_a_module_in_place_and_keeps_the_best_weights(tmp_path):
     assert (tmp_path / "run" / "config.yaml").read_text().count("name: memory") == 1
 
 
+def test_the_audit_names_the_users_own_parameters(tmp_path, capsys):
+    x, y = regression_data(100)
+    trainwell.fit(Net(), (x, y), config={"train": {"max_epochs": 1}}, out=tmp_path / "run", quiet=False)
+    err = capsys.readouterr().err
+    assert "no weight decay on (fewer than 2 dimensions): body.0.bias, body.1.weight, body.1.bias, head.bias" in err
+
+
 def test_dataframe_with_string_labels_and_a_custom_metric(tmp_path):
     rs = np.random.RandomState(1)
     x = rs.normal(size=(240, 3))

@@ -30,6 +30,7 @@ from .runner import resume as resume_run
 from .runner import train as train_run
 
 Metric = Callable[[torch.Tensor, torch.Tensor], float]
+SHOWN_NAMES = 8  # parameter names quoted in the weight-decay audit
 
 
 def fit_config(config: RunConfig | dict[str, Any] | None, task: str) -> RunConfig:
@@ -48,6 +49,21 @@ def metric_emit(emit: Callable[..., None], model: nn.Module, data: Any, metric: 
     def emitting(event: str, **payload: Any) -> None:
         if event == "epoch_end":
             payload["row"][name] = custom_metric(model, data, data.x_val, data.y_val, metric, batch)
+        emit(event, **payload)
+
+    return emitting
+
+
+def audit_emit(emit: Callable[..., None], model: nn.Module, cfg: RunConfig) -> Callable[..., None]:
+    """Adds to the start lines which of the user's own parameters get no weight decay."""
+    if cfg.optim.decay_norm_and_bias:
+        return emit
+    names = [n for n, p in model.named_parameters() if p.requires_grad and p.ndim < 2]
+    shown = ", ".join(names[:SHOWN_NAMES]) + (f", ... ({len(names)} in all)" if len(names) > SHOWN_NAMES else "")
+
+    def emitting(event: str, **payload: Any) -> None:
+        if event == "start" and names:
+            payload["lines"] = [*payload["lines"], f"no weight decay on (fewer than 2 dimensions): {shown}"]
         emit(event, **payload)
 
     return emitting
@@ -82,7 +98,8 @@ def fit(
     data = memory_bundle(train, val, test, cfg.data.task, target, cfg.data, cfg.train.seed)
     cfg.data.task = data.task  # config.yaml records what "auto" decided
     run_dir = rundir.new_run_dir(out, cfg.name)
-    emit = wrap_emit(metric_emit(Progress(cfg.train.quiet), model, data, metric, cfg.train.eval_batch_size), cfg, run_dir)
+    shown = audit_emit(Progress(cfg.train.quiet), model, cfg)
+    emit = wrap_emit(metric_emit(shown, model, data, metric, cfg.train.eval_batch_size), cfg, run_dir)
     result = train_run(cfg, out=run_dir, emit=emit, model=model, data=data, loss_fn=loss)
     return finish_fit(result, emit, model, data, metric, cfg)
 
