@@ -61,3 +61,24 @@ def test_mlflow_run_holds_params_metrics_and_status(tmp_path, tiny):
     assert [m.step for m in history] == [1, 2, 3]
     assert [m.value for m in history] == pytest.approx([r["val_loss"] for r in result.history])
     assert len(flat_config(cfg)) == len(run.data.params)
+
+
+def test_a_resumed_run_continues_the_same_trackers(tmp_path, tiny):
+    from mlflow.tracking import MlflowClient
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = RunConfig.from_dict(tiny(train={"log": ["tensorboard", "mlflow"]}))
+    row = lambda e: {"epoch": e, "train_loss": 1.0 / e, "val_loss": 2.0 / e, "lr": 0.1}  # noqa: E731
+    for epochs, reason in (([1, 2], "interrupted"), ([3], "max_epochs")):  # a run, then its resume
+        emit = wrap_emit(lambda *a, **k: None, cfg, tmp_path)
+        emit("start", lines=[], max_epochs=3)
+        for e in epochs:
+            emit("epoch_end", row=row(e), state=None)
+        emit("end", stop_reason=reason)
+    client = MlflowClient(tracking_uri=(tmp_path / "mlruns").resolve().as_uri())
+    run_id = (tmp_path / MLFLOW_RUN_ID).read_text().strip()
+    assert [m.step for m in client.get_metric_history(run_id, "val_loss")] == [1, 2, 3]
+    assert client.get_run(run_id).info.status == "FINISHED" and len(client.search_runs([client.get_experiment_by_name("tiny").experiment_id])) == 1
+    acc = EventAccumulator(str(tmp_path / "tensorboard"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("val_loss")] == [1, 2, 3]

@@ -8,7 +8,7 @@ import yaml
 
 from trainwell.cli import main
 from trainwell.config import RunConfig
-from trainwell.errors import ConfigError
+from trainwell.errors import ConfigError, TrainwellError
 from trainwell.fit import LoopState, fit
 from trainwell.lr_find import lr_find, range_test_trainer
 from trainwell.runner import build_trainer, train
@@ -41,6 +41,8 @@ def test_lr_find_writes_csv_and_plot(tmp_path, tiny):
     assert (tmp_path / "lr" / "lr_find.png").stat().st_size > 1000
     assert set(result.suggestions) == {"steepest", "minimum/10", "valley"}
     assert result.suggested == result.suggestions["minimum/10"] and 1e-7 < result.suggested < 10
+    with pytest.raises(TrainwellError, match="already holds a range test"):
+        lr_find(tiny(), out=tmp_path / "lr", steps=40)  # never overwritten
     with pytest.raises(ConfigError, match="too short"):
         lr_find(tiny(), out=tmp_path / "x", steps=2)
 

@@ -155,6 +155,8 @@ def lr_find(config: RunConfig | dict[str, Any], out: str | Path | None = None, s
         raise ConfigError(f"a range test of {steps} steps is too short: give 4 or more (100 is usual)")
     cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
     cfg.validate()
+    if out is not None and any((Path(out) / name).exists() for name in (CSV_NAME, PLOT_NAME)):
+        raise TrainwellError(f"--out {str(out)!r} already holds a range test (lr_find.csv/png); choose another folder")
     folder = rundir.new_run_dir(out, f"{cfg.name}-lr-find")
     return find_for_config(cfg, folder, steps)
 
