@@ -28,9 +28,9 @@ def _overrides(pairs: Sequence[str] | None) -> dict[str, Any]:
     return dict(parse_override(p) for p in pairs or [])
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def _config(args: argparse.Namespace) -> Any:
+    """The RunConfig that train's and lr-find's arguments describe."""
     from .config import load_config
-    from .runner import train
 
     overrides = _overrides(args.set)
     if args.data:
@@ -54,8 +54,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides["train.quiet"] = True
     if not (args.config or args.preset or args.data):
         raise TrainwellError("say what to train: a CONFIG file, --preset NAME (see 'trainwell presets') or --data CSV --target COLUMN")
-    cfg = load_config(args.config, preset=args.preset, overrides=overrides)
-    result = train(cfg, out=args.out)
+    return load_config(args.config, preset=args.preset, overrides=overrides)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .runner import train
+
+    result = train(_config(args), out=args.out)
     from .experiments.advice import for_result
 
     for line in for_result(result):
@@ -74,6 +79,14 @@ def _report(result: Any) -> int:
     if result.stop_reason == NOT_FINITE:
         print(f"trainwell: {result.message}", file=sys.stderr)
         return EXIT_TRAINING_FAILED
+    return 0
+
+
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    from .lr_find import lr_find
+
+    for line in lr_find(_config(args), out=args.out, steps=args.steps).lines():
+        print(line)
     return 0
 
 
@@ -139,6 +152,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if all(r.complete for r in results) else EXIT_INTERRUPTED
 
 
+def _run_arguments(p: argparse.ArgumentParser) -> None:
+    """What to train: the arguments train and lr-find share."""
+    p.add_argument("config", nargs="?", help="YAML config file (sections data, model, optim, schedule, train)")
+    p.add_argument("--preset", help="start from a named preset (see 'trainwell presets')")
+    p.add_argument("--data", help="CSV or Parquet file to train on")
+    p.add_argument("--target", help="name of the target column in --data")
+    p.add_argument("--test-data", help="separate test file (otherwise 20%% of --data is held out)")
+    p.add_argument("--task", choices=["regression", "classification"], help="default: classification for string labels")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field, e.g. train.max_epochs=50 (repeatable)")
+    p.add_argument("--seed", type=int, help="training seed (train.seed)")
+    p.add_argument("--quiet", action="store_true", help="no live progress display")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="trainwell", description="Train PyTorch networks with the production recipe.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -151,16 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("train", cmd_train, "train a network and write a run directory")
-    p.add_argument("config", nargs="?", help="YAML config file (sections data, model, optim, schedule, train)")
-    p.add_argument("--preset", help="start from a named preset (see 'trainwell presets')")
-    p.add_argument("--data", help="CSV or Parquet file to train on")
-    p.add_argument("--target", help="name of the target column in --data")
-    p.add_argument("--test-data", help="separate test file (otherwise 20%% of --data is held out)")
-    p.add_argument("--task", choices=["regression", "classification"], help="default: classification for string labels")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field, e.g. train.max_epochs=50 (repeatable)")
-    p.add_argument("--seed", type=int, help="training seed (train.seed)")
+    _run_arguments(p)
     p.add_argument("--out", help="run directory (default: runs/NAME-TIMESTAMP)")
-    p.add_argument("--quiet", action="store_true", help="no live progress display")
+
+    p = add("lr-find", cmd_lr_find, "learning-rate range test: suggested rates, lr_find.png and lr_find.csv")
+    _run_arguments(p)
+    p.add_argument("--steps", type=int, default=100, help="optimizer steps of the test (default 100)")
+    p.add_argument("--out", help="folder for lr_find.csv and lr_find.png (default: runs/NAME-lr-find-TIMESTAMP)")
 
     p = add("resume", cmd_resume, "continue an interrupted run from its last.pt")
     p.add_argument("run_dir")

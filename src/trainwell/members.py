@@ -262,6 +262,10 @@ class ModuleMembers(Members):
         buffers = list(modules[k].buffers())
         return [b for b in buffers if b.is_floating_point()], [b for b in buffers if not b.is_floating_point()]
 
+    def copy(self) -> "ModuleMembers":
+        """Independent members with the same live weights and buffers (no average): the LR finder's copy."""
+        return ModuleMembers([copy.deepcopy(m) for m in self.modules])
+
     def subset(self, rows: list[int]) -> "ModuleMembers":
         models = [self.modules[r] for r in rows]
         new = ModuleMembers.__new__(ModuleMembers)
@@ -500,6 +504,11 @@ class MLPMembers(Members):
         running = self._set(average)[1]
         return [t for rm, rv in running for t in (rm[k], rv[k])], []
 
+    def copy(self) -> "MLPMembers":
+        new = self.subset(list(range(self.K)))  # index_select copies every buffer
+        new.avg_flat, new.avg_running = None, None
+        return new
+
     def subset(self, rows: list[int]) -> "MLPMembers":
         new = MLPMembers.__new__(MLPMembers)
         new.__dict__.update(self.__dict__)
@@ -573,5 +582,23 @@ class MemberLoss:
         return losses, (logp.exp() - target) * (w / total).unsqueeze(-1)
 
 
-def member_losses(task: str, smoothing: torch.Tensor, class_weight: torch.Tensor | None) -> MemberLoss:
-    return MemberLoss(task, smoothing, class_weight)
+class CustomLoss:
+    """A loss function of one's own, `loss(outputs, targets) -> scalar` for one member's batch,
+    applied member by member; its gradient by autograd."""
+
+    def __init__(self, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+        self.fn = fn
+
+    def __call__(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.fn(out[k], y[k]).reshape(()) for k in range(out.shape[0])])
+
+    def value_and_grad(self, out: torch.Tensor, y: torch.Tensor, need_grad: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        leaf = out.detach().requires_grad_()
+        with torch.enable_grad():
+            losses = self(leaf, y)
+            (g,) = torch.autograd.grad(losses.sum(), leaf)
+        return losses.detach(), g
+
+
+def member_losses(task: str, smoothing: torch.Tensor, class_weight: torch.Tensor | None, custom: Callable | None = None) -> MemberLoss | CustomLoss:
+    return CustomLoss(custom) if custom is not None else MemberLoss(task, smoothing, class_weight)

@@ -30,7 +30,7 @@ from .data import DataBundle, load_data
 from .early_stopping import EarlyStopping
 from .errors import CheckpointError, ConfigError, DataError, TrainwellError
 from .fit import EARLY_STOP, INTERRUPTED, MAX_EPOCHS, NOT_FINITE, Emit, LoopState, Member, Trainer, fit, predict_outputs, test_metrics
-from .members import ModuleMembers, build_members, member_losses
+from .members import CustomLoss, ModuleMembers, build_members, member_losses
 from .models import build_model, count_parameters, has_batchnorm
 from .optim import FlatOptimizer, decay_split
 from .planning import fast_path_reason
@@ -149,16 +149,24 @@ def build_models(cfg: RunConfig, data: DataBundle, seed: int, model: nn.Module |
     return net, torch.get_rng_state()
 
 
-def build_trainer(cfgs: list[RunConfig], run_dirs: list[Path], emits: list[Emit], data: DataBundle | None = None, max_threads: int | None = None) -> tuple[Trainer, "RunBook", list[str]]:
-    """Every member of every run, seeded; the runs must share one stack key (planning.group_key)."""
+def build_trainer(
+    cfgs: list[RunConfig], run_dirs: list[Path], emits: list[Emit], data: DataBundle | None = None, max_threads: int | None = None,
+    model: nn.Module | None = None, loss_fn: Callable | None = None,
+) -> tuple[Trainer, "RunBook", list[str]]:
+    """Every member of every run, seeded; the runs must share one stack key (planning.group_key).
+    A model, data or loss given here (trainwell.fit) replace those the config describes."""
     c0 = cfgs[0]
+    if model is not None and (len(cfgs) > 1 or c0.train.members > 1):
+        raise ConfigError("train.members must be 1 when training a model of one's own (trainwell cannot rebuild it with other seeds)")
     device = pick_device(c0.train.device)
     set_deterministic(c0.train.deterministic)
     data = data if data is not None else load_data(c0.data)
     for cfg in cfgs:
         check_against_data(cfg, data)
     runs = [RunSlot(cfg, d, e, spec=model_spec(cfg, data)) for cfg, d, e in zip(cfgs, run_dirs, emits)]
-    built = [(i, build_models(cfg, data, cfg.train.seed + k)) for i, cfg in enumerate(cfgs) for k in range(cfg.train.members)]
+    if model is not None:
+        runs[0].spec["model_kind"] = f"custom:{type(model).__name__}"
+    built = [(i, build_models(cfg, data, cfg.train.seed + k, model)) for i, cfg in enumerate(cfgs) for k in range(cfg.train.members)]
     models = [m for _, (m, _) in built]
     n_params = count_parameters(models[0])
     # one thread for small models (faster, and their numbers then never depend on a worker's
@@ -171,7 +179,9 @@ def build_trainer(cfgs: list[RunConfig], run_dirs: list[Path], emits: list[Emit]
         m.to(device)
         if images and device.type == "cuda" and c0.train.channels_last:
             m.to(memory_format=torch.channels_last)
-    reasons = [fast_path_reason(cfg, torch.cuda.is_available()) for cfg in cfgs]
+    reasons = [fast_path_reason(cfg, torch.cuda.is_available()) if model is None else "a model of one's own" for cfg in cfgs]
+    if loss_fn is not None:
+        reasons = [r or "a loss of one's own" for r in reasons]
     stack = build_members(models, any(c.train.ema_decay for c in cfgs), fast=not any(reasons))
     if isinstance(stack, ModuleMembers) and stack.K > 1:
         stack.rng_states = [state for _, (_, state) in built]
@@ -190,7 +200,7 @@ def build_trainer(cfgs: list[RunConfig], run_dirs: list[Path], emits: list[Emit]
     optimizer = FlatOptimizer(stack.flat, stack.grad, stack.decay_size, [m.cfg.optim for m in members])
     smoothing = torch.tensor([[m.cfg.train.label_smoothing] for m in members])
     trainer = Trainer(
-        members=members, stack=stack, optimizer=optimizer, data=data, loss_fn=member_losses(data.task, smoothing, class_weight(c0, data)),
+        members=members, stack=stack, optimizer=optimizer, data=data, loss_fn=member_losses(data.task, smoothing, class_weight(c0, data), loss_fn),
         device=device, autocast=make_autocast(c0, device, images), book=RunBook(runs), batch_size=c0.train.batch_size, drop_last=drop_last,
     )
     return trainer, trainer.book, describe(c0, data, runs[0], models[0], n_params, device, drop_last, members[0])
@@ -265,7 +275,8 @@ def shrink(t: Trainer) -> None:
         m.row = None
     for row, m in enumerate(keep):
         m.row = row
-    t.loss_fn = member_losses(t.data.task, torch.tensor([[m.cfg.train.label_smoothing] for m in keep]), class_weight(keep[0].cfg, t.data))
+    if not isinstance(t.loss_fn, CustomLoss):
+        t.loss_fn = member_losses(t.data.task, torch.tensor([[m.cfg.train.label_smoothing] for m in keep]), class_weight(keep[0].cfg, t.data))
 
 
 def run_history(run: RunSlot) -> list[dict[str, Any]]:
@@ -310,6 +321,7 @@ def save_last(t: Trainer, s: LoopState, run: RunSlot, durable: bool = False) -> 
         "config": run.cfg.to_dict(),
         "loop": {"epoch": s.epoch, "step": s.step, "epoch_seconds": s.epoch_seconds, "interrupted": s.interrupted},
         "members": [member_state(t, s, m) for m in run.members],
+        "layout": {name: list(v.shape) for name, v in t.stack.template.state_dict().items()},  # the architecture, to check a model given on resume
         "rng": rng_snapshot({}),
         "spec": run.spec,
     }
@@ -351,9 +363,11 @@ def finish(t: Trainer, s: LoopState, run: RunSlot) -> None:
     scored = [(m, w, r) for m, w, r in finals if w is not None]
     model = copy.deepcopy(t.stack.template).to(t.device)
     outs = []
-    for _, weights, _ in scored:
+    for m, weights, _ in scored:
         load_model_state(model, t.stack.packed_state_dict(weights), run.run_dir / rundir.BEST_PT)
         outs.append(predict_outputs(model, data, data.x_test, cfg.train.eval_batch_size, t.autocast))
+        if m.row is not None:  # the live weights end as tested (a model of one's own keeps its best weights)
+            t.stack.unpack(m.row, weights, average=False)
     failed = [m for m in run.members if m.stop_reason == NOT_FINITE]
     reason = NOT_FINITE if len(failed) == len(run.members) else next(m.stop_reason for m in run.members if m.stop_reason != NOT_FINITE)
     metrics: dict[str, Any] = {}
@@ -380,11 +394,12 @@ def finish(t: Trainer, s: LoopState, run: RunSlot) -> None:
         run.emit("message", text=message)
     rundir.write_history(run.run_dir, history)
     rundir.write_json(run.run_dir / rundir.METRICS, metrics)
-    if history:
+    if history and cfg.train.curves:
         from .plots import plot_curves
 
         plot_curves(history, run.run_dir / rundir.CURVES, title=f"{cfg.name} (seed {cfg.train.seed})", best_epoch=first.stopper.best_epoch)
     run.result = RunResult(run.run_dir, history, metrics, reason, message, cfg)
+    run.emit("end", stop_reason=reason)
 
 
 def member_metrics(data: DataBundle, outs: list[torch.Tensor]) -> dict[str, Any]:
@@ -419,11 +434,15 @@ def stop_on_signals() -> Iterator[Callable[[], bool]]:
 # ---- train, resume ---------------------------------------------------------------------------
 
 
-def train_runs(cfgs: list[RunConfig], run_dirs: list[Path], emits: list[Emit] | None = None, resume_from: list[dict[str, Any]] | None = None, max_threads: int | None = None) -> list[RunResult]:
+def train_runs(
+    cfgs: list[RunConfig], run_dirs: list[Path], emits: list[Emit] | None = None, resume_from: list[dict[str, Any]] | None = None,
+    max_threads: int | None = None, **given: Any,
+) -> list[RunResult]:
     """Train (or, with last.pt payloads, continue) runs of one stack key together; one result per
-    run. `max_threads`: the share of cores this process may use (a compare worker's)."""
+    run. `max_threads`: the share of cores this process may use (a compare worker's); `given`:
+    model, data, loss_fn of one's own (trainwell.fit)."""
     emits = emits or [lambda *_a, **_k: None for _ in cfgs]
-    trainer, book, lines = build_trainer(cfgs, run_dirs, emits, max_threads=max_threads)  # every input is checked before anything is written
+    trainer, book, lines = build_trainer(cfgs, run_dirs, emits, max_threads=max_threads, **given)  # every input is checked before anything is written
     loop = LoopState()
     for cfg, d in zip(cfgs, run_dirs):
         d.mkdir(parents=True, exist_ok=True)
@@ -445,18 +464,25 @@ def train_runs(cfgs: list[RunConfig], run_dirs: list[Path], emits: list[Emit] | 
 def interrupted_result(run: RunSlot, loop: LoopState) -> RunResult:
     msg = f"stopped at epoch {loop.epoch + 1}, step {loop.step}; continue with: trainwell resume {run.run_dir}"
     run.emit("message", text=msg)
+    run.emit("end", stop_reason=INTERRUPTED)
     return RunResult(run.run_dir, run_history(run), {}, INTERRUPTED, msg, run.cfg)
 
 
-def train(config: RunConfig | dict[str, Any], out: str | Path | None = None, quiet: bool | None = None, emit: Emit | None = None) -> RunResult:
-    """Train a run from a config (a RunConfig or a raw dict) and write its run directory."""
+def train(config: RunConfig | dict[str, Any], out: str | Path | None = None, quiet: bool | None = None, emit: Emit | None = None, **given: Any) -> RunResult:
+    """Train a run from a config (a RunConfig or a raw dict) and write its run directory.
+    `given`: a model, data (DataBundle) or loss_fn of one's own (see trainwell.fit)."""
     cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
     cfg.validate()
     if quiet is not None:
         cfg.train.quiet = quiet
     emit = emit or Progress(cfg.train.quiet)
     run_dir = rundir.new_run_dir(out, cfg.name)
-    return train_runs([cfg], [run_dir], [emit])[0]
+    from .lr_find import resolve_auto_lr  # "auto" rates become numbers before config.yaml records them
+
+    cfg = resolve_auto_lr(cfg, run_dir, say=lambda text: emit("message", text=text), **given)
+    from .loggers import wrap_emit
+
+    return train_runs([cfg], [run_dir], [wrap_emit(emit, cfg, run_dir)], **given)[0]
 
 
 def load_resumable(run_dir: str | Path) -> tuple[RunConfig, dict[str, Any]]:
@@ -479,14 +505,16 @@ def load_resumable(run_dir: str | Path) -> tuple[RunConfig, dict[str, Any]]:
     return cfg, ckpt
 
 
-def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None, quiet: bool | None = None, emit: Emit | None = None) -> RunResult:
+def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None, quiet: bool | None = None, emit: Emit | None = None, **given: Any) -> RunResult:
     """Continue a run from its last.pt; the result equals an uninterrupted run's (on the CPU)."""
     cfg, ckpt = load_resumable(run_dir)
     cfg = apply_resume_overrides(cfg, overrides or {})
     if quiet is not None:
         cfg.train.quiet = quiet
     emit = emit or Progress(cfg.train.quiet)
-    return train_runs([cfg], [Path(run_dir)], [emit], resume_from=[ckpt])[0]
+    from .loggers import wrap_emit
+
+    return train_runs([cfg], [Path(run_dir)], [wrap_emit(emit, cfg, run_dir)], resume_from=[ckpt], **given)[0]
 
 
 def restore(t: Trainer, payloads: list[dict[str, Any]], run_dirs: list[Path]) -> LoopState:
