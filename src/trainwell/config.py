@@ -24,6 +24,7 @@ NORMS = ("batch", "layer", "none")
 ACTIVATIONS = ("relu", "gelu", "silu", "tanh")
 MODES = ("auto", "min", "max")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
+SCALINGS = ("robust", "standard")
 
 
 def _fail(section: str, name: str, value: Any, allowed: str) -> None:
@@ -58,6 +59,13 @@ class DataConfig:
     md5: str | None = None  # cifar10: expected MD5 of the archive (None: the official archive's)
     crop_padding: int | None = None  # images: random-crop padding in pixels (None: the data set's own default)
     flip: bool | None = None  # images: random horizontal flips (None: the data set's own default)
+    sep: str | None = None  # csv: column separator (None: comma; a header that looks ;-, tab- or |-separated is refused)
+    categorical: list[str] | None = None  # csv: columns to treat as categories whatever their values
+    numeric: list[str] | None = None  # csv: columns to treat as numbers (blanks allowed, text refused)
+    ignore: list[str] | None = None  # csv: columns left out, e.g. an id
+    scaling: str = "robust"  # csv: robust (median/IQR, then smooth clipping, as RealMLP) or standard (mean/std)
+    onehot_max_levels: int = 10  # csv: categories with at most this many levels are one-hot; more get a learned embedding
+    embedding_width: int | None = None  # csv: width of each embedding (None: round(1.6·levels^0.56), at most 64)
 
     def validate(self) -> None:
         _require(self, "name", bool(self.name), "a data set name")
@@ -68,6 +76,10 @@ class DataConfig:
         _require(self, "val_size", self.val_size is None or self.val_size >= 1, "null or an integer >= 1")
         _require(self, "md5", self.md5 is None or (len(self.md5) == 32 and all(c in "0123456789abcdef" for c in self.md5)), "null or 32 lowercase hex digits")
         _require(self, "crop_padding", self.crop_padding is None or self.crop_padding >= 0, "null or an integer >= 0")
+        _choice(self, "scaling", SCALINGS)
+        _require(self, "sep", self.sep is None or len(self.sep) == 1, "null or one character, e.g. ';' or '\\t'")
+        _require(self, "onehot_max_levels", self.onehot_max_levels >= 2, "an integer >= 2")
+        _require(self, "embedding_width", self.embedding_width is None or self.embedding_width >= 1, "null or an integer >= 1")
         if self.name == "csv":
             _require(self, "path", bool(self.path), "a CSV or Parquet file when data.name is csv")
             _require(self, "target", bool(self.target), "the target column's name when data.name is csv")
