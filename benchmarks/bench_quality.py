@@ -11,7 +11,7 @@ Main test metric: MAE for regression (lower is better), balanced accuracy for cl
 the mean over seeds ± the half-width of a 95% t-interval; seconds are wall seconds per run on
 whatever else the machine is doing.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_quality.py [--seeds 3] [--tables delivery,wine]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_quality.py [--seeds 3] [--tables delivery,wine] [--set model.hidden=[256]]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from trainwell.config import DataConfig, load_config
+from trainwell.config import DataConfig, load_config, parse_override
 from trainwell.data import load_data
 from trainwell.runner import load_run, train
 
@@ -153,13 +153,13 @@ def interval(values: list[float]) -> tuple[float, float]:
 # ---- the benchmark ---------------------------------------------------------------------------
 
 
-def run_table(name: str, data: dict[str, Any], seeds: int, out: Path) -> dict[str, Any]:
+def run_table(name: str, data: dict[str, Any], seeds: int, out: Path, recipe: dict[str, Any]) -> dict[str, Any]:
     with contextlib.redirect_stderr(io.StringIO()):
         bundle = load_data(DataConfig(**data))
     scores: dict[str, list[float]] = {"trainwell": [], "gradient boosting": [], "linear": []}
     seconds: dict[str, list[float]] = {k: [] for k in scores}
     for seed in range(seeds):
-        overrides = {f"data.{k}": v for k, v in data.items()} | {"train.seed": seed, "name": name}
+        overrides = recipe | {f"data.{k}": v for k, v in data.items()} | {"train.seed": seed, "name": name}
         cfg = load_config(preset="tabular", overrides=overrides)
         with contextlib.redirect_stderr(io.StringIO()):
             result = train(cfg, out=out / f"{name}-{seed}", quiet=True)
@@ -201,12 +201,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--tables", help="comma-separated subset (default: all)")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="change the default's recipe, e.g. model.hidden=[256] (repeatable)")
     args = parser.parse_args()
+    recipe = dict(parse_override(p) for p in args.set or [])
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         available = tables(folder)
         chosen = args.tables.split(",") if args.tables else list(available)
-        results = {name: run_table(name, available[name], args.seeds, folder / "runs") for name in chosen}
+        results = {name: run_table(name, available[name], args.seeds, folder / "runs", recipe) for name in chosen}
     print_table(results)
 
 
