@@ -38,10 +38,11 @@ def _config(args: argparse.Namespace) -> Any:
         if args.target is None:
             raise TrainwellError("--data needs --target COLUMN naming the column to predict")
         overrides["data.target"] = args.target
-        if "name" not in overrides and not args.preset and not args.config:
+        if not args.preset and not args.config:  # a table on its own gets the production recipe
             from pathlib import Path
 
-            overrides["name"] = Path(args.data).stem
+            args.preset = "tabular"
+            overrides.setdefault("name", Path(args.data).stem)
     elif args.target or args.test_data:
         raise TrainwellError("--target and --test-data go with --data CSV")
     if args.test_data:
@@ -155,11 +156,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _run_arguments(p: argparse.ArgumentParser) -> None:
     """What to train: the arguments train and lr-find share."""
     p.add_argument("config", nargs="?", help="YAML config file (sections data, model, optim, schedule, train)")
-    p.add_argument("--preset", help="start from a named preset (see 'trainwell presets')")
-    p.add_argument("--data", help="CSV or Parquet file to train on")
+    p.add_argument("--preset", help="start from a named preset (see 'trainwell presets'); combines with --data")
+    p.add_argument("--data", help="CSV or Parquet file to train on (alone: starts from the 'tabular' preset)")
     p.add_argument("--target", help="name of the target column in --data")
     p.add_argument("--test-data", help="separate test file (otherwise 20%% of --data is held out)")
-    p.add_argument("--task", choices=["regression", "classification"], help="default: classification for string labels")
+    p.add_argument("--task", choices=["regression", "classification"], help="default: inferred from the target (asked for when ambiguous)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field, e.g. train.max_epochs=50 (repeatable)")
     p.add_argument("--seed", type=int, help="training seed (train.seed)")
     p.add_argument("--quiet", action="store_true", help="no live progress display")

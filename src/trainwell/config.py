@@ -28,6 +28,7 @@ AMP_MODES = ("auto", "bf16", "fp16", "off")
 CLASS_WEIGHTS = ("none", "balanced")
 LOGGERS = ("tensorboard", "mlflow")  # experiment trackers (loggers.py)
 AUTO = "auto"  # optim.lr / schedule.max_lr: run the LR finder first (lr_find.py)
+SCALINGS = ("robust", "standard")
 
 
 def _fail(section: str, name: str, value: Any, allowed: str) -> None:
@@ -64,6 +65,13 @@ class DataConfig:
     flip: bool | None = None  # images: random horizontal flips (None: the data set's own default)
     image_size: int = 32  # folder: every image is resized to image_size × image_size pixels
     skip_bad_files: bool = False  # folder: skip unreadable files (true) or stop with their count and names (false)
+    sep: str | None = None  # csv: column separator (None: comma; a header that looks ;-, tab- or |-separated is refused)
+    categorical: list[str] | None = None  # csv: columns to treat as categories whatever their values
+    numeric: list[str] | None = None  # csv: columns to treat as numbers (blanks allowed, text refused)
+    ignore: list[str] | None = None  # csv: columns left out, e.g. an id
+    scaling: str = "robust"  # csv: robust (median/IQR, then smooth clipping, as RealMLP) or standard (mean/std)
+    onehot_max_levels: int = 10  # csv: categories with at most this many levels are one-hot; more get a learned embedding
+    embedding_width: int | None = None  # csv: width of each embedding (None: round(1.6·levels^0.56), at most 64)
 
     def validate(self) -> None:
         _require(self, "name", bool(self.name), "a data set name")
@@ -77,6 +85,10 @@ class DataConfig:
         _require(self, "image_size", self.image_size >= 8, "an integer >= 8 (pixels)")
         if self.name == "folder":
             _require(self, "path", bool(self.path), "a folder of class subfolders when data.name is folder")
+        _choice(self, "scaling", SCALINGS)
+        _require(self, "sep", self.sep is None or len(self.sep) == 1, "null or one character, e.g. ';' or '\\t'")
+        _require(self, "onehot_max_levels", self.onehot_max_levels >= 2, "an integer >= 2")
+        _require(self, "embedding_width", self.embedding_width is None or self.embedding_width >= 1, "null or an integer >= 1")
         if self.name == "csv":
             _require(self, "path", bool(self.path), "a CSV or Parquet file when data.name is csv")
             _require(self, "target", bool(self.target), "the target column's name when data.name is csv")

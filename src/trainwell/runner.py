@@ -145,7 +145,7 @@ def build_models(cfg: RunConfig, data: DataBundle, seed: int, model: nn.Module |
     """A member's network, seeded as a run with that seed alone would be; and torch's global
     generator state right after (the member's dropout stream on the module path)."""
     seed_everything(seed)
-    net = model if model is not None else build_model(cfg.model, data.input_shape, data.n_outputs, data.default_model)
+    net = model if model is not None else build_model(cfg.model, data.input_shape, data.n_outputs, data.default_model, data.spec.get("embedded"))
     return net, torch.get_rng_state()
 
 
@@ -214,6 +214,7 @@ def describe(cfg: RunConfig, data: DataBundle, run: RunSlot, model: nn.Module, n
     return [
         f"run directory: {run.run_dir}",
         f"data: {cfg.data.name} ({data.task}), train/val/test rows {sizes}" + (", last batch of one dropped (BatchNorm)" if drop_last else ""),
+        *data.notes,  # what loading inferred: the task and why, column roles, warnings
         f"model: {run.spec['model_kind']}, {n_params:,} parameters, on {device}, {run.engine} path{ensemble}"
         + (f" ({run.engine_reason})" if run.engine_reason else ""),
         f"optimizer: {cfg.optim.name} lr {cfg.optim.lr:g}, {split.describe(cfg.optim.weight_decay, cfg.optim.decay_norm_and_bias)}",
@@ -454,7 +455,7 @@ def train_runs(
             if all(not m.training for m in run.members):
                 finish(trainer, loop, run)
     for run in book.runs:
-        run.emit("start", lines=lines, max_epochs=run.cfg.train.max_epochs)
+        run.emit("start", lines=lines, notes=trainer.data.notes, max_epochs=run.cfg.train.max_epochs)
     with stop_on_signals() as stop_requested:
         trainer.stop_requested = stop_requested
         fit(trainer, loop)
@@ -661,7 +662,7 @@ def load_run(run_dir: str | Path) -> tuple[RunConfig, nn.Module, dict[str, Any]]
     states = ckpt.get("members") or [ckpt["model"]]
     models = []
     for state in states:
-        model = build_model(cfg.model, tuple(spec["input_shape"]), spec["n_outputs"], spec["model_kind"])
+        model = build_model(cfg.model, tuple(spec["input_shape"]), spec["n_outputs"], spec["model_kind"], spec.get("embedded"))
         load_model_state(model, state, path)
         models.append(model.eval())
     model = models[0] if len(models) == 1 else Ensemble(models, spec["task"]).eval()
