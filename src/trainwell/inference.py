@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import paths, rundir
+from .atomic import atomic_write
 from .data import load_data
 from .data.bundle import DataBundle
 from .data.tabular import features_for_prediction, read_table, targets_for_evaluation
@@ -39,6 +41,9 @@ def _outputs(model: nn.Module, data: DataBundle, x: torch.Tensor) -> torch.Tenso
 
 def evaluate_run(run_dir: str | Path, data_path: str | Path | None = None) -> dict[str, float]:
     """Test metrics of the run's best weights: on its own test split, or on a labelled file."""
+    paths.check_text(run_dir, "run directory")
+    if data_path is not None:
+        paths.check_text(data_path, "data file")
     cfg, model, spec = load_run(run_dir)
     if data_path is None:
         data = load_data(cfg.data)
@@ -56,8 +61,19 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path | None = None) -> di
     return {f"test_{k}": v for k, v in metrics.items()} | {"rows": len(data.x_test)}
 
 
-def predict_run(run_dir: str | Path, input_path: str | Path, out_path: str | Path | None = None) -> Any:
-    """Predictions for the rows of a CSV (a DataFrame); written to out_path when given."""
+def check_predict_out(run_dir: str | Path, input_path: str | Path, out_path: str | Path, overwrite: bool = False) -> Path:
+    """Where predictions may go: never onto the input or a run's own files, and onto another
+    existing file only with `overwrite`. Checked before anything is read."""
+    protected = [input_path, *(Path(run_dir) / f for f in rundir.RUN_FILES)]
+    return paths.check_out_file(out_path, "--out", protected, overwrite)
+
+
+def predict_run(run_dir: str | Path, input_path: str | Path, out_path: str | Path | None = None, overwrite: bool = False) -> Any:
+    """Predictions for the rows of a CSV (a DataFrame); written to out_path when given (an
+    existing file there is replaced only with `overwrite`)."""
+    paths.check_text(run_dir, "run directory")
+    paths.check_text(input_path, "input file")
+    target_file = check_predict_out(run_dir, input_path, out_path, overwrite) if out_path is not None else None
     cfg, model, spec = load_run(run_dir)
     if spec.get("kind") != "tabular":
         raise DataError("predict reads a CSV of features, which only tabular runs can use")
@@ -74,6 +90,7 @@ def predict_run(run_dir: str | Path, input_path: str | Path, out_path: str | Pat
         probs = torch.softmax(out, dim=1)
         result[column] = [spec["classes"][i] for i in probs.argmax(1).tolist()]
         result[f"probability_{target}"] = probs.max(1).values.numpy()
-    if out_path is not None:
-        result.to_csv(out_path, index=False)
+    if target_file is not None:
+        paths.prepare_dir(target_file.parent, "--out folder")
+        atomic_write(target_file, lambda fh: result.to_csv(fh, index=False), binary=False)
     return result
