@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from .atomic import atomic_write
-from .errors import CheckpointError, shown
+from .errors import CheckpointError, shown, shown_path
 
 FORMAT = "trainwell"
 FORMAT_VERSION = 1
@@ -133,5 +133,5 @@ def validate_spec(spec: Any, path: str | Path) -> dict[str, Any]:
     a tampered or foreign value is a one-line CheckpointError, not a crash inside torch."""
     problem = _spec_problem(spec)
     if problem:
-        raise CheckpointError(f"checkpoint {shown(str(path))} {problem}")
+        raise CheckpointError(f"checkpoint {shown_path(path)} {problem}")
     return spec

@@ -79,6 +79,8 @@ def _report(result: Any) -> int:
     from .fit import INTERRUPTED, NOT_FINITE
 
     if result.stop_reason == INTERRUPTED:
+        if result.config is not None and result.config.train.quiet:  # otherwise progress has printed it
+            print(f"trainwell: {result.message}", file=sys.stderr)
         return EXIT_INTERRUPTED
     shown = {k: v for k, v in result.metrics.items() if k.startswith("test_") or k in ("epochs_run", "best_epoch", "wall_seconds")}
     print(json.dumps(shown, indent=2))

@@ -18,7 +18,7 @@ from typing import Any, Union
 import yaml
 
 from . import safeyaml
-from .errors import ConfigError, shown, shown_name
+from .errors import ConfigError, shown, shown_name, shown_path
 from .paths import path_problem
 
 TASKS = ("auto", "regression", "classification")
@@ -316,7 +316,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not sep or "." not in key:
         raise ConfigError(f"--set {shown(text)} is not allowed: SECTION.FIELD=VALUE, e.g. train.max_epochs=50")
     try:
-        value = safeyaml.load(raw, f"--set {shown(key, 40)}") if raw.strip() else raw
+        value = safeyaml.load(raw, f"--set {shown_name(key.strip())}") if raw.strip() else raw
     except yaml.YAMLError:
         value = raw
     return key.strip(), value
@@ -343,9 +343,9 @@ def read_yaml(path: str | Path) -> Any:
     """A YAML file's document, within safeyaml's size and alias budget, or a one-line ConfigError."""
     problem = path_problem(str(path))
     if problem:
-        raise ConfigError(f"config file {shown(str(path))} {problem}")
+        raise ConfigError(f"config file {shown_path(path)} {problem}")
     p = Path(path)
-    where = f"config file {shown(str(p))}"
+    where = f"config file {shown_path(p)}"
     if not p.is_file():
         raise ConfigError(f"{where} does not exist; give a YAML file")
     try:
@@ -369,7 +369,7 @@ def load_config(path: str | Path | None = None, preset: str | None = None, overr
     if path is not None:
         file_raw = read_yaml(path)
         if not isinstance(file_raw, dict):
-            raise ConfigError(f"config file {shown(str(path))} must hold a mapping of sections ({', '.join(SECTIONS)})")
+            raise ConfigError(f"config file {shown_path(path)} must hold a mapping of sections ({', '.join(SECTIONS)})")
         raw = merge(raw, file_raw)
     return RunConfig.from_dict(apply_overrides(raw, overrides or {}))
 

@@ -41,3 +41,10 @@ def shown_name(key: object, limit: int = 40) -> str:
     if isinstance(key, str) and len(key) <= limit and key.isprintable():
         return key
     return shown(key, limit)
+
+
+def shown_path(path: object, limit: int = SHOWN_CHARS) -> str:
+    """A path quoted for a message, its start elided past `limit` characters: the end of a
+    path (the file's own name) is the part that tells the user which file is meant."""
+    text = repr(str(path))
+    return text if len(text) <= limit else "'..." + text[-(limit - 4):]

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from .errors import TrainwellError, shown
+from .errors import TrainwellError, shown_path
 
 NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
 PATH_MAX = 4096  # bytes in a whole path on Linux
@@ -43,7 +43,7 @@ def check_text(path: str | os.PathLike[str], what: str) -> Path:
     text = os.fspath(path)
     problem = path_problem(text)
     if problem:
-        raise TrainwellError(f"{what} {shown(text)} {problem}")
+        raise TrainwellError(f"{what} {shown_path(text)} {problem}")
     return Path(text)
 
 
@@ -54,7 +54,7 @@ def _stat_kind(path: Path) -> str:
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
             return "missing"
-        raise TrainwellError(f"cannot use {shown(str(path))}: {exc.strerror}") from None
+        raise TrainwellError(f"cannot use {shown_path(path)}: {exc.strerror}") from None
     import stat
 
     return "dir" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "other"
@@ -67,13 +67,13 @@ def check_folder_can_exist(path: Path, what: str) -> None:
     if kind == "dir":
         return
     if kind != "missing":
-        raise TrainwellError(f"{what} {shown(str(path))} is a file, not a folder; give a folder that is empty or does not exist")
+        raise TrainwellError(f"{what} {shown_path(path)} is a file, not a folder; give a folder that is empty or does not exist")
     for parent in path.absolute().parents:
         kind = _stat_kind(parent)
         if kind == "dir":
             return
         if kind != "missing":
-            raise TrainwellError(f"{what} {shown(str(path))} cannot be created: {shown(str(parent))} is a file, not a folder")
+            raise TrainwellError(f"{what} {shown_path(path)} cannot be created: {shown_path(parent)} is a file, not a folder")
 
 
 def check_out_dir(out: str | os.PathLike[str], what: str, owned: Iterable[str], kind: str) -> Path:
@@ -85,7 +85,7 @@ def check_out_dir(out: str | os.PathLike[str], what: str, owned: Iterable[str], 
     if path.is_dir():
         clash = sorted(name for name in owned if os.path.lexists(path / name))
         if clash:
-            raise TrainwellError(f"{what} {shown(str(path))} already holds {clash[0]}, which {kind} would overwrite; choose an empty or new folder")
+            raise TrainwellError(f"{what} {shown_path(path)} already holds {clash[0]}, which {kind} would overwrite; choose an empty or new folder")
     return path
 
 
@@ -94,7 +94,7 @@ def prepare_dir(path: Path, what: str) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise TrainwellError(f"{what} {shown(str(path))} cannot be created: {exc.strerror}") from None
+        raise TrainwellError(f"{what} {shown_path(path)} cannot be created: {exc.strerror}") from None
     return path
 
 
@@ -111,11 +111,11 @@ def check_out_file(out: str | os.PathLike[str], what: str, protected: Iterable[s
     path = check_text(out, what)
     kind = _stat_kind(path)
     if kind in ("dir", "other"):
-        raise TrainwellError(f"{what} {shown(str(path))} is a folder or a device, not a file; give a file name")
+        raise TrainwellError(f"{what} {shown_path(path)} is a folder or a device, not a file; give a file name")
     check_folder_can_exist(path.parent, what)
     for other in protected:
         if _same(path, other):
-            raise TrainwellError(f"{what} {shown(str(path))} would replace {shown(str(other))}, which the command reads or a run owns; give another file")
+            raise TrainwellError(f"{what} {shown_path(path)} is the command's input or a run's own file; give another file")
     if kind == "file" and not overwrite:
-        raise TrainwellError(f"{what} {shown(str(path))} already exists; give a new file name, or --force to replace it")
+        raise TrainwellError(f"{what} {shown_path(path)} already exists; give a new file name, or --force to replace it")
     return path

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import paths, rundir
-from ..errors import ConfigError, TrainwellError, shown
+from ..errors import ConfigError, TrainwellError, shown, shown_path
 from . import advice as adv
 from .report import ExperimentResult, html_page, html_section, markdown, metric_of, summary_rows, write_report
 from .runner import Say, cores, plan_jobs, read_history, run_jobs, stderr_say, threads_per_worker, write_results
@@ -115,13 +115,13 @@ def _continues(folder: Path, e: Experiment) -> bool:
     from .. import safeyaml
 
     try:
-        raw = safeyaml.load(spec.read_text(encoding="utf-8"), shown(str(spec)))
+        raw = safeyaml.load(spec.read_text(encoding="utf-8"), shown_path(spec))
     except (TrainwellError, OSError, UnicodeDecodeError, yaml.YAMLError):
         raw = None
     if not isinstance(raw, dict) or not isinstance(raw.get("variants"), dict):
-        raise TrainwellError(f"--out {shown(str(folder))} holds an {SPEC} that trainwell did not write; choose another --out")
+        raise TrainwellError(f"--out {shown_path(folder)} holds an {SPEC} that trainwell did not write; choose another --out")
     if raw.get("name") != e.name:
-        raise TrainwellError(f"--out {shown(str(folder))} holds the results of experiment {shown(raw.get('name'), 40)}; choose another --out")
+        raise TrainwellError(f"--out {shown_path(folder)} holds the results of experiment {shown(raw.get('name'), 40)}; choose another --out")
     return True
 
 

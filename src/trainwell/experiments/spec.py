@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RUN_NAME_MAX, SECTIONS, SEED_LIMIT, RunConfig, apply_overrides, merge, read_yaml
-from ..errors import ConfigError, shown, shown_name
+from ..errors import ConfigError, shown, shown_name, shown_path
 
 DEFAULT_SEEDS = 3  # seeds per variant when an experiment names none: the fewest that give an interval
 TOP_KEYS = ("name", "description", "base", "variants", "grid", "seeds", "reference", "stack")
@@ -114,7 +114,7 @@ def _base_config(raw: Any, folder: Path | None) -> dict[str, Any]:
             path = folder / path
         file_raw = read_yaml(path)
         if not isinstance(file_raw, dict):
-            raise ConfigError(f"config file {shown(str(path))} must hold a mapping of sections ({', '.join(SECTIONS)})")
+            raise ConfigError(f"config file {shown_path(path)} must hold a mapping of sections ({', '.join(SECTIONS)})")
         out = merge(out, file_raw)
     sections = {k: v for k, v in raw.items() if k in SECTIONS or k == "name"}
     for key, value in sections.items():
