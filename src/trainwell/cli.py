@@ -96,7 +96,6 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from .runner import resume
 
     check_text(args.run_dir, "run directory")
-
     return _report(resume(args.run_dir, overrides=_overrides(args.set), quiet=True if args.quiet else None))
 
 
