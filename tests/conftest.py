@@ -34,3 +34,10 @@ def tiny_config(**sections: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture
 def tiny() -> Any:
     return tiny_config
+
+
+@pytest.fixture(autouse=True)
+def _work_in_tmp_path(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs in its own temporary folder, so a default output (runs/NAME-TIMESTAMP,
+    reports/NAME) never lands in the checkout."""
+    monkeypatch.chdir(tmp_path)

@@ -106,3 +106,28 @@ def test_checkpoint_of_another_model_is_refused(tmp_path, capsys):
     with pytest.raises(CheckpointError):
         resume(a, quiet=True)
     assert (a / "best.pt").read_bytes() == before
+
+
+def test_stored_spec_of_a_real_run_passes_and_tampered_values_are_named(finished_run):
+    from trainwell.checkpoint import validate_spec
+
+    path = finished_run / "best.pt"
+    spec = load_checkpoint(path, BEST)["spec"]
+    assert validate_spec(spec, path) is spec
+    tampered = [
+        ("n_outputs", -1, "n_outputs -1"),
+        ("input_shape", [0], "input_shape [0]"),
+        ("input_shape", [10**9], "input_shape"),
+        ("task", "ranking", "task 'ranking'"),
+        ("model_kind", "os.system", "model_kind"),
+        ("x_std", [0.0] * len(spec["x_std"]), "x_std"),
+        ("x_mean", [float("inf")] * len(spec["x_mean"]), "x_mean"),
+        ("x_mean", [1.0], "x_mean"),  # wrong length
+        ("y_std", -1.0, "y_std"),
+    ]
+    for key, value, words in tampered:
+        with pytest.raises(CheckpointError, match=words.replace("[", r"\[").replace("]", r"\]")) as err:
+            validate_spec({**spec, key: value}, path)
+        assert "\n" not in str(err.value) and len(str(err.value)) < 200
+    with pytest.raises(CheckpointError, match="lacks task"):
+        validate_spec({k: v for k, v in spec.items() if k != "task"}, path)

@@ -84,7 +84,7 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, table, capsys):
     one_line_error(capsys, ["train", "--data", str(tmp_path / "missing.csv"), "--target", "price"], "does not exist")
     one_line_error(capsys, ["train", "--data", str(path), "--target", "cost"], "no target column 'cost'", "price")
     df.assign(rooms=["many"] + list(df["rooms"][1:])).to_csv(tmp_path / "text.csv", index=False)
-    one_line_error(capsys, ["train", "--data", str(tmp_path / "text.csv"), "--target", "price", "--set", "data.numeric=[rooms]"], "non-numeric value 'many'")
+    one_line_error(capsys, ["train", "--data", str(tmp_path / "text.csv"), "--target", "price", "--set", "data.numeric=[rooms]"], "has text 'many'")
     df.assign(price=[np.nan] + list(df["price"][1:])).to_csv(tmp_path / "nan.csv", index=False)
     one_line_error(capsys, ["train", "--data", str(tmp_path / "nan.csv"), "--target", "price"], "blank in 1 row(s) (file rows 2)")
     df.head(12).to_csv(tmp_path / "few.csv", index=False)
@@ -101,3 +101,17 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, table, capsys):
 def test_console_script_entry_point(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "trainwell.cli", "train", "--preset", "nope"], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+
+
+def test_help_and_argument_errors_import_neither_torch_nor_pandas():
+    code = (
+        "import sys, trainwell, trainwell.cli as c\n"
+        "for argv in (['--help'], ['presets'], ['train', '--bogus']):\n"
+        "    try: c.main(argv)\n"
+        "    except SystemExit: pass\n"
+        "heavy = sorted(m for m in ('torch', 'pandas', 'numpy', 'matplotlib') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+        "assert callable(trainwell.train) and 'torch' in sys.modules  # the library still loads on first use\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

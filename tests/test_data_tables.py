@@ -68,7 +68,7 @@ def test_roles_overridden_in_the_config(tmp_path, capsys):
     assert "data.categorical names column 'zip'" in one_line(err) and "city" in str(err.value)
     with pytest.raises(DataError, match="more than one of"):
         load(tmp_path, df, categorical=["zone"], ignore=["zone"])
-    with pytest.raises(DataError, match="numeric column 'city' has a non-numeric value"):
+    with pytest.raises(DataError, match="numeric column 'city' has text 'Graz'"):
         load(tmp_path, df, numeric=["city"])
 
 

@@ -9,7 +9,7 @@ import yaml
 from trainwell.cli import main
 from trainwell.config import RunConfig
 from trainwell.errors import ConfigError, TrainwellError
-from trainwell.fit import LoopState, fit
+from trainwell.loop import LoopState, fit
 from trainwell.lr_find import lr_find, range_test_trainer
 from trainwell.runner import build_trainer, train
 

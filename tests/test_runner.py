@@ -9,7 +9,7 @@ import torch
 
 from trainwell.checkpoint import BEST, load_checkpoint
 from trainwell.config import RunConfig
-from trainwell.fit import NOT_FINITE
+from trainwell.loop import NOT_FINITE
 from trainwell.runner import build_trainer, train
 
 from conftest import tiny_config
@@ -119,7 +119,7 @@ def test_evaluation_leaves_the_model_in_train_mode(tmp_path):
     seen = []
     cfg = RunConfig.from_dict(tiny_config(model={"norm": "layer"}, train={"max_epochs": 2}))  # the module path: real modules
     trainer, _, _ = build_trainer([cfg], [tmp_path], [lambda event, **p: seen.append(trainer.stack.modules[0].training) if event == "epoch_end" else None])
-    from trainwell.fit import LoopState, fit
+    from trainwell.loop import LoopState, fit
 
     fit(trainer, LoopState())
     assert seen == [True, True]

@@ -1,16 +1,33 @@
 """trainwell: train PyTorch networks with the modern production recipe, and measure what each
 ingredient is worth."""
 
-from .config import RunConfig, load_config
-from .errors import CheckpointError, ConfigError, DataError, TrainwellError
-from .inference import evaluate_run, predict_run
-from .runner import RunResult, train
-from .api import fit, load_weights, register_model, resume
-from .lr_find import lr_find
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
-__all__ = [
-    "RunConfig", "load_config", "train", "resume", "evaluate_run", "predict_run", "RunResult",
-    "fit", "load_weights", "register_model", "lr_find",
-    "TrainwellError", "ConfigError", "DataError", "CheckpointError",
-]
+
+# Names resolved on first use, so `import trainwell.cli` (and `trainwell --help`) does not pay
+# for importing torch and pandas (~2-4 s) before it can say anything.
+_LAZY = {
+    "RunConfig": "config", "load_config": "config",
+    "TrainwellError": "errors", "ConfigError": "errors", "DataError": "errors", "CheckpointError": "errors",
+    "evaluate_run": "inference", "predict_run": "inference",
+    "RunResult": "runner", "train": "runner",
+    "fit": "api", "load_weights": "api", "register_model": "api", "resume": "api", "lr_find": "lr_find",
+}
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'trainwell' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

@@ -21,7 +21,7 @@ from .checkpoint import BEST, LAST, load_checkpoint
 from .config import RunConfig, merge
 from .data.memory import NAME as MEMORY, memory_bundle
 from .errors import CheckpointError, ConfigError
-from .fit import predict_outputs
+from .loop import predict_outputs
 from .models import MODELS
 from .progress import Progress
 from .runner import RunResult

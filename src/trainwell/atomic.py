@@ -9,6 +9,21 @@ from pathlib import Path
 from typing import IO, Any, Callable
 
 
+def _umask() -> int:
+    """The process's umask. Linux shows it in /proc; elsewhere reading it means setting it
+    (briefly 0 for every thread), so that is only the fallback."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | Path, write: Callable[[IO[Any]], None], binary: bool = True, durable: bool = True) -> None:
     """`durable` False skips the fsyncs: the rename is still atomic (a killed process leaves the
     old file or the new one), but a power cut may lose the newest version."""
@@ -20,6 +35,9 @@ def atomic_write(path: str | Path, write: Callable[[IO[Any]], None], binary: boo
             fh.flush()
             if durable:
                 os.fsync(fh.fileno())
+        # mkstemp makes 0600 files; give the mode a new file gets from open(), so a group or
+        # others can read results when the user's umask lets them
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

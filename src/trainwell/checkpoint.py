@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from .atomic import atomic_write
-from .errors import CheckpointError
+from .errors import CheckpointError, shown, shown_path
 
 FORMAT = "trainwell"
 FORMAT_VERSION = 2  # 2: last.pt holds a list of members (flat optimizer state); best.pt unchanged
@@ -61,3 +61,82 @@ def load_model_state(model: torch.nn.Module, state: Any, path: str | Path) -> No
     except (RuntimeError, TypeError, AttributeError) as exc:
         detail = str(exc).replace("\n", " ").replace("\t", "")
         raise CheckpointError(f"checkpoint {str(path)!r} does not match the model its config describes: {detail[:200]}") from None
+
+
+# ---- the preprocessing stored in best.pt -------------------------------------------------------
+
+SPEC_KEYS = ("task", "input_shape", "n_outputs", "model_kind")
+MAX_DIM = 2**20  # one input dimension or the number of outputs: far beyond any real table or image
+MAX_INPUTS = 2**26  # inputs of one example (a 4096×4096 RGB image is 2**25.6)
+
+
+def _is_int(v: Any, low: int = 1, high: int = MAX_DIM) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+def _numbers(v: Any, n: int, positive: bool = False) -> bool:
+    """A list of n finite numbers (each > 0 when `positive`)."""
+    import math
+
+    return (
+        isinstance(v, list) and len(v) == n
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and (x > 0 or not positive) for x in v)
+    )
+
+
+def _strings(v: Any, n: int) -> bool:
+    return isinstance(v, list) and len(v) == n and all(isinstance(x, str) for x in v)
+
+
+def _spec_problem(spec: Any) -> str | None:
+    """What is wrong with a stored preprocessing spec (a phrase), or None."""
+    import math
+
+    from .models import MODELS
+
+    if not isinstance(spec, dict):
+        return "holds no preprocessing spec"
+    missing = [k for k in SPEC_KEYS if k not in spec]
+    if missing:
+        return f"lacks {missing[0]} in the preprocessing it was trained with"
+    task, shape, n_out, kind = spec["task"], spec["input_shape"], spec["n_outputs"], spec.get("kind")
+    if task not in ("regression", "classification"):
+        return f"has task {shown(task)}; expected regression or classification"
+    if not (isinstance(shape, list) and len(shape) in (1, 3) and all(_is_int(d) for d in shape) and math.prod(shape) <= MAX_INPUTS):
+        return f"has input_shape {shown(shape)}; expected [features] or [channels, height, width] of integers >= 1"
+    if not _is_int(n_out) or (task == "regression" and n_out != 1):
+        return f"has n_outputs {shown(n_out)}; expected 1 for regression or the number of classes (>= 1)"
+    if spec["model_kind"] not in MODELS.names() and not str(spec["model_kind"]).startswith("custom:"):
+        return f"has model_kind {shown(spec['model_kind'])}; expected one of {', '.join(MODELS.names())}"
+    if task == "classification" and not _strings(spec.get("classes"), n_out):
+        return f"has classes {shown(spec.get('classes'))}; expected a list of {n_out} class names"
+    if kind == "tabular":
+        n = shape[0]
+        if len(shape) != 1 or not _strings(spec.get("feature_names"), n) or not isinstance(spec.get("target_name"), str):
+            return f"has feature_names {shown(spec.get('feature_names'))}; expected {n} column names and a target_name"
+        if "preprocess" in spec:  # a table read from a file: its fitted transform (data/preprocess.py)
+            prep = spec["preprocess"]
+            if not (isinstance(prep, dict) and isinstance(prep.get("columns"), list) and isinstance(spec.get("embedded"), list)):
+                return "has a preprocessing transform that is not a mapping of columns; it was not written by trainwell"
+        else:  # standardised features (delivery, data given in memory)
+            for key, positive in (("x_mean", False), ("x_std", True)):
+                if not _numbers(spec.get(key), n, positive):
+                    return f"has {key} {shown(spec.get(key))}; expected {n} finite numbers" + (" > 0" if positive else "")
+        if task == "regression" and not (_numbers([spec.get("y_mean")], 1) and _numbers([spec.get("y_std")], 1, positive=True)):
+            return f"has y_mean {shown(spec.get('y_mean'))}, y_std {shown(spec.get('y_std'))}; expected finite numbers, y_std > 0"
+    elif kind == "image":
+        c = shape[0]
+        if len(shape) != 3 or not _numbers(spec.get("mean"), c) or not _numbers(spec.get("std"), c, positive=True):
+            return f"has image mean/std {shown(spec.get('mean'))}/{shown(spec.get('std'))}; expected {c} finite numbers each, std > 0"
+    else:
+        return f"has kind {shown(kind)}; expected tabular or image"
+    return None
+
+
+def validate_spec(spec: Any, path: str | Path) -> dict[str, Any]:
+    """The preprocessing stored in a best.pt, checked like a config before a model is built from it:
+    a tampered or foreign value is a one-line CheckpointError, not a crash inside torch."""
+    problem = _spec_problem(spec)
+    if problem:
+        raise CheckpointError(f"checkpoint {shown_path(path)} {problem}")
+    return spec

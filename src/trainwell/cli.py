@@ -1,20 +1,28 @@
 """Command line: parses arguments and calls the library; nothing else.
 
-Bad input of any kind exits with status 2 and one line on stderr, never a traceback.
+Exit statuses: 0 done; 1 failed (a run's loss became non-finite, or the system refused, e.g. a
+full disk); 2 bad input (one line on stderr, never a traceback); 130 interrupted (Ctrl-C,
+SIGINT or SIGTERM, however it arrives); 141 standard output closed early (`| head`).
+Only the standard library is imported here at start-up, so --help and argument errors answer
+at once; torch and pandas are imported inside the commands that need them.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import signal
 import sys
-from typing import Any, Callable, NoReturn, Sequence
+from typing import Any, Callable, Iterator, NoReturn, Sequence
 
 from .errors import TrainwellError
 
 EXIT_BAD_INPUT = 2
 EXIT_TRAINING_FAILED = 1
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a reader that went away
 
 
 class _Parser(argparse.ArgumentParser):
@@ -59,8 +67,11 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .rundir import check_run_out
     from .runner import train
 
+    if args.out is not None:
+        check_run_out(args.out)  # refuse a bad --out before reading any input
     result = train(_config(args), out=args.out)
     from .experiments.advice import for_result
 
@@ -70,9 +81,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _report(result: Any) -> int:
-    from .fit import INTERRUPTED, NOT_FINITE
+    from .loop import INTERRUPTED, NOT_FINITE
 
     if result.stop_reason == INTERRUPTED:
+        if result.config is not None and result.config.train.quiet:  # otherwise progress has printed it
+            print(f"trainwell: {result.message}", file=sys.stderr)
         return EXIT_INTERRUPTED
     shown = {k: v for k, v in result.metrics.items() if k.startswith("test_") or k in ("epochs_run", "best_epoch", "wall_seconds")}
     print(json.dumps(shown, indent=2))
@@ -92,8 +105,10 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    from .paths import check_text
     from .runner import resume
 
+    check_text(args.run_dir, "run directory")
     return _report(resume(args.run_dir, overrides=_overrides(args.set), quiet=True if args.quiet else None))
 
 
@@ -107,7 +122,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from .inference import predict_run
 
-    result = predict_run(args.run_dir, args.input, args.out)
+    result = predict_run(args.run_dir, args.input, args.out, overwrite=args.force)
     if args.out is None:
         result.to_csv(sys.stdout, index=False)
     else:
@@ -198,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("predict", cmd_predict, "predict the target for the rows of a CSV")
     p.add_argument("run_dir")
     p.add_argument("input", help="CSV with the run's feature columns")
-    p.add_argument("--out", help="write predictions here (default: standard output)")
+    p.add_argument("--out", help="write predictions here (default: standard output); its folder is created when missing")
+    p.add_argument("--force", action="store_true", help="replace an existing --out file (never the input or a run's own files)")
 
     add("presets", cmd_presets, "list the built-in presets")
 
@@ -214,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no per-run progress lines")
     p.add_argument("--cluster", metavar="ADDRESS", help="run on a Dask cluster: a scheduler address (tcp://host:8786) or 'local' (needs trainwell[cluster])")
 
-    p = add("demo", cmd_demo, "the main job: the tabular seed comparisons and the recipe ablation on delivery, with a report")
+    p = add("demo", cmd_demo, "the main job: the tabular lesson's comparisons and the recipe ablation on delivery, with a report")
     p.add_argument("--out", help="output folder (default: reports/demo)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per variant (default 3)")
     p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
@@ -222,19 +238,83 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def interrupts_noticed() -> Iterator[Callable[[], bool]]:
+    """For the command's duration: SIGTERM interrupts like Ctrl-C (KeyboardInterrupt), and
+    `noticed()` says whether SIGINT or SIGTERM arrived at all. Training installs its own handlers
+    (finish the step, write last.pt), and a signal they take can end up unacted on (one during the
+    last epoch's evaluation); the wakeup fd records every signal at the C level whichever Python
+    handler runs, so the command still exits 130."""
+    if not _in_main_thread():
+        yield lambda: False
+        return
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    os.set_blocking(read_end, False)
+    previous_fd = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    previous_term = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    seen: set[int] = set()
+
+    def noticed() -> bool:
+        with contextlib.suppress(BlockingIOError):
+            seen.update(os.read(read_end, 512))
+        return bool(seen & {signal.SIGINT, signal.SIGTERM})
+
+    try:
+        yield noticed
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+        signal.set_wakeup_fd(previous_fd)
+        os.close(read_end)
+        os.close(write_end)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe: point standard output at /dev/null so the flush at exit is silent."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def _say(text: str) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        print(f"trainwell: {text}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as stop:  # argparse has printed its one line (or --help)
         return int(stop.code or 0)
-    try:
-        return args.func(args)
-    except TrainwellError as exc:
-        print(f"trainwell: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("trainwell: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    with interrupts_noticed() as noticed:
+        try:
+            status = args.func(args)
+        except TrainwellError as exc:
+            _say(f"error: {exc}")
+            return EXIT_INTERRUPTED if noticed() else EXIT_BAD_INPUT
+        except KeyboardInterrupt:
+            _say("interrupted")
+            return EXIT_INTERRUPTED
+        except BrokenPipeError:
+            _quiet_stdout()
+            return EXIT_BROKEN_PIPE
+        except OSError as exc:  # the system refused a file: one line, not a traceback
+            where = f": {exc.filename}" if exc.filename else ""
+            _say(f"error: {exc.strerror or exc}{where}"[:300])
+            return EXIT_TRAINING_FAILED
+        if status == 0 and noticed():
+            _say("interrupted (the command had finished its work)")
+            return EXIT_INTERRUPTED
+        return status
 
 
 if __name__ == "__main__":

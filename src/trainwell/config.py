@@ -18,7 +18,9 @@ from typing import Any, Union
 
 import yaml
 
-from .errors import ConfigError
+from . import safeyaml
+from .errors import ConfigError, shown, shown_name, shown_path
+from .paths import path_problem
 
 TASKS = ("auto", "regression", "classification")
 NORMS = ("batch", "layer", "none")
@@ -29,10 +31,13 @@ CLASS_WEIGHTS = ("none", "balanced")
 LOGGERS = ("tensorboard", "mlflow")  # experiment trackers (loggers.py)
 AUTO = "auto"  # optim.lr / schedule.max_lr: run the LR finder first (lr_find.py)
 SCALINGS = ("robust", "standard")
+SEED_LIMIT = 2**63  # torch seeds are signed 64-bit integers
+NUMPY_SEED_LIMIT = 2**32  # data seeds feed NumPy's RandomState and scikit-learn, which take 32 bits
+INT_LIMIT = 2**63  # no integer field means anything beyond what torch and NumPy can hold
 
 
 def _fail(section: str, name: str, value: Any, allowed: str) -> None:
-    raise ConfigError(f"{section}.{name} = {value!r} is not allowed: {allowed}")
+    raise ConfigError(f"{section}.{name} = {shown(value)} is not allowed: {allowed}")
 
 
 def _require(cfg: Any, name: str, ok: bool, allowed: str) -> None:
@@ -89,6 +94,12 @@ class DataConfig:
         _require(self, "sep", self.sep is None or len(self.sep) == 1, "null or one character, e.g. ';' or '\\t'")
         _require(self, "onehot_max_levels", self.onehot_max_levels >= 2, "an integer >= 2")
         _require(self, "embedding_width", self.embedding_width is None or self.embedding_width >= 1, "null or an integer >= 1")
+        _require(self, "generator_seed", 0 <= self.generator_seed < NUMPY_SEED_LIMIT, "an integer >= 0 and < 2**32")
+        _require(self, "split_seed", 0 <= self.split_seed < NUMPY_SEED_LIMIT, "an integer >= 0 and < 2**32")
+        for name in ("path", "test_path"):
+            value = getattr(self, name)
+            problem = path_problem(value) if value is not None else None
+            _require(self, name, problem is None, f"a usable path (this one {problem})")
         if self.name == "csv":
             _require(self, "path", bool(self.path), "a CSV or Parquet file when data.name is csv")
             _require(self, "target", bool(self.target), "the target column's name when data.name is csv")
@@ -203,6 +214,7 @@ class TrainConfig:
     curves: bool = True  # write curves.svg at the end (the scikit-learn estimators skip it)
 
     def validate(self) -> None:
+        _require(self, "seed", 0 <= self.seed < SEED_LIMIT, "an integer >= 0 and < 2**63")
         _require(self, "max_epochs", self.max_epochs >= 1, "an integer >= 1")
         _require(self, "batch_size", self.batch_size >= 1, "an integer >= 1")
         _require(self, "eval_batch_size", self.eval_batch_size >= 1, "an integer >= 1")
@@ -264,30 +276,31 @@ class RunConfig:
     def from_dict(cls, raw: Any) -> "RunConfig":
         if not isinstance(raw, dict):
             raise ConfigError(f"a config must be a mapping of sections ({', '.join(SECTIONS)}), not {type(raw).__name__}")
-        unknown = sorted(set(raw) - set(SECTIONS) - {"name"})
+        unknown = sorted((k for k in raw if k not in SECTIONS and k != "name"), key=str)
         if unknown:
-            raise ConfigError(f"unknown config section {unknown[0]!r}; allowed: name, {', '.join(SECTIONS)}")
+            raise ConfigError(f"unknown config section {shown(unknown[0], 40)}; allowed: name, {', '.join(SECTIONS)}")
         name = raw.get("name", cls.name if isinstance(cls.name, str) else "run")
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f"name = {name!r} is not allowed: a non-empty string")
+        if not isinstance(name, str) or not name or len(name) > RUN_NAME_MAX or "\0" in name or "/" in name or name in (".", ".."):
+            raise ConfigError(f"name = {shown(name)} is not allowed: a run name of 1 to {RUN_NAME_MAX} characters without '/' or NUL")
         parts = {s: _section_from_dict(SECTION_TYPES[s], raw.get(s) or {}) for s in SECTIONS}
         return cls(name=name, **parts).validate()
 
 
 SECTIONS = ("data", "model", "optim", "schedule", "train")
+RUN_NAME_MAX = 200  # characters: room for "-YYYYmmdd-HHMMSS-k" within a 255-byte folder name
 SECTION_TYPES = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "schedule": ScheduleConfig, "train": TrainConfig}
 
 
 def _section_from_dict(kind: type, raw: Any) -> Any:
     section = kind.SECTION
     if not isinstance(raw, dict):
-        raise ConfigError(f"config section {section!r} must be a mapping of fields, not {raw!r}")
+        raise ConfigError(f"config section {section!r} must be a mapping of fields, not {shown(raw)}")
     hints = typing.get_type_hints(kind)
     names = [f.name for f in dataclasses.fields(kind)]
     values = {}
     for key, value in raw.items():
         if key not in names:
-            raise ConfigError(f"unknown field {section}.{key}; allowed: {', '.join(names)}")
+            raise ConfigError(f"unknown field {section}.{shown_name(key)}; allowed: {', '.join(names)}")
         values[key] = _coerce(f"{section}.{key}", value, hints[key])
     return kind(**values)
 
@@ -309,12 +322,14 @@ def _coerce(where: str, value: Any, hint: Any) -> Any:
     if origin is list:
         (item,) = typing.get_args(hint)
         if not isinstance(value, list):
-            raise ConfigError(f"{where} = {value!r} is not allowed: a list of {item.__name__}")
+            raise ConfigError(f"{where} = {shown(value)} is not allowed: a list of {item.__name__}")
         return [_coerce(where, v, item) for v in value]
     if hint is bool:
         ok = isinstance(value, bool)
     elif hint is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
+        if ok and not -INT_LIMIT < value < INT_LIMIT:
+            raise ConfigError(f"{where} = {shown(value)} is not allowed: an integer between -2**63 and 2**63")
     elif hint is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
@@ -323,7 +338,7 @@ def _coerce(where: str, value: Any, hint: Any) -> Any:
     else:  # pragma: no cover - every field uses one of the types above
         raise TypeError(f"unsupported config type {hint!r}")
     if not ok:
-        raise ConfigError(f"{where} = {value!r} is not allowed: a value of type {hint.__name__}")
+        raise ConfigError(f"{where} = {shown(value)} is not allowed: a value of type {hint.__name__}")
     return value
 
 
@@ -335,9 +350,9 @@ def parse_override(text: str) -> tuple[str, Any]:
     """`train.max_epochs=50` → ("train.max_epochs", 50); the value is read as YAML."""
     key, sep, raw = text.partition("=")
     if not sep or "." not in key:
-        raise ConfigError(f"--set {text!r} is not allowed: SECTION.FIELD=VALUE, e.g. train.max_epochs=50")
+        raise ConfigError(f"--set {shown(text)} is not allowed: SECTION.FIELD=VALUE, e.g. train.max_epochs=50")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else raw
+        value = safeyaml.load(raw, f"--set {shown_name(key.strip())}") if raw.strip() else raw
     except yaml.YAMLError:
         value = raw
     return key.strip(), value
@@ -352,7 +367,7 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str,
             continue
         section, _, fieldname = key.partition(".")
         if section not in SECTIONS or not fieldname or "." in fieldname:
-            raise ConfigError(f"--set {key}: unknown field; use SECTION.FIELD with SECTION one of {', '.join(SECTIONS)}")
+            raise ConfigError(f"--set {shown_name(key)}: unknown field; use SECTION.FIELD with SECTION one of {', '.join(SECTIONS)}")
         out.setdefault(section, {})
         if not isinstance(out[section], dict):
             raise ConfigError(f"config section {section!r} must be a mapping of fields")
@@ -361,14 +376,23 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str,
 
 
 def read_yaml(path: str | Path) -> Any:
+    """A YAML file's document, within safeyaml's size and alias budget, or a one-line ConfigError."""
+    problem = path_problem(str(path))
+    if problem:
+        raise ConfigError(f"config file {shown_path(path)} {problem}")
     p = Path(path)
+    where = f"config file {shown_path(p)}"
     if not p.is_file():
-        raise ConfigError(f"config file {str(p)!r} does not exist; give a YAML file")
+        raise ConfigError(f"{where} does not exist; give a YAML file")
     try:
-        return yaml.safe_load(p.read_text(encoding="utf-8"))
+        if p.stat().st_size > 4 * safeyaml.MAX_FILE_BYTES:  # refuse before reading a huge file
+            raise ConfigError(f"{where} is {p.stat().st_size:,} bytes long; the limit is {safeyaml.MAX_FILE_BYTES:,} characters")
+        return safeyaml.load(p.read_text(encoding="utf-8"), where)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {first}") from None
+        raise ConfigError(f"{where} is not valid YAML: {first[:100]}") from None
+    except OSError as exc:
+        raise ConfigError(f"{where} cannot be read: {exc.strerror}") from None
 
 
 def load_config(path: str | Path | None = None, preset: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
@@ -381,7 +405,7 @@ def load_config(path: str | Path | None = None, preset: str | None = None, overr
     if path is not None:
         file_raw = read_yaml(path)
         if not isinstance(file_raw, dict):
-            raise ConfigError(f"config file {str(path)!r} must hold a mapping of sections ({', '.join(SECTIONS)})")
+            raise ConfigError(f"config file {shown_path(path)} must hold a mapping of sections ({', '.join(SECTIONS)})")
         raw = merge(raw, file_raw)
     return RunConfig.from_dict(apply_overrides(raw, overrides or {}))
 

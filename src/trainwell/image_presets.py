@@ -1,4 +1,4 @@
-"""Presets for images: the second seed lesson's two CIFAR-10 runs, and digits for the CPU."""
+"""Presets for images: the CIFAR-10 lesson's two runs, and digits for the CPU."""
 
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ def _cifar_upgraded() -> dict[str, Any]:
     }
 
 
-@preset("cifar10-upgraded", "the second seed's upgraded CIFAR-10 run: BatchNorm, Dropout2d, AdamW, onecycle, clipping (~87%); data.path = folder")
+@preset("cifar10-upgraded", "the CIFAR-10 lesson's upgraded run: BatchNorm, Dropout2d, AdamW, onecycle, clipping (~87%); data.path = folder")
 def cifar10_upgraded() -> dict[str, Any]:
     return _cifar_upgraded()
 
 
-@preset("cifar10-baseline", "the second seed's plain CIFAR-10 network: no BatchNorm or dropout, Adam, constant lr (~73%)")
+@preset("cifar10-baseline", "the CIFAR-10 lesson's plain network: no BatchNorm or dropout, Adam, constant lr (~73%)")
 def cifar10_baseline() -> dict[str, Any]:
     cfg = _cifar_upgraded()
     cfg["name"] = "cifar10-baseline"

@@ -13,11 +13,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import paths, rundir
+from .atomic import atomic_write
 from .data import load_data
 from .data.bundle import DataBundle
 from .data.tabular import features_for_prediction, read_table, targets_for_evaluation
-from .errors import DataError
-from .fit import predict_outputs, score
+from .errors import DataError, shown_path
+from .loop import predict_outputs, score
 from .runner import load_run
 
 
@@ -40,6 +42,9 @@ def _outputs(model: nn.Module, data: DataBundle, x: torch.Tensor) -> torch.Tenso
 
 def evaluate_run(run_dir: str | Path, data_path: str | Path | None = None) -> dict[str, float]:
     """Test metrics of the run's best weights: on its own test split, or on a labelled file."""
+    paths.check_text(run_dir, "run directory")
+    if data_path is not None:
+        paths.check_text(data_path, "data file")
     cfg, model, spec = load_run(run_dir)
     if data_path is None:
         data = load_data(cfg.data)
@@ -49,7 +54,7 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path | None = None) -> di
     else:
         if spec.get("kind") != "tabular":
             raise DataError("--data takes a CSV, which only tabular runs can read; evaluate image runs without --data")
-        where = f"data file {str(data_path)!r}"
+        where = f"data file {shown_path(data_path)}"
         df = read_table(data_path, cfg.data.sep, where)
         data = _bundle_like(spec, features_for_prediction(df, spec, where), targets_for_evaluation(df, spec, where))
     out = _outputs(model, data, data.x_test)
@@ -57,12 +62,23 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path | None = None) -> di
     return {f"test_{k}": v for k, v in metrics.items()} | {"rows": len(data.x_test)}
 
 
-def predict_run(run_dir: str | Path, input_path: str | Path, out_path: str | Path | None = None) -> Any:
-    """Predictions for the rows of a CSV (a DataFrame); written to out_path when given."""
+def check_predict_out(run_dir: str | Path, input_path: str | Path, out_path: str | Path, overwrite: bool = False) -> Path:
+    """Where predictions may go: never onto the input or a run's own files, and onto another
+    existing file only with `overwrite`. Checked before anything is read."""
+    protected = [input_path, *(Path(run_dir) / f for f in rundir.RUN_FILES)]
+    return paths.check_out_file(out_path, "--out", protected, overwrite)
+
+
+def predict_run(run_dir: str | Path, input_path: str | Path, out_path: str | Path | None = None, overwrite: bool = False) -> Any:
+    """Predictions for the rows of a CSV (a DataFrame); written to out_path when given (an
+    existing file there is replaced only with `overwrite`)."""
+    paths.check_text(run_dir, "run directory")
+    paths.check_text(input_path, "input file")
+    target_file = check_predict_out(run_dir, input_path, out_path, overwrite) if out_path is not None else None
     cfg, model, spec = load_run(run_dir)
     if spec.get("kind") != "tabular":
         raise DataError("predict reads a CSV of features, which only tabular runs can use")
-    where = f"input file {str(input_path)!r}"
+    where = f"input file {shown_path(input_path)}"
     df = read_table(input_path, cfg.data.sep, where)
     x = features_for_prediction(df, spec, where)
     data = _bundle_like(spec, x, torch.zeros(len(x)))
@@ -77,6 +93,7 @@ def predict_run(run_dir: str | Path, input_path: str | Path, out_path: str | Pat
         result[column] = [spec["classes"][i] for i in probs.argmax(1).tolist()]
         for i, name in enumerate(spec["classes"]):  # one column per class, so rows can be ranked by any class
             result[f"probability_{name}"] = probs[:, i].numpy()
-    if out_path is not None:
-        result.to_csv(out_path, index=False)
+    if target_file is not None:
+        paths.prepare_dir(target_file.parent, "--out folder")
+        atomic_write(target_file, lambda fh: result.to_csv(fh, index=False), binary=False)
     return result

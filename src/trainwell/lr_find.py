@@ -22,7 +22,7 @@ import torch
 from . import lr_range, rundir
 from .config import AUTO, RunConfig
 from .errors import ConfigError, TrainwellError
-from .fit import Trainer, clip_gradients
+from .loop import Trainer, clip_gradients
 from .optim import FlatOptimizer
 
 CSV_NAME, PLOT_NAME = "lr_find.csv", "lr_find.png"
@@ -161,7 +161,9 @@ def resolve_auto_lr(cfg: RunConfig, run_dir: Path, say: Callable[[str], None] = 
     """Replace "auto" in optim.lr / schedule.max_lr by the range test's suggestion (files go into run_dir)."""
     if AUTO not in (cfg.optim.lr, cfg.schedule.max_lr):
         return cfg
-    result = find_for_config(cfg, run_dir, **given)
+    from . import paths
+
+    result = find_for_config(cfg, paths.prepare_dir(run_dir, "run directory"), **given)
     cfg = copy.deepcopy(cfg)
     fields = []
     if cfg.optim.lr == AUTO:

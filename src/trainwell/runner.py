@@ -22,14 +22,14 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from . import metric_names, rundir
+from . import metric_names, paths, rundir
 from .atomic import fsync_path
-from .checkpoint import BEST, LAST, load_checkpoint, load_model_state, save_checkpoint
+from .checkpoint import BEST, LAST, load_checkpoint, load_model_state, save_checkpoint, validate_spec
 from .config import RunConfig, dump_yaml, load_config
 from .data import DataBundle, load_data
 from .early_stopping import EarlyStopping
 from .errors import CheckpointError, ConfigError, DataError, TrainwellError
-from .fit import EARLY_STOP, INTERRUPTED, MAX_EPOCHS, NOT_FINITE, Emit, LoopState, Member, Trainer, fit, predict_outputs, test_metrics
+from .loop import EARLY_STOP, INTERRUPTED, MAX_EPOCHS, NOT_FINITE, Emit, LoopState, Member, Trainer, fit, predict_outputs, test_metrics
 from .members import CustomLoss, ModuleMembers, build_members, member_losses
 from .models import build_model, count_parameters, has_batchnorm
 from .optim import FlatOptimizer, decay_split
@@ -446,7 +446,7 @@ def train_runs(
     trainer, book, lines = build_trainer(cfgs, run_dirs, emits, max_threads=max_threads, **given)  # every input is checked before anything is written
     loop = LoopState()
     for cfg, d in zip(cfgs, run_dirs):
-        d.mkdir(parents=True, exist_ok=True)
+        paths.prepare_dir(d, "run directory")
         rundir.write_text_atomic(d / rundir.CONFIG, dump_yaml(cfg))
     if resume_from is not None:
         loop = restore(trainer, resume_from, run_dirs)
@@ -477,7 +477,8 @@ def train(config: RunConfig | dict[str, Any], out: str | Path | None = None, qui
     if quiet is not None:
         cfg.train.quiet = quiet
     emit = emit or Progress(cfg.train.quiet)
-    run_dir = rundir.new_run_dir(out, cfg.name)
+    # the folder is checked now and created only once every input has been read and checked
+    run_dir = rundir.check_run_out(out) if out is not None else rundir.default_run_dir(cfg.name)
     from .lr_find import resolve_auto_lr  # "auto" rates become numbers before config.yaml records them
 
     cfg = resolve_auto_lr(cfg, run_dir, say=lambda text: emit("message", text=text), **given)
@@ -656,9 +657,7 @@ def load_run(run_dir: str | Path) -> tuple[RunConfig, nn.Module, dict[str, Any]]
     cfg = load_config(cfg_path)
     path = run_dir / rundir.BEST_PT
     ckpt = load_checkpoint(path, BEST)
-    spec = ckpt.get("spec")
-    if not isinstance(spec, dict) or not {"input_shape", "n_outputs", "model_kind", "task"} <= set(spec):
-        raise CheckpointError(f"checkpoint {str(path)!r} lacks the preprocessing it was trained with")
+    spec = validate_spec(ckpt.get("spec"), path)  # checked like a config before a model is built from it
     states = ckpt.get("members") or [ckpt["model"]]
     models = []
     for state in states:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..config import DataConfig
-from ..errors import DataError
+from ..errors import DataError, shown
 
 NUMERIC, CATEGORICAL, BOOLEAN, DATE, IDENTIFIER, IGNORED = "numeric", "categorical", "boolean", "date", "identifier", "ignored"
 USED_ROLES = (NUMERIC, CATEGORICAL, BOOLEAN, DATE)  # roles that feed the model
@@ -129,7 +129,7 @@ def numeric_values(col: Any, name: str, where: str) -> np.ndarray:
     bad = values.isna() & col.notna() & (col.astype(str).str.strip() != "")
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"{where}: numeric column {name!r} has a non-numeric value {col.iloc[row]!r} in file row {row + 2}; fix it, or list the column in data.categorical")
+        raise DataError(f"{where}: numeric column {shown(name)} has text {shown(col.iloc[row])} in file row {row + 2}; fix it or list it in data.categorical")
     x = values.to_numpy(dtype=np.float64)
     huge = np.abs(np.nan_to_num(x, nan=0.0, posinf=np.inf, neginf=np.inf)) > FLOAT_LIMIT
     if huge.any():

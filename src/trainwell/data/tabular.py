@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..config import DataConfig
-from ..errors import DataError
+from ..errors import DataError, shown_path
 from . import DATASETS
 from .bundle import DataBundle
 from .columns import describe_roles, infer_roles, sniff_separator
@@ -76,7 +76,7 @@ def read_table(path: str | Path, sep: str | None = None, where: str | None = Non
     import pandas as pd
 
     p = Path(path)
-    where = where or f"data file {str(p)!r}"
+    where = where or f"data file {shown_path(p)}"
     if not p.is_file():
         raise DataError(f"{where} does not exist; give a CSV or Parquet file")
     try:
@@ -112,12 +112,12 @@ def _split(n: int, cfg: DataConfig, has_test_file: bool, where: str) -> tuple[np
 @DATASETS.register("csv")
 def load_csv(cfg: DataConfig) -> DataBundle:
     assert cfg.path and cfg.target  # DataConfig.validate guarantees both
-    where = f"data file {cfg.path!r}"
+    where = f"data file {shown_path(cfg.path)}"
     df = read_table(cfg.path, cfg.sep, where)
     target_col = target_column(df, cfg.target, where)
     task, why = decide_task(cfg.task, target_col, cfg.target)
     columns = infer_roles(df, cfg.target, cfg, where)
-    test_where = f"test file {cfg.test_path!r}"
+    test_where = f"test file {shown_path(cfg.test_path)}"
     test_df = read_table(cfg.test_path, cfg.sep, test_where) if cfg.test_path else None
     tr, va, te = _split(len(df), cfg, test_df is not None, where)
     test_frame, test_target = (df.iloc[te], target_col.iloc[te]) if test_df is None else (test_df, target_column(test_df, cfg.target, test_where))

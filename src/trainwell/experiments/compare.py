@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .. import rundir
-from ..errors import ConfigError
+from .. import paths, rundir
+from ..errors import ConfigError, TrainwellError, shown, shown_path
 from . import advice as adv
 from .report import ExperimentResult, html_page, html_section, markdown, metric_of, summary_rows, write_report
 from .executors import make_executor
@@ -19,6 +19,8 @@ from .runner import Say, cores, plan_jobs, read_history, stderr_say, write_resul
 from .spec import Experiment, Run, expand, slug
 
 RESULTS, SUMMARY, REPORT_MD, REPORT_HTML = "results.csv", "summary.csv", "report.md", "report.html"
+SPEC = "experiment.yaml"
+WRITES = (SPEC, RESULTS, SUMMARY, REPORT_MD, REPORT_HTML, "plots", "runs")  # what a compare puts in its folder
 
 
 def default_workers() -> int:
@@ -52,15 +54,17 @@ def compare_many(
     `cluster`: a Dask scheduler address or "local" (executors.py); None runs on this machine."""
     say = say or stderr_say(quiet)
     workers = _check_workers(workers)
-    out = Path(out)
     names = [e.name for e in experiments]
     if len(set(names)) < len(names):
         raise ConfigError("two experiments share a name; give each its own")
+    out = check_out(out, experiments, nested)
     folders = [out / slug(e.name) if nested else out for e in experiments]
     # every config of every variant is validated before the first run starts
     plans = [expand(e, overrides) for e in experiments]
     check_data([r for p in plans for r in p])
     dirs = [run_dirs(f, p) for f, p in zip(folders, plans)]
+    for d in (d for ds in dirs for d in ds):
+        paths.check_text(d, "run directory")
     for f, e in zip(folders, experiments):
         f.mkdir(parents=True, exist_ok=True)
         _write_spec(f, e)
@@ -110,6 +114,50 @@ def _run_and_report(executor: Any, experiments: list[Experiment], folders: list[
 
 def compare(experiment: Experiment, out: str | Path, workers: int | None = None, overrides: dict[str, Any] | None = None, quiet: bool = False, say: Say | None = None, baselines: bool = True, cluster: str | None = None) -> ExperimentResult:
     return compare_many([experiment], out, workers, overrides, quiet, say, nested=False, baselines=baselines, cluster=cluster)[0]
+
+
+def _continues(folder: Path, e: Experiment) -> bool:
+    """Whether `folder` holds an earlier compare of the same experiment (to be continued);
+    refuses a folder holding another experiment's results, which continuing would replace."""
+    spec = folder / SPEC
+    if not spec.is_file():
+        return False
+    import yaml
+
+    from .. import safeyaml
+
+    try:
+        raw = safeyaml.load(spec.read_text(encoding="utf-8"), shown_path(spec))
+    except (TrainwellError, OSError, UnicodeDecodeError, yaml.YAMLError):
+        raw = None
+    if not isinstance(raw, dict) or not isinstance(raw.get("variants"), dict):
+        raise TrainwellError(f"--out {shown_path(folder)} holds an {SPEC} that trainwell did not write; choose another --out")
+    if raw.get("name") != e.name:
+        raise TrainwellError(f"--out {shown_path(folder)} holds the results of experiment {shown(raw.get('name'), 40)}; choose another --out")
+    return True
+
+
+def check_out(out: str | Path, experiments: list[Experiment], nested: bool) -> Path:
+    """Check a compare's output folder before anything is written: a folder (or nothing) below
+    folders only; an earlier compare of the same experiment is continued, and any other file a
+    compare writes (results.csv, runs/, ...) already there is refused rather than replaced."""
+    out = paths.check_text(out, "--out")
+    paths.check_folder_can_exist(out, "--out")
+    if not nested:
+        if not _continues(out, experiments[0]):
+            paths.check_out_dir(out, "--out", WRITES, "a compare")
+        return out
+    earlier = False
+    for e in experiments:
+        folder = out / slug(e.name)
+        paths.check_folder_can_exist(folder, "--out")
+        if _continues(folder, e):
+            earlier = True
+        else:
+            paths.check_out_dir(folder, "--out", WRITES, "a compare")
+    if not earlier:
+        paths.check_out_dir(out, "--out", (REPORT_MD, REPORT_HTML), "the report")
+    return out
 
 
 def _missing(run: Run, run_dir: Path) -> dict[str, Any]:

@@ -36,7 +36,7 @@ def _delivery(n: int = 3000) -> dict[str, Any]:
     return {"name": "delivery", "n": n}
 
 
-@experiment("optimizers", "SGD, SGD+momentum, Adam and AdamW on a 64-32 MLP, 100 epochs (first seed lesson)")
+@experiment("optimizers", "SGD, SGD+momentum, Adam and AdamW on a 64-32 MLP, 100 epochs (the tabular lesson)")
 def optimizers() -> dict[str, Any]:
     return {
         "name": "optimizers",
@@ -56,7 +56,7 @@ def optimizers() -> dict[str, Any]:
     }
 
 
-@experiment("batchnorm", "a 128-64-32 MLP without and with BatchNorm, Adam 1e-3, 100 epochs (first seed lesson)")
+@experiment("batchnorm", "a 128-64-32 MLP without and with BatchNorm, Adam 1e-3, 100 epochs (the tabular lesson)")
 def batchnorm() -> dict[str, Any]:
     return {
         "name": "batchnorm",
@@ -72,7 +72,7 @@ def batchnorm() -> dict[str, Any]:
     }
 
 
-@experiment("dropout", "dropout 0-0.7 on a 256-256-128-64 MLP with 1,000 rows, Adam 1e-3, 150 epochs (first seed lesson)")
+@experiment("dropout", "dropout 0-0.7 on a 256-256-128-64 MLP with 1,000 rows, Adam 1e-3, 150 epochs (the tabular lesson)")
 def dropout() -> dict[str, Any]:
     return {
         "name": "dropout",
@@ -88,7 +88,7 @@ def dropout() -> dict[str, Any]:
     }
 
 
-@experiment("schedules", "no schedule, step, cosine, plateau and one-cycle on a 64-32 MLP with BatchNorm and Dropout 0.2, Adam 0.01 (first seed lesson)")
+@experiment("schedules", "no schedule, step, cosine, plateau and one-cycle on a 64-32 MLP with BatchNorm and Dropout 0.2, Adam 0.01 (the tabular lesson)")
 def schedules() -> dict[str, Any]:
     return {
         "name": "schedules",

@@ -28,12 +28,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import SECTIONS, RunConfig, apply_overrides, merge, read_yaml
-from ..errors import ConfigError
+from ..config import RUN_NAME_MAX, SECTIONS, SEED_LIMIT, RunConfig, apply_overrides, merge, read_yaml
+from ..errors import ConfigError, shown, shown_name, shown_path
 
 DEFAULT_SEEDS = 3  # seeds per variant when an experiment names none: the fewest that give an interval
 TOP_KEYS = ("name", "description", "base", "variants", "grid", "seeds", "reference", "stack")
 BASE_KEYS = ("preset", "config", "set", "name", *SECTIONS)
+MAX_SEEDS = 1000  # seeds per variant: far more than any interval needs, few enough to plan instantly
+MAX_VARIANTS = 1000  # variants (named × grid points) per experiment
+NAME_MAX = 200  # characters of an experiment's or a variant's folder name (file systems allow 255 bytes)
 
 
 @dataclass
@@ -48,8 +51,8 @@ class Experiment:
     source: str = ""  # file or preset it came from, for reports
 
     def with_seeds(self, n: int) -> "Experiment":
-        if n < 1:
-            raise ConfigError(f"--seeds {n} is not allowed: an integer >= 1")
+        if not 1 <= n <= MAX_SEEDS:
+            raise ConfigError(f"--seeds {shown(n)} is not allowed: an integer from 1 to {MAX_SEEDS}")
         return Experiment(self.name, self.base, self.variants, list(range(n)), self.reference, self.description, self.stack, self.source)
 
 
@@ -78,7 +81,7 @@ def flatten(overrides: Any, where: str) -> dict[str, Any]:
     if overrides is None:
         return {}
     if not isinstance(overrides, dict):
-        raise ConfigError(f"{where} must be a mapping of fields to values, e.g. {{optim.name: sgd}}; got {overrides!r}")
+        raise ConfigError(f"{where} must be a mapping of fields to values, e.g. {{optim.name: sgd}}; got {shown(overrides)}")
     out: dict[str, Any] = {}
     for key, value in overrides.items():
         key = str(key)
@@ -88,7 +91,7 @@ def flatten(overrides: Any, where: str) -> dict[str, Any]:
         elif key == "name" or "." in key:
             out[key] = value
         else:
-            raise ConfigError(f"{where}: {key!r} is not a field; use SECTION.FIELD with SECTION one of {', '.join(SECTIONS)}")
+            raise ConfigError(f"{where}: {shown(key, 40)} is not a field; use SECTION.FIELD with SECTION one of {', '.join(SECTIONS)}")
     return out
 
 
@@ -100,10 +103,10 @@ def _base_config(raw: Any, folder: Path | None) -> dict[str, Any]:
     if isinstance(raw, str):  # shorthand: base: delivery-production
         raw = {"preset": raw}
     if not isinstance(raw, dict):
-        raise ConfigError(f"experiment base must be a preset name or a mapping ({', '.join(BASE_KEYS)}); got {raw!r}")
-    unknown = sorted(set(raw) - set(BASE_KEYS))
+        raise ConfigError(f"experiment base must be a preset name or a mapping ({', '.join(BASE_KEYS)}); got {shown(raw)}")
+    unknown = sorted((k for k in raw if k not in BASE_KEYS), key=str)
     if unknown:
-        raise ConfigError(f"unknown key base.{unknown[0]}; allowed: {', '.join(BASE_KEYS)}")
+        raise ConfigError(f"unknown key base.{shown_name(unknown[0])}; allowed: {', '.join(BASE_KEYS)}")
     out: dict[str, Any] = PRESETS.get(raw["preset"])() if raw.get("preset") else {}
     if raw.get("config"):
         path = Path(raw["config"])
@@ -111,12 +114,12 @@ def _base_config(raw: Any, folder: Path | None) -> dict[str, Any]:
             path = folder / path
         file_raw = read_yaml(path)
         if not isinstance(file_raw, dict):
-            raise ConfigError(f"config file {str(path)!r} must hold a mapping of sections ({', '.join(SECTIONS)})")
+            raise ConfigError(f"config file {shown_path(path)} must hold a mapping of sections ({', '.join(SECTIONS)})")
         out = merge(out, file_raw)
     sections = {k: v for k, v in raw.items() if k in SECTIONS or k == "name"}
     for key, value in sections.items():
         if key != "name" and not isinstance(value, dict):
-            raise ConfigError(f"base.{key} must be a mapping of fields, not {value!r}")
+            raise ConfigError(f"base.{key} must be a mapping of fields, not {shown(value)}")
     out = merge(out, sections)
     return apply_overrides(out, flatten(raw.get("set"), "base.set"))
 
@@ -132,9 +135,13 @@ def _value_name(value: Any) -> str:
 def _grid(raw: Any) -> dict[str, dict[str, Any]]:
     """Every combination of the grid's values, named like "dropout=0.3,lr=0.01"."""
     grid = flatten(raw, "grid")
+    points = 1
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
-            raise ConfigError(f"grid.{key} must be a non-empty list of values, e.g. [0.0, 0.3]; got {values!r}")
+            raise ConfigError(f"grid.{shown_name(key)} must be a non-empty list of values, e.g. [0.0, 0.3]; got {shown(values)}")
+        points *= len(values)
+    if points > MAX_VARIANTS:
+        raise ConfigError(f"the grid has {points:,} points; an experiment may have at most {MAX_VARIANTS:,} variants")
     keys = list(grid)
     short = [k.split(".")[-1] for k in keys]
     if len(set(short)) < len(short):  # two sections share a field name: keep the section
@@ -147,42 +154,51 @@ def _grid(raw: Any) -> dict[str, dict[str, Any]]:
 
 
 def _seeds(raw: Any) -> list[int]:
+    allowed = f"a count from 1 to {MAX_SEEDS} or a list of at most {MAX_SEEDS} distinct integers >= 0 and < 2**63"
     if raw is None:
         return list(range(DEFAULT_SEEDS))
     if isinstance(raw, int) and not isinstance(raw, bool):
-        if raw < 1:
-            raise ConfigError(f"seeds = {raw!r} is not allowed: a count >= 1 or a list of distinct integers")
+        if not 1 <= raw <= MAX_SEEDS:
+            raise ConfigError(f"seeds = {shown(raw)} is not allowed: {allowed}")
         return list(range(raw))
-    if isinstance(raw, list) and raw and all(isinstance(s, int) and not isinstance(s, bool) for s in raw) and len(set(raw)) == len(raw):
+    if (
+        isinstance(raw, list) and 0 < len(raw) <= MAX_SEEDS and len(set(map(repr, raw))) == len(raw)
+        and all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < SEED_LIMIT for s in raw)
+    ):
         return list(raw)
-    raise ConfigError(f"seeds = {raw!r} is not allowed: a count >= 1 or a list of distinct integers")
+    raise ConfigError(f"seeds = {shown(raw)} is not allowed: {allowed}")
 
 
 def parse_experiment(raw: Any, source: str = "", folder: Path | None = None) -> Experiment:
     """An Experiment from a raw mapping (as read from YAML); checks its shape, not yet its configs."""
     if not isinstance(raw, dict):
         raise ConfigError(f"an experiment must be a mapping with keys {', '.join(TOP_KEYS)}; got {type(raw).__name__}")
-    unknown = sorted(set(raw) - set(TOP_KEYS))
+    unknown = sorted((k for k in raw if k not in TOP_KEYS), key=str)
     if unknown:
-        raise ConfigError(f"unknown experiment key {unknown[0]!r}; allowed: {', '.join(TOP_KEYS)}")
+        raise ConfigError(f"unknown experiment key {shown(unknown[0], 40)}; allowed: {', '.join(TOP_KEYS)}")
     name = raw.get("name") or (Path(source).stem if source else "experiment")
-    if not isinstance(name, str):
-        raise ConfigError(f"experiment name = {name!r} is not allowed: a string")
+    if not isinstance(name, str) or len(slug(name)) > NAME_MAX:
+        raise ConfigError(f"experiment name = {shown(name)} is not allowed: a string of at most {NAME_MAX} characters")
     named_raw = raw.get("variants") or {}
     if not isinstance(named_raw, dict):
-        raise ConfigError(f"experiment variants must be a mapping of variant name → overrides; got {named_raw!r}")
-    named = {str(k): flatten(v, f"variants.{k}") for k, v in named_raw.items()}
+        raise ConfigError(f"experiment variants must be a mapping of variant name → overrides; got {shown(named_raw)}")
+    named = {str(k): flatten(v, f"variants.{shown_name(k)}") for k, v in named_raw.items()}
     grid = _grid(raw.get("grid")) if raw.get("grid") else {}
+    if max(len(named), 1) * max(len(grid), 1) > MAX_VARIANTS:
+        raise ConfigError(f"the experiment has {max(len(named), 1) * max(len(grid), 1):,} variants; the limit is {MAX_VARIANTS:,}")
     if named and grid:  # both: every named variant at every grid point
         variants = {f"{n}/{g}": {**nv, **gv} for n, nv in named.items() for g, gv in grid.items()}
     else:
         variants = named or grid or {"base": {}}
+    longest = max(variants, key=lambda v: len(slug(v)))
+    if len(slug(longest)) > NAME_MAX:
+        raise ConfigError(f"variant {shown(longest)} has a {len(slug(longest))}-character folder name; the limit is {NAME_MAX}: shorten it")
     reference = raw.get("reference", next(iter(variants)))
-    if reference not in variants:
-        raise ConfigError(f"reference = {reference!r} is not a variant; variants: {', '.join(variants)}")
+    if not isinstance(reference, str) or reference not in variants:
+        raise ConfigError(f"reference = {shown(reference)} is not a variant; variants: {shown(', '.join(variants), 100)}")
     stack = raw.get("stack", True)
     if not isinstance(stack, bool):
-        raise ConfigError(f"stack = {stack!r} is not allowed: true or false")
+        raise ConfigError(f"stack = {shown(stack)} is not allowed: true or false")
     slugs = [slug(v) for v in variants]
     if len(set(slugs)) < len(slugs):
         raise ConfigError("two variant names map to the same folder name; rename one of them")
@@ -210,10 +226,11 @@ def expand(exp: Experiment, overrides: dict[str, Any] | None = None) -> list[Run
     for variant, changes in exp.variants.items():
         raw = apply_overrides(exp.base, {**changes, **(overrides or {})})
         for seed in exp.seeds:
-            seeded = apply_overrides(raw, {"train.seed": seed, "train.quiet": True, "name": f"{exp.name}-{slug(variant)}"})
+            name = f"{slug(exp.name)}-{slug(variant)}"[:RUN_NAME_MAX]  # a label; folders use the variant's slug
+            seeded = apply_overrides(raw, {"train.seed": seed, "train.quiet": True, "name": name})
             try:
                 cfg = RunConfig.from_dict(seeded)
             except ConfigError as exc:
-                raise ConfigError(f"experiment {exp.name!r}, variant {variant!r}: {exc}") from None
+                raise ConfigError(f"experiment {shown(exp.name, 40)}, variant {shown(variant, 40)}: {exc}") from None
             runs.append(Run(exp.name, variant, seed, cfg))
     return runs

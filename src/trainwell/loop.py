@@ -1,4 +1,4 @@
-"""The training loop: one function, read top to bottom, for K members trained together.
+"""The training loop (`fit`): one function, read top to bottom, for K members trained together.
 
 A single run is K = 1; a compare stack is K runs of one member each; an ensemble is one run
 of K members. Every ingredient below exists once and acts on all members at once: batches
