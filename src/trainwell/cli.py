@@ -124,19 +124,32 @@ def cmd_compare(args: argparse.Namespace) -> int:
     exp = ex.resolve(args.experiment, args.preset, overrides, args.seeds)
     out = args.out or f"{ex.DEFAULT_ROOT}/{ex.spec.slug(exp.name)}"
     result = ex.compare(exp, out, workers=args.workers, overrides=overrides, quiet=args.quiet)
+    if not result.complete:
+        return _interrupted([result], args)
     print(ex.console_summary(result))
     print(f"report: {result.out / 'report.html'}  (results.csv, summary.csv, report.md)")
-    return 0 if result.complete else EXIT_INTERRUPTED
+    return 0
+
+
+def _interrupted(results: list[Any], args: argparse.Namespace) -> int:
+    """One line: how many runs finished and the command that continues (the report covers the finished ones)."""
+    import shlex
+
+    from . import experiments as ex
+
+    print(ex.interrupted_line(results, shlex.join(["trainwell", *getattr(args, "argv", [])])), file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from . import experiments as ex
 
     results, report = ex.demo(args.out or f"{ex.DEFAULT_ROOT}/demo", seeds=args.seeds, workers=args.workers, quiet=args.quiet)
-    for result in results:
-        print(ex.console_summary(result))
+    if not all(r.complete for r in results):
+        return _interrupted(results, args)
+    print(ex.suite_summary(results))
     print(f"report: {report}")
-    return 0 if all(r.complete for r in results) else EXIT_INTERRUPTED
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -189,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: reports/NAME); an interrupted compare continues there")
     p.add_argument("--quiet", action="store_true", help="no per-run progress lines")
 
-    p = add("demo", cmd_demo, "the main job: the tabular seed comparisons and the recipe ablation on delivery, with a report")
+    p = add("demo", cmd_demo, "the main job: the tabular lesson's comparisons and the recipe ablation on delivery, with a report")
     p.add_argument("--out", help="output folder (default: reports/demo)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per variant (default 3)")
     p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
@@ -198,10 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as stop:  # argparse has printed its one line (or --help)
         return int(stop.code or 0)
+    args.argv = argv  # an interrupted compare prints the command that continues it
     try:
         return args.func(args)
     except TrainwellError as exc:
