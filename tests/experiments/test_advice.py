@@ -59,7 +59,7 @@ def test_early_stopping_saved_epochs():
     val = [1.0, 0.5, 0.4] + [0.45] * 20
     h = rows([1.0] * 23, val)
     stopped = adv.early_stopping_value(h, Context(max_epochs=100, early_stopping=True, patience=20, stop_reason="early_stop"))
-    assert stopped is not None and stopped.numbers == {"best_epoch": 3, "epochs_run": 23, "epochs_saved": 77}
+    assert stopped is not None and stopped.numbers == {"best_epoch": 3, "epochs_run": 23, "epochs_saved": 77, "stopped": 1.0}
     ran_out = adv.early_stopping_value(h, Context(max_epochs=23, patience=5, stop_reason="max_epochs"))
     assert ran_out is not None and ran_out.numbers["epochs_saved"] == 15 and "would have saved 15" in ran_out.message
 
@@ -136,11 +136,20 @@ def test_the_most_regularised_variant_is_not_told_to_regularise_more_when_less_d
     means = {"d0.0": 3.6, "d0.1": 3.4, "d0.3": 3.5, "d0.7": 3.9}
     per_variant = {"d0.0": [[]], "d0.1": [[]], "d0.3": [[MORE]], "d0.7": [[MORE], [MORE]]}
     out = adv.check_sweep(per_variant, configs, means, lower_better=True)
-    assert out["d0.3"] == [[MORE]]  # 0.7 is further that way: the curves' advice stands
+    assert out["d0.3"][0][0].kind == adv.KEEP  # 0.7, further that way, did worse
     (verdict,), _ = out["d0.7"]
     assert verdict.kind == adv.REGULARISE_LESS
     assert "dropout 0.7 is already the strongest here and d0.1 (dropout 0.1) scored better (3.4 against 3.9): regularise less, not more" in verdict.message
     assert per_variant["d0.7"] == [[MORE], [MORE]]  # the input is not changed
+
+
+def test_a_variant_whose_stronger_neighbours_all_did_worse_is_told_to_keep_its_setting():
+    configs = _sweep([0.0, 0.3, 0.5, 0.7])
+    means = {"d0.0": 4.2, "d0.3": 3.8, "d0.5": 3.85, "d0.7": 4.9}
+    out = adv.check_sweep({"d0.0": [[MORE]], "d0.3": [[MORE]], "d0.5": [[]], "d0.7": [[]]}, configs, means, lower_better=True)
+    assert out["d0.0"] == [[MORE]]  # 0.3 did better: the sweep agrees
+    (keep,), = out["d0.3"]
+    assert keep.kind == adv.KEEP and "every variant with more dropout scored worse (dropout 0.5 (3.85), 0.7 (4.9) against 3.8 here): keep dropout 0.3" in keep.message
 
 
 def test_the_least_regularised_variant_is_not_told_to_regularise_less_when_more_did_better():
@@ -157,7 +166,7 @@ def test_variants_that_differ_in_more_than_regularisation_are_no_sweep():
 
 def test_a_variant_gets_at_most_one_terminal_line():
     stop = adv.Advice(adv.EARLY_STOPPING, "m", {"epochs_saved": 3})
-    assert adv.brief([[stop], [stop, LESS], []]) == "early stopping (2 of 3), regularise less (1 of 3)"
+    assert adv.brief([[stop], [stop, LESS], []]) == "early stopping would save 3 epochs (2 of 3), regularise less (1 of 3)"
     assert adv.brief([[MORE], [LESS]]) == "regularisation unclear (more in 1 of 2, less in 1 of 2)"
     assert adv.brief([[], []]) == ""
     lines = adv.summarise([[MORE], [LESS], [LESS]])

@@ -77,3 +77,17 @@ def test_missing_data_folder_exits_2_before_any_run(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "variant 'plain'" in err and err.count("\n") == 1
     assert not (out / "runs").exists()
+
+
+def test_interrupted_compare_prints_one_line_with_the_command_to_continue(tmp_path, capsys, monkeypatch):
+    import trainwell.experiments as ex
+
+    from .synthetic import result_from
+
+    unfinished = result_from(tmp_path, {"a": [3.0, 3.1], "b": [3.2, None]})
+    monkeypatch.setattr(ex, "compare", lambda *a, **k: unfinished)
+    argv = ["compare", "--preset", "optimizers", "--seeds", "2", "--out", str(tmp_path / "my out")]
+    assert main(argv) == 130
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == f"interrupted: 3 of 4 runs finished; the report covers those; to continue, run: trainwell compare --preset optimizers --seeds 2 --out '{tmp_path / 'my out'}'\n"

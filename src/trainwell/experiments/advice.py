@@ -27,6 +27,7 @@ LATE_BEST = 0.2  # best epoch earlier than the last by this share of the epochs 
 REGULARISE_MORE, REGULARISE_LESS, LR_TOO_HIGH, EARLY_STOPPING, NOT_FINITE = (
     "regularise more", "regularise less", "learning rate too high", "early stopping", "non-finite loss",
 )
+KEEP = "keep the regularisation"  # a sweep showed both directions scoring worse
 
 
 def plural(n: float, word: str) -> str:
@@ -139,7 +140,7 @@ def early_stopping_value(history: Sequence[Row], ctx: Context = Context()) -> Ad
         return Advice(
             EARLY_STOPPING,
             f"best epoch {best}; early stopping ended the run at epoch {last} of {ctx.max_epochs} and saved {plural(saved, 'epoch')}",
-            {"best_epoch": best, "epochs_run": last, "epochs_saved": saved},
+            {"best_epoch": best, "epochs_run": last, "epochs_saved": saved, "stopped": 1.0},
         )
     would = max(0, late - (ctx.patience or 0))
     if would == 0:
@@ -234,26 +235,38 @@ def check_sweep(
 
 
 def _sweep_verdict(v: str, toward: int, configs: dict[str, dict[str, Any]], means: dict[str, float | None], lower_better: bool) -> Advice | None:
-    """The counter-advice when `v` is the sweep's end in the advised direction (toward +1: more) and the other way scored better."""
+    """The sweep's counter-advice to "regularise more" (toward +1) or "less" (toward -1) for `v`, or None when the sweep agrees.
+
+    Every variant further in the advised direction scored worse: keep the setting. None is further
+    (v is the sweep's end) and one the other way scored better: turn the other way."""
     mine = means[v] or 0.0  # check_sweep only asks for variants with a mean
+    beats = lambda w: (means[w] < mine) if lower_better else (means[w] > mine)  # type: ignore[operator]  # noqa: E731
+    more, less = ("more", "less") if toward > 0 else ("less", "more")
     for key, words in SWEPT.items():
         peers = {w: c for w, c in configs.items() if means.get(w) is not None and _differs_only_in(configs[v], c, key)}
         if len(peers) < 2 or v not in peers:
             continue
         value = lambda w: _number(peers[w].get(key))  # noqa: E731
-        if any(toward * (value(w) - value(v)) > 0 for w in peers):
-            continue  # a variant further in the advised direction exists: the curves' advice stands
-        better = [w for w in peers if w != v and ((means[w] < mine) if lower_better else (means[w] > mine))]  # type: ignore[operator]
-        if not better:
-            continue
-        best = min(better, key=lambda w: means[w] if lower_better else -means[w])  # type: ignore[operator]
-        more, less = ("more", "less") if toward > 0 else ("less", "more")
-        return Advice(
-            REGULARISE_LESS if toward > 0 else REGULARISE_MORE,
-            f"the curves suggest regularising {more}, but {words} {value(v):g} is already the {'strongest' if toward > 0 else 'weakest'} here "
-            f"and {best} ({words} {value(best):g}) scored better ({means[best]:.4g} against {mine:.4g}): regularise {less}, not {more}",
-            {"value": value(v), "better_value": value(best)},
-        )
+        further = sorted((w for w in peers if toward * (value(w) - value(v)) > 0), key=value)
+        if further:
+            if any(beats(w) for w in further):
+                continue  # the sweep agrees with the curves
+            shown = ", ".join(f"{value(w):g} ({means[w]:.4g})" for w in further)
+            return Advice(
+                KEEP,
+                f"the curves suggest regularising {more}, but every variant with {more} {words} scored worse ({words} {shown} "
+                f"against {mine:.4g} here): keep {words} {value(v):g}",
+                {"value": value(v)},
+            )
+        better = [w for w in peers if w != v and beats(w)]
+        if better:
+            best = min(better, key=lambda w: means[w] if lower_better else -means[w])  # type: ignore[operator]
+            return Advice(
+                REGULARISE_LESS if toward > 0 else REGULARISE_MORE,
+                f"the curves suggest regularising {more}, but {words} {value(v):g} is already the {'strongest' if toward > 0 else 'weakest'} here "
+                f"and {best} ({words} {value(best):g}) scored better ({means[best]:.4g} against {mine:.4g}): regularise {less}, not {more}",
+                {"value": value(v), "better_value": value(best)},
+            )
     return None
 
 
@@ -278,7 +291,7 @@ def summarise(per_run: Sequence[list[Advice]]) -> list[str]:
         extra = ""
         if kind == EARLY_STOPPING:
             saved = [a.numbers.get("epochs_saved", 0) for a in items]
-            extra = f" (median {plural(statistics.median(saved), 'epoch')} saved)"
+            extra = f" (median {plural(round(statistics.median(saved)), 'epoch')} saved)"
         lines.append(f"{kind}: {len(items)} of {plural(len(per_run), 'run')}{extra}; e.g. {items[0].message}")
     if REGULARISE_MORE in by_kind and REGULARISE_LESS in by_kind:
         more, less = len(by_kind[REGULARISE_MORE]), len(by_kind[REGULARISE_LESS])
@@ -295,7 +308,12 @@ def brief(per_run: Sequence[list[Advice]]) -> str:
     else:
         disagree = ""
     parts = [disagree] if disagree else []
-    parts += [f"{kind} ({len(items)} of {len(per_run)})" for kind, items in by_kind.items()]
+    for kind, items in by_kind.items():
+        if kind == EARLY_STOPPING:
+            saved = round(statistics.median(a.numbers.get("epochs_saved", 0) for a in items))
+            did = all(a.numbers.get("stopped") for a in items)
+            kind = f"early stopping {'saved' if did else 'would save'} {plural(saved, 'epoch')}"
+        parts.append(f"{kind} ({len(items)} of {len(per_run)})")
     return ", ".join(parts)
 
 

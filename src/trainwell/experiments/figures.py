@@ -100,17 +100,18 @@ def differences(result: "ExperimentResult") -> bytes | None:
         lows.append(value), highs.append(value)
     lo_x, hi_x = min(lows + [0.0]), max(highs + [0.0])
     pad = 0.08 * (hi_x - lo_x or 1.0)
-    ax.set_xlim(lo_x - pad, hi_x + 3.5 * pad)  # room on the right for the numbers
+    ax.set_xlim(lo_x - pad, hi_x + 4.5 * pad)  # room on the right for the numbers
     ax.set_ylim(-0.7, len(labels) - 0.3)
     ax.set_yticks(list(range(len(labels))), labels)
     words = metric_words(metric)
     better_side = "left" if lower else "right"
     if ablation:
-        ax.set_title(f"What each ingredient is worth: {words} with it taken away minus the {ref} ({'lower' if lower else 'higher'} is better)")
+        ax.set_title(f"What each ingredient is worth, {words}, {'lower' if lower else 'higher'} is better\n"
+                     f"(each row: the {ref} with one ingredient taken away, minus the {ref})")
         ax.set_xlabel(f"change in {words} when the ingredient is removed (paired by seed, {LEVEL} interval)\n"
                       f"{'right' if lower else 'left'} of 0: the ingredient helps")
     else:
-        ax.set_title(f"{result.experiment.name}: each variant against {ref}, {words} ({'lower' if lower else 'higher'} is better)")
+        ax.set_title(f"{result.experiment.name}: each variant against {ref}, {words}, {'lower' if lower else 'higher'} is better")
         ax.set_xlabel(f"{words} of the variant minus {ref} (paired by seed, {LEVEL} interval)\n{better_side} of 0: better than {ref}")
     ax.tick_params(axis="y", length=0)
     ax.grid(axis="x", color="#e5e5e5")
@@ -131,13 +132,13 @@ def short_name(baseline: dict[str, Any]) -> str:
     return "noise floor" if baseline.get("floor") or "noise floor" in name else name
 
 
-def _merge(marks: list[tuple[float, str]], tolerance: float = 1e-3) -> list[tuple[float, str]]:
+def _merge(marks: list[tuple[float, str]], tolerance: float = 1e-3, joiner: str = " = ") -> list[tuple[float, str]]:
     """Marks within `tolerance` (relative to their spread) share one line and one label: 'a = b'."""
     out: list[tuple[float, str]] = []
     spread = max((abs(v) for v, _ in marks), default=1.0) or 1.0
     for value, label in sorted(marks):
         if out and abs(value - out[-1][0]) <= tolerance * spread:
-            out[-1] = (out[-1][0], f"{out[-1][1]} = {label}")
+            out[-1] = (out[-1][0], f"{out[-1][1]}{joiner}{label}")
         else:
             out.append((value, label))
     return out
@@ -199,10 +200,17 @@ def curves(result: "ExperimentResult") -> bytes | None:
     if not series:
         return None
     lower = lower_is_better(metric) if key != "val_loss" else True
-    baselines = [(float(b[metric]), short_name(b)) for b in result.baselines if _num(b.get(metric)) is not None] if key != "val_loss" else []
-    marks = _merge(baselines, tolerance=2e-3)
+    baselines = [(float(b[metric]), f"{short_name(b)} {float(b[metric]):.4g}") for b in result.baselines if _num(b.get(metric)) is not None] if key != "val_loss" else []
+    marks = _merge(baselines, tolerance=2e-3, joiner=" ≈ ")  # lines this close are one line on the plot
+    words = metric_words(key.replace("val_", "test_")).replace("test", "validation")
+    title = f"{result.experiment.name}: {words} per epoch (line: mean over seeds; band: min to max)"
+    return _panels(series, title, _y_range(series, [v for v, _ in marks], lower), marks=marks)
+
+
+def _panels(series: dict[str, Any], title: str, y_range: tuple[float, float] | None, marks: list[tuple[float, str]] = (), log: bool = False, ylabel: str = "") -> bytes:  # type: ignore[assignment]
+    """One panel with a line style per variant, or from SMALL_MULTIPLES_FROM variants one panel each
+    (the others in grey behind), sharing axes; horizontal marks drawn in every panel, labelled once."""
     limit, cut = _epoch_limit(series)
-    y_range = _y_range(series, [v for v, _ in marks], lower)
     plt = _pyplot()
     colours = plt.get_cmap("tab10")
     names = list(series)
@@ -218,29 +226,35 @@ def curves(result: "ExperimentResult") -> bytes | None:
             for other in names:
                 if other != name:
                     ax.plot(series[other][0], series[other][1], color="#c8c8c8", lw=0.9)
-            ax.set_title(name + (f" (ran to epoch {e[-1]})" if name == cut else ""), fontsize=11)
+            ax.set_title(name + (f"\n(ran to epoch {e[-1]}, cut here)" if name == cut else ""), fontsize=11)
         label = name + (f" (ran to epoch {e[-1]}, cut)" if name == cut else "")
         ax.plot(e, mean, color=colours(i % 10), ls="-" if many else STYLES[i % len(STYLES)], lw=1.8, label=label)
         ax.fill_between(e, lo, hi, color=colours(i % 10), alpha=0.15, lw=0)
     handles = []
-    for i, ax in enumerate(flat[: len(names) if many else 1]):
+    visible = flat[: len(names) if many else 1]
+    for i, ax in enumerate(visible):
         if i + cols >= len(names) or not many:  # nothing below it: its x axis is labelled
             ax.set_xlabel("epoch")
-        handles = [ax.axhline(value, color=GREY, lw=1.1, ls=style, label=f"{label} (test) {value:.4g}") for (value, label), style in zip(marks, BASELINE_STYLES)]
-        ax.set_ylim(*y_range)
+        handles = [ax.axhline(value, color=GREY, lw=1.1, ls=style, label=f"{label} (test)") for (value, label), style in zip(marks, BASELINE_STYLES)]
+        if log:
+            ax.set_yscale("log")
+        if y_range:
+            ax.set_ylim(*y_range)
         if limit:
             ax.set_xlim(0, limit)
         ax.grid(color="#eeeeee")
         ax.tick_params(labelbottom=True)
-    for ax in flat[len(names) if many else 1:]:
+    if ylabel:
+        for ax in visible[::cols]:
+            ax.set_ylabel(ylabel)
+    for ax in flat[len(visible):]:
         ax.set_visible(False)
-    words = metric_words(key.replace("val_", "test_")).replace("test", "validation")
-    fig.suptitle(f"{result.experiment.name}: {words} per epoch (line: mean over seeds; band: min to max)", fontsize=12)
+    fig.suptitle(title, fontsize=12)
     if many:
         if handles:  # the baselines, labelled once for every panel
             fig.legend(handles=handles, loc="outside lower center", ncols=min(3, len(handles)), frameon=False)
     else:
-        flat[0].legend(loc="upper right")
+        flat[0].legend(loc="best")
     return _png(fig)
 
 
@@ -255,20 +269,12 @@ def learning_rates(result: "ExperimentResult") -> bytes | None:
     groups: dict[tuple[float, ...], list[str]] = {}
     for name, s in series.items():
         groups.setdefault(tuple(round(v, 12) for v in s[1]), []).append(name)
-    plt = _pyplot()
-    colours = plt.get_cmap("tab10")
-    fig, ax = plt.subplots(figsize=(WIDTH, 3.8), layout="constrained")
-    limit, _ = _epoch_limit(series)
-    for i, names in enumerate(groups.values()):
-        e, mean, _, _ = series[names[0]]
-        ax.plot(e, mean, color=colours(i % 10), ls=STYLES[i % len(STYLES)], lw=1.8, label=", ".join(names))
-    ax.set_yscale("log")
-    if limit:
-        ax.set_xlim(0, limit)
-    ax.set(xlabel="epoch", ylabel="learning rate", title=f"{result.experiment.name}: learning rate per epoch (mean over seeds; variants with the same schedule share a line)")
-    ax.grid(color="#eeeeee")
-    ax.legend(loc="lower left")
-    return _png(fig)
+    shared = {", ".join(names): series[names[0]] for names in groups.values()}
+    limit, _ = _epoch_limit(shared)
+    shown = [v for s in shared.values() for e, v in zip(s[0], s[1]) if limit is None or e <= limit]
+    y_range = (min(shown) / 1.5, max(shown) * 1.5)  # log axis: what is shown, with a margin
+    title = f"{result.experiment.name}: learning rate per epoch (mean over seeds; variants with the same schedule share a line)"
+    return _panels(shared, title, y_range, log=True, ylabel="learning rate")
 
 
 FIGURES = {"differences.png": differences, "curves.png": curves, "lr.png": learning_rates}

@@ -139,7 +139,7 @@ def _md_table(lines: list[list[str]]) -> str:
 
 
 def baseline_lines(result: ExperimentResult) -> list[list[str]]:
-    return [["baseline (same split)", result.metric], *[[b["model"], _f(b.get(result.metric))] for b in result.baselines]]
+    return [["baseline (same split)", metric_words(result.metric)], *[[b["model"], _f(b.get(result.metric))] for b in result.baselines]]
 
 
 def failures(result: ExperimentResult) -> list[str]:
