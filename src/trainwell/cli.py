@@ -124,7 +124,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     exp = ex.resolve(args.experiment, args.preset, overrides, args.seeds)
     out = args.out or f"{ex.DEFAULT_ROOT}/{ex.spec.slug(exp.name)}"
     result = ex.compare(exp, out, workers=args.workers, overrides=overrides, quiet=args.quiet)
-    if not result.complete:
+    if result.missing:  # interrupted before every run finished
         return _interrupted([result], args)
     print(ex.console_summary(result))
     print(f"report: {result.out / 'report.html'}  (results.csv, summary.csv, report.md)")
@@ -145,7 +145,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from . import experiments as ex
 
     results, report = ex.demo(args.out or f"{ex.DEFAULT_ROOT}/demo", seeds=args.seeds, workers=args.workers, quiet=args.quiet)
-    if not all(r.complete for r in results):
+    if any(r.missing for r in results):
         return _interrupted(results, args)
     print(ex.suite_summary(results))
     print(f"report: {report}")

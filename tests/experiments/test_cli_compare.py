@@ -91,3 +91,15 @@ def test_interrupted_compare_prints_one_line_with_the_command_to_continue(tmp_pa
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == f"interrupted: 3 of 4 runs finished; the report covers those; to continue, run: trainwell compare --preset optimizers --seeds 2 --out '{tmp_path / 'my out'}'\n"
+
+
+def test_an_interrupt_after_every_run_finished_prints_the_summary(tmp_path, capsys, monkeypatch):
+    import trainwell.experiments as ex
+
+    from .synthetic import result_from
+
+    done = result_from(tmp_path, {"a": [3.0, 3.1], "b": [3.2, 3.3]})
+    done.complete = False  # Ctrl-C came while the last runs were finishing
+    monkeypatch.setattr(ex, "compare", lambda *a, **k: done)
+    assert main(["compare", "--preset", "optimizers", "--out", str(tmp_path)]) == 0
+    assert "In short:" in capsys.readouterr().out

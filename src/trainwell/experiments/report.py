@@ -189,9 +189,9 @@ def markdown(result: ExperimentResult, heading: str = "#", plots: str = "plots")
     parts = [f"{heading} {exp.name}", ""]
     if exp.description:
         parts += [exp.description, ""]
-    parts += ["**In short:** " + " ".join(headline(result)), ""]
-    if missing_note(result):
+    if missing_note(result):  # before the headline: the reader must know it speaks of part of the runs
         parts += [f"**{missing_note(result)}**", ""]
+    parts += ["**In short:** " + " ".join(headline(result)), ""]
     parts += [method_note(result), "", _md_table(table_lines(result)), ""]
     if result.baselines:
         parts += [_md_table(baseline_lines(result)), ""]
@@ -247,9 +247,9 @@ def html_section(result: ExperimentResult, pngs: dict[str, bytes]) -> str:
     parts = [f'<section id="{html.escape(exp.name)}"><h2>{html.escape(exp.name)}</h2>']
     if exp.description:
         parts.append(f"<p>{html.escape(exp.description)}</p>")
-    parts.append(html_headline(result))
-    if missing_note(result):
+    if missing_note(result):  # before the headline: the reader must know it speaks of part of the runs
         parts.append(f'<p class="incomplete">{html.escape(missing_note(result))}</p>')
+    parts.append(html_headline(result))
     parts.append(f'<p class="note">{html.escape(method_note(result))}</p>')
     parts.append(_html_table(table_lines(result)))
     if result.baselines:
