@@ -87,3 +87,11 @@ def test_unfinished_runs_are_left_out(tmp_path):
 def test_wrapped_for_the_terminal():
     lines = wrapped(["word " * 60]).splitlines()
     assert len(lines) > 1 and all(len(line) <= 100 and line.startswith("  ") for line in lines)
+
+
+def test_an_ablation_speaks_of_ingredients_sorted_by_size(tmp_path):
+    values = {"full recipe": REF, "no clipping": [x + d for x, d in zip(REF, [0.01, -0.01, 0.02, 0.0])],
+              "no dropout": [x + d for x, d in zip(REF, [0.2, 0.22, 0.19, 0.21])], "no batchnorm": [x + d for x, d in zip(REF, [0.1, -0.05, 0.2, 0.0])]}
+    t = text(result_from(tmp_path, values, name="ablation"))
+    assert "Taking one ingredient away from the full recipe, distinguishable from noise at 95% (paired by seed): no dropout is worse by 0.21." in t
+    assert "Not distinguishable from noise: no batchnorm (+0.063), no clipping (+0.005)." in t  # the larger first

@@ -19,7 +19,7 @@ import io
 import math
 from typing import TYPE_CHECKING, Any
 
-from .headline import LEVEL, lower_is_better, metric_words
+from .headline import LEVEL, is_ablation, lower_is_better, metric_words
 from .stats import number as _num
 
 if TYPE_CHECKING:
@@ -53,11 +53,6 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-def is_ablation(result: "ExperimentResult") -> bool:
-    """Each variant takes one ingredient away from the reference (the ablation preset, or any experiment named so)."""
-    return "ablation" in result.experiment.name.lower()
-
-
 # ---- differences -------------------------------------------------------------------------------
 
 
@@ -86,7 +81,8 @@ def differences(result: "ExperimentResult") -> bytes | None:
         ax.plot([d], [y], "o", color=colour, ms=7)
         lows.append(d), highs.append(d)
         note = f"{d:+.3g}" + (f"  [{lo:+.2g}, {hi:+.2g}]" if lo is not None and hi is not None else "  (one seed: no interval)")
-        ax.annotate(note, (max(d, hi if hi is not None else d), y), xytext=(6, 0), textcoords="offset points", va="center", fontsize=9, color=colour)
+        ax.annotate(note, (max(d, hi if hi is not None else d), y), xytext=(6, 0), textcoords="offset points", va="center", fontsize=9, color=colour,
+                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5})  # readable where it crosses a baseline
     ax.axvline(0, color="black", lw=1)
     centre = _num(next((r.get(f"{metric}_mean") for r in result.summary if r["variant"] == ref), None))
     marks = _baseline_marks(result, centre)

@@ -30,6 +30,11 @@ LINEAR_MODELS = ("linear regression", "logistic regression")
 AT_FLOOR = 0.002  # a baseline within this share of the noise floor is at it
 
 
+def is_ablation(result: "ExperimentResult") -> bool:
+    """Each variant takes one ingredient away from the reference (the ablation preset, or any experiment named so)."""
+    return "ablation" in result.experiment.name.lower()
+
+
 def metric_words(metric: str) -> str:
     return METRIC_WORDS.get(metric, metric.replace("_", " "))
 
@@ -58,6 +63,7 @@ class _View:
         self.words = metric_words(result.metric)
         self.lower = lower_is_better(result.metric)
         self.reference = result.experiment.reference
+        self.ablation = is_ablation(result)
         self.done = [r for r in result.summary if r.get("ok") and _num(r.get(f"{self.metric}_mean")) is not None]
         self.rows = [r for r in result.rows if r.get("status") == "ok"]
         named = [b for b in result.baselines if _num(b.get(self.metric)) is not None]
@@ -118,14 +124,17 @@ def _against_reference(view: _View) -> list[str]:
     others = [r for r in view.done if r["variant"] != ref and _num(r.get("diff_vs_reference")) is not None]
     paired = [r for r in others if (r.get("paired_seeds") or 0) >= 2]
     clear = sorted((r for r in paired if r.get("diff_significant")), key=lambda r: -abs(float(r["diff_vs_reference"])))
-    unclear = [r for r in paired if not r.get("diff_significant")]
+    unclear = sorted((r for r in paired if not r.get("diff_significant")), key=lambda r: -abs(float(r["diff_vs_reference"])))
     out = []
+    against = f"Taking one ingredient away from the {ref}" if view.ablation else f"Against the reference, {ref}"
     if clear:
         items = ", ".join(f"{r['variant']} is {view.direction(r['diff_vs_reference'])} by {_d(r['diff_vs_reference'])}" for r in clear)
-        out.append(f"Against the reference, {ref}, distinguishable from noise at {LEVEL} (paired by seed): {items}.")
+        out.append(f"{against}, distinguishable from noise at {LEVEL} (paired by seed): {items}.")
     if unclear:
         items = ", ".join(f"{r['variant']} ({float(r['diff_vs_reference']):+.2g})" for r in unclear)
-        lead = f"No difference from the reference, {ref}, is distinguishable from noise at {LEVEL}" if not clear else "Not distinguishable from noise"
+        lead = "Not distinguishable from noise"
+        if not clear:
+            lead = f"{against}, no change is distinguishable from noise at {LEVEL}" if view.ablation else f"No difference from the reference, {ref}, is distinguishable from noise at {LEVEL}"
         out.append(f"{lead}: {items}." + (" " + _seeds_to_settle(unclear) if _seeds_to_settle(unclear) else ""))
     if len(paired) < len(others):
         out.append(f"{len(others) - len(paired)} variant(s) share fewer than two seeds with {ref}: no interval; run at least 3 seeds.")
