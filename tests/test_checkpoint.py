@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from trainwell.checkpoint import BEST, LAST, atomic_save, load_checkpoint, save_checkpoint
+from trainwell.checkpoint import BEST, FORMAT_VERSION, LAST, atomic_save, load_checkpoint, save_checkpoint
 from trainwell.cli import main
 from trainwell.errors import CheckpointError
 from trainwell.runner import resume, train
@@ -33,7 +33,7 @@ def finished_run(tmp_path_factory):
 def test_every_checkpoint_loads_with_weights_only(finished_run):
     for name in ("best.pt", "last.pt"):
         payload = torch.load(finished_run / name, weights_only=True)
-        assert payload["format"] == "trainwell" and payload["version"] == 1
+        assert payload["format"] == "trainwell" and payload["version"] == FORMAT_VERSION
 
 
 def test_atomic_save_leaves_no_temporary_files(tmp_path):

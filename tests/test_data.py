@@ -83,9 +83,8 @@ def test_csv_declared_classification_and_separate_test_file(tmp_path):
     "mutate, words",
     [
         (lambda df: df.drop(columns=["y"]), "no target column 'y'"),
-        (lambda df: df.assign(a=["x"] * len(df)), "non-numeric value 'x'"),
-        (lambda df: df.assign(b=[np.nan] + [1.0] * (len(df) - 1)), "feature 'b' is missing"),
-        (lambda df: df.assign(y=[np.nan] + [1.0] * (len(df) - 1)), "target 'y' is missing in row 2"),
+        (lambda df: df.assign(a=[np.nan] * len(df), b=["x"] * len(df)), "no usable feature column"),
+        (lambda df: df.assign(y=[np.nan] + [1.0] * (len(df) - 1)), "target 'y' is blank in 1 row(s) (file rows 2)"),
     ],
 )
 def test_bad_csv_one_line_errors(tmp_path, mutate, words):

@@ -1,5 +1,6 @@
 """Training behaviour end to end on tiny delivery runs."""
 
+import contextlib
 import json
 
 import pandas as pd
@@ -17,10 +18,10 @@ from conftest import tiny_config
 def test_run_directory_contents(tmp_path):
     result = train(tiny_config(), out=tmp_path / "run")
     files = {p.name for p in (tmp_path / "run").iterdir()}
-    assert {"config.yaml", "history.csv", "history.json", "best.pt", "last.pt", "metrics.json", "curves.png"} <= files
+    assert {"config.yaml", "history.csv", "history.json", "best.pt", "last.pt", "metrics.json", "curves.svg"} <= files
     history = pd.read_csv(tmp_path / "run" / "history.csv")
     assert list(history.columns) == [
-        "epoch", "train_loss", "val_loss", "val_mae", "lr", "grad_norm_mean", "grad_norm_max", "clipped_fraction", "seconds",
+        "epoch", "train_loss", "val_loss", "val_mae", "val_rmse", "val_r2", "lr", "grad_norm_mean", "grad_norm_max", "clipped_fraction", "seconds",
     ]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert {"test_mae", "test_loss", "epochs_run", "best_epoch", "wall_seconds"} <= set(metrics)
@@ -79,20 +80,20 @@ def test_gradient_clipping_records_pre_clip_norms(tmp_path):
 def test_drop_last_turns_on_for_batchnorm_when_last_batch_holds_one(tmp_path):
     # delivery n=400 → 272 training rows; batch 271 leaves a last batch of one
     cfg = RunConfig.from_dict(tiny_config(train={"batch_size": 271}))
-    trainer, lines = build_trainer(cfg, tmp_path, lambda *a, **k: None)
+    trainer, _, lines = build_trainer([cfg], [tmp_path], [lambda *a, **k: None])
     assert trainer.drop_last and trainer.steps_per_epoch == 1 and any("dropped" in l for l in lines)
     result = train(cfg, out=tmp_path / "run")
     assert result.ok
     cfg_ln = RunConfig.from_dict(tiny_config(model={"norm": "layer"}, train={"batch_size": 271}))
-    assert not build_trainer(cfg_ln, tmp_path, lambda *a, **k: None)[0].drop_last
+    assert not build_trainer([cfg_ln], [tmp_path], [lambda *a, **k: None])[0].drop_last
 
 
 def test_train_loss_is_averaged_by_sample_count(tmp_path):
     # lr tiny so the weights barely move; the recorded train loss ≈ the exact sample mean
     cfg = RunConfig.from_dict(tiny_config(model={"dropout": 0.0, "norm": "none"}, optim={"lr": 1e-9}, train={"max_epochs": 1, "batch_size": 100}))
-    trainer, _ = build_trainer(cfg, tmp_path, lambda *a, **k: None)
-    with torch.no_grad():
-        exact = torch.nn.functional.mse_loss(trainer.model.eval()(trainer.data.x_train), trainer.data.y_train).item()
+    trainer, _, _ = build_trainer([cfg], [tmp_path], [lambda *a, **k: None])
+    out = trainer.stack.outputs(trainer.data.x_train, 4096, contextlib.nullcontext, average=False)[0]
+    exact = torch.nn.functional.mse_loss(out, trainer.data.y_train).item()
     result = train(cfg, out=tmp_path / "run")
     assert result.history[0]["train_loss"] == pytest.approx(exact, rel=1e-4)  # 272 rows: batches 100, 100, 72
 
@@ -116,8 +117,8 @@ def test_monitor_must_fit_the_task(tmp_path):
 
 def test_evaluation_leaves_the_model_in_train_mode(tmp_path):
     seen = []
-    cfg = RunConfig.from_dict(tiny_config(train={"max_epochs": 2}))
-    trainer, _ = build_trainer(cfg, tmp_path, lambda event, **p: seen.append(trainer.model.training) if event == "epoch_end" else None)
+    cfg = RunConfig.from_dict(tiny_config(model={"norm": "layer"}, train={"max_epochs": 2}))  # the module path: real modules
+    trainer, _, _ = build_trainer([cfg], [tmp_path], [lambda event, **p: seen.append(trainer.stack.modules[0].training) if event == "epoch_end" else None])
     from trainwell.fit import LoopState, fit
 
     fit(trainer, LoopState())

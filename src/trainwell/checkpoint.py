@@ -19,16 +19,16 @@ from .atomic import atomic_write
 from .errors import CheckpointError
 
 FORMAT = "trainwell"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: last.pt holds a list of members (flat optimizer state); best.pt unchanged
 BEST, LAST = "best", "last"  # the two kinds: best weights only, and the full resumable state
 
 
-def atomic_save(payload: dict[str, Any], path: str | Path) -> None:
-    atomic_write(path, lambda fh: torch.save(payload, fh))
+def atomic_save(payload: dict[str, Any], path: str | Path, durable: bool = True) -> None:
+    atomic_write(path, lambda fh: torch.save(payload, fh), durable=durable)
 
 
-def save_checkpoint(kind: str, body: dict[str, Any], path: str | Path) -> None:
-    atomic_save({"format": FORMAT, "version": FORMAT_VERSION, "kind": kind, **body}, path)
+def save_checkpoint(kind: str, body: dict[str, Any], path: str | Path, durable: bool = True) -> None:
+    atomic_save({"format": FORMAT, "version": FORMAT_VERSION, "kind": kind, **body}, path, durable)
 
 
 def load_checkpoint(path: str | Path, kind: str) -> dict[str, Any]:

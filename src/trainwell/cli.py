@@ -28,9 +28,9 @@ def _overrides(pairs: Sequence[str] | None) -> dict[str, Any]:
     return dict(parse_override(p) for p in pairs or [])
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def _config(args: argparse.Namespace) -> Any:
+    """The RunConfig that train's and lr-find's arguments describe."""
     from .config import load_config
-    from .runner import train
 
     overrides = _overrides(args.set)
     if args.data:
@@ -38,10 +38,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.target is None:
             raise TrainwellError("--data needs --target COLUMN naming the column to predict")
         overrides["data.target"] = args.target
-        if "name" not in overrides and not args.preset and not args.config:
+        if not args.preset and not args.config:  # a table on its own gets the production recipe
             from pathlib import Path
 
-            overrides["name"] = Path(args.data).stem
+            args.preset = "tabular"
+            overrides.setdefault("name", Path(args.data).stem)
     elif args.target or args.test_data:
         raise TrainwellError("--target and --test-data go with --data CSV")
     if args.test_data:
@@ -54,8 +55,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides["train.quiet"] = True
     if not (args.config or args.preset or args.data):
         raise TrainwellError("say what to train: a CONFIG file, --preset NAME (see 'trainwell presets') or --data CSV --target COLUMN")
-    cfg = load_config(args.config, preset=args.preset, overrides=overrides)
-    result = train(cfg, out=args.out)
+    return load_config(args.config, preset=args.preset, overrides=overrides)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .runner import train
+
+    result = train(_config(args), out=args.out)
     from .experiments.advice import for_result
 
     for line in for_result(result):
@@ -70,10 +76,18 @@ def _report(result: Any) -> int:
         return EXIT_INTERRUPTED
     shown = {k: v for k, v in result.metrics.items() if k.startswith("test_") or k in ("epochs_run", "best_epoch", "wall_seconds")}
     print(json.dumps(shown, indent=2))
-    print(f"results in {result.run_dir}  (history.csv, metrics.json, curves.png, best.pt)")
+    print(f"results in {result.run_dir}  (history.csv, metrics.json, curves.svg, best.pt)")
     if result.stop_reason == NOT_FINITE:
         print(f"trainwell: {result.message}", file=sys.stderr)
         return EXIT_TRAINING_FAILED
+    return 0
+
+
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    from .lr_find import lr_find
+
+    for line in lr_find(_config(args), out=args.out, steps=args.steps).lines():
+        print(line)
     return 0
 
 
@@ -123,7 +137,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         overrides["data.path"] = args.data_path
     exp = ex.resolve(args.experiment, args.preset, overrides, args.seeds)
     out = args.out or f"{ex.DEFAULT_ROOT}/{ex.spec.slug(exp.name)}"
-    result = ex.compare(exp, out, workers=args.workers, overrides=overrides, quiet=args.quiet)
+    result = ex.compare(exp, out, workers=args.workers, overrides=overrides, quiet=args.quiet, cluster=args.cluster)
     if result.missing:  # interrupted before every run finished
         return _interrupted([result], args)
     print(ex.console_summary(result))
@@ -152,6 +166,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_arguments(p: argparse.ArgumentParser) -> None:
+    """What to train: the arguments train and lr-find share."""
+    p.add_argument("config", nargs="?", help="YAML config file (sections data, model, optim, schedule, train)")
+    p.add_argument("--preset", help="start from a named preset (see 'trainwell presets'); combines with --data")
+    p.add_argument("--data", help="CSV or Parquet file to train on (alone: starts from the 'tabular' preset)")
+    p.add_argument("--target", help="name of the target column in --data")
+    p.add_argument("--test-data", help="separate test file (otherwise 20%% of --data is held out)")
+    p.add_argument("--task", choices=["regression", "classification"], help="default: inferred from the target (asked for when ambiguous)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field, e.g. train.max_epochs=50 (repeatable)")
+    p.add_argument("--seed", type=int, help="training seed (train.seed)")
+    p.add_argument("--quiet", action="store_true", help="no live progress display")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="trainwell", description="Train PyTorch networks with the production recipe.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -164,16 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("train", cmd_train, "train a network and write a run directory")
-    p.add_argument("config", nargs="?", help="YAML config file (sections data, model, optim, schedule, train)")
-    p.add_argument("--preset", help="start from a named preset (see 'trainwell presets')")
-    p.add_argument("--data", help="CSV or Parquet file to train on")
-    p.add_argument("--target", help="name of the target column in --data")
-    p.add_argument("--test-data", help="separate test file (otherwise 20%% of --data is held out)")
-    p.add_argument("--task", choices=["regression", "classification"], help="default: classification for string labels")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field, e.g. train.max_epochs=50 (repeatable)")
-    p.add_argument("--seed", type=int, help="training seed (train.seed)")
+    _run_arguments(p)
     p.add_argument("--out", help="run directory (default: runs/NAME-TIMESTAMP)")
-    p.add_argument("--quiet", action="store_true", help="no live progress display")
+
+    p = add("lr-find", cmd_lr_find, "learning-rate range test: suggested rates, lr_find.png and lr_find.csv")
+    _run_arguments(p)
+    p.add_argument("--steps", type=int, default=100, help="optimizer steps of the test (default 100)")
+    p.add_argument("--out", help="folder for lr_find.csv and lr_find.png (default: runs/NAME-lr-find-TIMESTAMP)")
 
     p = add("resume", cmd_resume, "continue an interrupted run from its last.pt")
     p.add_argument("run_dir")
@@ -201,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field in every run, e.g. train.max_epochs=20")
     p.add_argument("--out", help="output folder (default: reports/NAME); an interrupted compare continues there")
     p.add_argument("--quiet", action="store_true", help="no per-run progress lines")
+    p.add_argument("--cluster", metavar="ADDRESS", help="run on a Dask cluster: a scheduler address (tcp://host:8786) or 'local' (needs trainwell[cluster])")
 
     p = add("demo", cmd_demo, "the main job: the tabular lesson's comparisons and the recipe ablation on delivery, with a report")
     p.add_argument("--out", help="output folder (default: reports/demo)")

@@ -7,6 +7,7 @@ allowed; nothing trains before a config has passed `validate()`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import types
@@ -24,6 +25,10 @@ NORMS = ("batch", "layer", "none")
 ACTIVATIONS = ("relu", "gelu", "silu", "tanh")
 MODES = ("auto", "min", "max")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
+CLASS_WEIGHTS = ("none", "balanced")
+LOGGERS = ("tensorboard", "mlflow")  # experiment trackers (loggers.py)
+AUTO = "auto"  # optim.lr / schedule.max_lr: run the LR finder first (lr_find.py)
+SCALINGS = ("robust", "standard")
 
 
 def _fail(section: str, name: str, value: Any, allowed: str) -> None:
@@ -58,6 +63,15 @@ class DataConfig:
     md5: str | None = None  # cifar10: expected MD5 of the archive (None: the official archive's)
     crop_padding: int | None = None  # images: random-crop padding in pixels (None: the data set's own default)
     flip: bool | None = None  # images: random horizontal flips (None: the data set's own default)
+    image_size: int = 32  # folder: every image is resized to image_size × image_size pixels
+    skip_bad_files: bool = False  # folder: skip unreadable files (true) or stop with their count and names (false)
+    sep: str | None = None  # csv: column separator (None: comma; a header that looks ;-, tab- or |-separated is refused)
+    categorical: list[str] | None = None  # csv: columns to treat as categories whatever their values
+    numeric: list[str] | None = None  # csv: columns to treat as numbers (blanks allowed, text refused)
+    ignore: list[str] | None = None  # csv: columns left out, e.g. an id
+    scaling: str = "robust"  # csv: robust (median/IQR, then smooth clipping, as RealMLP) or standard (mean/std)
+    onehot_max_levels: int = 10  # csv: categories with at most this many levels are one-hot; more get a learned embedding
+    embedding_width: int | None = None  # csv: width of each embedding (None: round(1.6·levels^0.56), at most 64)
 
     def validate(self) -> None:
         _require(self, "name", bool(self.name), "a data set name")
@@ -68,6 +82,13 @@ class DataConfig:
         _require(self, "val_size", self.val_size is None or self.val_size >= 1, "null or an integer >= 1")
         _require(self, "md5", self.md5 is None or (len(self.md5) == 32 and all(c in "0123456789abcdef" for c in self.md5)), "null or 32 lowercase hex digits")
         _require(self, "crop_padding", self.crop_padding is None or self.crop_padding >= 0, "null or an integer >= 0")
+        _require(self, "image_size", self.image_size >= 8, "an integer >= 8 (pixels)")
+        if self.name == "folder":
+            _require(self, "path", bool(self.path), "a folder of class subfolders when data.name is folder")
+        _choice(self, "scaling", SCALINGS)
+        _require(self, "sep", self.sep is None or len(self.sep) == 1, "null or one character, e.g. ';' or '\\t'")
+        _require(self, "onehot_max_levels", self.onehot_max_levels >= 2, "an integer >= 2")
+        _require(self, "embedding_width", self.embedding_width is None or self.embedding_width >= 1, "null or an integer >= 1")
         if self.name == "csv":
             _require(self, "path", bool(self.path), "a CSV or Parquet file when data.name is csv")
             _require(self, "target", bool(self.target), "the target column's name when data.name is csv")
@@ -99,7 +120,7 @@ class ModelConfig:
 class OptimConfig:
     SECTION = "optim"
     name: str = "adamw"  # sgd, adam or adamw
-    lr: float = 1e-3  # base learning rate (peak for onecycle unless schedule.max_lr is set)
+    lr: float | str = 1e-3  # base learning rate (peak for onecycle unless schedule.max_lr is set); "auto": the LR finder's suggestion
     weight_decay: float = 0.01  # adamw: decoupled; adam and sgd: L2 added to the gradient
     decay_norm_and_bias: bool = False  # true puts weight decay on every parameter (the classic mistake)
     momentum: float = 0.9  # sgd only
@@ -109,7 +130,7 @@ class OptimConfig:
     eps: float = 1e-8
 
     def validate(self) -> None:
-        _require(self, "lr", self.lr > 0 and math.isfinite(self.lr), "a number > 0")
+        _require(self, "lr", self.lr == AUTO or (not isinstance(self.lr, str) and self.lr > 0 and math.isfinite(self.lr)), 'a number > 0 or "auto"')
         _require(self, "weight_decay", self.weight_decay >= 0, "a number >= 0")
         _require(self, "momentum", 0 <= self.momentum < 1, "a number >= 0 and < 1")
         _require(self, "beta1", 0 <= self.beta1 < 1, "a number >= 0 and < 1")
@@ -131,7 +152,7 @@ class ScheduleConfig:
     factor: float = 0.5  # plateau: factor of each drop
     threshold: float = 1e-4  # plateau: relative improvement that counts (as torch's default)
     min_lr: float = 0.0  # plateau: the learning rate never drops below this
-    max_lr: float | None = None  # onecycle: peak learning rate (None: optim.lr)
+    max_lr: float | str | None = None  # onecycle: peak learning rate (None: optim.lr; "auto": the LR finder's suggestion)
     warmup_fraction: float = 0.3  # onecycle: share of all steps spent warming up
     div_factor: float = 25.0  # onecycle: start lr = max_lr / div_factor
     final_div_factor: float = 1e4  # onecycle: final lr = start lr / final_div_factor
@@ -145,7 +166,7 @@ class ScheduleConfig:
         _require(self, "factor", 0 < self.factor < 1, "a number > 0 and < 1")
         _require(self, "threshold", self.threshold >= 0, "a number >= 0")
         _require(self, "min_lr", self.min_lr >= 0, "a number >= 0")
-        _require(self, "max_lr", self.max_lr is None or self.max_lr > 0, "null or a number > 0")
+        _require(self, "max_lr", self.max_lr in (None, AUTO) or (not isinstance(self.max_lr, str) and self.max_lr > 0), 'null, a number > 0 or "auto"')
         _require(self, "warmup_fraction", 0 < self.warmup_fraction < 1, "a number between 0 and 1 (exclusive)")
         _require(self, "div_factor", self.div_factor >= 1, "a number >= 1")
         _require(self, "final_div_factor", self.final_div_factor >= 1, "a number >= 1")
@@ -162,8 +183,8 @@ class TrainConfig:
     early_stopping: bool = True  # stop after `patience` epochs without improvement
     patience: int = 20  # epochs without improvement of the monitored metric
     min_delta: float = 0.0  # smallest change of the monitored metric that counts as improvement
-    monitor: str = "val_loss"  # val_loss, or the validation metric: val_mae / val_accuracy
-    mode: str = "auto"  # auto: max for accuracy, min otherwise
+    monitor: str = "val_loss"  # val_loss or any validation metric of the task (val_mae, val_r2, val_accuracy, val_roc_auc, ...)
+    mode: str = "auto"  # auto: max for metrics where higher is better (accuracy, AUC, R², F1), min otherwise
     restore_best: bool = True  # load the best weights back at the end (test metrics use them)
     bn_recalibration_samples: int = 4096  # training inputs used to re-estimate BatchNorm statistics before each evaluation (0: off)
     ema_decay: float | None = None  # evaluate a moving average of the weights (per-step decay, e.g. 0.99)
@@ -176,6 +197,10 @@ class TrainConfig:
     channels_last: bool = True  # images on CUDA: channels_last memory format
     compile: bool = False  # torch.compile the model
     quiet: bool = False  # no live progress display
+    members: int = 1  # ensemble: train this many seeds (seed, seed+1, ...) together and predict with their average
+    class_weights: str = "none"  # classification: none, or balanced (each class weighted by rows / (classes × its rows))
+    log: list[str] = field(default_factory=list)  # experiment trackers fed each epoch: tensorboard, mlflow
+    curves: bool = True  # write curves.svg at the end (the scikit-learn estimators skip it)
 
     def validate(self) -> None:
         _require(self, "max_epochs", self.max_epochs >= 1, "an integer >= 1")
@@ -184,7 +209,10 @@ class TrainConfig:
         _require(self, "clip_norm", self.clip_norm is None or self.clip_norm > 0, "null or a number > 0")
         _require(self, "patience", self.patience >= 0, "an integer >= 0")
         _require(self, "min_delta", self.min_delta >= 0, "a number >= 0")
-        _require(self, "monitor", self.monitor in ("val_loss", "val_mae", "val_accuracy"), "val_loss, val_mae or val_accuracy")
+        from .metric_names import CLASSIFICATION, REGRESSION
+
+        monitors = ("val_loss", *(f"val_{m}" for m in REGRESSION + CLASSIFICATION))
+        _require(self, "monitor", self.monitor in monitors, "one of " + ", ".join(monitors))
         _choice(self, "mode", MODES)
         _require(self, "bn_recalibration_samples", self.bn_recalibration_samples >= 0, "an integer >= 0")
         _require(self, "ema_decay", self.ema_decay is None or 0 < self.ema_decay < 1, "null or a number > 0 and < 1")
@@ -196,6 +224,9 @@ class TrainConfig:
         _require(self, "device", ok_device, "auto, cpu, cuda or cuda:N")
         _require(self, "threads", self.threads is None or self.threads >= 1, "null or an integer >= 1")
         _choice(self, "amp", AMP_MODES)
+        _require(self, "members", 1 <= self.members <= 64, "an integer from 1 to 64")
+        _choice(self, "class_weights", CLASS_WEIGHTS)
+        _require(self, "log", all(n in LOGGERS for n in self.log) and len(set(self.log)) == len(self.log), "a list of distinct names from: " + ", ".join(LOGGERS))
 
 
 @dataclass
@@ -269,6 +300,11 @@ def _coerce(where: str, value: Any, hint: Any) -> Any:
         if value is None and type(None) in options:
             return None
         inner = [o for o in options if o is not type(None)]
+        for option in inner[1:]:  # e.g. `float | str` (a number or "auto"): the first type that fits wins
+            with contextlib.suppress(ConfigError):
+                return _coerce(where, value, inner[0])
+            with contextlib.suppress(ConfigError):
+                return _coerce(where, value, option)
         return _coerce(where, value, inner[0])
     if origin is list:
         (item,) = typing.get_args(hint)

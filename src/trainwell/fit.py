@@ -1,8 +1,15 @@
-"""The training loop: one function, read top to bottom, events at fixed points.
+"""The training loop: one function, read top to bottom, for K members trained together.
 
-`fit` mutates a LoopState that holds everything a resume needs (epoch, step, this epoch's
-batch order and running sums, history, early-stopping counters); `Trainer` holds the fixed
-parts of a run. Nothing here raises to stop: a run ends by setting `state.stop_reason`.
+A single run is K = 1; a compare stack is K runs of one member each; an ensemble is one run
+of K members. Every ingredient below exists once and acts on all members at once: batches
+gathered by index from each member's own shuffle order, forward/backward (members.py), the
+pre-clip gradient norm and clipping, the optimizer update (optim.py), the schedule at its
+cadence (schedules.py), the weight average, BatchNorm re-estimation, validation metrics
+(metrics.py), the history row and early stopping (early_stopping.py).
+
+`fit` mutates a LoopState that holds everything a resume needs; files are written by the
+`book` (runner.py) at fixed points. Nothing here raises to stop: a member ends by setting
+its stop_reason, the loop ends when no member trains or an interrupt was asked for.
 """
 
 from __future__ import annotations
@@ -10,181 +17,240 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
 
 import torch
-from torch import nn
 
-from .checkpoint import BEST, LAST, save_checkpoint
+from . import metrics as M
 from .config import RunConfig
 from .data import DataBundle
-from .averaging import WeightAverage
+from .early_stopping import EarlyStopping
+from .members import LossFn, Members
+from .optim import FlatOptimizer
 from .recalibration import recalibrate_batchnorm
 from .schedules import Schedule
-from .seeding import rng_snapshot
 
 Emit = Callable[..., None]  # emit(event_name, **payload)
 
-# why a run ended
+# why a member (and its run) ended: the one vocabulary for stop reasons
 EARLY_STOP, MAX_EPOCHS, NOT_FINITE, INTERRUPTED = "early_stop", "max_epochs", "not_finite", "interrupted"
+STOP_REASONS = (EARLY_STOP, MAX_EPOCHS, NOT_FINITE, INTERRUPTED)
+
+
+class _LR:
+    """Stands in for an optimizer so a member's Schedule sets its learning rate here."""
+
+    def __init__(self) -> None:
+        self.param_groups = [{"lr": 0.0}]
+
+    @property
+    def lr(self) -> float:
+        return self.param_groups[0]["lr"]
+
+
+@dataclass
+class Member:
+    """One network of the stack and everything it owns."""
+
+    cfg: RunConfig
+    run: int  # index of the run (run directory) it belongs to
+    schedule: Schedule
+    generators: dict[str, torch.Generator]  # "shuffle", "dropout", "augment": its own streams
+    stopper: EarlyStopping
+    lr: _LR = field(default_factory=_LR)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    stop_reason: str | None = None
+    stop_detail: str = ""
+    seconds: float = 0.0  # its share of the training time
+    best: dict[str, torch.Tensor] | None = None  # evaluated weights at the best epoch (members.Members.pack)
+    row: int | None = 0  # its row in the stack while it trains (None once removed)
+
+    @property
+    def training(self) -> bool:
+        return self.stop_reason is None
 
 
 @dataclass
 class LoopState:
     epoch: int = 0  # epochs completed
     step: int = 0  # optimizer steps completed within the current epoch
-    perm: torch.Tensor | None = None  # the current epoch's sample order (None between epochs)
-    step_loss: torch.Tensor | None = None  # per-step summed loss of the current epoch
-    step_norm: torch.Tensor | None = None  # per-step pre-clip gradient norm of the current epoch
+    perm: torch.Tensor | None = None  # (rows, n) this epoch's sample order per stack row (None between epochs)
+    step_loss: torch.Tensor | None = None  # (steps, rows) summed loss per step
+    step_norm: torch.Tensor | None = None  # (steps, rows) pre-clip gradient norm per step
     epoch_seconds: float = 0.0  # seconds already spent in the current epoch (before a resume)
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best_value: float | None = None
-    best_epoch: int | None = None
-    bad_epochs: int = 0  # epochs since the last improvement
-    stop_reason: str | None = None
-    stop_detail: str = ""
+    interrupted: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "LoopState":
-        return cls(**d)
+class Book(Protocol):
+    """What the loop tells the run directories (runner.py writes the files)."""
+
+    def improved(self, member: Member) -> None: ...
+    def checkpoint(self, t: "Trainer", s: LoopState, mid_epoch: bool) -> None: ...
+    def epoch_end(self, t: "Trainer", s: LoopState) -> None: ...
 
 
 @dataclass
 class Trainer:
-    cfg: RunConfig
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    schedule: Schedule
+    members: list[Member]
+    stack: Members
+    optimizer: FlatOptimizer
     data: DataBundle
-    loss_fn: nn.Module
+    loss_fn: LossFn
     device: torch.device
-    generators: dict[str, torch.Generator]  # "shuffle", "augment": owned by the run
-    run_dir: Path
-    drop_last: bool
-    mode: str  # "min" or "max" for the monitored metric
     autocast: Callable[[], contextlib.AbstractContextManager]
-    emit: Emit
+    book: Book
+    batch_size: int
+    drop_last: bool
     stop_requested: Callable[[], bool] = lambda: False  # set by SIGINT/SIGTERM handlers
-    spec: dict[str, Any] = field(default_factory=dict)  # preprocessing, saved with the weights
-    average: WeightAverage | None = None  # moving average of the weights (train.ema_decay)
-
-    @property
-    def eval_model(self) -> nn.Module:
-        """The weights that are validated, saved as best and tested: the average when there is one."""
-        return self.average.module if self.average is not None else self.model
 
     @property
     def steps_per_epoch(self) -> int:
-        n, b = len(self.data.x_train), self.cfg.train.batch_size
+        n, b = len(self.data.x_train), self.batch_size
         return n // b if self.drop_last else math.ceil(n / b)
+
+    def rows(self) -> list[Member]:
+        """Members in stack-row order."""
+        return sorted((m for m in self.members if m.row is not None), key=lambda m: m.row)
 
 
 def fit(t: Trainer, s: LoopState) -> LoopState:
-    cfg, model, data = t.cfg.train, t.model, t.data
-    n_train, steps = len(data.x_train), t.steps_per_epoch
-    check_every = 1 if t.device.type == "cpu" else 50  # finiteness checks sync the GPU: batch them
-    params = [p for p in model.parameters() if p.requires_grad]
-    while s.epoch < cfg.max_epochs and s.stop_reason is None:
+    data, steps, B = t.data, t.steps_per_epoch, t.batch_size
+    while any(m.training for m in t.members) and not s.interrupted:
         started = time.perf_counter()
-        # -- this epoch's order: drawn from the run's generator unless resuming mid-epoch
+        rows = t.rows()
+        # -- this epoch's order, per member from its own generator (kept when resuming mid-epoch)
         if s.perm is None:
-            s.perm = torch.randperm(n_train, generator=t.generators["shuffle"]).to(t.device)
-            s.step_loss, s.step_norm = torch.zeros(steps, device=t.device), torch.zeros(steps, device=t.device)
-        model.train()
-        checked = s.step
-        while s.step < steps:
-            # -- one optimizer step on a batch gathered by index
-            idx = s.perm[s.step * cfg.batch_size : (s.step + 1) * cfg.batch_size]
+            s.perm = torch.stack([torch.randperm(len(data.x_train), generator=m.generators["shuffle"]) for m in rows]).to(t.device)
+            s.step_loss = torch.zeros(steps, len(rows), device=t.device)
+            s.step_norm = torch.zeros(steps, len(rows), device=t.device)
+        while s.step < steps and any(m.training for m in rows):
+            # -- one optimizer step for every member, each on its own batch gathered by index
+            idx = s.perm[:, s.step * B : (s.step + 1) * B]
             x, y = data.inputs(data.x_train[idx]), data.y_train[idx]
             if data.augment is not None:
-                x = data.augment(x, t.generators["augment"])
+                x = torch.stack([data.augment(x[m.row], m.generators["augment"]) for m in rows])
             with t.autocast():
-                loss = t.loss_fn(model(x), y)
-            t.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grads = [p.grad for p in params if p.grad is not None]
-            norm = torch.nn.utils.get_total_norm(grads)  # pre-clip global norm, a free diagnostic
-            if cfg.clip_norm is not None:  # between backward and step, or it protects nothing
-                torch.nn.utils.clip_grads_with_norm_(params, cfg.clip_norm, norm)
-            t.optimizer.step()
-            t.schedule.after_batch(t.optimizer)  # moves the lr only for per-batch schedules
-            if t.average is not None:
-                t.average.update(model)
-            s.step_loss[s.step], s.step_norm[s.step] = loss.detach().float() * len(idx), norm
+                losses = t.stack.train_step(x, y, t.loss_fn, [m.generators["dropout"] for m in rows])
+            norm = clip_gradients(t.stack.grad, [m.cfg.train.clip_norm for m in rows])
+            training = [m for m in rows if m.training]
+            t.optimizer.step([m.row for m in training], [m.lr.lr for m in training])
+            for m in training:
+                m.schedule.after_batch(m.lr)  # moves the lr only for per-batch schedules
+            update_average(t, rows)
+            s.step_loss[s.step], s.step_norm[s.step] = losses.float() * idx.shape[1], norm
             s.step += 1
-            # -- finiteness, interrupt and mid-epoch checkpoint at fixed points
-            save_now = cfg.checkpoint_every_steps and t.schedule.steps_done % cfg.checkpoint_every_steps == 0
-            if s.step - checked >= check_every or s.step == steps or save_now or t.stop_requested():
-                bad = (~torch.isfinite(s.step_loss[checked : s.step])).nonzero()
-                if len(bad):
-                    s.stop_reason = NOT_FINITE
-                    s.stop_detail = f"loss became non-finite at epoch {s.epoch + 1}, step {checked + int(bad[0]) + 1}"
-                    break
-                checked = s.step
-                if t.stop_requested():
-                    s.stop_reason, s.epoch_seconds = INTERRUPTED, s.epoch_seconds + time.perf_counter() - started
-                    save_last(t, s)
-                    break
-                if save_now and s.step < steps:
-                    save_last(t, s, extra_seconds=time.perf_counter() - started)
-                    t.emit("checkpoint", epoch=s.epoch, step=s.step, lr=t.optimizer.param_groups[0]["lr"])
-        if s.stop_reason is not None:
-            break
-        # -- validate (eval mode, no autograd) and let the schedule react
-        lr = t.optimizer.param_groups[0]["lr"]  # the lr this epoch trained with (per-batch: the next step's)
-        # BatchNorm statistics as the network is evaluated: with dropout off
-        recalibrate_batchnorm(t.eval_model, data, cfg.bn_recalibration_samples, cfg.eval_batch_size, t.autocast)
-        val = evaluate(t, data.x_val, data.y_val)
-        monitored = val[cfg.monitor.removeprefix("val_")]
-        t.schedule.after_epoch(t.optimizer, monitored)  # epoch/plateau schedules move here
-        # -- record the epoch
+            # -- a member whose loss is not finite stops alone; interrupts and mid-epoch checkpoints
+            stop_non_finite(t, s, rows, losses)
+            if t.stop_requested():
+                s.interrupted, s.epoch_seconds = True, s.epoch_seconds + time.perf_counter() - started
+                t.book.checkpoint(t, s, mid_epoch=True)
+                return s
+            if s.step < steps:
+                t.book.checkpoint(t, s, mid_epoch=True)  # writes only where checkpoint_every_steps asks
         s.epoch += 1
-        n_seen = steps * cfg.batch_size if t.drop_last else n_train
-        clipped = (s.step_norm > cfg.clip_norm).float().mean().item() if cfg.clip_norm else 0.0
-        row = {
-            "epoch": s.epoch,
-            "train_loss": s.step_loss.sum().item() / n_seen,
-            "val_loss": val["loss"],
-            **{f"val_{k}": v for k, v in val.items() if k != "loss"},
-            "lr": lr,
-            "grad_norm_mean": s.step_norm.mean().item(),
-            "grad_norm_max": s.step_norm.max().item(),
-            "clipped_fraction": clipped,
-            "seconds": s.epoch_seconds + time.perf_counter() - started,
-        }
-        s.history.append(row)
+        if any(m.training for m in rows):
+            # -- validate (eval mode, no autograd) with BatchNorm statistics as the network is evaluated
+            train_cfg = rows[0].cfg.train  # recalibration and evaluation batch are shared by a stack (planning.group_key)
+            average = t.stack.has_average
+            recalibrate_batchnorm(t.stack, data.x_train, data.inputs, train_cfg.bn_recalibration_samples, train_cfg.eval_batch_size, t.autocast, average)
+            val = validation(t, t.stack.outputs(data.x_val, train_cfg.eval_batch_size, t.autocast, average, data.inputs))
+            seconds = (s.epoch_seconds + time.perf_counter() - started) / max(1, sum(m.training for m in rows))
+            for m in rows:
+                if m.training:
+                    record_epoch(t, s, m, val, seconds)
         s.perm, s.step, s.epoch_seconds = None, 0, 0.0
-        # -- best weights to disk at once; early stopping by an explicit counter
-        if improved(monitored, s.best_value, t.mode, cfg.min_delta):
-            s.best_value, s.best_epoch, s.bad_epochs = monitored, s.epoch, 0
-            save_best(t, s)
-            t.emit("best", epoch=s.epoch, value=monitored)
-        else:
-            s.bad_epochs += 1
-        t.emit("epoch_end", row=row, state=s)
-        if cfg.early_stopping and s.bad_epochs >= cfg.patience:  # `patience` epochs in a row without improvement
-            s.stop_reason = EARLY_STOP
-        elif s.epoch >= cfg.max_epochs:
-            s.stop_reason = MAX_EPOCHS
-        save_last(t, s)
-        t.emit("checkpoint", epoch=s.epoch, step=0, lr=t.optimizer.param_groups[0]["lr"])
+        t.book.epoch_end(t, s)  # best.pt, last.pt, finished runs; may shrink the stack
     return s
 
 
-def improved(value: float, best: float | None, mode: str, min_delta: float) -> bool:
-    if best is None:
-        return math.isfinite(value)
-    return value < best - min_delta if mode == "min" else value > best + min_delta
+def clip_gradients(grad: torch.Tensor, clip_norms: list[float | None]) -> torch.Tensor:
+    """Pre-clip global gradient norm per member (K,), then clipping by it where asked: between
+    backward and the update, or it protects nothing. Coefficient as torch's clip_grad_norm_."""
+    norm = grad.norm(dim=1)
+    if any(c is not None for c in clip_norms):
+        # a float32 tensor for one member or many, so a member clips identically alone and in a stack
+        limit = torch.tensor([c if c is not None else math.inf for c in clip_norms], device=grad.device)
+        coef = (limit / (norm + 1e-6)).clamp_(max=1.0)
+        grad.mul_(coef.unsqueeze(1))
+    return norm
+
+
+def update_average(t: Trainer, rows: list[Member]) -> None:
+    """The weight average (train.ema_decay), ramped as min(decay, (1 + n) / (10 + n)) after n
+    updates so early averages are not dominated by the random initial weights; members
+    without one copy their live weights (weight 1)."""
+    if not t.stack.has_average:
+        return
+    weights = []
+    for m in rows:
+        n = int(m.schedule.steps_done)
+        d = m.cfg.train.ema_decay or 0.0
+        weights.append(1.0 - min(d, (1 + n) / (10 + n)))
+    t.stack.update_average(torch.tensor(weights, device=t.stack.flat.device).unsqueeze(1))
+
+
+def stop_non_finite(t: Trainer, s: LoopState, rows: list[Member], losses: torch.Tensor) -> None:
+    bad = ~torch.isfinite(losses)
+    if not bool(bad.any()):
+        return
+    for m in rows:
+        if m.training and bool(bad[m.row]):
+            m.stop_reason, m.stop_detail = NOT_FINITE, f"loss became non-finite at epoch {s.epoch + 1}, step {s.step}"
+            with torch.no_grad():  # keep the stack finite: the member is zeroed and no longer updated
+                t.stack.flat[m.row].zero_()
+
+
+def validation(t: Trainer, out: torch.Tensor) -> dict[str, list[float]]:
+    """Per row: the loss and every metric of the task on the validation split."""
+    y = t.data.y_val
+    with torch.no_grad():
+        losses = t.loss_fn(out, y.unsqueeze(0).expand(out.shape[0], *y.shape))
+    return {"loss": losses.tolist(), **M.compute(t.data.task, _scores(t.data.task, out), y, t.data.target_std)}
+
+
+def _scores(task: str, out: torch.Tensor) -> torch.Tensor:
+    return out if task == "regression" else torch.log_softmax(out.float(), dim=-1)
+
+
+def history_row(m: Member, epoch: int, val: dict[str, list[float]], lr: float, losses: torch.Tensor, norms: torch.Tensor, n_seen: int, seconds: float) -> dict[str, Any]:
+    """One epoch of one member: a flat dict (history.csv's columns)."""
+    row = m.row
+    clip = m.cfg.train.clip_norm
+    return {
+        "epoch": epoch,
+        "train_loss": losses[:, row].sum().item() / n_seen,
+        "val_loss": val["loss"][row],
+        **{f"val_{k}": v[row] for k, v in val.items() if k != "loss"},
+        "lr": lr,
+        "grad_norm_mean": norms[:, row].mean().item(),
+        "grad_norm_max": norms[:, row].max().item(),
+        "clipped_fraction": (norms[:, row] > clip).float().mean().item() if clip else 0.0,
+        "seconds": seconds,
+    }
+
+
+def record_epoch(t: Trainer, s: LoopState, m: Member, val: dict[str, list[float]], seconds: float) -> None:
+    """The member's history row, its schedule's epoch step and early stopping."""
+    cfg = m.cfg.train
+    lr = m.lr.lr  # the lr this epoch trained with (per-batch schedules: the next step's)
+    monitored = val[cfg.monitor.removeprefix("val_")][m.row]
+    m.schedule.after_epoch(m.lr, monitored)  # epoch and plateau schedules move here
+    n_seen = t.steps_per_epoch * t.batch_size if t.drop_last else len(t.data.x_train)
+    m.history.append(history_row(m, s.epoch, val, lr, s.step_loss, s.step_norm, n_seen, seconds))
+    m.seconds += seconds
+    if m.stopper.update(s.epoch, monitored):
+        m.best = t.stack.pack(m.row, average=True)
+        t.book.improved(m)
+    if m.stopper.should_stop:  # `patience` epochs in a row without improvement
+        m.stop_reason = EARLY_STOP
+    elif s.epoch >= cfg.max_epochs:
+        m.stop_reason = MAX_EPOCHS
 
 
 @torch.inference_mode()
-def predict_outputs(model: nn.Module, data: DataBundle, x: torch.Tensor, batch_size: int, autocast: Callable) -> torch.Tensor:
-    """Model outputs for stored inputs x, in eval mode; the model's previous mode is restored."""
+def predict_outputs(model: torch.nn.Module, data: DataBundle, x: torch.Tensor, batch_size: int, autocast: Callable) -> torch.Tensor:
+    """One model's outputs for stored inputs x, in eval mode; the model's previous mode is restored."""
     was_training = model.training
     model.eval()
     try:
@@ -197,37 +263,25 @@ def predict_outputs(model: nn.Module, data: DataBundle, x: torch.Tensor, batch_s
         model.train(was_training)
 
 
-def evaluate(t: Trainer, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-    out = predict_outputs(t.eval_model, t.data, x, t.cfg.train.eval_batch_size, t.autocast)
-    return score(out, y, t.data, t.loss_fn)
+def ensemble_scores(task: str, outs: list[torch.Tensor]) -> torch.Tensor:
+    """(1, N, O) scores of the members' average: mean prediction, or log of the mean probability."""
+    stacked = torch.stack(outs)
+    if task == "regression":
+        return stacked.mean(0, keepdim=True)
+    return torch.log(torch.softmax(stacked.float(), dim=-1).mean(0, keepdim=True).clamp(min=1e-12))
 
 
-def score(out: torch.Tensor, y: torch.Tensor, data: DataBundle, loss_fn: nn.Module) -> dict[str, float]:
-    """Loss averaged over samples, plus MAE in the target's units or accuracy."""
-    with torch.inference_mode():
-        loss = loss_fn(out, y).item()  # loss functions use mean reduction: exact over all samples
-        if data.task == "regression":
-            return {"loss": loss, "mae": (out - y).abs().mean().item() * data.target_std}
-        return {"loss": loss, "accuracy": (out.argmax(1) == y).float().mean().item()}
+def test_metrics(task: str, outs: list[torch.Tensor], y: torch.Tensor, target_std: float) -> dict[str, float]:
+    """Metrics of one model or of an ensemble (members' outputs averaged) on labelled rows."""
+    scores = ensemble_scores(task, outs)
+    values = {k: v[0] for k, v in M.compute(task, scores, y, target_std).items()}
+    if task == "regression":
+        values["loss"] = (scores[0] - y).pow(2).mean().item()
+    else:
+        values["loss"] = values["log_loss"]
+    return values
 
 
-def save_best(t: Trainer, s: LoopState) -> None:
-    state = {k: v.detach().cpu() for k, v in t.eval_model.state_dict().items()}
-    body = {"model": state, "epoch": s.epoch, "monitor": t.cfg.train.monitor, "value": s.best_value, "spec": t.spec}
-    save_checkpoint(BEST, body, t.run_dir / "best.pt")
-
-
-def save_last(t: Trainer, s: LoopState, extra_seconds: float = 0.0) -> None:
-    loop = s.to_dict()
-    loop["epoch_seconds"] += extra_seconds
-    body = {
-        "config": t.cfg.to_dict(),
-        "model": t.model.state_dict(),
-        "optimizer": t.optimizer.state_dict(),
-        "schedule": t.schedule.state_dict(),
-        "average": t.average.state_dict() if t.average is not None else None,
-        "loop": loop,
-        "rng": rng_snapshot(t.generators),
-        "spec": t.spec,
-    }
-    save_checkpoint(LAST, body, t.run_dir / "last.pt")
+def score(out: torch.Tensor, y: torch.Tensor, data: DataBundle, loss_fn: Any = None) -> dict[str, float]:
+    """Metrics and loss of one model's outputs (logits, or an ensemble's log-probabilities) on labelled rows."""
+    return test_metrics(data.task, [out if data.task == "regression" else torch.log_softmax(out.float(), dim=-1)], y, data.target_std)

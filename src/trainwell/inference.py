@@ -1,7 +1,8 @@
 """Using a finished run: evaluate its best weights, or predict on new rows.
 
 Both load best.pt with weights_only=True and apply the preprocessing stored in it
-(standardisation statistics, class names), never statistics of the new data.
+(column roles, fill values, scaling, category levels, class names) to the raw file, never
+statistics of the new data.
 """
 
 from __future__ import annotations
@@ -42,14 +43,14 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path | None = None) -> di
     cfg, model, spec = load_run(run_dir)
     if data_path is None:
         data = load_data(cfg.data)
-        if data.spec.get("x_mean") != spec.get("x_mean"):
+        if any(data.spec.get(k) != spec.get(k) for k in ("x_mean", "preprocess")):
             raise DataError("the run's data no longer matches the data it was trained on; give the test file with --data")
         data.spec = spec
     else:
         if spec.get("kind") != "tabular":
             raise DataError("--data takes a CSV, which only tabular runs can read; evaluate image runs without --data")
-        df = read_table(data_path)
         where = f"data file {str(data_path)!r}"
+        df = read_table(data_path, cfg.data.sep, where)
         data = _bundle_like(spec, features_for_prediction(df, spec, where), targets_for_evaluation(df, spec, where))
     out = _outputs(model, data, data.x_test)
     metrics = score(out, data.y_test, data, _loss_fn(spec))
@@ -61,8 +62,9 @@ def predict_run(run_dir: str | Path, input_path: str | Path, out_path: str | Pat
     cfg, model, spec = load_run(run_dir)
     if spec.get("kind") != "tabular":
         raise DataError("predict reads a CSV of features, which only tabular runs can use")
-    df = read_table(input_path)
-    x = features_for_prediction(df, spec, f"input file {str(input_path)!r}")
+    where = f"input file {str(input_path)!r}"
+    df = read_table(input_path, cfg.data.sep, where)
+    x = features_for_prediction(df, spec, where)
     data = _bundle_like(spec, x, torch.zeros(len(x)))
     out = _outputs(model, data, x)
     result = df.copy()
@@ -73,7 +75,8 @@ def predict_run(run_dir: str | Path, input_path: str | Path, out_path: str | Pat
     else:
         probs = torch.softmax(out, dim=1)
         result[column] = [spec["classes"][i] for i in probs.argmax(1).tolist()]
-        result[f"probability_{target}"] = probs.max(1).values.numpy()
+        for i, name in enumerate(spec["classes"]):  # one column per class, so rows can be ranked by any class
+            result[f"probability_{name}"] = probs[:, i].numpy()
     if out_path is not None:
         result.to_csv(out_path, index=False)
     return result

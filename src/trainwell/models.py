@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
-from .fused_mlp import fused_forward, parse_blocks
+from .errors import ConfigError
 from .registry import Registry
 
 ModelBuilder = Callable[[ModelConfig, tuple[int, ...], int], nn.Module]
@@ -32,36 +32,63 @@ def mlp_block(d_in: int, d_out: int, norm: str, activation: str, dropout: float)
 
 
 class MLP(nn.Sequential):
-    """An nn.Sequential whose training forward takes the hand-written fused path when the stack
-    is the standard Linear → BatchNorm → ReLU → Dropout shape (see fused_mlp.py). The
+    """trainwell's MLP: [Linear → norm → activation → Dropout]* + Linear. Training recognises
+    this definition and runs it on the vectorised fast path (members.MLPMembers); the
     state_dict keys are those of the plain Sequential."""
 
-    def __init__(self, *layers: nn.Module) -> None:
-        super().__init__(*layers)
-        self._fused = parse_blocks(list(layers))
-        self.use_fused = True  # tests switch it off to compare against the eager path
+
+class CategoryEmbedding(nn.Module):
+    """The input layer for tables with many-level categories: the input carries each such
+    category as one float column of codes (0 = unknown, 1.. = levels, see data/preprocess.py);
+    each is replaced by a learned vector of its column's width, the other columns pass through.
+    `embedded` is the data's spec["embedded"]: [{"index", "rows", "width"}, ...]."""
+
+    def __init__(self, d_in: int, embedded: list[dict[str, int]]) -> None:
+        super().__init__()
+        codes = [e["index"] for e in embedded]
+        self.register_buffer("code_index", torch.tensor(codes, dtype=torch.long), persistent=False)
+        self.register_buffer("plain_index", torch.tensor([i for i in range(d_in) if i not in codes], dtype=torch.long), persistent=False)
+        self.rows = [e["rows"] for e in embedded]
+        self.tables = nn.ModuleList(nn.Embedding(e["rows"], e["width"]) for e in embedded)
+        for table in self.tables:  # small start (as fastai's trunc_normal_ std 0.01): codes begin near "no information"
+            nn.init.trunc_normal_(table.weight, std=0.01)
+        self.out_features = len(self.plain_index) + sum(e["width"] for e in embedded)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training and self.use_fused and self._fused is not None and x.dim() == 2 and torch.is_grad_enabled():
-            return fused_forward(x, self._fused)
-        return super().forward(x)
+        codes = x.index_select(1, self.code_index).round().long()
+        parts = [x.index_select(1, self.plain_index)]
+        for j, table in enumerate(self.tables):
+            c = codes[:, j]
+            parts.append(table(torch.where((c >= 0) & (c < self.rows[j]), c, torch.zeros_like(c))))  # out of range: unknown
+        return torch.cat(parts, dim=1)
 
 
 @MODELS.register("mlp")
-def build_mlp(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
+def build_mlp(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int, embedded: list[dict[str, int]] | None = None) -> nn.Module:
+    """The MLP; with `embedded` category columns, a CategoryEmbedding in front of it."""
     d_in = 1
     for s in input_shape:
         d_in *= s
+    front = CategoryEmbedding(d_in, embedded) if embedded else None
+    if front is not None:
+        d_in = front.out_features
     layers: list[nn.Module] = [nn.Flatten()] if len(input_shape) > 1 else []
     for d_out in cfg.hidden:
         layers += mlp_block(d_in, d_out, cfg.norm, cfg.activation, cfg.dropout)
         d_in = d_out
     layers.append(nn.Linear(d_in, n_outputs))
-    return MLP(*layers)
+    return nn.Sequential(front, MLP(*layers)) if front is not None else MLP(*layers)
 
 
-def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int, default_kind: str) -> nn.Module:
+def build_model(
+    cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int, default_kind: str, embedded: list[dict[str, int]] | None = None
+) -> nn.Module:
+    """`embedded`: the data spec's "embedded" list (tables with many-level categories); MLPs only."""
     kind = default_kind if cfg.kind == "auto" else cfg.kind
+    if embedded:
+        if kind != "mlp":
+            raise ConfigError(f"model.kind = {kind!r} cannot read a table with embedded categories; use mlp (or raise data.onehot_max_levels)")
+        return build_mlp(cfg, input_shape, n_outputs, embedded)
     return MODELS.get(kind)(cfg, input_shape, n_outputs)
 
 
@@ -73,7 +100,7 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-__all__ = ["MODELS", "build_model", "has_batchnorm", "count_parameters", "mlp_block"]
+__all__ = ["MODELS", "CategoryEmbedding", "build_model", "has_batchnorm", "count_parameters", "mlp_block"]
 
 
 from . import cnn  # noqa: E402,F401  (registers cnn and cnn-plain)

@@ -1,22 +1,69 @@
-"""Optimizers by name, with weight decay only where it belongs.
+"""Optimizers described by data, with weight decay only where it belongs.
 
 Weight decay goes to parameters with two or more dimensions (Linear and conv weights); biases
 and norm scales/shifts are 1-D and excluded: shrinking them fights what normalisation does.
+`decay_split` is the one place that rule lives.
+
+Every trainable parameter of a run lives in one flat buffer with a row per member (see
+members.py), matrices first: a member's row is [decayed segment | no-decay segment]. An
+update is torch's own fused kernel (the one torch.optim.AdamW(fused=True) calls) on those
+row segments, so single runs, stacks and ensembles share one implementation of each
+optimizer's arithmetic, and members whose hyperparameters agree are updated in one call.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
-from torch import nn
 
 from .config import OptimConfig
 from .registry import Registry
 
-OptimizerFactory = Callable[[list[dict], OptimConfig, bool], torch.optim.Optimizer]
-OPTIMIZERS: Registry[OptimizerFactory] = Registry("optimizer")
+
+@dataclass(frozen=True)
+class OptimInfo:
+    """What an optimizer is: its update kernel, its per-parameter state and how it decays."""
+
+    name: str
+    state: tuple[str, ...]  # per-parameter buffers, each a (K, P) tensor
+    decoupled_decay: bool  # True: θ ← θ·(1 − lr·λ) outside the update (AdamW); False: L2 added to the gradient
+    kernel: Callable[..., None]  # (params, grads, state lists, steps, cfg, lr, weight_decay, first_step)
+    description: str = ""
+
+
+OPTIMIZERS: Registry[OptimInfo] = Registry("optimizer")
+
+
+def _adam_kernel(fused: Callable[..., None]) -> Callable[..., None]:
+    def run(params: list, grads: list, state: dict[str, list], steps: list, cfg: OptimConfig, lr: float, weight_decay: float, first_step: bool) -> None:
+        fused(params, grads, state["exp_avg"], state["exp_avg_sq"], [], steps, lr=lr, beta1=cfg.beta1, beta2=cfg.beta2,
+              weight_decay=weight_decay, eps=cfg.eps, amsgrad=False, maximize=False)
+
+    return run
+
+
+def _sgd_kernel(params: list, grads: list, state: dict[str, list], steps: list, cfg: OptimConfig, lr: float, weight_decay: float, first_step: bool) -> None:
+    buffers = state["momentum_buffer"] if cfg.momentum > 0 else []
+    torch._fused_sgd_(params, grads, buffers, weight_decay=weight_decay, momentum=cfg.momentum, lr=lr, dampening=0.0,
+                      nesterov=cfg.nesterov, maximize=False, is_first_step=first_step)
+
+
+for _info in (
+    OptimInfo("sgd", ("momentum_buffer",), False, _sgd_kernel, "SGD with optional (Nesterov) momentum; weight decay as L2"),
+    OptimInfo("adam", ("exp_avg", "exp_avg_sq"), False, _adam_kernel(torch._fused_adam_), "Adam; weight decay as L2 (rescaled per weight)"),
+    OptimInfo("adamw", ("exp_avg", "exp_avg_sq"), True, _adam_kernel(torch._fused_adamw_), "AdamW; decoupled weight decay"),
+):
+    OPTIMIZERS.register(_info.name)(_info)
+
+
+# ---- the decay rule --------------------------------------------------------------------------
+
+
+def decays(param: torch.Tensor) -> bool:
+    """Weight decay applies to matrices and conv kernels (2+ dimensions), never to biases or norms."""
+    return param.ndim >= 2
 
 
 @dataclass(frozen=True)
@@ -25,47 +72,81 @@ class DecaySplit:
     decay_params: int
     no_decay_tensors: int
     no_decay_params: int
+    no_decay_names: tuple[str, ...] = ()
 
-    def describe(self, weight_decay: float) -> str:
+    def describe(self, weight_decay: float, everything: bool = False) -> str:
+        if everything:
+            return f"weight decay {weight_decay:g} on all {self.decay_tensors + self.no_decay_tensors} tensors (decay_norm_and_bias: biases and norms too)"
+        names = ", ".join(self.no_decay_names[:4]) + (", ..." if len(self.no_decay_names) > 4 else "")
         return (
             f"weight decay {weight_decay:g} on {self.decay_tensors} tensors ({self.decay_params:,} parameters); "
-            f"none on {self.no_decay_tensors} tensors ({self.no_decay_params:,} parameters: biases and norm layers)"
+            f"none on {self.no_decay_tensors} tensors ({self.no_decay_params:,} parameters: {names or 'none'})"
         )
 
 
-def param_groups(model: nn.Module, weight_decay: float, decay_everything: bool = False) -> tuple[list[dict], DecaySplit]:
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (decay if decay_everything or p.ndim >= 2 else no_decay).append(p)
-    split = DecaySplit(len(decay), sum(p.numel() for p in decay), len(no_decay), sum(p.numel() for p in no_decay))
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return [g for g in groups if g["params"]], split
+def decay_split(named: list[tuple[str, torch.Tensor]]) -> DecaySplit:
+    decay = [(n, p) for n, p in named if decays(p)]
+    rest = [(n, p) for n, p in named if not decays(p)]
+    return DecaySplit(len(decay), sum(p.numel() for _, p in decay), len(rest), sum(p.numel() for _, p in rest), tuple(n for n, _ in rest))
 
 
-def _fused_ok(groups: list[dict]) -> bool:
-    """Fused kernels need every parameter floating point and on one device type (CPU or CUDA)."""
-    params = [p for g in groups for p in g["params"]]
-    return bool(params) and all(p.is_floating_point() for p in params) and len({p.device.type for p in params}) == 1
+# ---- the update on flat rows ------------------------------------------------------------------
 
 
-@OPTIMIZERS.register("sgd")
-def _sgd(groups: list[dict], cfg: OptimConfig, fused: bool) -> torch.optim.Optimizer:
-    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, fused=fused)
+class FlatOptimizer:
+    """One optimizer state for K members over a flat (K, P) parameter buffer.
 
+    `decay_size` is where each row's no-decay segment starts. Per member: its OptimConfig and
+    a step count; the learning rate comes from the member's schedule at each step."""
 
-@OPTIMIZERS.register("adam")
-def _adam(groups: list[dict], cfg: OptimConfig, fused: bool) -> torch.optim.Optimizer:
-    # Adam's weight_decay is L2: it is added to the gradient and then rescaled per weight
-    return torch.optim.Adam(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, fused=fused)
+    def __init__(self, flat: torch.Tensor, grad: torch.Tensor, decay_size: int, cfgs: list[OptimConfig]) -> None:
+        self.flat, self.grad, self.decay_size, self.cfgs = flat, grad, decay_size, cfgs
+        infos = {OPTIMIZERS.get(c.name) for c in cfgs}
+        state_names = sorted({s for i in infos for s in i.state})
+        self.state = {s: torch.zeros_like(flat) for s in state_names}
+        # per member, a 0-dim float step count as torch's fused kernels expect
+        self.steps = [torch.zeros((), dtype=torch.float32, device=flat.device) for _ in cfgs]
 
+    def _segments(self, cfg: OptimConfig) -> list[tuple[slice, float]]:
+        """(columns, weight decay) of a member's row: matrices decay, the rest only with decay_norm_and_bias."""
+        d, p = self.decay_size, self.flat.shape[1]
+        if cfg.decay_norm_and_bias:
+            return [(slice(0, p), cfg.weight_decay)]
+        return [s for s in ((slice(0, d), cfg.weight_decay), (slice(d, p), 0.0)) if s[0].stop > s[0].start]
 
-@OPTIMIZERS.register("adamw")
-def _adamw(groups: list[dict], cfg: OptimConfig, fused: bool) -> torch.optim.Optimizer:
-    # decoupled decay: lr·λ·θ is subtracted outside the adaptive rescaling
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, fused=fused)
+    @torch.no_grad()
+    def step(self, rows: list[int], lrs: list[float]) -> None:
+        """Update the given rows (members still training), each with its own learning rate."""
+        calls: dict[tuple, list[tuple[int, slice]]] = {}
+        for row, lr in zip(rows, lrs):
+            cfg = self.cfgs[row]
+            first = bool(self.steps[row] == 0)
+            self.steps[row] += 1
+            for cols, wd in self._segments(cfg):
+                key = (cfg.name, lr, wd, cfg.beta1, cfg.beta2, cfg.eps, cfg.momentum, cfg.nesterov, first)
+                calls.setdefault(key, []).append((row, cols))
+        for key, parts in calls.items():
+            cfg = self.cfgs[parts[0][0]]
+            info = OPTIMIZERS.get(cfg.name)
+            params = [self.flat[r, c] for r, c in parts]
+            grads = [self.grad[r, c] for r, c in parts]
+            state = {s: [self.state[s][r, c] for r, c in parts] for s in info.state}
+            info.kernel(params, grads, state, [self.steps[r] for r, _ in parts], cfg, key[1], key[2], key[-1])
 
+    def state_rows(self, row: int) -> dict[str, Any]:
+        return {"step": int(self.steps[row].item()), **{s: t[row].detach().cpu().clone() for s, t in self.state.items()}}
 
-def build_optimizer(model: nn.Module, cfg: OptimConfig) -> tuple[torch.optim.Optimizer, DecaySplit]:
-    groups, split = param_groups(model, cfg.weight_decay, cfg.decay_norm_and_bias)
-    return OPTIMIZERS.get(cfg.name)(groups, cfg, _fused_ok(groups)), split
+    def load_rows(self, row: int, saved: dict[str, Any]) -> None:
+        self.steps[row].fill_(float(saved["step"]))
+        for s, t in self.state.items():
+            if s in saved:
+                t[row].copy_(saved[s])
+
+    def subset(self, rows: list[int], flat: torch.Tensor, grad: torch.Tensor) -> "FlatOptimizer":
+        new = FlatOptimizer.__new__(FlatOptimizer)
+        new.flat, new.grad, new.decay_size = flat, grad, self.decay_size
+        new.cfgs = [self.cfgs[r] for r in rows]
+        idx = torch.tensor(rows, device=flat.device)
+        new.state = {s: t.index_select(0, idx) for s, t in self.state.items()}
+        new.steps = [self.steps[r] for r in rows]
+        return new

@@ -13,7 +13,9 @@ class Progress:
         self.max_epochs = 0
 
     def __call__(self, event: str, **payload: Any) -> None:
-        if self.quiet:
+        if self.quiet:  # quiet: no progress, but what loading inferred (task, column roles, warnings) still shows
+            for line in payload.get("notes", []) if event == "start" else []:
+                self.say(line)
             return
         handler = getattr(self, f"on_{event}", None)
         if handler is not None:

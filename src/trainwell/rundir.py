@@ -1,4 +1,4 @@
-"""The run directory: config.yaml, history.csv/json, metrics.json, best.pt, last.pt, curves.png.
+"""The run directory: config.yaml, history.csv/json, metrics.json, best.pt, last.pt, curves.svg.
 
 Text files are written to a temporary name and renamed, like checkpoints, so a crash never
 leaves half a file behind.
@@ -17,7 +17,7 @@ from .atomic import atomic_write
 from .errors import TrainwellError
 
 CONFIG, HISTORY_CSV, HISTORY_JSON, METRICS, BEST_PT, LAST_PT, CURVES = (
-    "config.yaml", "history.csv", "history.json", "metrics.json", "best.pt", "last.pt", "curves.png",
+    "config.yaml", "history.csv", "history.json", "metrics.json", "best.pt", "last.pt", "curves.svg",
 )
 
 

@@ -1,12 +1,16 @@
-"""The library's entry points: train, resume, evaluate_run and predict_run.
+"""The library's entry points: train, resume, train_runs (several runs as one stack) and load_run.
 
-`train(config)` builds every component from the validated config, runs `fit`, restores the
-best weights, computes test metrics and writes the run directory. The CLI only calls these.
+`train_runs(configs, run_dirs)` builds every member of every run from the validated configs,
+seeded exactly as a run alone would be, runs `fit` once for all of them, and writes each run's
+directory: best.pt at each improvement, last.pt at the same points for a run alone or in a
+stack, and at the end history, metrics and curves. `train` is one run; `resume` continues one
+run (or, from a compare, a stack) from last.pt. The CLI only calls these.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import signal
 import threading
@@ -18,20 +22,25 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from . import rundir
-from .averaging import WeightAverage
-from .checkpoint import BEST, LAST, load_checkpoint, load_model_state
+from . import metric_names, rundir
+from .atomic import fsync_path
+from .checkpoint import BEST, LAST, load_checkpoint, load_model_state, save_checkpoint
 from .config import RunConfig, dump_yaml, load_config
 from .data import DataBundle, load_data
+from .early_stopping import EarlyStopping
 from .errors import CheckpointError, ConfigError, DataError, TrainwellError
-from .fit import EARLY_STOP, INTERRUPTED, MAX_EPOCHS, NOT_FINITE, Emit, LoopState, Trainer, fit, predict_outputs, score
+from .fit import EARLY_STOP, INTERRUPTED, MAX_EPOCHS, NOT_FINITE, Emit, LoopState, Member, Trainer, fit, predict_outputs, test_metrics
+from .members import CustomLoss, ModuleMembers, build_members, member_losses
 from .models import build_model, count_parameters, has_batchnorm
-from .optim import build_optimizer
+from .optim import FlatOptimizer, decay_split
+from .planning import fast_path_reason
 from .progress import Progress
 from .schedules import build_schedule
-from .seeding import make_generator, rng_restore, seed_everything, set_deterministic
+from .seeding import make_generator, rng_restore, rng_snapshot, seed_everything, set_deterministic
 
 SMALL_MODEL_PARAMS = 1_000_000  # below this, one CPU thread beats several (thread sync costs more than the math)
+SHUFFLE, AUGMENT, DROPOUT = 0, 1, 2  # generator streams of a member (seeding.make_generator)
+SYNC_SECONDS = 10.0  # last.pt is fsynced at most this often: every write survives a killed process, and a power cut loses at most this much
 
 
 @dataclass
@@ -48,7 +57,24 @@ class RunResult:
         return self.stop_reason in (EARLY_STOP, MAX_EPOCHS)
 
 
-# ---- building a run ---------------------------------------------------------------------------
+@dataclass
+class RunSlot:
+    """One run directory among the runs a process trains together."""
+
+    cfg: RunConfig
+    run_dir: Path
+    emit: Emit
+    members: list[Member] = field(default_factory=list)
+    spec: dict[str, Any] = field(default_factory=dict)
+    engine: str = ""
+    engine_reason: str = ""
+    dirty: bool = False  # a member improved this epoch: best.pt is due
+    synced: float = 0.0  # time.monotonic() of last.pt's last fsync
+    best_synced: float = 0.0  # and of best.pt's (both are fsynced when the run ends)
+    result: RunResult | None = None
+
+
+# ---- building -------------------------------------------------------------------------------
 
 
 def pick_device(name: str) -> torch.device:
@@ -60,16 +86,16 @@ def pick_device(name: str) -> torch.device:
 
 
 def resolve_mode(cfg: RunConfig) -> str:
-    if cfg.train.mode != "auto":
-        return cfg.train.mode
-    return "max" if cfg.train.monitor == "val_accuracy" else "min"
+    return cfg.train.mode if cfg.train.mode != "auto" else metric_names.mode_of(cfg.train.monitor)
 
 
 def check_against_data(cfg: RunConfig, data: DataBundle) -> None:
-    wants = {"val_mae": "regression", "val_accuracy": "classification"}.get(cfg.train.monitor)
-    if wants and wants != data.task:
-        other = "val_mae" if data.task == "regression" else "val_accuracy"
-        raise ConfigError(f"train.monitor = {cfg.train.monitor!r} is not allowed for a {data.task} task: use val_loss or {other}")
+    metric = cfg.train.monitor.removeprefix("val_")
+    if metric != "loss" and metric not in metric_names.names(data.task):
+        allowed = ", ".join(f"val_{m}" for m in ("loss", *metric_names.names(data.task)))
+        raise ConfigError(f"train.monitor = {cfg.train.monitor!r} is not allowed for a {data.task} task: use one of {allowed}")
+    if cfg.train.class_weights != "none" and data.task != "classification":
+        raise ConfigError(f"train.class_weights = {cfg.train.class_weights!r} is not allowed for a {data.task} task: use none")
     if len(data.x_train) < cfg.train.batch_size:
         raise DataError(
             f"only {len(data.x_train)} training rows, fewer than one batch (train.batch_size = {cfg.train.batch_size}); "
@@ -88,65 +114,302 @@ def make_autocast(cfg: RunConfig, device: torch.device, images: bool) -> Callabl
     return lambda: torch.autocast(device_type="cuda", dtype=dtype)
 
 
-def build_trainer(cfg: RunConfig, run_dir: Path, emit: Emit) -> tuple[Trainer, list[str]]:
-    """Every component of a run, seeded; returns the trainer and lines describing it."""
-    device = pick_device(cfg.train.device)
-    seed_everything(cfg.train.seed)
-    set_deterministic(cfg.train.deterministic)
-    data = load_data(cfg.data)
-    check_against_data(cfg, data)
-    model = build_model(cfg.model, data.input_shape, data.n_outputs, data.default_model)
-    n_params = count_parameters(model)
-    torch.set_num_threads(cfg.train.threads or (1 if n_params < SMALL_MODEL_PARAMS else max(1, torch.get_num_threads())))
+def class_weight(cfg: RunConfig, data: DataBundle) -> torch.Tensor | None:
+    """balanced: rows / (classes × rows of the class), from the training split."""
+    if cfg.train.class_weights != "balanced":
+        return None
+    counts = torch.bincount(data.y_train.cpu(), minlength=data.n_outputs).float()
+    return len(data.y_train) / (data.n_outputs * counts.clamp(min=1))
+
+
+def model_spec(cfg: RunConfig, data: DataBundle) -> dict[str, Any]:
+    """Plain data saved with the weights: the preprocessing and what rebuilds the model."""
+    return {
+        **data.spec, "task": data.task, "input_shape": list(data.input_shape), "n_outputs": data.n_outputs,
+        "model_kind": cfg.model.kind if cfg.model.kind != "auto" else data.default_model, "members": cfg.train.members,
+    }
+
+
+def _member(cfg: RunConfig, run: int, seed: int, steps: int, mode: str) -> Member:
+    t = cfg.train
+    member = Member(
+        cfg=cfg, run=run, schedule=build_schedule(cfg.schedule, cfg.optim.lr, steps, t.max_epochs, mode),
+        generators={"shuffle": make_generator(seed, SHUFFLE), "augment": make_generator(seed, AUGMENT), "dropout": make_generator(seed, DROPOUT)},
+        stopper=EarlyStopping(t.patience, t.min_delta, mode, t.early_stopping),
+    )
+    member.schedule.apply(member.lr)
+    return member
+
+
+def build_models(cfg: RunConfig, data: DataBundle, seed: int, model: nn.Module | None = None) -> tuple[nn.Module, torch.Tensor]:
+    """A member's network, seeded as a run with that seed alone would be; and torch's global
+    generator state right after (the member's dropout stream on the module path)."""
+    seed_everything(seed)
+    net = model if model is not None else build_model(cfg.model, data.input_shape, data.n_outputs, data.default_model, data.spec.get("embedded"))
+    return net, torch.get_rng_state()
+
+
+def build_trainer(
+    cfgs: list[RunConfig], run_dirs: list[Path], emits: list[Emit], data: DataBundle | None = None, max_threads: int | None = None,
+    model: nn.Module | None = None, loss_fn: Callable | None = None,
+) -> tuple[Trainer, "RunBook", list[str]]:
+    """Every member of every run, seeded; the runs must share one stack key (planning.group_key).
+    A model, data or loss given here (trainwell.fit) replace those the config describes."""
+    c0 = cfgs[0]
+    if model is not None and (len(cfgs) > 1 or c0.train.members > 1):
+        raise ConfigError("train.members must be 1 when training a model of one's own (trainwell cannot rebuild it with other seeds)")
+    device = pick_device(c0.train.device)
+    set_deterministic(c0.train.deterministic)
+    data = data if data is not None else load_data(c0.data)
+    for cfg in cfgs:
+        check_against_data(cfg, data)
+    runs = [RunSlot(cfg, d, e, spec=model_spec(cfg, data)) for cfg, d, e in zip(cfgs, run_dirs, emits)]
+    if model is not None:
+        runs[0].spec["model_kind"] = f"custom:{type(model).__name__}"
+    built = [(i, build_models(cfg, data, cfg.train.seed + k, model)) for i, cfg in enumerate(cfgs) for k in range(cfg.train.members)]
+    models = [m for _, (m, _) in built]
+    n_params = count_parameters(models[0])
+    # one thread for small models (faster, and their numbers then never depend on a worker's
+    # thread count); larger ones use train.threads, or the share of cores this process was given
+    share = max_threads or max(1, torch.get_num_threads())
+    torch.set_num_threads(c0.train.threads or (1 if n_params < SMALL_MODEL_PARAMS else share))
     images = len(data.input_shape) == 3
     data.to(device)
-    model.to(device)
-    if images and device.type == "cuda" and cfg.train.channels_last:
-        model.to(memory_format=torch.channels_last)
-    # BatchNorm cannot normalise a batch of one: drop such a last batch
-    drop_last = has_batchnorm(model) and len(data.x_train) % cfg.train.batch_size == 1
-    optimizer, split = build_optimizer(model, cfg.optim)
-    mode = resolve_mode(cfg)
-    steps = len(data.x_train) // cfg.train.batch_size if drop_last else math.ceil(len(data.x_train) / cfg.train.batch_size)
-    schedule = build_schedule(cfg.schedule, cfg.optim.lr, steps, cfg.train.max_epochs, mode)
-    schedule.apply(optimizer)
-    if data.task == "regression":
-        loss_fn: nn.Module = nn.MSELoss()
-    else:
-        loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.train.label_smoothing)
+    for m in models:
+        m.to(device)
+        if images and device.type == "cuda" and c0.train.channels_last:
+            m.to(memory_format=torch.channels_last)
+    reasons = [fast_path_reason(cfg, torch.cuda.is_available()) if model is None else "a model of one's own" for cfg in cfgs]
+    if loss_fn is not None:
+        reasons = [r or "a loss of one's own" for r in reasons]
+    stack = build_members(models, any(c.train.ema_decay for c in cfgs), fast=not any(reasons))
+    if isinstance(stack, ModuleMembers) and stack.K > 1:
+        stack.rng_states = [state for _, (_, state) in built]
+    for run, reason in zip(runs, reasons):
+        run.engine = stack.engine
+        run.engine_reason = reason or ("" if stack.engine == "vectorised" else "the model is not trainwell's MLP")
+    drop_last = has_batchnorm(models[0]) and len(data.x_train) % c0.train.batch_size == 1  # BatchNorm cannot normalise a batch of one
+    steps = len(data.x_train) // c0.train.batch_size if drop_last else math.ceil(len(data.x_train) / c0.train.batch_size)
+    members = []
+    for row, (i, _) in enumerate(built):
+        cfg = cfgs[i]
+        m = _member(cfg, i, cfg.train.seed + len(runs[i].members), steps, resolve_mode(cfg))
+        m.row = row
+        runs[i].members.append(m)
+        members.append(m)
+    optimizer = FlatOptimizer(stack.flat, stack.grad, stack.decay_size, [m.cfg.optim for m in members])
+    smoothing = torch.tensor([[m.cfg.train.label_smoothing] for m in members])
     trainer = Trainer(
-        cfg=cfg,
-        model=torch.compile(model) if cfg.train.compile else model,
-        optimizer=optimizer,
-        schedule=schedule,
-        data=data,
-        loss_fn=loss_fn,
-        device=device,
-        generators={"shuffle": make_generator(cfg.train.seed, 0), "augment": make_generator(cfg.train.seed, 1)},
-        run_dir=run_dir,
-        drop_last=drop_last,
-        mode=mode,
-        autocast=make_autocast(cfg, device, images),
-        emit=emit,
-        average=WeightAverage(model, cfg.train.ema_decay) if cfg.train.ema_decay else None,
-        spec={
-            **data.spec,
-            "task": data.task,
-            "input_shape": list(data.input_shape),
-            "n_outputs": data.n_outputs,
-            "model_kind": cfg.model.kind if cfg.model.kind != "auto" else data.default_model,
-        },
+        members=members, stack=stack, optimizer=optimizer, data=data, loss_fn=member_losses(data.task, smoothing, class_weight(c0, data), loss_fn),
+        device=device, autocast=make_autocast(c0, device, images), book=RunBook(runs), batch_size=c0.train.batch_size, drop_last=drop_last,
     )
+    return trainer, trainer.book, describe(c0, data, runs[0], models[0], n_params, device, drop_last, members[0])
+
+
+def describe(cfg: RunConfig, data: DataBundle, run: RunSlot, model: nn.Module, n_params: int, device: torch.device, drop_last: bool, m: Member) -> list[str]:
     sizes = f"{len(data.x_train)}/{len(data.x_val)}/{len(data.x_test)}"
-    lines = [
-        f"run directory: {run_dir}",
+    split = decay_split([(n, p) for n, p in model.named_parameters() if p.requires_grad])
+    mode = m.stopper.mode
+    ensemble = f", an ensemble of {cfg.train.members} members" if cfg.train.members > 1 else ""
+    return [
+        f"run directory: {run.run_dir}",
         f"data: {cfg.data.name} ({data.task}), train/val/test rows {sizes}" + (", last batch of one dropped (BatchNorm)" if drop_last else ""),
-        f"model: {trainer.spec['model_kind']}, {n_params:,} parameters, on {device}",
-        f"optimizer: {cfg.optim.name} lr {cfg.optim.lr:g}, {split.describe(cfg.optim.weight_decay)}",
-        f"schedule: {cfg.schedule.name} (steps {schedule.cadence if schedule.cadence != 'none' else 'never'}), "
+        *data.notes,  # what loading inferred: the task and why, column roles, warnings
+        f"model: {run.spec['model_kind']}, {n_params:,} parameters, on {device}, {run.engine} path{ensemble}"
+        + (f" ({run.engine_reason})" if run.engine_reason else ""),
+        f"optimizer: {cfg.optim.name} lr {cfg.optim.lr:g}, {split.describe(cfg.optim.weight_decay, cfg.optim.decay_norm_and_bias)}",
+        f"schedule: {cfg.schedule.name} (steps {m.schedule.cadence if m.schedule.cadence != 'none' else 'never'}), "
         f"monitor {cfg.train.monitor} ({mode}), early stopping {'patience ' + str(cfg.train.patience) if cfg.train.early_stopping else 'off'}",
     ]
-    return trainer, lines
+
+
+# ---- what the loop tells the run directories ------------------------------------------------------
+
+
+class RunBook:
+    """Writes each run's files at the loop's fixed points; finishes runs whose members all stopped."""
+
+    def __init__(self, runs: list[RunSlot]) -> None:
+        self.runs = runs
+
+    def improved(self, member: Member) -> None:
+        self.runs[member.run].dirty = True
+
+    def open_runs(self) -> list[RunSlot]:
+        return [r for r in self.runs if r.result is None]
+
+    def checkpoint(self, t: Trainer, s: LoopState, mid_epoch: bool) -> None:
+        steps_done = s.epoch * t.steps_per_epoch + s.step
+        for run in self.open_runs():
+            every = run.cfg.train.checkpoint_every_steps
+            if s.interrupted or (every and steps_done % every == 0):
+                save_last(t, s, run)
+                if not s.interrupted:
+                    run.emit("checkpoint", epoch=s.epoch, step=s.step, lr=run.members[0].lr.lr)
+
+    def epoch_end(self, t: Trainer, s: LoopState) -> None:
+        for run in self.open_runs():
+            if run.dirty:
+                save_best(t, run)
+                run.emit("best", epoch=s.epoch, value=run.members[0].stopper.best_value)
+                run.dirty = False
+            if run.members[0].history and run.members[0].history[-1]["epoch"] == s.epoch:
+                run.emit("epoch_end", row=run_history(run)[-1], state=run.members[0].stopper)
+            if all(not m.training for m in run.members):
+                finish(t, s, run)
+            else:
+                save_last(t, s, run)
+                run.emit("checkpoint", epoch=s.epoch, step=0, lr=run.members[0].lr.lr)
+        shrink(t)
+
+
+def shrink(t: Trainer) -> None:
+    """When most members have stopped, the rest train on as a smaller stack (unchanged numbers)."""
+    rows = t.rows()
+    keep = [m for m in rows if m.training]
+    if not keep or len(keep) > len(rows) // 2:
+        return
+    picked = [m.row for m in keep]
+    t.stack = t.stack.subset(picked)
+    t.optimizer = t.optimizer.subset(picked, t.stack.flat, t.stack.grad)
+    for m in rows:
+        m.row = None
+    for row, m in enumerate(keep):
+        m.row = row
+    if not isinstance(t.loss_fn, CustomLoss):
+        t.loss_fn = member_losses(t.data.task, torch.tensor([[m.cfg.train.label_smoothing] for m in keep]), class_weight(keep[0].cfg, t.data))
+
+
+def run_history(run: RunSlot) -> list[dict[str, Any]]:
+    """The run's per-epoch rows: its member's, or for an ensemble the mean over the members
+    that trained that epoch (with their count)."""
+    if len(run.members) == 1:
+        return run.members[0].history
+    rows = []
+    for epoch in range(1, max(len(m.history) for m in run.members) + 1):
+        present = [m.history[epoch - 1] for m in run.members if len(m.history) >= epoch]
+        row = {k: sum(r[k] for r in present) / len(present) for k in present[0] if k not in ("epoch", "seconds")}
+        rows.append({"epoch": epoch, **row, "seconds": sum(r["seconds"] for r in present), "members_training": len(present)})
+    return rows
+
+
+def member_state(t: Trainer, s: LoopState, m: Member) -> dict[str, Any]:
+    """Everything one member needs to continue exactly, as plain data."""
+    row = m.row
+    mid = s.perm is not None and row is not None
+    return {
+        "weights": t.stack.pack(row, average=False) if row is not None else None,
+        "average": t.stack.pack(row, average=True) if row is not None and t.stack.has_average else None,
+        "optimizer": t.optimizer.state_rows(row) if row is not None else None,
+        "schedule": m.schedule.state_dict(),
+        "early_stopping": m.stopper.state_dict(),
+        "history": m.history, "stop_reason": m.stop_reason, "stop_detail": m.stop_detail, "seconds": m.seconds,
+        "best": m.best,
+        "generators": {k: g.get_state() for k, g in m.generators.items()},
+        "torch_rng": t.stack.rng_state(row) if row is not None else None,
+        "perm": s.perm[row].cpu() if mid else None,
+        "step_loss": s.step_loss[:, row].cpu() if mid else None,
+        "step_norm": s.step_norm[:, row].cpu() if mid else None,
+    }
+
+
+def save_last(t: Trainer, s: LoopState, run: RunSlot, durable: bool = False) -> None:
+    now = time.monotonic()
+    durable = durable or s.interrupted or now - run.synced >= SYNC_SECONDS
+    if durable:
+        run.synced = now
+    body = {
+        "config": run.cfg.to_dict(),
+        "loop": {"epoch": s.epoch, "step": s.step, "epoch_seconds": s.epoch_seconds, "interrupted": s.interrupted},
+        "members": [member_state(t, s, m) for m in run.members],
+        "layout": {name: list(v.shape) for name, v in t.stack.template.state_dict().items()},  # the architecture, to check a model given on resume
+        "rng": rng_snapshot({}),
+        "spec": run.spec,
+    }
+    save_checkpoint(LAST, body, run.run_dir / rundir.LAST_PT, durable)
+
+
+def save_best(t: Trainer, run: RunSlot) -> None:
+    now = time.monotonic()
+    durable = now - run.best_synced >= SYNC_SECONDS
+    if durable:
+        run.best_synced = now
+    states = [t.stack.packed_state_dict(m.best) if m.best is not None else None for m in run.members]
+    first = run.members[0]
+    body = {"model": states[0], "epoch": first.stopper.best_epoch, "monitor": run.cfg.train.monitor, "value": first.stopper.best_value, "spec": run.spec}
+    if len(states) > 1:
+        body["members"] = states
+    save_checkpoint(BEST, body, run.run_dir / rundir.BEST_PT, durable)
+
+
+# ---- finishing a run ------------------------------------------------------------------------------
+
+
+def _final_weights(t: Trainer, m: Member) -> tuple[dict[str, torch.Tensor] | None, bool]:
+    """The weights a member is tested with: its best (restore_best) or its last evaluated ones."""
+    if m.cfg.train.restore_best and m.best is not None:
+        return m.best, True
+    if m.stop_reason == NOT_FINITE:
+        return m.best, m.best is not None
+    return t.stack.pack(m.row, average=True), False
+
+
+def finish(t: Trainer, s: LoopState, run: RunSlot) -> None:
+    """Restore best weights, score the test split, write history, metrics and curves."""
+    cfg, data = run.cfg, t.data
+    save_last(t, s, run, durable=True)
+    if (run.run_dir / rundir.BEST_PT).exists():
+        fsync_path(run.run_dir / rundir.BEST_PT)
+    finals = [(m, *_final_weights(t, m)) for m in run.members]
+    scored = [(m, w, r) for m, w, r in finals if w is not None]
+    model = copy.deepcopy(t.stack.template).to(t.device)
+    outs = []
+    for m, weights, _ in scored:
+        load_model_state(model, t.stack.packed_state_dict(weights), run.run_dir / rundir.BEST_PT)
+        outs.append(predict_outputs(model, data, data.x_test, cfg.train.eval_batch_size, t.autocast))
+        if m.row is not None:  # the live weights end as tested (a model of one's own keeps its best weights)
+            t.stack.unpack(m.row, weights, average=False)
+    failed = [m for m in run.members if m.stop_reason == NOT_FINITE]
+    reason = NOT_FINITE if len(failed) == len(run.members) else next(m.stop_reason for m in run.members if m.stop_reason != NOT_FINITE)
+    metrics: dict[str, Any] = {}
+    if outs:
+        test = test_metrics(data.task, outs, data.y_test, data.target_std)
+        metrics.update({f"test_{k}": v for k, v in test.items() if k != "loss"}, test_loss=test["loss"])
+    first = run.members[0]
+    history = run_history(run)
+    metrics.update(
+        epochs_run=len(history), best_epoch=first.stopper.best_epoch, best_value=first.stopper.best_value, monitor=cfg.train.monitor,
+        restored_best=all(r for _, _, r in scored) and bool(scored), stop_reason=reason, wall_seconds=round(sum(m.seconds for m in run.members), 3),
+        engine=run.engine, stacked_with=len({m.run for m in t.members}), threads=torch.get_num_threads(),
+    )
+    if run.engine_reason:
+        metrics["engine_reason"] = run.engine_reason
+    if len(run.members) > 1:
+        metrics.update(member_metrics(data, outs))
+    message = ""
+    if failed:
+        detail = failed[0].stop_detail
+        metrics["error"] = detail
+        kept = f"best weights (epoch {first.stopper.best_epoch}) kept in {run.run_dir / rundir.BEST_PT}" if first.best is not None else "no best weights were saved"
+        message = f"training stopped: {detail}; {kept}" if reason == NOT_FINITE else f"{len(failed)} of {len(run.members)} members stopped: {detail}"
+        run.emit("message", text=message)
+    rundir.write_history(run.run_dir, history)
+    rundir.write_json(run.run_dir / rundir.METRICS, metrics)
+    if history and cfg.train.curves:
+        from .plots import plot_curves
+
+        plot_curves(history, run.run_dir / rundir.CURVES, title=f"{cfg.name} (seed {cfg.train.seed})", best_epoch=first.stopper.best_epoch)
+    run.result = RunResult(run.run_dir, history, metrics, reason, message, cfg)
+    run.emit("end", stop_reason=reason)
+
+
+def member_metrics(data: DataBundle, outs: list[torch.Tensor]) -> dict[str, Any]:
+    """Each member's own test metric, and their mean ± std, beside the ensemble's."""
+    main = metric_names.MAIN[data.task]
+    values = [test_metrics(data.task, [o], data.y_test, data.target_std)[main] for o in outs]
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else float("nan")
+    return {"members": len(outs), f"members_test_{main}": values, f"members_test_{main}_mean": mean, f"members_test_{main}_std": std}
 
 
 # ---- interrupts ------------------------------------------------------------------------------
@@ -172,22 +435,59 @@ def stop_on_signals() -> Iterator[Callable[[], bool]]:
 # ---- train, resume ---------------------------------------------------------------------------
 
 
-def train(config: RunConfig | dict[str, Any], out: str | Path | None = None, quiet: bool | None = None, emit: Emit | None = None) -> RunResult:
-    """Train a run from a config (a RunConfig or a raw dict) and write its run directory."""
+def train_runs(
+    cfgs: list[RunConfig], run_dirs: list[Path], emits: list[Emit] | None = None, resume_from: list[dict[str, Any]] | None = None,
+    max_threads: int | None = None, **given: Any,
+) -> list[RunResult]:
+    """Train (or, with last.pt payloads, continue) runs of one stack key together; one result per
+    run. `max_threads`: the share of cores this process may use (a compare worker's); `given`:
+    model, data, loss_fn of one's own (trainwell.fit)."""
+    emits = emits or [lambda *_a, **_k: None for _ in cfgs]
+    trainer, book, lines = build_trainer(cfgs, run_dirs, emits, max_threads=max_threads, **given)  # every input is checked before anything is written
+    loop = LoopState()
+    for cfg, d in zip(cfgs, run_dirs):
+        d.mkdir(parents=True, exist_ok=True)
+        rundir.write_text_atomic(d / rundir.CONFIG, dump_yaml(cfg))
+    if resume_from is not None:
+        loop = restore(trainer, resume_from, run_dirs)
+        lines = [f"resuming at epoch {loop.epoch + 1}, step {loop.step}", *lines]
+        for run in book.runs:  # stopped after its last epoch, before its files were written
+            if all(not m.training for m in run.members):
+                finish(trainer, loop, run)
+    for run in book.runs:
+        run.emit("start", lines=lines, notes=trainer.data.notes, max_epochs=run.cfg.train.max_epochs)
+    with stop_on_signals() as stop_requested:
+        trainer.stop_requested = stop_requested
+        fit(trainer, loop)
+    return [run.result or interrupted_result(run, loop) for run in book.runs]
+
+
+def interrupted_result(run: RunSlot, loop: LoopState) -> RunResult:
+    msg = f"stopped at epoch {loop.epoch + 1}, step {loop.step}; continue with: trainwell resume {run.run_dir}"
+    run.emit("message", text=msg)
+    run.emit("end", stop_reason=INTERRUPTED)
+    return RunResult(run.run_dir, run_history(run), {}, INTERRUPTED, msg, run.cfg)
+
+
+def train(config: RunConfig | dict[str, Any], out: str | Path | None = None, quiet: bool | None = None, emit: Emit | None = None, **given: Any) -> RunResult:
+    """Train a run from a config (a RunConfig or a raw dict) and write its run directory.
+    `given`: a model, data (DataBundle) or loss_fn of one's own (see trainwell.fit)."""
     cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
     cfg.validate()
     if quiet is not None:
         cfg.train.quiet = quiet
     emit = emit or Progress(cfg.train.quiet)
     run_dir = rundir.new_run_dir(out, cfg.name)
-    rundir.write_text_atomic(run_dir / rundir.CONFIG, dump_yaml(cfg))
-    trainer, lines = build_trainer(cfg, run_dir, emit)
-    emit("start", lines=lines, max_epochs=cfg.train.max_epochs)
-    return _run(trainer, LoopState(), time.perf_counter())
+    from .lr_find import resolve_auto_lr  # "auto" rates become numbers before config.yaml records them
+
+    cfg = resolve_auto_lr(cfg, run_dir, say=lambda text: emit("message", text=text), **given)
+    from .loggers import wrap_emit
+
+    return train_runs([cfg], [run_dir], [wrap_emit(emit, cfg, run_dir)], **given)[0]
 
 
-def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None, quiet: bool | None = None, emit: Emit | None = None) -> RunResult:
-    """Continue a run from its last.pt; the result equals an uninterrupted run's (on the CPU)."""
+def load_resumable(run_dir: str | Path) -> tuple[RunConfig, dict[str, Any]]:
+    """The config and last.pt payload of an unfinished run, or a one-line error."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise TrainwellError(f"run directory {str(run_dir)!r} does not exist")
@@ -198,38 +498,83 @@ def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None, quiet: 
     ckpt = load_checkpoint(run_dir / rundir.LAST_PT, LAST)
     try:
         cfg = RunConfig.from_dict(ckpt["config"])
-        loop = LoopState.from_dict(ckpt["loop"])
+        if not isinstance(ckpt["members"], list) or len(ckpt["members"]) != cfg.train.members or not isinstance(ckpt["loop"]["epoch"], int):
+            raise KeyError("members")
     except (TrainwellError, TypeError, KeyError):
         raise CheckpointError(f"checkpoint {str(run_dir / rundir.LAST_PT)!r} holds no valid run state") from None
     check_same_run(cfg, run_dir)
+    return cfg, ckpt
+
+
+def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None, quiet: bool | None = None, emit: Emit | None = None, **given: Any) -> RunResult:
+    """Continue a run from its last.pt; the result equals an uninterrupted run's (on the CPU)."""
+    cfg, ckpt = load_resumable(run_dir)
     cfg = apply_resume_overrides(cfg, overrides or {})
     if quiet is not None:
         cfg.train.quiet = quiet
-    if loop.stop_reason == MAX_EPOCHS and loop.epoch < cfg.train.max_epochs:
-        loop.stop_reason = None  # max_epochs grew: keep training
-    if loop.stop_reason in (INTERRUPTED, NOT_FINITE):
-        loop.stop_reason, loop.stop_detail = None, ""
     emit = emit or Progress(cfg.train.quiet)
-    trainer, lines = build_trainer(cfg, run_dir, emit)
-    try:
-        load_model_state(trainer.model, ckpt["model"], run_dir / rundir.LAST_PT)
-        trainer.optimizer.load_state_dict(ckpt["optimizer"])
-        trainer.schedule.load_state_dict(ckpt["schedule"])
-        if trainer.average is not None:
-            trainer.average.load_state_dict(ckpt["average"])
-        rng_restore(ckpt["rng"], trainer.generators)
-    except (KeyError, ValueError, RuntimeError, TypeError, IndexError):
-        raise CheckpointError(f"checkpoint {str(run_dir / rundir.LAST_PT)!r} does not match its run's model, optimizer or schedule") from None
-    trainer.schedule.apply(trainer.optimizer)
-    if loop.perm is not None:
-        loop.perm = loop.perm.to(trainer.device)
-        loop.step_loss, loop.step_norm = loop.step_loss.to(trainer.device), loop.step_norm.to(trainer.device)
-    rundir.write_text_atomic(run_dir / rundir.CONFIG, dump_yaml(cfg))
-    emit("start", lines=[f"resuming at epoch {loop.epoch + 1}, step {loop.step}", *lines], max_epochs=cfg.train.max_epochs)
-    return _run(trainer, loop, time.perf_counter())
+    from .loggers import wrap_emit
+
+    return train_runs([cfg], [Path(run_dir)], [wrap_emit(emit, cfg, run_dir)], resume_from=[ckpt], **given)[0]
 
 
-RESUMABLE_FIELDS = ("train.max_epochs", "train.quiet", "train.checkpoint_every_steps")
+def restore(t: Trainer, payloads: list[dict[str, Any]], run_dirs: list[Path]) -> LoopState:
+    """Load every member's state from its run's last.pt; all must stand at the same epoch and step."""
+    loops = {(p["loop"]["epoch"], p["loop"]["step"]) for p in payloads}
+    if len(loops) != 1:
+        raise CheckpointError("runs resumed together must stand at the same epoch and step")
+    (epoch, step), = loops
+    s = LoopState(epoch=epoch, step=step, epoch_seconds=float(payloads[0]["loop"]["epoch_seconds"]))
+    rows = t.rows()
+    mids = []
+    for run, payload, d in zip(t.book.runs, payloads, run_dirs):
+        try:
+            for m, saved in zip(run.members, payload["members"]):
+                load_member(t, m, saved)
+                mids.append(saved)
+        except (KeyError, ValueError, RuntimeError, TypeError, IndexError):
+            raise CheckpointError(f"checkpoint {str(d / rundir.LAST_PT)!r} does not match its run's model, optimizer or schedule") from None
+    rng_restore(payloads[0]["rng"], {})
+    mid = next((saved for saved in mids if saved["perm"] is not None), None)
+    if mid is not None:  # mid-epoch: members that had stopped get placeholders (they do not train)
+        pick = lambda saved, key: saved[key] if saved[key] is not None else torch.zeros_like(mid[key])  # noqa: E731
+        s.perm = torch.stack([pick(saved, "perm") for saved in mids]).to(t.device)
+        s.step_loss = torch.stack([pick(saved, "step_loss") for saved in mids], dim=1).to(t.device)
+        s.step_norm = torch.stack([pick(saved, "step_norm") for saved in mids], dim=1).to(t.device)
+    for m in rows:  # torch's global stream of a lone module-path member is restored last
+        saved = mids[m.row]
+        if saved["torch_rng"] is not None:
+            t.stack.load_rng_state(m.row, saved["torch_rng"])
+    for run in t.book.runs:  # a finished max_epochs may have grown; an interrupted member trains on
+        for m in run.members:
+            if m.stop_reason == MAX_EPOCHS and len(m.history) < m.cfg.train.max_epochs:
+                m.stop_reason = None
+            if m.stop_reason == INTERRUPTED:
+                m.stop_reason = None
+    return s
+
+
+def load_member(t: Trainer, m: Member, saved: dict[str, Any]) -> None:
+    if saved["weights"] is None:  # stopped before the last save: only its history and best weights matter
+        _load_bookkeeping(m, saved)
+        return
+    t.stack.unpack(m.row, saved["weights"], average=False)
+    if saved["average"] is not None and t.stack.has_average:
+        t.stack.unpack(m.row, saved["average"], average=True)
+    t.optimizer.load_rows(m.row, saved["optimizer"])
+    _load_bookkeeping(m, saved)
+
+
+def _load_bookkeeping(m: Member, saved: dict[str, Any]) -> None:
+    m.schedule.load_state_dict(saved["schedule"])
+    m.schedule.apply(m.lr)
+    m.stopper.load_state_dict(saved["early_stopping"])
+    m.history, m.stop_reason, m.stop_detail, m.seconds, m.best = saved["history"], saved["stop_reason"], saved["stop_detail"], float(saved["seconds"]), saved["best"]
+    for k, state in saved["generators"].items():
+        m.generators[k].set_state(state)
+
+
+RESUMABLE_FIELDS = ("train.max_epochs", "train.quiet", "train.checkpoint_every_steps", "train.threads")
 
 
 def _first_difference(a: dict[str, Any], b: dict[str, Any]) -> str:
@@ -278,58 +623,30 @@ def apply_resume_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConf
     return new
 
 
-def _run(t: Trainer, loop: LoopState, started: float) -> RunResult:
-    # seconds spent before this process took over (earlier segments of a resumed run)
-    earlier = sum(r["seconds"] for r in loop.history) + loop.epoch_seconds
-    with stop_on_signals() as stop_requested:
-        t.stop_requested = stop_requested
-        loop = fit(t, loop)
-    return finish(t, loop, earlier + time.perf_counter() - started)
-
-
-def finish(t: Trainer, loop: LoopState, wall_seconds: float) -> RunResult:
-    """Restore the best weights, score the test split and write history, metrics and curves."""
-    run_dir, cfg = t.run_dir, t.cfg
-    rundir.write_history(run_dir, loop.history)
-    if loop.stop_reason == INTERRUPTED:
-        msg = f"stopped at epoch {loop.epoch + 1}, step {loop.step}; continue with: trainwell resume {run_dir}"
-        t.emit("message", text=msg)
-        return RunResult(run_dir, loop.history, {}, INTERRUPTED, msg, cfg)
-    best_path = run_dir / rundir.BEST_PT
-    restored = cfg.train.restore_best and best_path.exists()
-    if restored:
-        load_model_state(t.eval_model, load_checkpoint(best_path, BEST)["model"], best_path)
-    test = score(predict_outputs(t.eval_model, t.data, t.data.x_test, cfg.train.eval_batch_size, t.autocast), t.data.y_test, t.data, t.loss_fn)
-    metrics: dict[str, Any] = {f"test_{k}": v for k, v in test.items() if k != "loss"}
-    metrics.update(
-        test_loss=test["loss"],
-        epochs_run=loop.epoch,
-        best_epoch=loop.best_epoch,
-        best_value=loop.best_value,
-        monitor=cfg.train.monitor,
-        restored_best=restored,
-        stop_reason=loop.stop_reason,
-        wall_seconds=round(wall_seconds, 3),
-    )
-    message = ""
-    if loop.stop_reason == NOT_FINITE:
-        kept = f"best weights (epoch {loop.best_epoch}) kept in {best_path}" if loop.best_epoch else "no best weights were saved"
-        message = f"training stopped: {loop.stop_detail}; {kept}"
-        metrics["error"] = loop.stop_detail
-        t.emit("message", text=message)
-    rundir.write_json(run_dir / rundir.METRICS, metrics)
-    if loop.history:
-        from .plots import plot_curves
-
-        plot_curves(loop.history, run_dir / rundir.CURVES, title=f"{cfg.name} (seed {cfg.train.seed})", best_epoch=loop.best_epoch)
-    return RunResult(run_dir, loop.history, metrics, loop.stop_reason or MAX_EPOCHS, message, cfg)
-
-
 # ---- using a finished run ---------------------------------------------------------------------
 
 
+class Ensemble(nn.Module):
+    """K members predicting together: the mean prediction (regression), or the log of the mean
+    probability (classification; softmax of it gives the mean probability back)."""
+
+    def __init__(self, members: list[nn.Module], task: str) -> None:
+        super().__init__()
+        self.members, self.task = nn.ModuleList(members), task
+
+    def member_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.members])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = self.member_outputs(x)
+        if self.task == "regression":
+            return outs.mean(0)
+        return torch.log(torch.softmax(outs.float(), dim=-1).mean(0).clamp(min=1e-12))
+
+
 def load_run(run_dir: str | Path) -> tuple[RunConfig, nn.Module, dict[str, Any]]:
-    """The run's config, its model with the best weights (eval mode), and the preprocessing spec."""
+    """The run's config, its model with the best weights (eval mode; an Ensemble for members > 1),
+    and the preprocessing spec."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise TrainwellError(f"run directory {str(run_dir)!r} does not exist")
@@ -337,14 +654,19 @@ def load_run(run_dir: str | Path) -> tuple[RunConfig, nn.Module, dict[str, Any]]
     if not cfg_path.exists():
         raise TrainwellError(f"{str(run_dir)!r} is not a run directory: it has no config.yaml")
     cfg = load_config(cfg_path)
-    ckpt = load_checkpoint(run_dir / rundir.BEST_PT, BEST)
+    path = run_dir / rundir.BEST_PT
+    ckpt = load_checkpoint(path, BEST)
     spec = ckpt.get("spec")
     if not isinstance(spec, dict) or not {"input_shape", "n_outputs", "model_kind", "task"} <= set(spec):
-        raise CheckpointError(f"checkpoint {str(run_dir / rundir.BEST_PT)!r} lacks the preprocessing it was trained with")
-    model = build_model(cfg.model, tuple(spec["input_shape"]), spec["n_outputs"], spec["model_kind"])
-    load_model_state(model, ckpt["model"], run_dir / rundir.BEST_PT)
-    model.eval()
+        raise CheckpointError(f"checkpoint {str(path)!r} lacks the preprocessing it was trained with")
+    states = ckpt.get("members") or [ckpt["model"]]
+    models = []
+    for state in states:
+        model = build_model(cfg.model, tuple(spec["input_shape"]), spec["n_outputs"], spec["model_kind"], spec.get("embedded"))
+        load_model_state(model, state, path)
+        models.append(model.eval())
+    model = models[0] if len(models) == 1 else Ensemble(models, spec["task"]).eval()
     return cfg, model, spec
 
 
-__all__ = ["RunResult", "train", "resume", "load_run", "build_trainer", "finish"]
+__all__ = ["RunResult", "train", "train_runs", "resume", "load_run", "build_trainer", "load_resumable", "Ensemble"]

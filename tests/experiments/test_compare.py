@@ -101,3 +101,64 @@ def test_threads_per_worker():
 
     assert threads_per_worker(2, 2) == 1 and threads_per_worker(1, 2) == 2 and threads_per_worker(4, 2) == 1 and threads_per_worker(2, 16) == 8
     assert os.cpu_count()
+
+
+EXECUTION_COLUMNS = ("wall_seconds", "threads", "stacked_with")  # how a run was executed, not what it computed
+
+
+def results_without_execution(path):
+    return [{k: v for k, v in r.items() if k not in EXECUTION_COLUMNS} for r in read_csv(path)]
+
+
+def dropout_stack(tiny):
+    base = {"model.norm": "batch", "model.dropout": 0.3, "train.ema_decay": 0.9}
+    return parse_experiment(tiny(variants={"a": base, "b": {**base, "optim.lr": 0.01}, "c": {**base, "optim.name": "sgd", "optim.lr": 0.02}}, seeds=2))
+
+
+def test_worker_count_does_not_change_results(tmp_path, tiny):
+    """Stacks are cut differently for one and two workers; members own their generators, so
+    results.csv is the same but for how the runs were executed."""
+    compare(dropout_stack(tiny), tmp_path / "one", workers=1, quiet=True, baselines=False)
+    compare(dropout_stack(tiny), tmp_path / "two", workers=2, quiet=True, baselines=False)
+    one, two = read_csv(tmp_path / "one" / "results.csv"), read_csv(tmp_path / "two" / "results.csv")
+    assert {r["stacked_with"] for r in one} != {r["stacked_with"] for r in two} or len(one) == 6
+    assert results_without_execution(tmp_path / "one" / "results.csv") == results_without_execution(tmp_path / "two" / "results.csv")
+
+
+KILLER = """
+import os, signal, sys
+import trainwell.runner as runner
+from trainwell.experiments import compare
+from trainwell.experiments.spec import parse_experiment
+import json
+calls = {"n": 0}
+save = runner.save_last
+def save_then_maybe_die(*a, **k):
+    save(*a, **k)
+    calls["n"] += 1
+    if calls["n"] == int(sys.argv[3]):
+        os.kill(os.getpid(), signal.SIGKILL)
+runner.save_last = save_then_maybe_die
+compare(parse_experiment(json.loads(sys.argv[1])), sys.argv[2], workers=0, quiet=True, baselines=False)
+"""
+
+
+def test_a_stack_killed_mid_compare_resumes_exactly(tmp_path, tiny):
+    """SIGKILL inside a stack (after its 9th last.pt write: mid-epoch 2 of a 3-member stack),
+    then the same compare again: every run ends as in an uninterrupted compare."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    raw = tiny(variants={"a": {"model.dropout": 0.2, "model.norm": "batch"}, "b": {"model.dropout": 0.2, "model.norm": "batch", "optim.lr": 0.01}}, seeds=[0, 1])
+    raw["base"]["train"] = {**raw["base"]["train"], "checkpoint_every_steps": 3, "max_epochs": 4}
+    compare(parse_experiment(raw), tmp_path / "straight", workers=0, quiet=True, baselines=False)
+    proc = subprocess.run([sys.executable, "-c", KILLER, json.dumps(raw), str(tmp_path / "killed"), "9"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert not list((tmp_path / "killed" / "runs").glob("*/*/metrics.json"))  # killed before any run finished
+    compare(parse_experiment(raw), tmp_path / "killed", workers=0, quiet=True, baselines=False)
+    assert results_without_execution(tmp_path / "straight" / "results.csv") == results_without_execution(tmp_path / "killed" / "results.csv")
+    for run in ("a/seed-0", "b/seed-1"):
+        h1, h2 = (json.loads((tmp_path / d / "runs" / run / "history.json").read_text()) for d in ("straight", "killed"))
+        assert [{k: v for k, v in r.items() if k != "seconds"} for r in h1] == [{k: v for k, v in r.items() if k != "seconds"} for r in h2]

@@ -16,6 +16,6 @@ def load_data(cfg: DataConfig) -> DataBundle:
 
 
 # the modules below register their data sets on import
-from . import cifar, delivery, images, tabular  # noqa: E402,F401
+from . import cifar, delivery, folder, images, memory, tabular  # noqa: E402,F401
 
 __all__ = ["DATASETS", "DataBundle", "load_data"]

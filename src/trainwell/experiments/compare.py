@@ -13,9 +13,10 @@ from typing import Any
 from .. import rundir
 from ..errors import ConfigError
 from . import advice as adv
+from .executors import make_executor
 from .headline import brief, suite_headline
 from .report import PLOTS, ExperimentResult, html_page, html_section, markdown, metric_of, summary_rows, write_report
-from .runner import Say, cores, plan_jobs, read_history, run_jobs, stderr_say, threads_per_worker, write_results
+from .runner import Say, cores, plan_jobs, read_history, stderr_say, write_results
 from .spec import Experiment, Run, expand, slug
 from .stats import number
 
@@ -47,8 +48,10 @@ def compare_many(
     say: Say | None = None,
     nested: bool = True,
     baselines: bool = True,
+    cluster: str | None = None,
 ) -> list[ExperimentResult]:
-    """Run every experiment's runs in one pool. With `nested`, experiment i writes to OUT/<name>/."""
+    """Run every experiment's runs in one pool. With `nested`, experiment i writes to OUT/<name>/.
+    `cluster`: a Dask scheduler address or "local" (executors.py); None runs on this machine."""
     say = say or stderr_say(quiet)
     workers = _check_workers(workers)
     out = Path(out)
@@ -60,16 +63,25 @@ def compare_many(
     plans = [expand(e, overrides) for e in experiments]
     check_data([r for p in plans for r in p])
     dirs = [run_dirs(f, p) for f, p in zip(folders, plans)]
-    threads = threads_per_worker(workers)
-    all_runs = [r for p in plans for r in p]
-    all_dirs = [d for ds in dirs for d in ds]
     for f, e in zip(folders, experiments):
         f.mkdir(parents=True, exist_ok=True)
         _write_spec(f, e)
     stack = all(e.stack for e in experiments)
-    jobs, kept = plan_jobs(all_runs, all_dirs, stack, max(1, workers), say)
-    say(f"{len(all_runs)} runs ({len(jobs)} jobs) on {workers or 1} worker{'s' if workers != 1 else ''} × {threads} thread{'s' if threads != 1 else ''}")
+    # before planning, which clears stale run directories: an unreachable cluster changes nothing
+    executor = make_executor(cluster, workers)
+    try:
+        return _run_and_report(executor, experiments, folders, plans, dirs, stack, baselines, say)
+    finally:
+        executor.close()
+
+
+def _run_and_report(executor: Any, experiments: list[Experiment], folders: list[Path], plans: list[list[Run]], dirs: list[list[Path]], stack: bool, baselines: bool, say: Say) -> list[ExperimentResult]:
     import time
+
+    all_runs = [r for p in plans for r in p]
+    all_dirs = [d for ds in dirs for d in ds]
+    jobs, kept = plan_jobs(all_runs, all_dirs, stack, max(1, executor.workers), say)
+    say(f"{len(all_runs)} runs ({len(jobs)} jobs) on {executor.describe()}")
 
     started = time.perf_counter()
     baseline_rows: dict[int, list[dict[str, Any]]] = {}
@@ -82,7 +94,7 @@ def compare_many(
                 if baselines:
                     baseline_rows[i] = _baselines(plan)
 
-    new_rows, complete = run_jobs(jobs, workers, threads, say, meanwhile)
+    new_rows, complete = executor.run(jobs, say, meanwhile)
     seconds = time.perf_counter() - started
     by_dir = {row["run_dir"]: row for row in kept + new_rows}
     results = []
@@ -98,8 +110,8 @@ def compare_many(
     return results
 
 
-def compare(experiment: Experiment, out: str | Path, workers: int | None = None, overrides: dict[str, Any] | None = None, quiet: bool = False, say: Say | None = None, baselines: bool = True) -> ExperimentResult:
-    return compare_many([experiment], out, workers, overrides, quiet, say, nested=False, baselines=baselines)[0]
+def compare(experiment: Experiment, out: str | Path, workers: int | None = None, overrides: dict[str, Any] | None = None, quiet: bool = False, say: Say | None = None, baselines: bool = True, cluster: str | None = None) -> ExperimentResult:
+    return compare_many([experiment], out, workers, overrides, quiet, say, nested=False, baselines=baselines, cluster=cluster)[0]
 
 
 def _missing(run: Run, run_dir: Path) -> dict[str, Any]:
@@ -208,11 +220,11 @@ def interrupted_line(results: list[ExperimentResult], command: str) -> str:
     return f"interrupted: {done} of {total} runs finished; the report covers those{todo}"
 
 
-def demo(out: str | Path, seeds: int = 3, workers: int | None = None, quiet: bool = False, say: Say | None = None) -> tuple[list[ExperimentResult], Path]:
+def demo(out: str | Path, seeds: int = 3, workers: int | None = None, quiet: bool = False, say: Say | None = None, cluster: str | None = None) -> tuple[list[ExperimentResult], Path]:
     """The tabular lesson's comparisons and the ablation on delivery, `seeds` seeds each, in one pool."""
     from .presets import DEMO, preset_experiment
     from .spec import parse_experiment
 
     experiments = [parse_experiment(preset_experiment(name), source=f"preset {name}").with_seeds(seeds) for name in DEMO]
-    results = compare_many(experiments, out, workers, quiet=quiet, say=say)
+    results = compare_many(experiments, out, workers, quiet=quiet, say=say, cluster=cluster)
     return results, suite_report(results, out)

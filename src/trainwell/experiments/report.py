@@ -163,7 +163,7 @@ def missing_note(result: ExperimentResult) -> str:
 
 
 def engine_note(result: ExperimentResult) -> str:
-    stacked = sum(r.get("engine") == "stacked" for r in result.rows)
+    stacked = sum((r.get("stacked_with") or 1) > 1 for r in result.rows)
     if not stacked:
         return ""
     return (

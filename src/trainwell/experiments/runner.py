@@ -7,21 +7,19 @@ matches the plan and holds metrics.json is kept, one with last.pt is resumed, an
 is started afresh. A run that fails (non-finite loss, or an exception) is recorded as failed
 with its error and does not stop the others.
 
-Runs that share a model shape may be trained together as one vectorised model (stacked.py);
-the rest go through trainwell.runner.train one by one.
+Runs that share a stack key (trainwell.planning) are trained together as one stack, whose
+members are independent: a run's numbers do not depend on which runs share its stack. A stack
+writes each run's last.pt at the same points a single run does, so an interrupted compare
+resumes stacks too.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import multiprocessing
 import os
 import shutil
-import signal
 import sys
-import traceback
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -49,14 +47,17 @@ def threads_per_worker(workers: int, n_cores: int | None = None) -> int:
 
 @dataclass
 class Job:
-    """A unit of work for one worker: a single run, or several runs trained as one stacked model."""
+    """A unit of work for one worker: runs trained together in one process (one or several)."""
 
     runs: list[Run]
     dirs: list[Path]
-    resume: bool = False  # single runs only: continue from last.pt
-    stacked: bool = False
+    resume: bool = False  # continue every run from its last.pt
     cost: float = 0.0  # rough seconds, for ordering the queue (longest first)
     records: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def stacked(self) -> bool:
+        return len(self.runs) > 1
 
 
 # ---- what is already on disk ----------------------------------------------------------------
@@ -87,20 +88,21 @@ def disk_state(run: Run, run_dir: Path) -> str:
     return "fresh"
 
 
-def record(run: Run, run_dir: Path, metrics: dict[str, Any] | None, status: str, error: str = "", engine: str = "single") -> dict[str, Any]:
-    """One row of results.csv."""
+def record(run: Run, run_dir: Path, metrics: dict[str, Any] | None, status: str, error: str = "") -> dict[str, Any]:
+    """One row of results.csv: every test metric, how the run ended and how it was trained."""
     m = metrics or {}
     row: dict[str, Any] = {"experiment": run.experiment, "variant": run.variant, "seed": run.seed, "status": status}
-    for key in ("test_mae", "test_accuracy"):
-        if key in m:
-            row[key] = m[key]
+    row.update({k: v for k, v in m.items() if k.startswith("test_") and k != "test_loss"})
     row.update(
         test_loss=m.get("test_loss"),
         epochs=m.get("epochs_run"),
         best_epoch=m.get("best_epoch"),
         stop_reason=m.get("stop_reason"),
         wall_seconds=m.get("wall_seconds"),
-        engine=m.get("engine", engine),
+        engine=m.get("engine"),
+        engine_reason=m.get("engine_reason", ""),
+        stacked_with=m.get("stacked_with"),
+        threads=m.get("threads"),
         error=error or m.get("error", ""),
         run_dir=str(run_dir),
     )
@@ -116,17 +118,6 @@ def record_from_disk(run: Run, run_dir: Path) -> dict[str, Any]:
 # ---- inside a worker -------------------------------------------------------------------------
 
 
-def _init_worker(threads: int) -> None:
-    os.environ["OMP_NUM_THREADS"] = str(threads)  # before torch is imported in this process
-    os.environ["MKL_NUM_THREADS"] = str(threads)
-    # Ctrl-C reaches the whole process group: an idle worker ignores it, while a training run
-    # installs its own handler (stop after this step, write last.pt) for its duration
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import torch
-
-    torch.set_num_threads(threads)
-
-
 def one_line(exc: BaseException) -> str:
     from ..errors import TrainwellError
 
@@ -136,163 +127,70 @@ def one_line(exc: BaseException) -> str:
 
 def execute(job: Job, threads: int) -> list[dict[str, Any]]:
     """Run a job in this process and return its result rows; never raises for a failed run."""
-    if job.stacked:
-        from .stacked import train_stacked
+    from ..runner import load_resumable, train_runs
 
-        return train_stacked(job.runs, job.dirs, threads)
-    (run,), (run_dir,) = job.runs, job.dirs
-    from ..runner import resume, train
-
-    run.config.train.threads = threads
     try:
-        result = resume(run_dir, quiet=True) if job.resume else train(run.config, out=run_dir, quiet=True)
+        cfgs, payloads = [r.config for r in job.runs], None
+        if job.resume:
+            loaded = [load_resumable(d) for d in job.dirs]
+            cfgs, payloads = [c for c, _ in loaded], [p for _, p in loaded]
+        results = train_runs(cfgs, job.dirs, resume_from=payloads, max_threads=threads)
     except Exception as exc:  # a failed run is a result, not the end of the experiment
-        return [record(run, run_dir, None, FAILED, one_line(exc))]
-    if result.stop_reason == "interrupted":
-        return [record(run, run_dir, None, INTERRUPTED, "interrupted; run the same command again to continue")]
-    status = FAILED if result.stop_reason == "not_finite" else OK
-    return [record(run, run_dir, result.metrics, status, result.message if status == FAILED else "")]
-
-
-def _execute_quietly(job: Job, threads: int) -> list[dict[str, Any]]:
-    try:
-        return execute(job, threads)
-    except Exception as exc:  # pragma: no cover - execute catches run failures itself
-        detail = one_line(exc) + " | " + traceback.format_exc(limit=2).replace("\n", " ")[-300:]
-        return [record(r, d, None, FAILED, detail) for r, d in zip(job.runs, job.dirs)]
+        return [record(r, d, None, FAILED, one_line(exc)) for r, d in zip(job.runs, job.dirs)]
+    rows = []
+    for run, d, result in zip(job.runs, job.dirs, results):
+        if result.stop_reason == "interrupted":
+            rows.append(record(run, d, None, INTERRUPTED, "interrupted"))
+            continue
+        status = FAILED if result.stop_reason == "not_finite" else OK
+        rows.append(record(run, d, result.metrics, status, result.message if status == FAILED else ""))
+    return rows
 
 
 # ---- planning and the pool ---------------------------------------------------------------------
 
 
-def estimate_cost(cfg: Any) -> float:
-    """Rough seconds of a run on one thread: epochs × steps × (dispatch + arithmetic)."""
-    rows = cfg.data.n * (1 - cfg.data.test_fraction) * (1 - cfg.data.val_fraction) if cfg.data.name == "delivery" else 50_000
-    steps = math.ceil(rows / cfg.train.batch_size)
-    dims = [4, *cfg.model.hidden, 1]
-    params = sum(a * b for a, b in zip(dims, dims[1:]))
-    step_seconds = 5e-4 + 6 * cfg.train.batch_size * params / 2e10  # ~0.5 ms of dispatch, ~20 GFLOP/s
-    from .stacked import expected_epochs
-
-    return expected_epochs(cfg) * steps * step_seconds
-
-
 def plan_jobs(runs: list[Run], dirs: list[Path], stack: bool, workers: int, say: Say) -> tuple[list[Job], list[dict[str, Any]]]:
-    """Jobs for the runs still to do, and the rows of runs already finished on disk."""
+    """Jobs for the runs still to do, and the rows of runs already finished on disk.
+
+    Runs with a last.pt resume, stacked with the others that stand at the same epoch and step;
+    fresh runs that the fast path can train are stacked by stack key; the rest run alone."""
+    from ..planning import estimate_cost, fast_path_reason, group_key, split_stacks
+
     done: list[dict[str, Any]] = []
+    groups: dict[tuple, list[tuple[Run, Path]]] = {}
     singles: list[Job] = []
-    to_stack: list[tuple[Run, Path]] = []
     for run, run_dir in zip(runs, dirs):
         state = disk_state(run, run_dir)
         if state == "done":
             done.append(record_from_disk(run, run_dir))
             continue
-        if state == "resume":
-            singles.append(Job([run], [run_dir], resume=True, cost=estimate_cost(run.config)))
-            continue
-        if run_dir.exists():
+        if state == "fresh" and run_dir.exists():
             shutil.rmtree(run_dir)
-        if stack:
-            from .stacked import eligible
-
-            if eligible(run.config):
-                to_stack.append((run, run_dir))
-                continue
-        singles.append(Job([run], [run_dir], cost=estimate_cost(run.config)))
-    jobs = singles
-    if to_stack:
-        from .stacked import group_jobs
-
-        jobs = jobs + group_jobs(to_stack, workers)
+        position = _position(run_dir) if state == "resume" else None
+        if stack and fast_path_reason(run.config) is None:
+            groups.setdefault((state, position, group_key(run.config)), []).append((run, run_dir))
+        else:
+            singles.append(Job([run], [run_dir], resume=state == "resume", cost=estimate_cost([run.config])))
+    stacked = []
+    for (state, _, _), members in groups.items():
+        chunks = split_stacks([members], lambda c: estimate_cost([r.config for r, _ in c]), workers)
+        stacked += [Job([r for r, _ in c], [d for _, d in c], resume=state == "resume", cost=estimate_cost([r.config for r, _ in c])) for c in chunks]
+    jobs = singles + stacked
     if done:
         say(f"{len(done)} finished runs kept from an earlier compare; {sum(len(j.runs) for j in jobs)} to run")
     return sorted(jobs, key=lambda j: -j.cost), done
 
 
-def run_jobs(jobs: list[Job], workers: int, threads: int, say: Say, meanwhile: Callable[[], None] | None = None) -> tuple[list[dict[str, Any]], bool]:
-    """Execute jobs (workers 0: in this process) and return their rows and whether all ran.
-    `meanwhile` runs in this process while the workers train (baselines, imports for the report)."""
-    rows: list[dict[str, Any]] = []
-    total = sum(len(j.runs) for j in jobs)
-
-    def finished(job_rows: list[dict[str, Any]]) -> None:
-        for r in job_rows:
-            rows.append(r)
-            say(_progress_line(len(rows), total, r))
-
-    if not jobs or workers == 0:
-        if meanwhile is not None:
-            meanwhile()
-    if not jobs:
-        return rows, True
-    if workers == 0:
-        try:
-            for job in jobs:
-                finished(_execute_quietly(job, threads))
-        except KeyboardInterrupt:
-            return rows, False
-        return rows, True
-    ctx = multiprocessing.get_context("spawn")
-    # workers are born ignoring Ctrl-C (an ignored signal stays ignored across exec, and Python
-    # then installs no KeyboardInterrupt handler), so one that is still importing when Ctrl-C
-    # comes does not die with a traceback; a running run installs its own handler
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
-    try:
-        pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker, initargs=(threads,))
-        pending: dict[Future, Job] = {pool.submit(_execute_quietly, job, threads): job for job in jobs}
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-    complete = True
-
-    def collect() -> None:
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                job = pending[fut]
-                if fut.cancelled():
-                    job_rows = []
-                else:
-                    try:
-                        job_rows = fut.result()
-                    except Exception as exc:  # the worker process itself died
-                        job_rows = [record(r, d, None, FAILED, f"worker process failed: {one_line(exc)}") for r, d in zip(job.runs, job.dirs)]
-                del pending[fut]
-                finished(job_rows)
+def _position(run_dir: Path) -> tuple[int, int] | None:
+    """(epoch, step) a resumable run stands at: runs resumed together must agree."""
+    from ..checkpoint import LAST, load_checkpoint
 
     try:
-        try:
-            if meanwhile is not None:
-                meanwhile()
-            collect()
-        except KeyboardInterrupt:
-            complete = False
-            if _main_thread():  # a second Ctrl-C must not cut the collection short
-                signal.signal(signal.SIGINT, signal.SIG_IGN)
-            say("interrupted: running runs stop after their current step and keep what they finished ...")
-            for fut in list(pending):
-                fut.cancel()  # jobs not yet started: they run next time
-            collect()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        if not complete and _main_thread():
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-    return rows, complete and all(r["status"] != INTERRUPTED for r in rows)
-
-
-def _main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
-def _progress_line(i: int, total: int, r: dict[str, Any]) -> str:
-    metric = next((f"{k} {r[k]:.4g}" for k in ("test_mae", "test_accuracy") if r.get(k) is not None), "")
-    what = f"{r['experiment']} / {r['variant']} / seed {r['seed']}"
-    if r["status"] != OK:
-        return f"[{i}/{total}] {what}: {r['status']}: {r['error']}"
-    secs = f", {r['wall_seconds']:.1f} s" if r.get("wall_seconds") is not None else ""
-    return f"[{i}/{total}] {what}: {metric} ({r['epochs']} epochs{secs})"
+        loop = load_checkpoint(run_dir / rundir.LAST_PT, LAST)["loop"]
+        return int(loop["epoch"]), int(loop["step"])
+    except Exception:  # an unreadable last.pt resumes alone and reports its own error
+        return None
 
 
 def stderr_say(quiet: bool) -> Say:
@@ -302,8 +200,9 @@ def stderr_say(quiet: bool) -> Say:
 def write_results(path: Path, rows: list[dict[str, Any]]) -> None:
     import pandas as pd
 
-    order = ["variant", "seed", "status", "test_mae", "test_accuracy", "test_loss", "epochs", "best_epoch", "stop_reason", "wall_seconds", "engine", "error", "run_dir"]
     df = pd.DataFrame(rows)
+    metrics = [c for c in df.columns if c.startswith("test_") and c != "test_loss"]
+    order = ["variant", "seed", "status", *metrics, "test_loss", "epochs", "best_epoch", "stop_reason", "wall_seconds", "engine", "engine_reason", "stacked_with", "threads", "error", "run_dir"]
     cols = [c for c in order if c in df.columns]
     rundir.write_text_atomic(path, df[cols].to_csv(index=False) if len(df) else ",".join(order[:3]) + "\n")
 

@@ -44,7 +44,7 @@ class Experiment:
     seeds: list[int]
     reference: str
     description: str = ""
-    stack: bool = True  # allow training same-shape runs together as one vectorised model (see stacked.py)
+    stack: bool = True  # allow training same-shape runs together as one vectorised model (see trainwell.planning)
     source: str = ""  # file or preset it came from, for reports
 
     def with_seeds(self, n: int) -> "Experiment":

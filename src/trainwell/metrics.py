@@ -1,0 +1,94 @@
+"""Evaluation metrics, computed for K members at once from their outputs.
+
+Every metric of a run is computed here and nowhere else: per-epoch validation rows, test
+metrics, ensembles, evaluate and compare all call `compute`. Outputs carry a leading member
+axis (K, N, O): regression outputs are standardised predictions (× target_std gives the
+target's units), classification outputs are log-probabilities (log_softmax of a member's
+logits, or the log of an ensemble's mean probability).
+
+    regression:     mae, rmse (target units), r2
+    classification: accuracy, balanced_accuracy, macro_f1, log_loss, roc_auc
+                    (binary AUC; one-vs-rest macro average for more classes)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .metric_names import CLASSIFICATION, HIGHER_IS_BETTER, MAIN, REGRESSION, mode_of, names  # noqa: F401  (re-exported)
+
+
+@torch.no_grad()
+def compute(task: str, out: torch.Tensor, y: torch.Tensor, target_std: float = 1.0) -> dict[str, list[float]]:
+    """Per-member metrics: {name: [value of member 0, member 1, ...]}.
+
+    out: (K, N, O) as described above; y: (N, 1) standardised targets or (N,) class indices."""
+    # float64 sums: a float32 reduction's last bits depend on how many threads split it
+    out = out.double()
+    if task == "regression":
+        return _regression(out, y.double().reshape(1, -1, 1), target_std)
+    return _classification(out, y.long())
+
+
+def _regression(out: torch.Tensor, y: torch.Tensor, target_std: float) -> dict[str, list[float]]:
+    err = out - y
+    mae = err.abs().mean(dim=(1, 2)) * target_std
+    mse = err.pow(2).mean(dim=(1, 2))
+    var = (y - y.mean()).pow(2).mean()
+    r2 = 1 - mse / var if var > 0 else torch.full_like(mse, float("nan"))
+    return {"mae": mae.tolist(), "rmse": (mse.sqrt() * target_std).tolist(), "r2": r2.tolist()}
+
+
+def _classification(logp: torch.Tensor, y: torch.Tensor) -> dict[str, list[float]]:
+    K, N, C = logp.shape
+    pred = logp.argmax(-1)  # (K, N)
+    correct = (pred == y).double()
+    # confusion counts per member: true positives, predicted and actual counts per class
+    onehot_y = torch.nn.functional.one_hot(y, C).double()  # (N, C)
+    onehot_p = torch.nn.functional.one_hot(pred, C).double()  # (K, N, C)
+    tp = (onehot_p * onehot_y).sum(1)  # (K, C)
+    predicted, actual = onehot_p.sum(1), onehot_y.sum(0).expand(K, C)
+    present = actual > 0
+    recall = torch.where(present, tp / actual.clamp(min=1), torch.zeros_like(tp))
+    balanced = recall.sum(1) / present.sum(1).clamp(min=1)
+    precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), torch.zeros_like(tp))
+    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall).clamp(min=1e-12), torch.zeros_like(tp))
+    macro_f1 = (f1 * present).sum(1) / present.sum(1).clamp(min=1)
+    log_loss = -logp.gather(-1, y.view(1, N, 1).expand(K, N, 1)).squeeze(-1).mean(1)
+    return {
+        "accuracy": correct.mean(1).tolist(),
+        "balanced_accuracy": balanced.tolist(),
+        "macro_f1": macro_f1.tolist(),
+        "log_loss": log_loss.tolist(),
+        "roc_auc": [roc_auc(logp[k].exp(), y) for k in range(K)],
+    }
+
+
+def roc_auc(prob: torch.Tensor, y: torch.Tensor) -> float:
+    """Binary AUC from the positive class's probability; one-vs-rest macro average otherwise.
+    Classes absent from y (or present in every row) are skipped; nan when none is scorable."""
+    C = prob.shape[1]
+    classes = [1] if C == 2 else range(C)
+    aucs = [a for c in classes if not math.isnan(a := _binary_auc(prob[:, c], y == c))]
+    return sum(aucs) / len(aucs) if aucs else float("nan")
+
+
+def _binary_auc(score: torch.Tensor, positive: torch.Tensor) -> float:
+    """Mann-Whitney U statistic with average ranks for ties, divided by n_pos·n_neg."""
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    s = score.double()
+    order = torch.argsort(s)
+    ranks = torch.empty_like(s)
+    ranks[order] = torch.arange(1, len(s) + 1, dtype=s.dtype)
+    # average the ranks of tied scores
+    uniq, inverse, counts = torch.unique(s, return_inverse=True, return_counts=True)
+    if len(uniq) < len(s):
+        sums = torch.zeros(len(uniq), dtype=s.dtype).index_add_(0, inverse, ranks)
+        ranks = (sums / counts)[inverse]
+    u = ranks[positive].sum().item() - n_pos * (n_pos + 1) / 2
+    return u / (n_pos * n_neg)
