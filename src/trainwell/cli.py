@@ -153,19 +153,32 @@ def cmd_compare(args: argparse.Namespace) -> int:
     exp = ex.resolve(args.experiment, args.preset, overrides, args.seeds)
     out = args.out or f"{ex.DEFAULT_ROOT}/{ex.spec.slug(exp.name)}"
     result = ex.compare(exp, out, workers=args.workers, overrides=overrides, quiet=args.quiet, cluster=args.cluster)
+    if result.missing:  # interrupted before every run finished
+        return _interrupted([result], args)
     print(ex.console_summary(result))
     print(f"report: {result.out / 'report.html'}  (results.csv, summary.csv, report.md)")
-    return 0 if result.complete else EXIT_INTERRUPTED
+    return 0
+
+
+def _interrupted(results: list[Any], args: argparse.Namespace) -> int:
+    """One line: how many runs finished and the command that continues (the report covers the finished ones)."""
+    import shlex
+
+    from . import experiments as ex
+
+    print(ex.interrupted_line(results, shlex.join(["trainwell", *getattr(args, "argv", [])])), file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from . import experiments as ex
 
     results, report = ex.demo(args.out or f"{ex.DEFAULT_ROOT}/demo", seeds=args.seeds, workers=args.workers, quiet=args.quiet)
-    for result in results:
-        print(ex.console_summary(result))
+    if any(r.missing for r in results):
+        return _interrupted(results, args)
+    print(ex.suite_summary(results))
     print(f"report: {report}")
-    return 0 if all(r.complete for r in results) else EXIT_INTERRUPTED
+    return 0
 
 
 def _run_arguments(p: argparse.ArgumentParser) -> None:
@@ -289,12 +302,14 @@ def _say(text: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as stop:  # argparse has printed its one line (or --help)
         return int(stop.code or 0)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    args.argv = argv  # an interrupted compare prints the command that continues it
     with interrupts_noticed() as noticed:
         try:
             status = args.func(args)

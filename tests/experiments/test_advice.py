@@ -59,7 +59,7 @@ def test_early_stopping_saved_epochs():
     val = [1.0, 0.5, 0.4] + [0.45] * 20
     h = rows([1.0] * 23, val)
     stopped = adv.early_stopping_value(h, Context(max_epochs=100, early_stopping=True, patience=20, stop_reason="early_stop"))
-    assert stopped is not None and stopped.numbers == {"best_epoch": 3, "epochs_run": 23, "epochs_saved": 77}
+    assert stopped is not None and stopped.numbers == {"best_epoch": 3, "epochs_run": 23, "epochs_saved": 77, "stopped": 1.0}
     ran_out = adv.early_stopping_value(h, Context(max_epochs=23, patience=5, stop_reason="max_epochs"))
     assert ran_out is not None and ran_out.numbers["epochs_saved"] == 15 and "would have saved 15" in ran_out.message
 
@@ -83,3 +83,97 @@ def test_context_from_config():
     cfg = load_config(preset="delivery-production", overrides={"train.clip_norm": 1.0})
     ctx = adv.context_from_config(cfg, "early_stop")
     assert ctx == Context(clip_norm=1.0, max_epochs=200, early_stopping=True, patience=20, stop_reason="early_stop")
+
+
+# ---- consistency: the rules read together ------------------------------------------------------
+
+
+def test_one_run_never_gets_opposite_advice():
+    # training loss 4.2× validation loss while validation rose from its best: regularisation holds training back
+    h = rows([10, 8, 6, 5, 4.5, 4.2], [0.9, 0.8, 0.7, 0.9, 1.0, 1.0])
+    assert [a.kind for a in advise(h)] == [adv.REGULARISE_LESS]
+    assert "4.2× the validation loss" in advise(h)[0].message and "rule: over 2×" in advise(h)[0].message
+    more = adv.Advice(adv.REGULARISE_MORE, "more")
+    less = adv.Advice(adv.REGULARISE_LESS, "less")
+    assert adv.reconcile([more, less]) == [less]
+
+
+def test_a_learning_rate_too_high_is_not_told_to_rise():
+    h = rows([1.0, 0.98, 0.97, 0.97, 0.96, 0.96], [0.99, 0.98, 0.97, 0.97, 0.97, 0.96], grad=[30] * 6, clipped=[1.0] * 6)
+    out = {a.kind: a.message for a in advise(h, Context(clip_norm=1.0))}
+    assert set(out) == {adv.REGULARISE_LESS, adv.LR_TOO_HIGH}
+    assert "raise the learning rate" not in out[adv.REGULARISE_LESS] and "regularise less (rule: training loss fell by less than 10%)" in out[adv.REGULARISE_LESS]
+
+
+def test_each_message_states_its_rule():
+    overfit = rows([1.0, 0.5, 0.3, 0.2, 0.1, 0.05, 0.03], [0.9, 0.5, 0.35, 0.3, 0.36, 0.45, 0.5])
+    assert "(rule: the gap grew by over 10% of the best validation loss and validation loss ended over 5% above its best)" in adv.growing_gap(overfit).message
+    h = rows([1.0] * 6, [1.0] * 6, grad=[30] * 6)
+    assert "(rule: median over 10× the threshold)" in adv.clipping_too_often(h, Context(clip_norm=1.0)).message
+
+
+def test_plurals():
+    h = rows([1.0] * 23, [1.0, 0.5, 0.4] + [0.45] * 20)
+    one = adv.early_stopping_value(h, Context(max_epochs=24, early_stopping=True, patience=20, stop_reason="early_stop"))
+    assert one.message.endswith("saved 1 epoch") and "1 epochs" not in one.message
+    lines = adv.summarise([[adv.Advice(adv.EARLY_STOPPING, "m", {"epochs_saved": 1})]])
+    assert lines == ["early stopping: 1 of 1 run (median 1 epoch saved); e.g. m"]
+    assert adv.plural(0, "epoch") == "0 epochs" and adv.plural(1.5, "epoch") == "1.5 epochs"
+
+
+def _sweep(dropouts, extra=None):
+    configs = {f"d{d}": {"model.dropout": repr(d), "optim.lr": "0.001"} for d in dropouts}
+    configs.update(extra or {})
+    return configs
+
+
+MORE = adv.Advice(adv.REGULARISE_MORE, "validation loss rose: regularise more", {})
+LESS = adv.Advice(adv.REGULARISE_LESS, "regularise less", {})
+
+
+def test_the_most_regularised_variant_is_not_told_to_regularise_more_when_less_did_better():
+    configs = _sweep([0.0, 0.1, 0.3, 0.7])
+    means = {"d0.0": 3.6, "d0.1": 3.4, "d0.3": 3.5, "d0.7": 3.9}
+    per_variant = {"d0.0": [[]], "d0.1": [[]], "d0.3": [[MORE]], "d0.7": [[MORE], [MORE]]}
+    out = adv.check_sweep(per_variant, configs, means, lower_better=True)
+    assert out["d0.3"][0][0].kind == adv.KEEP  # 0.7, further that way, did worse
+    (verdict,), _ = out["d0.7"]
+    assert verdict.kind == adv.REGULARISE_LESS
+    assert "dropout 0.7 is already the strongest here and d0.1 (dropout 0.1) scored better (3.4 against 3.9): regularise less, not more" in verdict.message
+    assert per_variant["d0.7"] == [[MORE], [MORE]]  # the input is not changed
+
+
+def test_a_variant_whose_stronger_neighbours_all_did_worse_is_told_to_keep_its_setting():
+    configs = _sweep([0.0, 0.3, 0.5, 0.7])
+    means = {"d0.0": 4.2, "d0.3": 3.8, "d0.5": 3.85, "d0.7": 4.9}
+    out = adv.check_sweep({"d0.0": [[MORE]], "d0.3": [[MORE]], "d0.5": [[]], "d0.7": [[]]}, configs, means, lower_better=True)
+    assert out["d0.0"] == [[MORE]]  # 0.3 did better: the sweep agrees
+    (keep,), = out["d0.3"]
+    assert keep.kind == adv.KEEP and "every variant with more dropout scored worse (dropout 0.5 (3.85), 0.7 (4.9) against 3.8 here): keep dropout 0.3" in keep.message
+
+
+def test_the_least_regularised_variant_is_not_told_to_regularise_less_when_more_did_better():
+    configs = _sweep([0.0, 0.3])
+    out = adv.check_sweep({"d0.0": [[LESS]], "d0.3": [[]]}, configs, {"d0.0": 0.8, "d0.3": 0.9}, lower_better=False)
+    assert out["d0.0"][0][0].kind == adv.REGULARISE_MORE and "regularise more, not less" in out["d0.0"][0][0].message
+
+
+def test_variants_that_differ_in_more_than_regularisation_are_no_sweep():
+    configs = {"a": {"model.dropout": "0.7", "optim.lr": "0.001"}, "b": {"model.dropout": "0.1", "optim.lr": "0.01"}}
+    per_variant = {"a": [[MORE]], "b": [[]]}
+    assert adv.check_sweep(per_variant, configs, {"a": 3.9, "b": 3.4}, lower_better=True) == per_variant
+
+
+def test_a_variant_gets_at_most_one_terminal_line():
+    stop = adv.Advice(adv.EARLY_STOPPING, "m", {"epochs_saved": 3})
+    assert adv.brief([[stop], [stop, LESS], []]) == "early stopping would save 3 epochs (2 of 3), regularise less (1 of 3)"
+    assert adv.brief([[MORE], [LESS]]) == "regularisation unclear (more in 1 of 2, less in 1 of 2)"
+    assert adv.brief([[], []]) == ""
+    lines = adv.summarise([[MORE], [LESS], [LESS]])
+    assert lines[0].startswith("regularisation: the runs disagree (more in 1, less in 2 of 3 runs)")
+
+
+def test_flat_config_leaves_out_what_runs_of_a_variant_differ_in():
+    cfg = load_config(preset="delivery-production")
+    flat = adv.flat_config(cfg)
+    assert flat["model.dropout"] == "0.2" and "train.seed" not in flat and "optim.lr" in flat

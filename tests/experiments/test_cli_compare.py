@@ -77,3 +77,33 @@ def test_missing_data_folder_exits_2_before_any_run(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "variant 'plain'" in err and err.count("\n") == 1
     assert not (out / "runs").exists()
+
+
+def test_interrupted_compare_prints_one_line_with_the_command_to_continue(tmp_path, capsys, monkeypatch):
+    import trainwell.experiments as ex
+
+    from .synthetic import result_from
+
+    unfinished = result_from(tmp_path, {"a": [3.0, 3.1], "b": [3.2, None]})
+    monkeypatch.setattr(ex, "compare", lambda *a, **k: unfinished)
+    monkeypatch.chdir(tmp_path)
+    argv = ["compare", "--preset", "optimizers", "--seeds", "2", "--out", "my out"]
+    assert main(argv) == 130
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == "interrupted: 3 of 4 runs finished; the report covers those; to continue, run: trainwell compare --preset optimizers --seeds 2 --out 'my out'\n"
+    # a command too long for one short line: the line says to run it again instead
+    assert main([*argv[:-1], "x" * 150]) == 130
+    assert capsys.readouterr().err.endswith("the report covers those; run the same command again to continue\n")
+
+
+def test_an_interrupt_after_every_run_finished_prints_the_summary(tmp_path, capsys, monkeypatch):
+    import trainwell.experiments as ex
+
+    from .synthetic import result_from
+
+    done = result_from(tmp_path, {"a": [3.0, 3.1], "b": [3.2, 3.3]})
+    done.complete = False  # Ctrl-C came while the last runs were finishing
+    monkeypatch.setattr(ex, "compare", lambda *a, **k: done)
+    assert main(["compare", "--preset", "optimizers", "--out", str(tmp_path)]) == 0
+    assert "In short:" in capsys.readouterr().out

@@ -39,7 +39,9 @@ def test_two_variants_two_seeds_in_worker_processes(tmp_path, tiny):
     assert float(sgd["diff_vs_reference"]) == pytest.approx(diff, rel=1e-4) and sgd["paired_seeds"] == "2"
     assert adam["diff_vs_reference"] == ""  # the reference itself
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 3 and "linear regression" in html and "Advice" in html
+    # the difference plot and the curves; no learning-rate plot, since every run keeps a constant rate
+    assert html.count("data:image/png;base64,") == 2 and "linear regression" in html and "Advice" in html and "In short:" in html
+    assert (out / "plots" / "differences.png").exists() and not (out / "plots" / "lr.png").exists()
     assert "| adam | 2/2 |" in (out / "report.md").read_text()
     assert result.complete and result.failed == 0 and any("workers" in line for line in lines)
 

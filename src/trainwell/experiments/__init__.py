@@ -7,10 +7,12 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 from ..errors import TrainwellError
-from .compare import compare, compare_many, demo, suite_report
+from .compare import compare, compare_many, demo, interrupted_line, suite_report
+from .headline import brief, headline, suite_headline, wrapped
 from .presets import DEMO, EXPERIMENTS, preset_experiment
 from .report import ExperimentResult, table_lines, text_table
 from .spec import Experiment, expand, load_experiment, parse_experiment
@@ -32,17 +34,28 @@ def resolve(path: str | None, preset_name: str | None, overrides: dict[str, Any]
 
 
 def console_summary(result: ExperimentResult) -> str:
-    """The summary table and each variant's advice, as printed by `trainwell compare`."""
+    """What `trainwell compare` prints: the table, the baselines, at most one advice line per
+    variant (the details are in the report) and, last, the headline."""
     lines = [f"{result.experiment.name}:", text_table(table_lines(result))]
     if result.baselines:
         lines.append("baselines: " + ", ".join(f"{b['model']} {b[result.metric]:.4g}" for b in result.baselines if b.get(result.metric) is not None))
-    for variant, items in result.advice.items():
-        for item in items:
-            lines.append(f"  advice [{variant}] {item}")
+    lines += [f"  advice [{variant}] {line}" for variant, line in result.advice_brief.items()]
+    lines += ["In short:", wrapped(headline(result))]
+    return "\n".join(lines)
+
+
+def suite_summary(results: list[ExperimentResult]) -> str:
+    """What `trainwell demo` prints: one short paragraph per experiment, so it fits one screen."""
+    lines = [textwrap.fill(overall, width=100)] if (overall := suite_headline(results)) else []
+    for r in results:
+        lines.append(textwrap.fill(f"{r.experiment.name}: {brief(r)}", width=100, subsequent_indent="  "))
+    flagged = sum(len(r.advice_brief) for r in results)
+    if flagged:
+        lines.append(f"advice for {flagged} variant{'s' if flagged != 1 else ''}: see the report")
     return "\n".join(lines)
 
 
 __all__ = [
     "Experiment", "ExperimentResult", "compare", "compare_many", "suite_report", "load_experiment", "parse_experiment",
-    "expand", "preset", "resolve", "demo", "console_summary", "DEMO", "EXPERIMENTS", "DEFAULT_ROOT",
+    "expand", "preset", "resolve", "demo", "console_summary", "suite_summary", "interrupted_line", "headline", "DEMO", "EXPERIMENTS", "DEFAULT_ROOT",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 Row = dict[str, Any]
@@ -27,6 +27,12 @@ LATE_BEST = 0.2  # best epoch earlier than the last by this share of the epochs 
 REGULARISE_MORE, REGULARISE_LESS, LR_TOO_HIGH, EARLY_STOPPING, NOT_FINITE = (
     "regularise more", "regularise less", "learning rate too high", "early stopping", "non-finite loss",
 )
+KEEP = "keep the regularisation"  # a sweep showed both directions scoring worse
+
+
+def plural(n: float, word: str) -> str:
+    """'1 epoch', '3 epochs', '1.5 epochs'."""
+    return f"{n:g} {word}{'' if n == 1 else 's'}"
 
 
 @dataclass(frozen=True)
@@ -59,13 +65,15 @@ def growing_gap(history: Sequence[Row], ctx: Context = Context()) -> Advice | No
     gap_best, gap_last = best["val_loss"] - best["train_loss"], last["val_loss"] - last["train_loss"]
     grew = gap_last - gap_best > GAP_GROWTH * best["val_loss"]
     rose = last["val_loss"] > best["val_loss"] * (1 + VAL_RISE)
-    if not (grew and rose and last["train_loss"] < best["train_loss"]):
+    # training loss above validation loss is regularisation at work, not overfitting: the other rule speaks then
+    if not (grew and rose and last["train_loss"] < best["train_loss"] and last["train_loss"] < last["val_loss"]):
         return None
     return Advice(
         REGULARISE_MORE,
         f"validation loss rose from {best['val_loss']:.4g} (epoch {best['epoch']}) to {last['val_loss']:.4g} (epoch {last['epoch']}) "
         f"while training loss fell from {best['train_loss']:.4g} to {last['train_loss']:.4g}; the gap grew from {gap_best:.3g} to {gap_last:.3g}: "
-        "regularise more (dropout, weight decay) or stop earlier",
+        "regularise more (dropout, weight decay) or stop earlier "
+        f"(rule: the gap grew by over {GAP_GROWTH:.0%} of the best validation loss and validation loss ended over {VAL_RISE:.0%} above its best)",
         {"best_epoch": best["epoch"], "gap_at_best": gap_best, "gap_at_end": gap_last},
     )
 
@@ -80,19 +88,26 @@ def stalled_training(history: Sequence[Row], ctx: Context = Context()) -> Advice
     if first > 0 and (first - lowest) / first < STALL_DROP:
         return Advice(
             REGULARISE_LESS,
-            f"training loss fell only {100 * (first - lowest) / first:.1f}% over {len(history)} epochs ({first:.4g} → {lowest:.4g}): "
-            "regularise less or raise the learning rate",
-            {"first_train_loss": first, "lowest_train_loss": lowest},
+            _stall_message(first, lowest, len(history), raise_lr=True),
+            {"first_train_loss": first, "lowest_train_loss": lowest, "epochs": len(history)},
         )
     if last["val_loss"] > 0 and last["train_loss"] > HELD_BACK * last["val_loss"]:
         ratio = last["train_loss"] / last["val_loss"]
         return Advice(
             REGULARISE_LESS,
             f"at the last epoch the training loss ({last['train_loss']:.4g}, regularisation on) is {ratio:.1f}× the validation loss "
-            f"({last['val_loss']:.4g}, regularisation off): regularisation holds training back; regularise less",
+            f"({last['val_loss']:.4g}, regularisation off): regularisation holds training back; regularise less "
+            f"(rule: over {HELD_BACK:g}×; Dropout 0.2 with BatchNorm alone gives about 1.6×)",
             {"train_loss": last["train_loss"], "val_loss": last["val_loss"], "ratio": ratio},
         )
     return None
+
+
+def _stall_message(first: float, lowest: float, epochs: int, raise_lr: bool) -> str:
+    return (
+        f"training loss fell only {100 * (first - lowest) / first:.1f}% over {plural(epochs, 'epoch')} ({first:.4g} → {lowest:.4g}): "
+        f"regularise less{' or raise the learning rate' if raise_lr else ''} (rule: training loss fell by less than {STALL_DROP:.0%})"
+    )
 
 
 def clipping_too_often(history: Sequence[Row], ctx: Context = Context()) -> Advice | None:
@@ -106,7 +121,8 @@ def clipping_too_often(history: Sequence[Row], ctx: Context = Context()) -> Advi
     return Advice(
         LR_TOO_HIGH,
         f"the median pre-clip gradient norm is {median:.3g}, {median / ctx.clip_norm:.0f}× the clip threshold {ctx.clip_norm:g} "
-        f"({100 * clipped:.0f}% of steps clipped): the learning rate is too high, or something upstream is unstable",
+        f"({100 * clipped:.0f}% of steps clipped): the learning rate is too high, or something upstream is unstable "
+        f"(rule: median over {CLIP_FACTOR:g}× the threshold)",
         {"median_grad_norm": median, "clip_norm": ctx.clip_norm, "clipped_fraction": clipped},
     )
 
@@ -123,16 +139,17 @@ def early_stopping_value(history: Sequence[Row], ctx: Context = Context()) -> Ad
         saved = ctx.max_epochs - last
         return Advice(
             EARLY_STOPPING,
-            f"best epoch {best}; early stopping ended the run at epoch {last} of {ctx.max_epochs} and saved {saved} epochs",
-            {"best_epoch": best, "epochs_run": last, "epochs_saved": saved},
+            f"best epoch {best}; early stopping ended the run at epoch {last} of {ctx.max_epochs} and saved {plural(saved, 'epoch')}",
+            {"best_epoch": best, "epochs_run": last, "epochs_saved": saved, "stopped": 1.0},
         )
     would = max(0, late - (ctx.patience or 0))
     if would == 0:
         return None
     return Advice(
         EARLY_STOPPING,
-        f"best epoch {best} of {last}: the last {late} epochs did not improve validation loss; "
-        f"early stopping (patience {ctx.patience}) would have saved {would} epochs",
+        f"best epoch {best} of {last}: the last {plural(late, 'epoch')} did not improve validation loss; "
+        f"early stopping (patience {ctx.patience}) would have saved {plural(would, 'epoch')} "
+        f"(rule: best epoch at least {MIN_EPOCHS} and {LATE_BEST:.0%} of the epochs before the last)",
         {"best_epoch": best, "epochs_run": last, "epochs_saved": would},
     )
 
@@ -147,6 +164,22 @@ def advise(history: Sequence[Row], ctx: Context = Context(), error: str | None =
         out.append(Advice(NOT_FINITE, f"{error or 'the loss became non-finite'}: lower the learning rate or clip gradients"))
     rows = [r for r in history if _finite_row(r)]
     out += [a for rule in RULES if (a := rule(rows, ctx)) is not None]
+    return reconcile(out)
+
+
+def reconcile(advices: list[Advice]) -> list[Advice]:
+    """The rules read together, so one run never gets opposite advice:
+    - "regularise less" beats "regularise more": training loss that stays above validation loss, or
+      will not fall, is regularisation holding training back, whatever validation loss did;
+    - with the learning rate too high, "regularise less" no longer suggests raising it."""
+    kinds = {a.kind for a in advices}
+    out = [a for a in advices if not (a.kind == REGULARISE_MORE and REGULARISE_LESS in kinds)]
+    if LR_TOO_HIGH in kinds:
+        out = [
+            replace(a, message=_stall_message(a.numbers["first_train_loss"], a.numbers["lowest_train_loss"], int(a.numbers["epochs"]), raise_lr=False))
+            if a.kind == REGULARISE_LESS and "epochs" in a.numbers else a
+            for a in out
+        ]
     return out
 
 
@@ -169,20 +202,127 @@ def context_from_config(cfg: Any, stop_reason: str | None) -> Context:
     )
 
 
+# ---- a variant's runs, and a variant against the rest of its sweep -----------------------------
+
+SWEPT = {"model.dropout": "dropout", "optim.weight_decay": "weight decay"}  # settings that set how much a network is regularised
+NOT_COMPARED = ("train.seed", "train.quiet", "train.threads", "name")  # differ between runs without changing what is compared
+
+
+def flat_config(cfg: Any) -> dict[str, Any]:
+    """A RunConfig (or its dict form) as {"section.field": value}, without the fields runs of one variant differ in."""
+    d = cfg if isinstance(cfg, dict) else cfg.to_dict()
+    out = {f"{sec}.{k}": repr(v) for sec, body in d.items() if isinstance(body, dict) for k, v in body.items()}
+    out.update({k: repr(v) for k, v in d.items() if not isinstance(v, dict)})
+    return {k: v for k, v in out.items() if k not in NOT_COMPARED}
+
+
+def check_sweep(
+    per_variant: dict[str, list[list[Advice]]], configs: dict[str, dict[str, Any]], means: dict[str, float | None], lower_better: bool
+) -> dict[str, list[list[Advice]]]:
+    """A variant's advice read against its sweep (variants whose configs differ only in dropout or
+    weight decay): "regularise more" is not given to the most regularised variant when a less
+    regularised one scored better, nor "regularise less" to the least regularised when a more
+    regularised one scored better; the sweep's own result replaces it."""
+    out = {v: [list(run) for run in runs] for v, runs in per_variant.items()}
+    for v, runs in per_variant.items():
+        for kind, toward in ((REGULARISE_MORE, 1), (REGULARISE_LESS, -1)):
+            if means.get(v) is None or not any(a.kind == kind for run in runs for a in run):
+                continue
+            verdict = _sweep_verdict(v, toward, configs, means, lower_better)
+            if verdict is not None:
+                out[v] = [[verdict if a.kind == kind else a for a in run] for run in out[v]]
+    return out
+
+
+def _sweep_verdict(v: str, toward: int, configs: dict[str, dict[str, Any]], means: dict[str, float | None], lower_better: bool) -> Advice | None:
+    """The sweep's counter-advice to "regularise more" (toward +1) or "less" (toward -1) for `v`, or None when the sweep agrees.
+
+    Every variant further in the advised direction scored worse: keep the setting. None is further
+    (v is the sweep's end) and one the other way scored better: turn the other way."""
+    mine = means[v] or 0.0  # check_sweep only asks for variants with a mean
+    beats = lambda w: (means[w] < mine) if lower_better else (means[w] > mine)  # type: ignore[operator]  # noqa: E731
+    more, less = ("more", "less") if toward > 0 else ("less", "more")
+    for key, words in SWEPT.items():
+        peers = {w: c for w, c in configs.items() if means.get(w) is not None and _differs_only_in(configs[v], c, key)}
+        if len(peers) < 2 or v not in peers:
+            continue
+        value = lambda w: _number(peers[w].get(key))  # noqa: E731
+        further = sorted((w for w in peers if toward * (value(w) - value(v)) > 0), key=value)
+        if further:
+            if any(beats(w) for w in further):
+                continue  # the sweep agrees with the curves
+            shown = ", ".join(f"{value(w):g} ({means[w]:.4g})" for w in further)
+            return Advice(
+                KEEP,
+                f"the curves suggest regularising {more}, but every variant with {more} {words} scored worse ({words} {shown} "
+                f"against {mine:.4g} here): keep {words} {value(v):g}",
+                {"value": value(v)},
+            )
+        better = [w for w in peers if w != v and beats(w)]
+        if better:
+            best = min(better, key=lambda w: means[w] if lower_better else -means[w])  # type: ignore[operator]
+            return Advice(
+                REGULARISE_LESS if toward > 0 else REGULARISE_MORE,
+                f"the curves suggest regularising {more}, but {words} {value(v):g} is already the {'strongest' if toward > 0 else 'weakest'} here "
+                f"and {best} ({words} {value(best):g}) scored better ({means[best]:.4g} against {mine:.4g}): regularise {less}, not {more}",
+                {"value": value(v), "better_value": value(best)},
+            )
+    return None
+
+
+def _differs_only_in(a: dict[str, Any], b: dict[str, Any], key: str) -> bool:
+    return all(a.get(k) == b.get(k) for k in a.keys() | b.keys() if k != key)
+
+
+def _number(text: Any) -> float:
+    """The number in a flat_config value (its repr); 0 for None."""
+    try:
+        return float(text) if text not in (None, "None") else 0.0
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def summarise(per_run: Sequence[list[Advice]]) -> list[str]:
-    """One line per kind of advice over a variant's runs: how many runs it fired for, and the first example."""
-    by_kind: dict[str, list[Advice]] = defaultdict(list)
-    for advices in per_run:
-        for a in advices:
-            by_kind[a.kind].append(a)
+    """One line per kind of advice over a variant's runs: how many runs it fired for, and the first
+    example; runs that disagree on the direction of regularisation get one line saying so."""
+    by_kind = _by_kind(per_run)
     lines = []
     for kind, items in by_kind.items():
         extra = ""
         if kind == EARLY_STOPPING:
             saved = [a.numbers.get("epochs_saved", 0) for a in items]
-            extra = f" (median {statistics.median(saved):g} epochs saved)"
-        lines.append(f"{kind}: {len(items)} of {len(per_run)} runs{extra}; e.g. {items[0].message}")
+            extra = f" (median {plural(round(statistics.median(saved)), 'epoch')} saved)"
+        lines.append(f"{kind}: {len(items)} of {plural(len(per_run), 'run')}{extra}; e.g. {items[0].message}")
+    if REGULARISE_MORE in by_kind and REGULARISE_LESS in by_kind:
+        more, less = len(by_kind[REGULARISE_MORE]), len(by_kind[REGULARISE_LESS])
+        lines.insert(0, f"regularisation: the runs disagree (more in {more}, less in {less} of {plural(len(per_run), 'run')}); the curves do not settle which way")
     return lines
+
+
+def brief(per_run: Sequence[list[Advice]]) -> str:
+    """At most one terminal line for a variant: the kinds of advice and in how many runs; '' when none."""
+    by_kind = _by_kind(per_run)
+    if REGULARISE_MORE in by_kind and REGULARISE_LESS in by_kind:
+        more, less = len(by_kind.pop(REGULARISE_MORE)), len(by_kind.pop(REGULARISE_LESS))
+        disagree = f"regularisation unclear (more in {more} of {len(per_run)}, less in {less} of {len(per_run)})"
+    else:
+        disagree = ""
+    parts = [disagree] if disagree else []
+    for kind, items in by_kind.items():
+        if kind == EARLY_STOPPING:
+            saved = round(statistics.median(a.numbers.get("epochs_saved", 0) for a in items))
+            did = all(a.numbers.get("stopped") for a in items)
+            kind = f"early stopping {'saved' if did else 'would save'} {plural(saved, 'epoch')}"
+        parts.append(f"{kind} ({len(items)} of {len(per_run)})")
+    return ", ".join(parts)
+
+
+def _by_kind(per_run: Sequence[list[Advice]]) -> dict[str, list[Advice]]:
+    by_kind: dict[str, list[Advice]] = defaultdict(list)
+    for advices in per_run:
+        for a in advices:
+            by_kind[a.kind].append(a)
+    return dict(by_kind)
 
 
 def for_result(result: Any) -> list[str]:

@@ -13,10 +13,12 @@ from typing import Any
 from .. import paths, rundir
 from ..errors import ConfigError, TrainwellError, shown, shown_path
 from . import advice as adv
-from .report import ExperimentResult, html_page, html_section, markdown, metric_of, summary_rows, write_report
 from .executors import make_executor
+from .headline import brief, suite_headline
+from .report import PLOTS, ExperimentResult, html_page, html_section, markdown, metric_of, summary_rows, write_report
 from .runner import Say, cores, plan_jobs, read_history, stderr_say, write_results
 from .spec import Experiment, Run, expand, slug
+from .stats import number
 
 RESULTS, SUMMARY, REPORT_MD, REPORT_HTML = "results.csv", "summary.csv", "report.md", "report.html"
 SPEC = "experiment.yaml"
@@ -177,17 +179,25 @@ def summarise(e: Experiment, folder: Path, plan: list[Run], dirs: list[Path], ro
     metric = metric_of(rows)
     result = ExperimentResult(e, folder, rows, metric, complete=complete)
     result.summary = summary_rows(e, rows, metric)
+    result.baselines = baselines
     per_variant: dict[str, list[list[adv.Advice]]] = {v: [] for v in e.variants}
+    seeds: dict[str, list[int]] = {v: [] for v in e.variants}
+    configs: dict[str, dict[str, Any]] = {}
     for run, d, row in zip(plan, dirs, rows):
         history = read_history(d)
         result.histories[(run.variant, run.seed)] = history
-        if row["status"] == "interrupted":
-            continue
-        advices = adv.advise(history, adv.context_from_config(run.config, row.get("stop_reason")), row.get("error") or None)
-        result.run_advice[(run.variant, run.seed)] = [a.message for a in advices]
-        per_variant[run.variant].append(advices)
-    result.advice = {v: adv.summarise(a) for v, a in per_variant.items()}
-    result.baselines = baselines
+        configs.setdefault(run.variant, adv.flat_config(run.config))
+        if row["status"] not in ("ok", "failed"):
+            continue  # not finished: no advice from a partial curve
+        per_variant[run.variant].append(adv.advise(history, adv.context_from_config(run.config, row.get("stop_reason")), row.get("error") or None))
+        seeds[run.variant].append(run.seed)
+    means = {r["variant"]: number(r.get(f"{metric}_mean")) for r in result.summary}
+    per_variant = adv.check_sweep(per_variant, configs, means, result.lower_is_better)
+    for v, runs in per_variant.items():
+        for seed, advices in zip(seeds[v], runs):
+            result.run_advice[(v, seed)] = [a.message for a in advices]
+    result.advice = {v: adv.summarise(a) for v, a in per_variant.items() if a}
+    result.advice_brief = {v: line for v, a in per_variant.items() if (line := adv.brief(a))}
     return result
 
 
@@ -227,17 +237,44 @@ def suite_report(results: list[ExperimentResult], out: str | Path, title: str = 
     out = Path(out)
     sections, md = [], [f"# {title}", ""]
     for r in results:
-        pngs = {p: (r.out / "plots" / p).read_bytes() for p in ("curves.png", "lr.png", "test_metric.png") if (r.out / "plots" / p).exists()}
+        pngs = {p: (r.out / "plots" / p).read_bytes() for p in PLOTS if (r.out / "plots" / p).exists()}
         sections.append(html_section(r, pngs))
-        md.append(markdown(r, heading="##").replace("](plots/", f"]({slug(r.experiment.name)}/plots/"))
-    links = "".join(f'<li><a href="#{r.experiment.name}">{r.experiment.name}</a>: {r.experiment.description}</li>' for r in results)
-    rundir.write_text_atomic(out / REPORT_HTML, html_page(title, sections, f"<ul>{links}</ul>"))
+        md.append(markdown(r, heading="##", plots=f"{slug(r.experiment.name)}/plots"))
+    rundir.write_text_atomic(out / REPORT_HTML, html_page(title, sections, suite_intro(results)))
     rundir.write_text_atomic(out / REPORT_MD, "\n".join(md))
     return out / REPORT_HTML
 
 
+def suite_intro(results: list[ExperimentResult]) -> str:
+    """The top of the demo's page: each experiment's headline, linked to its section."""
+    import html
+
+    items = "".join(
+        f'<li><a href="#{html.escape(r.experiment.name)}"><b>{html.escape(r.experiment.name)}</b></a>: {html.escape(brief(r))}'
+        f'<br><span class="note">{html.escape(r.experiment.description)}</span></li>'
+        for r in results
+    )
+    missing = sum(len(r.missing) for r in results)
+    note = f'<p class="incomplete">{html.escape(interrupted_line(results, ""))}</p>' if missing else ""
+    overall = f"<p>{html.escape(suite_headline(results))}</p>" if suite_headline(results) else ""
+    return f'{note}<div class="headline"><b>In short</b>{overall}<ul>{items}</ul></div>'
+
+
+MAX_LINE = 199  # characters of a one-line message on stderr
+
+
+def interrupted_line(results: list[ExperimentResult], command: str) -> str:
+    """The one line an interrupted compare prints: how many runs finished, and how to continue."""
+    total = sum(len(r.rows) for r in results)
+    done = total - sum(len(r.missing) for r in results)
+    line = f"interrupted: {done} of {total} runs finished; the report covers those; to continue, run: {command}"
+    if not command or len(line) > MAX_LINE:  # one short line: a long command is better retyped from history
+        line = f"interrupted: {done} of {total} runs finished; the report covers those; run the same command again to continue"
+    return line
+
+
 def demo(out: str | Path, seeds: int = 3, workers: int | None = None, quiet: bool = False, say: Say | None = None, cluster: str | None = None) -> tuple[list[ExperimentResult], Path]:
-    """The tabular seed comparisons and the ablation on delivery, `seeds` seeds each, in one pool."""
+    """The tabular lesson's comparisons and the ablation on delivery, `seeds` seeds each, in one pool."""
     from .presets import DEMO, preset_experiment
     from .spec import parse_experiment
 

@@ -197,7 +197,6 @@ def _run_in_pool(jobs: list[Job], workers: int, threads: int, say: Say, meanwhil
             complete = False
             if main_thread():  # a second Ctrl-C must not cut the collection short
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
-            say("interrupted: running runs stop after their current step and keep what they finished ...")
             for fut in list(pending):
                 fut.cancel()  # jobs not yet started: they run next time
             collect()

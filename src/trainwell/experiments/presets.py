@@ -1,9 +1,9 @@
-"""Built-in experiments: each seed lesson's comparison on its own data and settings, and the
-ablation of the production recipe.
+"""Built-in experiments: each comparison of the tabular lesson and the CIFAR-10 lesson on its own
+data and settings, and the ablation of the production recipe.
 
-The seed scripts train for a fixed number of epochs with no early stopping and score the last
+The lessons' scripts train for a fixed number of epochs with no early stopping and score the last
 weights; the comparison presets do the same (train.early_stopping false, restore_best false)
-so their numbers mean what the seeds' numbers mean. The recipe and the ablation keep early
+so their numbers mean what the lessons' numbers mean. The recipe and the ablation keep early
 stopping: it is one of the recipe's ingredients. Each preset returns a raw experiment mapping
 (the shape of an experiment file), parsed by spec.parse_experiment.
 """
@@ -20,7 +20,7 @@ DESCRIPTIONS: dict[str, str] = {}
 # the tabular comparisons and the ablation: what `trainwell demo` runs
 DEMO = ("optimizers", "batchnorm", "dropout", "schedules", "recipe", "ablation")
 
-# the seed scripts' loop: fixed epochs, last weights scored
+# the lessons' training loop: fixed epochs, last weights scored
 SEED_LOOP = {"early_stopping": False, "restore_best": False}
 
 
@@ -36,7 +36,7 @@ def _delivery(n: int = 3000) -> dict[str, Any]:
     return {"name": "delivery", "n": n}
 
 
-@experiment("optimizers", "SGD, SGD+momentum, Adam and AdamW on a 64-32 MLP, 100 epochs (the tabular lesson)")
+@experiment("optimizers", "SGD, SGD+momentum, Adam and AdamW on a 64-32 MLP, 100 epochs (as in the tabular lesson)")
 def optimizers() -> dict[str, Any]:
     return {
         "name": "optimizers",
@@ -56,7 +56,7 @@ def optimizers() -> dict[str, Any]:
     }
 
 
-@experiment("batchnorm", "a 128-64-32 MLP without and with BatchNorm, Adam 1e-3, 100 epochs (the tabular lesson)")
+@experiment("batchnorm", "a 128-64-32 MLP without and with BatchNorm, Adam 1e-3, 100 epochs (as in the tabular lesson)")
 def batchnorm() -> dict[str, Any]:
     return {
         "name": "batchnorm",
@@ -72,7 +72,7 @@ def batchnorm() -> dict[str, Any]:
     }
 
 
-@experiment("dropout", "dropout 0-0.7 on a 256-256-128-64 MLP with 1,000 rows, Adam 1e-3, 150 epochs (the tabular lesson)")
+@experiment("dropout", "dropout 0-0.7 on a 256-256-128-64 MLP with 1,000 rows, Adam 1e-3, 150 epochs (as in the tabular lesson)")
 def dropout() -> dict[str, Any]:
     return {
         "name": "dropout",
@@ -88,7 +88,7 @@ def dropout() -> dict[str, Any]:
     }
 
 
-@experiment("schedules", "no schedule, step, cosine, plateau and one-cycle on a 64-32 MLP with BatchNorm and Dropout 0.2, Adam 0.01 (the tabular lesson)")
+@experiment("schedules", "no schedule, step, cosine, plateau and one-cycle on a 64-32 MLP with BatchNorm and Dropout 0.2, Adam 0.01 (as in the tabular lesson)")
 def schedules() -> dict[str, Any]:
     return {
         "name": "schedules",
@@ -137,9 +137,9 @@ def ablation() -> dict[str, Any]:
     }
 
 
-@experiment("cnn-upgrade", "the plain CNN (Adam, constant lr) against the upgraded one (AdamW, one-cycle, clipping, early stopping) on digits, or CIFAR-10 with --set data.path=FOLDER")
+@experiment("cnn-upgrade", "the plain CNN (Adam, constant lr) against the upgraded one (AdamW, one-cycle, clipping, early stopping), as in the CIFAR-10 lesson: on digits, or on CIFAR-10 with --data-path FOLDER")
 def cnn_upgrade() -> dict[str, Any]:
-    # the second seed lesson's settings: batch 128, 30 epochs; upgraded: AdamW wd 5e-2, one-cycle to 3e-3, clip 1.0, patience 7
+    # the CIFAR-10 lesson's settings: batch 128, 30 epochs; upgraded: AdamW wd 5e-2, one-cycle to 3e-3, clip 1.0, patience 7
     return {
         "name": "cnn-upgrade",
         "description": DESCRIPTIONS["cnn-upgrade"],

@@ -63,5 +63,35 @@ def paired_difference(values: dict[int, float], reference: dict[int, float], con
     return estimate([values[s] - reference[s] for s in shared], confidence)
 
 
+def number(v: object) -> float | None:
+    """v as a finite float, or None (missing, empty, not a number, nan, inf): how result rows are read."""
+    try:
+        f = float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
 def _finite(v: float | None) -> bool:
     return v is not None and math.isfinite(float(v))
+
+
+MOST_SEEDS = 200  # beyond this many seeds a paired comparison is no practical way to settle a difference
+
+
+def seeds_needed(diff: float, std: float, confidence: float = CONFIDENCE, most: int = MOST_SEEDS) -> int | None:
+    """Roughly how many paired seeds would tell a difference of this size from noise: the fewest n
+    whose interval half-width t(n−1)·std/√n falls below |diff|, if the paired spread stays as
+    observed. About half of such comparisons would then exclude zero: it is a rough scale, not a
+    power calculation. None when |diff| is zero or more than `most` seeds would be needed."""
+    if not (_finite(diff) and _finite(std)) or diff == 0:
+        return None
+    if std == 0:
+        return 2
+    import numpy as np
+    from scipy.stats import t
+
+    n = np.arange(2, most + 1)
+    half = t.ppf(0.5 + confidence / 2, n - 1) * std / np.sqrt(n)
+    enough = np.nonzero(half < abs(diff))[0]
+    return int(n[enough[0]]) if len(enough) else None
