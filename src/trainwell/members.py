@@ -402,7 +402,13 @@ class MLPMembers(Members):
         return out
 
     def _views(self, flat: torch.Tensor) -> list[torch.Tensor]:
-        return [flat[:, s.offset : s.offset + s.numel].view(self.K, *s.shape) for s in self.slots]
+        """Per-slot views (K, *shape) of a flat buffer; made once per buffer (they follow in-place updates)."""
+        cache = self.__dict__.setdefault("_view_cache", {})
+        key = (flat.data_ptr(), tuple(flat.shape))
+        if key not in cache:
+            cache.clear() if len(cache) > 4 else None
+            cache[key] = [flat[:, s.offset : s.offset + s.numel].view(self.K, *s.shape) for s in self.slots]
+        return cache[key]
 
     # -- training ------------------------------------------------------------------------------
 
@@ -512,6 +518,7 @@ class MLPMembers(Members):
     def subset(self, rows: list[int]) -> "MLPMembers":
         new = MLPMembers.__new__(MLPMembers)
         new.__dict__.update(self.__dict__)
+        new._view_cache = {}
         idx = torch.tensor(rows, device=self.flat.device)
         pick = lambda t: t.index_select(0, idx).contiguous()  # noqa: E731
         new.K = len(rows)

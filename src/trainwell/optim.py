@@ -104,8 +104,10 @@ class FlatOptimizer:
         infos = {OPTIMIZERS.get(c.name) for c in cfgs}
         state_names = sorted({s for i in infos for s in i.state})
         self.state = {s: torch.zeros_like(flat) for s in state_names}
-        # per member, a 0-dim float step count as torch's fused kernels expect
+        # per member, a 0-dim float step count as torch's fused kernels expect, and the same count in Python
         self.steps = [torch.zeros((), dtype=torch.float32, device=flat.device) for _ in cfgs]
+        self.counts = [0 for _ in cfgs]
+        self._plans: dict[tuple, list[Callable[[], None]]] = {}  # cached kernel calls (views of the buffers)
 
     def _segments(self, cfg: OptimConfig) -> list[tuple[slice, float]]:
         """(columns, weight decay) of a member's row: matrices decay, the rest only with decay_norm_and_bias."""
@@ -117,27 +119,44 @@ class FlatOptimizer:
     @torch.no_grad()
     def step(self, rows: list[int], lrs: list[float]) -> None:
         """Update the given rows (members still training), each with its own learning rate."""
+        key = (tuple(rows), tuple(lrs), tuple(self.counts[r] == 0 for r in rows))
+        plan = self._plans.get(key)
+        if plan is None:  # the calls change only when a learning rate, the rows or a first step do
+            plan = self._plans[key] = self._plan(rows, lrs)
+            if len(self._plans) > 64:
+                self._plans.pop(next(iter(self._plans)))
+        for row in rows:
+            self.counts[row] += 1
+        torch._foreach_add_([self.steps[r] for r in rows], 1.0)
+        for run in plan:
+            run()
+
+    def _plan(self, rows: list[int], lrs: list[float]) -> list[Callable[[], None]]:
+        """One kernel call per group of row segments whose hyperparameters agree."""
         calls: dict[tuple, list[tuple[int, slice]]] = {}
         for row, lr in zip(rows, lrs):
             cfg = self.cfgs[row]
-            first = bool(self.steps[row] == 0)
-            self.steps[row] += 1
+            first = self.counts[row] == 0
             for cols, wd in self._segments(cfg):
                 key = (cfg.name, lr, wd, cfg.beta1, cfg.beta2, cfg.eps, cfg.momentum, cfg.nesterov, first)
                 calls.setdefault(key, []).append((row, cols))
+        plan = []
         for key, parts in calls.items():
             cfg = self.cfgs[parts[0][0]]
             info = OPTIMIZERS.get(cfg.name)
             params = [self.flat[r, c] for r, c in parts]
             grads = [self.grad[r, c] for r, c in parts]
             state = {s: [self.state[s][r, c] for r, c in parts] for s in info.state}
-            info.kernel(params, grads, state, [self.steps[r] for r, _ in parts], cfg, key[1], key[2], key[-1])
+            steps = [self.steps[r] for r, _ in parts]
+            plan.append(lambda info=info, params=params, grads=grads, state=state, steps=steps, cfg=cfg, key=key: info.kernel(params, grads, state, steps, cfg, key[1], key[2], key[-1]))
+        return plan
 
     def state_rows(self, row: int) -> dict[str, Any]:
         return {"step": int(self.steps[row].item()), **{s: t[row].detach().cpu().clone() for s, t in self.state.items()}}
 
     def load_rows(self, row: int, saved: dict[str, Any]) -> None:
         self.steps[row].fill_(float(saved["step"]))
+        self.counts[row] = int(saved["step"])
         for s, t in self.state.items():
             if s in saved:
                 t[row].copy_(saved[s])
@@ -149,4 +168,6 @@ class FlatOptimizer:
         idx = torch.tensor(rows, device=flat.device)
         new.state = {s: t.index_select(0, idx) for s, t in self.state.items()}
         new.steps = [self.steps[r] for r in rows]
+        new.counts = [self.counts[r] for r in rows]
+        new._plans = {}
         return new
