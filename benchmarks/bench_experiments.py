@@ -17,6 +17,9 @@ to seed: run with --seeds 3 to compare means.
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 import resource
 import shutil
 import tempfile
@@ -63,7 +66,10 @@ def main() -> None:
         result = compare(exp, out, workers=args.workers, quiet=True)
         seconds = time.perf_counter() - started
         total += seconds
-        print(f"{name:<11} {seconds:6.1f} s  (seed script {SEED_SECONDS[name]} s)", flush=True)
+        t = result.timings
+        setup = seconds - t.get("training", 0.0) - t.get("report", 0.0)
+        print(f"{name:<11} {seconds:6.1f} s  (the lesson's script {SEED_SECONDS[name]} s, {SEED_SECONDS[name] / seconds:.1f}x): "
+              f"set-up {setup:.1f} s, training {t.get('training', 0):.1f} s (baselines {t.get('baselines', 0):.1f} s meanwhile), report {t.get('report', 0):.1f} s", flush=True)
         for row in result.summary:
             mae, ref = row["test_mae_mean"], SEED_MAE[name][row["variant"]]
             flag = "ok" if mae <= ref else "WORSE"
@@ -83,10 +89,20 @@ def main() -> None:
             e.stack = not args.no_stack
         shutil.rmtree(f"{root}/together", ignore_errors=True)
         started, cpu_before = time.perf_counter(), cpu_seconds()
-        compare_many(exps, f"{root}/together", workers=args.workers, quiet=True)
+        results = compare_many(exps, f"{root}/together", workers=args.workers, quiet=True)
         together = time.perf_counter() - started
+        t = results[0].timings
+        print(f"one pool breakdown: set-up {together - t['training'] - t['report']:.1f} s, training {t['training']:.1f} s "
+              f"(baselines {t.get('baselines', 0):.1f} s meanwhile), report {t['report']:.1f} s")
         print(f"one pool    {together:6.1f} s  = {together / SEED_TOTAL:.3f} of the seed's {SEED_TOTAL} s ({SEED_TOTAL / together:.1f}x faster): all five in one compare, as the demo runs them; {cpu_seconds() - cpu_before:.1f} CPU seconds")
-    print("every variant's test MAE no worse than the seed's" if not worse else f"worse than the seed: {', '.join(worse)}")
+    print("every variant's test MAE no worse than the lesson's" if not worse else f"worse than the lesson's single run: {', '.join(worse)}")
+    cli = [sys.executable, "-m", "trainwell.cli", "compare", "--preset", "schedules", "--seeds", str(args.seeds), "--quiet", "--out", f"{root}/cli-schedules"]
+    shutil.rmtree(f"{root}/cli-schedules", ignore_errors=True)
+    started = time.perf_counter()
+    subprocess.run(cli, check=True, capture_output=True)
+    whole = time.perf_counter() - started
+    print(f"`trainwell compare --preset schedules --seeds {args.seeds}` as a whole process: {whole:.1f} s = {SEED_SECONDS['schedules'] / whole:.1f}x faster than the lesson's schedules script (target >= 5x)")
+    print(f"load average {os.getloadavg()[0]:.2f} (2 cores)")
     if not args.out:
         shutil.rmtree(root, ignore_errors=True)
 

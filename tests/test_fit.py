@@ -142,3 +142,10 @@ def test_module_path_ensemble_of_cnns(tmp_path):
     result = train(c, out=tmp_path / "cnn")
     assert result.metrics["engine"] == "module" and result.metrics["members"] == 2
     assert json.loads((tmp_path / "cnn" / "metrics.json").read_text())["test_accuracy"] > 0.1
+
+
+def test_runs_with_and_without_dropout_never_share_a_stack(tmp_path):
+    from trainwell.planning import group_key
+
+    with_dropout, without = cfg(model__dropout=0.3), cfg(model__dropout=0.0)
+    assert group_key(with_dropout) != group_key(without) and group_key(with_dropout) == group_key(cfg(model__dropout=0.5))

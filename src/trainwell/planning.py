@@ -24,9 +24,9 @@ CAPABILITIES: dict[str, tuple[Any, ...]] = {
     "train.device": ("auto", "cpu"),
     "train.compile": (False,),
 }
-# fields that must agree for runs to share a stack (data, shapes, batch, what is evaluated and how)
+# fields that must agree for runs to share a stack (data, layer layout, batch, what is evaluated and how)
 STACK_KEY = (
-    "data", "model.kind", "model.hidden", "model.norm", "model.activation", "train.batch_size", "train.eval_batch_size",
+    "data", "model.kind", "model.hidden", "model.norm", "model.activation", "model.has_dropout", "train.batch_size", "train.eval_batch_size",
     "train.monitor", "train.mode", "train.bn_recalibration_samples", "train.class_weights", "train.device",
 )
 MAX_MEMBERS = 16  # members per stack: more gain little and delay the first finished runs
@@ -36,6 +36,8 @@ TABULAR = ("delivery", "csv")
 def _get(cfg: RunConfig, dotted: str) -> Any:
     if dotted == "data.kind":
         return "tabular" if cfg.data.name in TABULAR else cfg.data.name
+    if dotted == "model.has_dropout":  # Dropout modules exist only where the rate is > 0: members share one layout
+        return cfg.model.dropout > 0
     section, _, name = dotted.partition(".")
     value = getattr(cfg, section) if not name else getattr(getattr(cfg, section), name)
     return repr(value) if section == "data" and not name else value

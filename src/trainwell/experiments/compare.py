@@ -90,16 +90,22 @@ def _run_and_report(executor: Any, experiments: list[Experiment], folders: list[
     started = time.perf_counter()
     baseline_rows: dict[int, list[dict[str, Any]]] = {}
 
+    timings: dict[str, float] = {}
+
     def meanwhile() -> None:  # the parent is idle while workers train: fit the baselines now
         from threadpoolctl import threadpool_limits
 
+        begun = time.perf_counter()
         with threadpool_limits(limits=1):  # one thread: the cores belong to the workers
             for i, plan in enumerate(plans):
                 if baselines:
                     baseline_rows[i] = _baselines(plan)
+        timings["baselines"] = time.perf_counter() - begun
 
     new_rows, complete = executor.run(jobs, say, meanwhile)
     seconds = time.perf_counter() - started
+    timings["training"] = seconds  # wall seconds of the jobs (baselines fitted meanwhile, in this process)
+    report_started = time.perf_counter()
     by_dir = {row["run_dir"]: row for row in kept + new_rows}
     results = []
     for i, (e, f, plan, ds) in enumerate(zip(experiments, folders, plans, dirs)):
@@ -111,6 +117,8 @@ def _run_and_report(executor: Any, experiments: list[Experiment], folders: list[
         result.seconds = seconds
         write_report(result)
         results.append(result)
+    for r in results:  # where a compare's wall time went, for benchmarks/bench_experiments.py
+        r.timings = {**timings, "report": time.perf_counter() - report_started}
     return results
 
 

@@ -38,6 +38,7 @@ class ExperimentResult:
     histories: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
     complete: bool = True
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # wall seconds of training, baselines, report
 
     @property
     def lower_is_better(self) -> bool:
