@@ -111,6 +111,7 @@ def test_an_ensemble_trains_its_members_together_and_predicts_with_their_average
     rows.write_text(",".join(FEATURES) + "\n" + "\n".join(",".join(map(str, r)) for r in x))
     pred = predict_run(tmp_path / "ens", rows)
     assert len(pred) == 5 and "predicted_delivery_minutes" in pred
+    assert (pred["members_std_delivery_minutes"] > 0).all()  # three members never agree to the last digit
 
 
 def test_an_ensemble_resumes_exactly(tmp_path):

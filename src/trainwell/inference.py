@@ -20,7 +20,7 @@ from .data.bundle import DataBundle
 from .data.tabular import features_for_prediction, read_table, targets_for_evaluation
 from .errors import DataError, shown_path
 from .loop import predict_outputs, score
-from .runner import load_run
+from .runner import Ensemble, load_run
 
 
 def _bundle_like(spec: dict[str, Any], x: torch.Tensor, y: torch.Tensor) -> DataBundle:
@@ -69,6 +69,18 @@ def check_predict_out(run_dir: str | Path, input_path: str | Path, out_path: str
     return paths.check_out_file(out_path, "--out", protected, overwrite)
 
 
+@torch.inference_mode()
+def members_spread(model: Ensemble, x: torch.Tensor, spec: dict[str, Any], target: str) -> dict[str, Any]:
+    """How far an ensemble's members disagree on each row: the standard deviation of their
+    predictions (regression, target units), or of their probabilities of the predicted class."""
+    outs = torch.cat([model.member_outputs(x[i : i + 4096]) for i in range(0, len(x), 4096)], dim=1)  # (K, N, O)
+    if spec["task"] == "regression":
+        return {f"members_std_{target}": (outs[:, :, 0] * spec["y_std"]).std(0).numpy()}
+    probs = torch.softmax(outs.float(), dim=-1)
+    chosen = probs.mean(0).argmax(1)
+    return {"members_std_probability": probs[:, torch.arange(len(chosen)), chosen].std(0).numpy()}
+
+
 def predict_run(run_dir: str | Path, input_path: str | Path, out_path: str | Path | None = None, overwrite: bool = False) -> Any:
     """Predictions for the rows of a CSV (a DataFrame); written to out_path when given (an
     existing file there is replaced only with `overwrite`)."""
@@ -93,6 +105,8 @@ def predict_run(run_dir: str | Path, input_path: str | Path, out_path: str | Pat
         result[column] = [spec["classes"][i] for i in probs.argmax(1).tolist()]
         for i, name in enumerate(spec["classes"]):  # one column per class, so rows can be ranked by any class
             result[f"probability_{name}"] = probs[:, i].numpy()
+    if isinstance(model, Ensemble):
+        result = result.assign(**members_spread(model, x, spec, target))
     if target_file is not None:
         paths.prepare_dir(target_file.parent, "--out folder")
         atomic_write(target_file, lambda fh: result.to_csv(fh, index=False), binary=False)

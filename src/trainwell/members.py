@@ -554,6 +554,9 @@ def _act_backward(act: type, g: torch.Tensor, z: torch.Tensor, a: torch.Tensor) 
 
 def build_members(models: list[nn.Module], average: bool, fast: bool) -> Members:
     """MLPMembers when allowed and the models are trainwell's MLP, else ModuleMembers."""
+    layout = [(n, tuple(t.shape)) for n, t in models[0].state_dict().items()]
+    if any([(n, tuple(t.shape)) for n, t in m.state_dict().items()] != layout for m in models[1:]):
+        raise ValueError("members of one stack must share one architecture (planning.STACK_KEY keeps them apart)")
     if fast and parse_mlp(models[0]) is not None:
         return MLPMembers(models, average)
     return ModuleMembers(models, average)
