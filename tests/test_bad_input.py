@@ -304,7 +304,7 @@ def test_predict_creates_a_missing_folder_and_files_follow_the_umask(finished: t
         assert main(["predict", str(run), str(csv), "--out", str(tmp_path / "new" / "deeper" / "p.csv")]) == 0
     finally:
         os.umask(old)
-    assert (tmp_path / "new" / "deeper" / "p.csv").read_text().startswith("a,b,y,predicted_y\n")
+    assert (tmp_path / "new" / "deeper" / "p.csv").read_text().startswith("a,b,y,predicted_y,members_std_y\n")  # an ensemble (the tabular preset)
     assert (tmp_path / "new" / "deeper" / "p.csv").stat().st_mode & 0o777 == 0o640
     assert capsys.readouterr().err == ""
 

@@ -49,7 +49,7 @@ def test_train_evaluate_predict_on_a_csv(tmp_path, table, capsys):
     new.to_csv(tmp_path / "new.csv", index=False)
     assert main(["predict", str(run), str(tmp_path / "new.csv"), "--out", str(tmp_path / "pred.csv")]) == 0
     pred = pd.read_csv(tmp_path / "pred.csv")
-    assert list(pred.columns) == ["size", "rooms", "predicted_price"] and len(pred) == 5
+    assert list(pred.columns) == ["size", "rooms", "predicted_price", "members_std_price"] and len(pred) == 5  # the tabular preset is an ensemble
     assert pred["predicted_price"].between(0, 1000).all()  # original units, not standardised
 
 

@@ -27,7 +27,7 @@ NORMS = ("batch", "layer", "none")
 ACTIVATIONS = ("relu", "gelu", "silu", "tanh")
 MODES = ("auto", "min", "max")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
-CLASS_WEIGHTS = ("none", "balanced")
+CLASS_WEIGHTS = ("none", "balanced", "auto")
 LOGGERS = ("tensorboard", "mlflow")  # experiment trackers (loggers.py)
 AUTO = "auto"  # optim.lr / schedule.max_lr: run the LR finder first (lr_find.py)
 SCALINGS = ("robust", "standard")
@@ -209,7 +209,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model
     quiet: bool = False  # no live progress display
     members: int = 1  # ensemble: train this many seeds (seed, seed+1, ...) together and predict with their average
-    class_weights: str = "none"  # classification: none, or balanced (each class weighted by rows / (classes × its rows))
+    class_weights: str = "none"  # classification: none, balanced (each class weighted by rows / (classes × its rows)), or auto (balanced for classification, none for regression)
     log: list[str] = field(default_factory=list)  # experiment trackers fed each epoch: tensorboard, mlflow
     curves: bool = True  # write curves.svg at the end (the scikit-learn estimators skip it)
 

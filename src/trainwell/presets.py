@@ -41,13 +41,18 @@ def delivery_quick() -> dict[str, Any]:
     return cfg
 
 
-@preset("tabular", "the production recipe for your own table, with clipping as a safety net; give --data FILE --target COLUMN (alone: delivery)")
+@preset("tabular", "trainwell's default for your own table: the production recipe with one wide layer, an ensemble of 5 and balanced classes; give --data FILE --target COLUMN")
 def tabular() -> dict[str, Any]:
-    """What `trainwell train --data FILE --target COLUMN` starts from when no preset or config is given."""
+    """What `trainwell train --data FILE --target COLUMN` starts from when no preset or config is
+    given. Measured with benchmarks/bench_quality.py (3 seeds): one hidden layer of 256 beats
+    128-64-32 on delivery (3.368 against 3.417 test MAE), an ensemble of 5 seeds takes it to 3.356
+    for ~1 s more, and balanced class weights lift balanced accuracy on tables with a 10% minority
+    class from ~0.51-0.64 to ~0.73-0.76."""
     cfg = delivery_production()
     cfg["name"] = "tabular"
+    cfg["model"] = {**cfg["model"], "hidden": [256]}
     # a raw table can hold rows far from the rest; clipping at 5 (|g| is ~1-3 on typical tables) only catches such spikes
-    cfg["train"] = {**cfg["train"], "clip_norm": 5.0}
+    cfg["train"] = {**cfg["train"], "clip_norm": 5.0, "members": 5, "class_weights": "auto"}
     return cfg
 
 

@@ -94,7 +94,7 @@ def check_against_data(cfg: RunConfig, data: DataBundle) -> None:
     if metric != "loss" and metric not in metric_names.names(data.task):
         allowed = ", ".join(f"val_{m}" for m in ("loss", *metric_names.names(data.task)))
         raise ConfigError(f"train.monitor = {cfg.train.monitor!r} is not allowed for a {data.task} task: use one of {allowed}")
-    if cfg.train.class_weights != "none" and data.task != "classification":
+    if cfg.train.class_weights == "balanced" and data.task != "classification":
         raise ConfigError(f"train.class_weights = {cfg.train.class_weights!r} is not allowed for a {data.task} task: use none")
     if len(data.x_train) < cfg.train.batch_size:
         raise DataError(
@@ -115,8 +115,8 @@ def make_autocast(cfg: RunConfig, device: torch.device, images: bool) -> Callabl
 
 
 def class_weight(cfg: RunConfig, data: DataBundle) -> torch.Tensor | None:
-    """balanced: rows / (classes × rows of the class), from the training split."""
-    if cfg.train.class_weights != "balanced":
+    """balanced (or auto, on a classification task): rows / (classes × rows of the class), from the training split."""
+    if cfg.train.class_weights == "none" or data.task != "classification":
         return None
     counts = torch.bincount(data.y_train.cpu(), minlength=data.n_outputs).float()
     return len(data.y_train) / (data.n_outputs * counts.clamp(min=1))
