@@ -67,12 +67,15 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .distributed import is_follower
     from .rundir import check_run_out
     from .runner import train
 
-    if args.out is not None:
+    if args.out is not None and not is_follower():  # under torchrun rank 0 checks and writes it
         check_run_out(args.out)  # refuse a bad --out before reading any input
     result = train(_config(args), out=args.out)
+    if is_follower():
+        return _report(result)
     from .experiments.advice import for_result
 
     for line in for_result(result):
@@ -81,8 +84,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _report(result: Any) -> int:
+    from .distributed import is_follower
     from .loop import INTERRUPTED, NOT_FINITE
 
+    if is_follower():  # a torchrun process other than rank 0: rank 0 reports
+        return {INTERRUPTED: EXIT_INTERRUPTED, NOT_FINITE: EXIT_TRAINING_FAILED}.get(result.stop_reason, 0)
     if result.stop_reason == INTERRUPTED:
         if result.config is not None and result.config.train.quiet:  # otherwise progress has printed it
             print(f"trainwell: {result.message}", file=sys.stderr)
