@@ -102,10 +102,12 @@ def test_resume_after_the_whole_group_is_killed_ends_as_an_uninterrupted_run(tmp
     assert torch.equal(weights(tmp_path / "whole"), weights(tmp_path / "killed"))
     assert history(tmp_path / "whole") == history(tmp_path / "killed")
 
-    # the same last.pt resumed by one process is refused in one line
+    # the same last.pt resumed by one process is refused in one line, before anything is written
     (tmp_path / "killed" / "metrics.json").unlink()
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "killed").iterdir()}
     with pytest.raises(CheckpointError, match="written by 2 process\\(es\\) and this resume runs 1"):
         resume(tmp_path / "killed", quiet=True)
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "killed").iterdir()} == before
 
 
 def _as_rank(monkeypatch: pytest.MonkeyPatch, world: int, rendezvous: bool = True) -> None:

@@ -294,6 +294,13 @@ def _say(text: str) -> None:
         print(f"trainwell: {text}", file=sys.stderr)
 
 
+def only_train_under_torchrun(args: argparse.Namespace) -> None:
+    from .distributed import launch
+
+    if launch() is not None and args.func not in (cmd_train, cmd_resume):
+        raise TrainwellError(f"'trainwell {args.command}' does not run under torchrun; only train and resume do (a compare spreads runs over processes itself)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -303,6 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     with interrupts_noticed() as noticed:
         try:
+            only_train_under_torchrun(args)
             status = args.func(args)
         except TrainwellError as exc:
             _say(f"error: {exc}")

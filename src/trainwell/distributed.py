@@ -6,7 +6,9 @@ the run's own generator; each step it trains on its contiguous shard of the glob
 (K, P) gradient buffer gives every process the global batch's mean gradient. That is what
 DistributedDataParallel does with its gradient buckets; the members already keep every gradient
 in one contiguous buffer, so a single all_reduce is the whole bucket. Each process's mean loss is
-weighted by its share of the rows, so the averaged gradient equals the global-batch gradient.
+weighted by its share of the rows, so the averaged gradient equals the global-batch gradient
+(with train.class_weights = balanced each shard's loss is a class-weighted mean, so the
+combination is then close to, not equal to, the global batch's).
 Weights, optimizer state, clipping and schedules then stay identical on every process.
 
 What differs from one process: dropout and augmentation draw each shard's randomness from a
@@ -22,18 +24,19 @@ the others wait at a barrier while it does.
 
 from __future__ import annotations
 
-import datetime
 import os
 from dataclasses import dataclass
-from typing import Any, Callable
-
-import torch
-import torch.distributed as dist
+from typing import TYPE_CHECKING, Any, Callable
 
 from .config import RunConfig
-from .errors import ConfigError, TrainwellError
+from .errors import CheckpointError, ConfigError, TrainwellError
 
-RENDEZVOUS_SECONDS = 120  # how long init waits for every process to arrive
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported inside the functions that use it: the command line reads the environment
+# (launch) before it knows whether a command needs torch at all
+
 STREAM_STRIDE = 1_000_003  # separates the processes' derived random streams (a prime)
 
 
@@ -72,12 +75,23 @@ def world_size() -> int:
     return where.world_size if where is not None else 1
 
 
+def check_resume(saved_world: int, last_pt: Any) -> None:
+    """last.pt resumes exactly only with the process count that wrote it."""
+    if saved_world != world_size():
+        raise CheckpointError(
+            f"{str(last_pt)!r} was written by {saved_world} process(es) and this resume runs {world_size()}; "
+            f"resume with the same count (torchrun --nproc_per_node {saved_world}, or no torchrun for 1)"
+        )
+
+
 def check(cfg: RunConfig) -> None:
     """What a run under torchrun cannot be, in one line each (before anything is read or written)."""
     where = launch()
     if where is None:
         return
     B, n = cfg.train.batch_size, where.world_size
+    import torch
+
     if B % n:
         raise ConfigError(f"train.batch_size = {B} is not divisible by the {n} torchrun processes; use a multiple of {n} (the global batch is split evenly)")
     if cfg.train.members > 1:
@@ -111,6 +125,9 @@ class DataParallel:
     def average(self, grad: torch.Tensor, losses: torch.Tensor, share: float) -> torch.Tensor:
         """The global batch's mean gradient (in place) and mean loss per member, from this
         process's shard means weighted by its share of the rows; also agrees on stopping."""
+        import torch
+        import torch.distributed as dist
+
         grad.mul_(share)
         dist.all_reduce(grad)  # one collective over the whole flat buffer: DDP's buckets in one
         small = torch.cat([losses.float() * share, torch.tensor([float(self.local_stop())], device=losses.device)])
@@ -125,6 +142,8 @@ class DataParallel:
         """Per-process random streams for this step's shard, derived from the members' own
         generators (which every process advances alike, so rank 0's checkpoint holds every
         process's state). seed_global: the module path draws dropout from torch's global generator."""
+        import torch
+
         seeds = [int(torch.randint(0, 2**62, (1,), generator=g)) + STREAM_STRIDE * self.rank for g in generators]
         if seed_global:
             torch.manual_seed(seeds[0])
@@ -132,6 +151,8 @@ class DataParallel:
 
     def same_statistics(self, stack: Any) -> None:
         """Rank 0's BatchNorm running statistics (live and averaged) on every process."""
+        import torch.distributed as dist
+
         for average in (False, True) if stack.has_average else (False,):
             for k in range(stack.K):
                 packed = stack.pack(k, average)
@@ -142,6 +163,8 @@ class DataParallel:
 
     def same_start(self, stack: Any) -> None:
         """Rank 0's weights everywhere, as DDP broadcasts at construction (seeding already agrees)."""
+        import torch.distributed as dist
+
         for flat in (stack.flat, stack.avg_flat):
             if flat is not None:
                 dist.broadcast(flat, 0)
@@ -152,16 +175,26 @@ class DataParallel:
         return 0 < last < self.world * (2 if batchnorm else 1)
 
     def barrier(self) -> None:
+        import torch.distributed as dist
+
         dist.barrier()
 
 
 def start(cfg: RunConfig, device: torch.device) -> DataParallel | None:
     """Join the torchrun group (gloo on the CPU, nccl on CUDA unless train.backend says), or None alone."""
+    import torch
+    import torch.distributed as dist
+
     where = launch()
     if where is None:
         return None
     check(cfg)
     if device.type == "cuda":
+        if where.local_rank >= torch.cuda.device_count():
+            raise ConfigError(
+                f"torchrun started process {where.local_rank + 1} on this host, which has {torch.cuda.device_count()} CUDA device(s); "
+                "use one process per GPU (--nproc_per_node) or train.device = cpu"
+            )
         torch.cuda.set_device(where.local_rank)
         device = torch.device("cuda", where.local_rank)
     backend = cfg.train.backend if cfg.train.backend != "auto" else ("nccl" if device.type == "cuda" else "gloo")
@@ -169,7 +202,7 @@ def start(cfg: RunConfig, device: torch.device) -> DataParallel | None:
         raise ConfigError("train.backend = 'nccl' needs the run on CUDA (train.device is cpu); use auto or gloo")
     if not dist.is_initialized():
         try:
-            dist.init_process_group(backend, timeout=datetime.timedelta(seconds=RENDEZVOUS_SECONDS) if backend == "gloo" else None)
+            dist.init_process_group(backend)  # torch's default timeout: rank 0 may write large checkpoints while the rest wait
         except (RuntimeError, ValueError, OSError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise TrainwellError(f"could not join the torchrun group at {os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}: {first[:200]}") from None
@@ -177,6 +210,8 @@ def start(cfg: RunConfig, device: torch.device) -> DataParallel | None:
 
 
 def stop() -> None:
+    import torch.distributed as dist
+
     if dist.is_initialized():
         dist.destroy_process_group()
 

@@ -7,6 +7,9 @@ pre-clip gradient norm and clipping, the optimizer update (optim.py), the schedu
 cadence (schedules.py), the weight average, BatchNorm re-estimation, validation metrics
 (metrics.py), the history row and early stopping (early_stopping.py).
 
+Under torchrun (distributed.py, `Trainer.parallel`) each process trains on its shard of every
+batch and one all_reduce averages the flat gradient right after backward; nothing else changes.
+
 `fit` mutates a LoopState that holds everything a resume needs; files are written by the
 `book` (runner.py) at fixed points. Nothing here raises to stop: a member ends by setting
 its stop_reason, the loop ends when no member trains or an interrupt was asked for.

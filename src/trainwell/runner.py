@@ -483,7 +483,8 @@ def train_runs(
 
 
 def interrupted_result(run: RunSlot, loop: LoopState) -> RunResult:
-    msg = f"stopped at epoch {loop.epoch + 1}, step {loop.step}; continue with: trainwell resume {run.run_dir}"
+    under = f"torchrun --nproc_per_node {distributed.world_size()} -m " if distributed.world_size() > 1 else ""
+    msg = f"stopped at epoch {loop.epoch + 1}, step {loop.step}; continue with: {under}trainwell resume {run.run_dir}"
     run.emit("message", text=msg)
     run.emit("end", stop_reason=INTERRUPTED)
     return RunResult(run.run_dir, run_history(run), {}, INTERRUPTED, msg, run.cfg)
@@ -541,6 +542,7 @@ def load_resumable(run_dir: str | Path) -> tuple[RunConfig, dict[str, Any]]:
 def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None, quiet: bool | None = None, emit: Emit | None = None, **given: Any) -> RunResult:
     """Continue a run from its last.pt; the result equals an uninterrupted run's (on the CPU)."""
     cfg, ckpt = load_resumable(run_dir)
+    distributed.check_resume(ckpt["loop"].get("world_size", 1), Path(run_dir) / rundir.LAST_PT)
     cfg = apply_resume_overrides(cfg, overrides or {})
     if quiet is not None:
         cfg.train.quiet = quiet
@@ -555,12 +557,6 @@ def restore(t: Trainer, payloads: list[dict[str, Any]], run_dirs: list[Path]) ->
     if len(loops) != 1:
         raise CheckpointError("runs resumed together must stand at the same epoch and step")
     (epoch, step), = loops
-    saved_world, world = payloads[0]["loop"].get("world_size", 1), t.parallel.world if t.parallel else 1
-    if saved_world != world:
-        raise CheckpointError(
-            f"{str(run_dirs[0] / rundir.LAST_PT)!r} was written by {saved_world} process(es) and this resume runs {world}; "
-            f"resume with the same count (torchrun --nproc_per_node {saved_world}, or no torchrun for 1)"
-        )
     s = LoopState(epoch=epoch, step=step, epoch_seconds=float(payloads[0]["loop"]["epoch_seconds"]))
     rows = t.rows()
     mids = []
