@@ -4,6 +4,7 @@ whole group is killed, and the one-line refusals of bad setups."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import socket
@@ -22,8 +23,9 @@ from trainwell.errors import CheckpointError
 from trainwell.runner import resume
 
 # the tabular lesson's delivery table, small: no BatchNorm or dropout, so 2 processes compute the
-# same global-batch gradient as 1 (up to the order of float sums)
-SMALL = ["--preset", "delivery-quick", "--set", "data.n=300", "--set", "model.hidden=[16,8]", "--set", "model.norm=none",
+# same global-batch gradient as 1 (up to the order of float sums); 303 rows of which 205 train,
+# so the last batch of 13 rows is split 7 + 6 and each half's loss weighted by its rows
+SMALL = ["--preset", "delivery-quick", "--set", "data.n=303", "--set", "model.hidden=[16,8]", "--set", "model.norm=none",
          "--set", "model.dropout=0", "--set", "train.batch_size=32", "--set", "train.max_epochs=3", "--quiet"]
 TOLERANCE = 1e-5  # absolute, on weights and history figures after 30 steps (float32 sums in another order)
 
@@ -53,12 +55,15 @@ def history(run_dir: Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items() if k != "seconds"} for row in csv.DictReader(fh)]
 
 
-def test_two_processes_reach_the_weights_and_history_of_one(tmp_path: Path) -> None:
-    done = run(["train", *SMALL, "--out", "two"], tmp_path)
+@pytest.mark.parametrize("norm, engine", [("none", "vectorised"), ("layer", "module")])
+def test_two_processes_reach_the_weights_and_history_of_one(tmp_path: Path, norm: str, engine: str) -> None:
+    args = [*SMALL, "--set", f"model.norm={norm}"]
+    done = run(["train", *args, "--out", "two"], tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("results in") == 1  # rank 0 reports, rank 1 prints nothing
-    assert main(["train", *SMALL, "--out", str(tmp_path / "one")]) == 0
+    assert main(["train", *args, "--out", str(tmp_path / "one")]) == 0
     one, two = tmp_path / "one", tmp_path / "two"
+    assert json.loads((two / "metrics.json").read_text())["engine"] == engine
     assert load_checkpoint(two / "last.pt", LAST)["loop"]["world_size"] == 2
     assert torch.allclose(weights(one), weights(two), rtol=0, atol=TOLERANCE)
     h1, h2 = history(one), history(two)
