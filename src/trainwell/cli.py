@@ -67,12 +67,15 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .distributed import is_follower
     from .rundir import check_run_out
     from .runner import train
 
-    if args.out is not None:
+    if args.out is not None and not is_follower():  # under torchrun rank 0 checks and writes it
         check_run_out(args.out)  # refuse a bad --out before reading any input
     result = train(_config(args), out=args.out)
+    if is_follower():
+        return _report(result)
     from .experiments.advice import for_result
 
     for line in for_result(result):
@@ -81,8 +84,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _report(result: Any) -> int:
+    from .distributed import is_follower
     from .loop import INTERRUPTED, NOT_FINITE
 
+    if is_follower():  # a torchrun process other than rank 0: rank 0 reports
+        return {INTERRUPTED: EXIT_INTERRUPTED, NOT_FINITE: EXIT_TRAINING_FAILED}.get(result.stop_reason, 0)
     if result.stop_reason == INTERRUPTED:
         if result.config is not None and result.config.train.quiet:  # otherwise progress has printed it
             print(f"trainwell: {result.message}", file=sys.stderr)
@@ -301,6 +307,13 @@ def _say(text: str) -> None:
         print(f"trainwell: {text}", file=sys.stderr)
 
 
+def only_train_under_torchrun(args: argparse.Namespace) -> None:
+    from .distributed import launch
+
+    if launch() is not None and args.func not in (cmd_train, cmd_resume):
+        raise TrainwellError(f"'trainwell {args.command}' does not run under torchrun; only train and resume do (a compare spreads runs over processes itself)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -312,6 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv  # an interrupted compare prints the command that continues it
     with interrupts_noticed() as noticed:
         try:
+            only_train_under_torchrun(args)
             status = args.func(args)
         except TrainwellError as exc:
             _say(f"error: {exc}")

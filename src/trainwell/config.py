@@ -28,6 +28,7 @@ ACTIVATIONS = ("relu", "gelu", "silu", "tanh")
 MODES = ("auto", "min", "max")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 CLASS_WEIGHTS = ("none", "balanced", "auto")
+BACKENDS = ("auto", "gloo", "nccl")  # torch.distributed backends for a run under torchrun
 LOGGERS = ("tensorboard", "mlflow")  # experiment trackers (loggers.py)
 AUTO = "auto"  # optim.lr / schedule.max_lr: run the LR finder first (lr_find.py)
 SCALINGS = ("robust", "standard")
@@ -212,6 +213,7 @@ class TrainConfig:
     class_weights: str = "none"  # classification: none, balanced (each class weighted by rows / (classes × its rows)), or auto (balanced for classification, none for regression)
     log: list[str] = field(default_factory=list)  # experiment trackers fed each epoch: tensorboard, mlflow
     curves: bool = True  # write curves.svg at the end (the scikit-learn estimators skip it)
+    backend: str = "auto"  # under torchrun: auto (nccl on CUDA, gloo on the CPU), gloo, nccl
 
     def validate(self) -> None:
         _require(self, "seed", 0 <= self.seed < SEED_LIMIT, "an integer >= 0 and < 2**63")
@@ -238,6 +240,7 @@ class TrainConfig:
         _choice(self, "amp", AMP_MODES)
         _require(self, "members", 1 <= self.members <= 64, "an integer from 1 to 64")
         _choice(self, "class_weights", CLASS_WEIGHTS)
+        _choice(self, "backend", BACKENDS)
         _require(self, "log", all(n in LOGGERS for n in self.log) and len(set(self.log)) == len(self.log), "a list of distinct names from: " + ", ".join(LOGGERS))
 
 

@@ -7,6 +7,9 @@ pre-clip gradient norm and clipping, the optimizer update (optim.py), the schedu
 cadence (schedules.py), the weight average, BatchNorm re-estimation, validation metrics
 (metrics.py), the history row and early stopping (early_stopping.py).
 
+Under torchrun (distributed.py, `Trainer.parallel`) each process trains on its shard of every
+batch and one all_reduce averages the flat gradient right after backward; nothing else changes.
+
 `fit` mutates a LoopState that holds everything a resume needs; files are written by the
 `book` (runner.py) at fixed points. Nothing here raises to stop: a member ends by setting
 its stop_reason, the loop ends when no member trains or an interrupt was asked for.
@@ -25,6 +28,7 @@ import torch
 from . import metrics as M
 from .config import RunConfig
 from .data import DataBundle
+from .distributed import DataParallel
 from .early_stopping import EarlyStopping
 from .members import LossFn, Members
 from .optim import FlatOptimizer
@@ -103,6 +107,7 @@ class Trainer:
     batch_size: int
     drop_last: bool
     stop_requested: Callable[[], bool] = lambda: False  # set by SIGINT/SIGTERM handlers
+    parallel: DataParallel | None = None  # one run over the processes of a torchrun group (distributed.py)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -127,11 +132,15 @@ def fit(t: Trainer, s: LoopState) -> LoopState:
         while s.step < steps and any(m.training for m in rows):
             # -- one optimizer step for every member, each on its own batch gathered by index
             idx = s.perm[:, s.step * B : (s.step + 1) * B]
-            x, y = data.inputs(data.x_train[idx]), data.y_train[idx]
+            mine = t.parallel.shard(idx) if t.parallel else idx  # under torchrun: this process's part of the batch
+            x, y = data.inputs(data.x_train[mine]), data.y_train[mine]
             if data.augment is not None:
-                x = torch.stack([data.augment(x[m.row], m.generators["augment"]) for m in rows])
+                augment = streams(t, rows, "augment")
+                x = torch.stack([data.augment(x[m.row], augment[m.row]) for m in rows])
             with t.autocast():
-                losses = t.stack.train_step(x, y, t.loss_fn, [m.generators["dropout"] for m in rows])
+                losses = t.stack.train_step(x, y, t.loss_fn, streams(t, rows, "dropout"))
+            if t.parallel:  # one all_reduce: every process now holds the global batch's gradient and loss
+                losses = t.parallel.average(t.stack.grad, losses, share=mine.shape[1] / idx.shape[1])
             norm = clip_gradients(t.stack.grad, [m.cfg.train.clip_norm for m in rows])
             training = [m for m in rows if m.training]
             t.optimizer.step([m.row for m in training], [m.lr.lr for m in training])
@@ -153,6 +162,8 @@ def fit(t: Trainer, s: LoopState) -> LoopState:
             # -- validate (eval mode, no autograd) with BatchNorm statistics as the network is evaluated
             train_cfg = rows[0].cfg.train  # recalibration and evaluation batch are shared by a stack (planning.group_key)
             average = t.stack.has_average
+            if t.parallel:  # every process evaluates the same weights and BatchNorm statistics
+                t.parallel.same_statistics(t.stack)
             recalibrate_batchnorm(t.stack, data.x_train, data.inputs, train_cfg.bn_recalibration_samples, train_cfg.eval_batch_size, t.autocast, average)
             val = validation(t, t.stack.outputs(data.x_val, train_cfg.eval_batch_size, t.autocast, average, data.inputs))
             seconds = (s.epoch_seconds + time.perf_counter() - started) / max(1, sum(m.training for m in rows))
@@ -162,6 +173,12 @@ def fit(t: Trainer, s: LoopState) -> LoopState:
         s.perm, s.step, s.epoch_seconds = None, 0, 0.0
         t.book.epoch_end(t, s)  # best.pt, last.pt, finished runs; may shrink the stack
     return s
+
+
+def streams(t: Trainer, rows: list[Member], kind: str) -> list[torch.Generator]:
+    """Each member's generator of that kind; under torchrun, this process's stream for its shard."""
+    own = [m.generators[kind] for m in rows]
+    return t.parallel.streams(own, seed_global=kind == "dropout" and t.stack.engine == "module") if t.parallel else own
 
 
 def clip_gradients(grad: torch.Tensor, clip_norms: list[float | None]) -> torch.Tensor:

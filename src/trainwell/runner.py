@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from . import metric_names, paths, rundir
+from . import distributed, metric_names, paths, rundir
 from .atomic import fsync_path
 from .checkpoint import BEST, LAST, load_checkpoint, load_model_state, save_checkpoint, validate_spec
 from .config import RunConfig, dump_yaml, load_config
@@ -159,6 +159,8 @@ def build_trainer(
     if model is not None and (len(cfgs) > 1 or c0.train.members > 1):
         raise ConfigError("train.members must be 1 when training a model of one's own (trainwell cannot rebuild it with other seeds)")
     device = pick_device(c0.train.device)
+    parallel = distributed.start(c0, device)  # None unless under torchrun
+    device = parallel.device if parallel else device
     set_deterministic(c0.train.deterministic)
     data = data if data is not None else load_data(c0.data)
     for cfg in cfgs:
@@ -189,6 +191,9 @@ def build_trainer(
         run.engine = stack.engine
         run.engine_reason = reason or ("" if stack.engine == "vectorised" else "the model is not trainwell's MLP")
     drop_last = has_batchnorm(models[0]) and len(data.x_train) % c0.train.batch_size == 1  # BatchNorm cannot normalise a batch of one
+    if parallel:
+        drop_last = drop_last or parallel.needs_drop_last(len(data.x_train), c0.train.batch_size, has_batchnorm(models[0]))
+        parallel.same_start(stack)
     steps = len(data.x_train) // c0.train.batch_size if drop_last else math.ceil(len(data.x_train) / c0.train.batch_size)
     members = []
     for row, (i, _) in enumerate(built):
@@ -202,6 +207,7 @@ def build_trainer(
     trainer = Trainer(
         members=members, stack=stack, optimizer=optimizer, data=data, loss_fn=member_losses(data.task, smoothing, class_weight(c0, data), loss_fn),
         device=device, autocast=make_autocast(c0, device, images), book=RunBook(runs), batch_size=c0.train.batch_size, drop_last=drop_last,
+        parallel=parallel,
     )
     return trainer, trainer.book, describe(c0, data, runs[0], models[0], n_params, device, drop_last, members[0])
 
@@ -238,11 +244,16 @@ class RunBook:
     def open_runs(self) -> list[RunSlot]:
         return [r for r in self.runs if r.result is None]
 
+    def due(self, t: Trainer, s: LoopState, run: RunSlot) -> bool:
+        every = run.cfg.train.checkpoint_every_steps
+        return s.interrupted or bool(every and (s.epoch * t.steps_per_epoch + s.step) % every == 0)
+
+    def checkpoint_due(self, t: Trainer, s: LoopState) -> bool:
+        return any(self.due(t, s, run) for run in self.open_runs())
+
     def checkpoint(self, t: Trainer, s: LoopState, mid_epoch: bool) -> None:
-        steps_done = s.epoch * t.steps_per_epoch + s.step
         for run in self.open_runs():
-            every = run.cfg.train.checkpoint_every_steps
-            if s.interrupted or (every and steps_done % every == 0):
+            if self.due(t, s, run):
                 save_last(t, s, run)
                 if not s.interrupted:
                     run.emit("checkpoint", epoch=s.epoch, step=s.step, lr=run.members[0].lr.lr)
@@ -320,7 +331,7 @@ def save_last(t: Trainer, s: LoopState, run: RunSlot, durable: bool = False) -> 
         run.synced = now
     body = {
         "config": run.cfg.to_dict(),
-        "loop": {"epoch": s.epoch, "step": s.step, "epoch_seconds": s.epoch_seconds, "interrupted": s.interrupted},
+        "loop": {"epoch": s.epoch, "step": s.step, "epoch_seconds": s.epoch_seconds, "interrupted": s.interrupted, "world_size": t.parallel.world if t.parallel else 1},
         "members": [member_state(t, s, m) for m in run.members],
         "layout": {name: list(v.shape) for name, v in t.stack.template.state_dict().items()},  # the architecture, to check a model given on resume
         "rng": rng_snapshot({}),
@@ -446,24 +457,34 @@ def train_runs(
     trainer, book, lines = build_trainer(cfgs, run_dirs, emits, max_threads=max_threads, **given)  # every input is checked before anything is written
     loop = LoopState()
     for cfg, d in zip(cfgs, run_dirs):
-        paths.prepare_dir(d, "run directory")
-        rundir.write_text_atomic(d / rundir.CONFIG, dump_yaml(cfg))
+        if not distributed.is_follower():  # under torchrun only rank 0 writes
+            paths.prepare_dir(d, "run directory")
+            rundir.write_text_atomic(d / rundir.CONFIG, dump_yaml(cfg))
     if resume_from is not None:
         loop = restore(trainer, resume_from, run_dirs)
         lines = [f"resuming at epoch {loop.epoch + 1}, step {loop.step}", *lines]
         for run in book.runs:  # stopped after its last epoch, before its files were written
-            if all(not m.training for m in run.members):
+            if all(not m.training for m in run.members) and not distributed.is_follower():
                 finish(trainer, loop, run)
     for run in book.runs:
         run.emit("start", lines=lines, notes=trainer.data.notes, max_epochs=run.cfg.train.max_epochs)
     with stop_on_signals() as stop_requested:
         trainer.stop_requested = stop_requested
-        fit(trainer, loop)
+        if trainer.parallel:  # processes stop together, and only rank 0 writes
+            trainer.parallel.local_stop, trainer.stop_requested = stop_requested, trainer.parallel.stop_requested
+            trainer.book = distributed.ParallelBook(book, trainer.parallel)
+        try:
+            fit(trainer, loop)
+        finally:
+            distributed.stop()
+    if distributed.is_follower():  # its files are rank 0's; only how it ended matters
+        return [RunResult(r.run_dir, run_history(r), {}, r.members[0].stop_reason or INTERRUPTED, "", r.cfg) for r in book.runs]
     return [run.result or interrupted_result(run, loop) for run in book.runs]
 
 
 def interrupted_result(run: RunSlot, loop: LoopState) -> RunResult:
-    msg = f"stopped at epoch {loop.epoch + 1}, step {loop.step}; continue with: trainwell resume {run.run_dir}"
+    under = f"torchrun --nproc_per_node {distributed.world_size()} -m " if distributed.world_size() > 1 else ""
+    msg = f"stopped at epoch {loop.epoch + 1}, step {loop.step}; continue with: {under}trainwell resume {run.run_dir}"
     run.emit("message", text=msg)
     run.emit("end", stop_reason=INTERRUPTED)
     return RunResult(run.run_dir, run_history(run), {}, INTERRUPTED, msg, run.cfg)
@@ -476,15 +497,26 @@ def train(config: RunConfig | dict[str, Any], out: str | Path | None = None, qui
     cfg.validate()
     if quiet is not None:
         cfg.train.quiet = quiet
+    distributed.check(cfg)
     emit = emit or Progress(cfg.train.quiet)
     # the folder is checked now and created only once every input has been read and checked
-    run_dir = rundir.check_run_out(out) if out is not None else rundir.default_run_dir(cfg.name)
+    if distributed.is_follower():  # rank 0 checks and writes it
+        run_dir = Path(out) if out is not None else rundir.default_run_dir(cfg.name)
+    else:
+        run_dir = rundir.check_run_out(out) if out is not None else rundir.default_run_dir(cfg.name)
     from .lr_find import resolve_auto_lr  # "auto" rates become numbers before config.yaml records them
 
     cfg = resolve_auto_lr(cfg, run_dir, say=lambda text: emit("message", text=text), **given)
+    return train_runs([cfg], [run_dir], [run_emit(emit, cfg, run_dir)], **given)[0]
+
+
+def run_emit(emit: Emit, cfg: RunConfig, run_dir: Path) -> Emit:
+    """The run's events to the display and loggers; nowhere on torchrun processes other than rank 0."""
+    if distributed.is_follower():
+        return lambda *_a, **_k: None
     from .loggers import wrap_emit
 
-    return train_runs([cfg], [run_dir], [wrap_emit(emit, cfg, run_dir)], **given)[0]
+    return wrap_emit(emit, cfg, run_dir)
 
 
 def load_resumable(run_dir: str | Path) -> tuple[RunConfig, dict[str, Any]]:
@@ -510,13 +542,13 @@ def load_resumable(run_dir: str | Path) -> tuple[RunConfig, dict[str, Any]]:
 def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None, quiet: bool | None = None, emit: Emit | None = None, **given: Any) -> RunResult:
     """Continue a run from its last.pt; the result equals an uninterrupted run's (on the CPU)."""
     cfg, ckpt = load_resumable(run_dir)
+    distributed.check_resume(ckpt["loop"].get("world_size", 1), Path(run_dir) / rundir.LAST_PT)
     cfg = apply_resume_overrides(cfg, overrides or {})
     if quiet is not None:
         cfg.train.quiet = quiet
+    distributed.check(cfg)
     emit = emit or Progress(cfg.train.quiet)
-    from .loggers import wrap_emit
-
-    return train_runs([cfg], [Path(run_dir)], [wrap_emit(emit, cfg, run_dir)], resume_from=[ckpt], **given)[0]
+    return train_runs([cfg], [Path(run_dir)], [run_emit(emit, cfg, Path(run_dir))], resume_from=[ckpt], **given)[0]
 
 
 def restore(t: Trainer, payloads: list[dict[str, Any]], run_dirs: list[Path]) -> LoopState:
