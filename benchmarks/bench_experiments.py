@@ -6,7 +6,7 @@ dropout, schedules, recipe) runs with one seed as `trainwell compare --preset NA
 would, one after another, each with its own worker pool (spawning included), report and
 baselines. Then (unless --separate-only) all five again in one pool, as `trainwell demo` runs
 its experiments. Target: total <= 198 / 5 = 40 s (aim: 20 s), and every variant's test MAE
-no worse than the seed's figure. The seed's figures are single runs trained on 80% of the
+no worse than the lesson's figure. The seed's figures are single runs trained on 80% of the
 rows (no validation split); trainwell holds 15% of those out for validation, so each network
 here trains on 15% fewer rows, and a single seed's MAE moves by a few hundredths from seed
 to seed: run with --seeds 3 to compare means.
@@ -78,10 +78,10 @@ def main() -> None:
             interval = ""
             if args.seeds > 1:  # is the seed's single figure one of the values these seeds make plausible?
                 lo, hi = row["test_mae_ci_low"], row["test_mae_ci_high"]
-                interval = f"  95% CI [{lo:.3f}, {hi:.3f}] {'holds' if lo <= ref <= hi else 'excludes'} the seed's figure"
+                interval = f"  95% CI [{lo:.3f}, {hi:.3f}] {'holds' if lo <= ref <= hi else 'excludes'} the lesson's figure"
             lines.append(f"  {name}/{row['variant']:<14} test MAE {mae:.3f}  seed {ref:.3f}  {flag}{interval}")
     print("\n".join(lines))
-    print(f"total       {total:6.1f} s  = {total / SEED_TOTAL:.3f} of the seed's {SEED_TOTAL} s ({SEED_TOTAL / total:.1f}x faster); target <= {SEED_TOTAL / 5:.0f} s")
+    print(f"total       {total:6.1f} s  = {total / SEED_TOTAL:.3f} of the lessons' {SEED_TOTAL} s ({SEED_TOTAL / total:.1f}x faster); target <= {SEED_TOTAL / 5:.0f} s")
     print(f"            {cpu_seconds() - cpu_start:6.1f} CPU seconds (both cores together)")
     if not args.separate_only:
         exps = [preset(name).with_seeds(args.seeds) for name in SEED_SECONDS]
@@ -94,7 +94,7 @@ def main() -> None:
         t = results[0].timings
         print(f"one pool breakdown: set-up {together - t['training'] - t['report']:.1f} s, training {t['training']:.1f} s "
               f"(baselines {t.get('baselines', 0):.1f} s meanwhile), report {t['report']:.1f} s")
-        print(f"one pool    {together:6.1f} s  = {together / SEED_TOTAL:.3f} of the seed's {SEED_TOTAL} s ({SEED_TOTAL / together:.1f}x faster): all five in one compare, as the demo runs them; {cpu_seconds() - cpu_before:.1f} CPU seconds")
+        print(f"one pool    {together:6.1f} s  = {together / SEED_TOTAL:.3f} of the lessons' {SEED_TOTAL} s ({SEED_TOTAL / together:.1f}x faster): all five in one compare, as the demo runs them; {cpu_seconds() - cpu_before:.1f} CPU seconds")
     print("every variant's test MAE no worse than the lesson's" if not worse else f"worse than the lesson's single run: {', '.join(worse)}")
     cli = [sys.executable, "-m", "trainwell.cli", "compare", "--preset", "schedules", "--seeds", str(args.seeds), "--quiet", "--out", f"{root}/cli-schedules"]
     shutil.rmtree(f"{root}/cli-schedules", ignore_errors=True)
