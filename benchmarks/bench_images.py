@@ -1,4 +1,4 @@
-"""Training images per second over one epoch: the seed's DataLoader loop against trainwell.
+"""Training images per second over one epoch: the CIFAR-10 lesson's DataLoader loop against trainwell.
 
 (a) reference: a Dataset that pads, randomly crops, flips, converts and normalises each image
     in Python (as torchvision's per-image transforms do), a DataLoader with batch 128 and

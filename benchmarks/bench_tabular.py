@@ -1,6 +1,6 @@
-"""Seconds per epoch: the seed's hand-written loop against trainwell, same data and recipe.
+"""Seconds per epoch: the tabular lesson's hand-written loop against trainwell, same data and recipe.
 
-(a) reference: the first seed's production loop as it is written — a DataLoader over a
+(a) reference: the tabular lesson's production loop as it is written — a DataLoader over a
     TensorDataset (batch 64, shuffle), AdamW, ReduceLROnPlateau, and after each epoch the
     train and validation losses in eval mode; torch's default thread count.
 (b) trainwell: delivery-production with early stopping off, so both run the same epochs;
