@@ -76,7 +76,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train(_config(args), out=args.out)
     if is_follower():
         return _report(result)
-    from .experiments.advice import for_result
+    from .advice import for_result
 
     for line in for_result(result):
         print(f"advice: {line}")

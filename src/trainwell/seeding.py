@@ -45,7 +45,7 @@ def rng_snapshot(generators: dict[str, torch.Generator]) -> dict[str, Any]:
     version, py_state, gauss = random.getstate()
     name, keys, pos, has_gauss, cached = np.random.get_state()
     return {
-        "python": {"version": version, "state": list(py_state), "gauss": gauss},
+        "python": {"version": version, "state": torch.tensor(py_state, dtype=torch.int64), "gauss": gauss},  # one tensor, not 625 ints to pickle
         "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)},
         "torch_cpu": torch.get_rng_state(),
         "torch_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -55,7 +55,8 @@ def rng_snapshot(generators: dict[str, torch.Generator]) -> dict[str, Any]:
 
 def rng_restore(snapshot: dict[str, Any], generators: dict[str, torch.Generator]) -> None:
     py = snapshot["python"]
-    random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
+    state = py["state"].tolist() if isinstance(py["state"], torch.Tensor) else py["state"]
+    random.setstate((py["version"], tuple(int(v) for v in state), py["gauss"]))
     nps = snapshot["numpy"]
     np.random.set_state((nps["name"], nps["keys"].numpy().astype(np.uint32), nps["pos"], nps["has_gauss"], nps["cached"]))
     torch.set_rng_state(snapshot["torch_cpu"])

@@ -12,7 +12,7 @@ from typing import Any
 
 from .. import paths, rundir
 from ..errors import ConfigError, TrainwellError, shown, shown_path
-from . import advice as adv
+from .. import advice as adv
 from .executors import make_executor
 from .headline import brief, suite_headline
 from .report import PLOTS, ExperimentResult, html_page, html_section, markdown, metric_of, summary_rows, write_report

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from trainwell.config import load_config
-from trainwell.experiments import advice as adv
-from trainwell.experiments.advice import Context, advise
+from trainwell import advice as adv
+from trainwell.advice import Context, advise
 
 
 def rows(train, val, grad=None, clipped=None):
