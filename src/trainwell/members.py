@@ -108,9 +108,6 @@ class Members:
     def has_average(self) -> bool:
         return self.avg_flat is not None
 
-    def eval_flat(self) -> torch.Tensor:
-        return self.avg_flat if self.avg_flat is not None else self.flat
-
     # A member's weights travel "packed": its parameter row, its floating-point buffers in one
     # tensor and its integer buffers in another (buffer order: the template's). Three tensors
     # pickle in a fraction of the time of a state dict's dozens.
