@@ -1,4 +1,4 @@
-"""The seed lesson's CNN: conv blocks of (3×3 conv without bias → BatchNorm2d → ReLU) twice,
+"""The CIFAR-10 lesson's CNN: conv blocks of (3×3 conv without bias → BatchNorm2d → ReLU) twice,
 then max-pool 2 and Dropout2d; a head Flatten → Linear(head_width) → ReLU → Dropout → Linear.
 
 Dropout2d zeroes whole channels (neighbouring pixels would make up for single dropped ones)
@@ -6,7 +6,7 @@ and comes after BatchNorm, so BatchNorm never sees dropout-mangled statistics. `
 is the baseline: convs with bias, no BatchNorm, no dropout.
 
 Pooling halves the image only while it is at least 2 pixels wide, so 8×8 digits go through
-three stages (8 → 4 → 2 → 1) and 32×32 CIFAR images end at 4×4 as in the seed.
+three stages (8 → 4 → 2 → 1) and 32×32 CIFAR images end at 4×4 as in the lesson.
 """
 
 from __future__ import annotations

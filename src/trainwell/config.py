@@ -63,7 +63,7 @@ class DataConfig:
     test_fraction: float = 0.2  # share of rows held out for testing (seed: 20%)
     val_fraction: float = 0.15  # share of the remaining rows held out for validation (seed: 15%)
     val_size: int | None = None  # images: validation images held out of training (overrides val_fraction)
-    split_seed: int = 42  # random_state of both splits, as the seed lesson splits
+    split_seed: int = 42  # random_state of both splits, as the tabular lesson splits
     download: bool = False  # cifar10: fetch the official archive when the folder is missing
     url: str | None = None  # cifar10: archive address (None: the official one)
     md5: str | None = None  # cifar10: expected MD5 of the archive (None: the official archive's)

@@ -1,4 +1,4 @@
-"""The food-delivery generator of the first seed lesson.
+"""The food-delivery generator of the tabular lesson.
 
 Delivery time (minutes) = 8.6 + 7.3·distance + 0.8·prep + 1.5·traffic + N(0, 4²), clipped to
 [10, 120]; order value is a distractor feature. Same formula and the same order of draws from
