@@ -172,10 +172,11 @@ def plan_jobs(runs: list[Run], dirs: list[Path], stack: bool, workers: int, say:
             groups.setdefault((state, position, group_key(run.config)), []).append((run, run_dir))
         else:
             singles.append(Job([run], [run_dir], resume=state == "resume", cost=estimate_cost([run.config])))
-    stacked = []
-    for (state, _, _), members in groups.items():
-        chunks = split_stacks([members], lambda c: estimate_cost([r.config for r, _ in c]), workers)
-        stacked += [Job([r for r, _ in c], [d for _, d in c], resume=state == "resume", cost=estimate_cost([r.config for r, _ in c])) for c in chunks]
+    # one split over every group, so the makespan is estimated for all stacks together (a stack
+    # never mixes groups: it only ever splits one chunk into two)
+    resumed = {id(run) for (state, _, _), members in groups.items() if state == "resume" for run, _ in members}
+    chunks = split_stacks(list(groups.values()), lambda c: estimate_cost([r.config for r, _ in c]), workers)
+    stacked = [Job([r for r, _ in c], [d for _, d in c], resume=id(c[0][0]) in resumed, cost=estimate_cost([r.config for r, _ in c])) for c in chunks]
     jobs = singles + stacked
     if done:
         say(f"{len(done)} finished runs kept from an earlier compare; {sum(len(j.runs) for j in jobs)} to run")
