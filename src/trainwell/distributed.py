@@ -226,10 +226,10 @@ class ParallelBook:
         if self.parallel.leader:
             self.inner.improved(member)
 
-    def checkpoint(self, t: Any, s: Any, mid_epoch: bool) -> None:
+    def checkpoint(self, t: Any, s: Any) -> None:
         if self.inner.checkpoint_due(t, s):
             if self.parallel.leader:
-                self.inner.checkpoint(t, s, mid_epoch)
+                self.inner.checkpoint(t, s)
             self.parallel.barrier()
 
     def epoch_end(self, t: Any, s: Any) -> None:

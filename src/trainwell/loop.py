@@ -90,7 +90,7 @@ class Book(Protocol):
     """What the loop tells the run directories (runner.py writes the files)."""
 
     def improved(self, member: Member) -> None: ...
-    def checkpoint(self, t: "Trainer", s: LoopState, mid_epoch: bool) -> None: ...
+    def checkpoint(self, t: "Trainer", s: LoopState) -> None: ...
     def epoch_end(self, t: "Trainer", s: LoopState) -> None: ...
 
 
@@ -153,10 +153,10 @@ def fit(t: Trainer, s: LoopState) -> LoopState:
             stop_non_finite(t, s, rows, losses)
             if t.stop_requested():
                 s.interrupted, s.epoch_seconds = True, s.epoch_seconds + time.perf_counter() - started
-                t.book.checkpoint(t, s, mid_epoch=True)
+                t.book.checkpoint(t, s)
                 return s
             if s.step < steps:
-                t.book.checkpoint(t, s, mid_epoch=True)  # writes only where checkpoint_every_steps asks
+                t.book.checkpoint(t, s)  # writes only where checkpoint_every_steps asks
         s.epoch += 1
         if any(m.training for m in rows):
             # -- validate (eval mode, no autograd) with BatchNorm statistics as the network is evaluated

@@ -124,6 +124,13 @@ class Members:
             floats, ints = self._buffers(k, average)
             _scatter(floats, packed["floats"]), _scatter(ints, packed["ints"])
 
+    @property
+    def layout(self) -> dict[str, list[int]]:
+        """Every parameter's and buffer's shape by name (saved in last.pt), made once."""
+        if "_layout" not in self.__dict__:
+            self._layout = {name: list(v.shape) for name, v in self.template.state_dict().items()}
+        return self._layout
+
     def packed_state_dict(self, packed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The packed weights in the module's own state_dict layout (what best.pt holds)."""
         state = {s.name: _view(packed["params"], s).clone() for s in self.slots}

@@ -252,7 +252,7 @@ class RunBook:
     def checkpoint_due(self, t: Trainer, s: LoopState) -> bool:
         return any(self.due(t, s, run) for run in self.open_runs())
 
-    def checkpoint(self, t: Trainer, s: LoopState, mid_epoch: bool) -> None:
+    def checkpoint(self, t: Trainer, s: LoopState) -> None:
         for run in self.open_runs():
             if self.due(t, s, run):
                 save_last(t, s, run)
@@ -326,16 +326,23 @@ def member_state(t: Trainer, s: LoopState, m: Member) -> dict[str, Any]:
     }
 
 
-def save_last(t: Trainer, s: LoopState, run: RunSlot, durable: bool = False) -> None:
+def _sync_due(run: RunSlot, which: str, forced: bool = False) -> bool:
+    """Whether this write of last.pt or best.pt (`which`: "synced" or "best_synced") is fsynced:
+    when forced, or when SYNC_SECONDS have passed since that file's last fsync."""
     now = time.monotonic()
-    durable = durable or s.interrupted or now - run.synced >= SYNC_SECONDS
-    if durable:
-        run.synced = now
+    if forced or now - getattr(run, which) >= SYNC_SECONDS:
+        setattr(run, which, now)
+        return True
+    return False
+
+
+def save_last(t: Trainer, s: LoopState, run: RunSlot, durable: bool = False) -> None:
+    durable = _sync_due(run, "synced", durable or s.interrupted)
     body = {
         "config": run.cfg.to_dict(),
         "loop": {"epoch": s.epoch, "step": s.step, "epoch_seconds": s.epoch_seconds, "interrupted": s.interrupted, "world_size": t.parallel.world if t.parallel else 1},
         "members": [member_state(t, s, m) for m in run.members],
-        "layout": {name: list(v.shape) for name, v in t.stack.template.state_dict().items()},  # the architecture, to check a model given on resume
+        "layout": t.stack.layout,  # the architecture, to check a model given on resume
         "rng": rng_snapshot({}),
         "spec": run.spec,
     }
@@ -343,10 +350,7 @@ def save_last(t: Trainer, s: LoopState, run: RunSlot, durable: bool = False) -> 
 
 
 def save_best(t: Trainer, run: RunSlot) -> None:
-    now = time.monotonic()
-    durable = now - run.best_synced >= SYNC_SECONDS
-    if durable:
-        run.best_synced = now
+    durable = _sync_due(run, "best_synced")
     states = [t.stack.packed_state_dict(m.best) if m.best is not None else None for m in run.members]
     first = run.members[0]
     body = {"model": states[0], "epoch": first.stopper.best_epoch, "monitor": run.cfg.train.monitor, "value": first.stopper.best_value, "spec": run.spec}
