@@ -20,6 +20,8 @@ demo: $(STAMP)
 	$(VENV)/bin/trainwell demo
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(PY) -m pytest
 
 bench: $(STAMP)

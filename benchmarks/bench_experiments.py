@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -32,7 +32,13 @@ SEED_TOTAL = 198  # all five scripts one after another (the seed README)
 SEED_MAE = {
     "optimizers": {"sgd": 3.409, "sgd-momentum": 3.500, "adam": 3.533, "adamw": 3.537},
     "batchnorm": {"without": 3.475, "with": 3.673},
-    "dropout": {"dropout=0": 4.345, "dropout=0.1": 3.854, "dropout=0.3": 3.754, "dropout=0.5": 3.625, "dropout=0.7": 4.779},
+    "dropout": {
+        "dropout=0": 4.345,
+        "dropout=0.1": 3.854,
+        "dropout=0.3": 3.754,
+        "dropout=0.5": 3.625,
+        "dropout=0.7": 4.779,
+    },
     "schedules": {"none": 3.878, "step": 3.431, "cosine": 3.417, "plateau": 3.430, "onecycle": 3.425},
     "recipe": {"recipe": 3.429},
 }
@@ -68,8 +74,11 @@ def main() -> None:
         total += seconds
         t = result.timings
         setup = seconds - t.get("training", 0.0) - t.get("report", 0.0)
-        print(f"{name:<11} {seconds:6.1f} s  (the lesson's script {SEED_SECONDS[name]} s, {SEED_SECONDS[name] / seconds:.1f}x): "
-              f"set-up {setup:.1f} s, training {t.get('training', 0):.1f} s (baselines {t.get('baselines', 0):.1f} s meanwhile), report {t.get('report', 0):.1f} s", flush=True)
+        print(
+            f"{name:<11} {seconds:6.1f} s  (the lesson's script {SEED_SECONDS[name]} s, {SEED_SECONDS[name] / seconds:.1f}x): "
+            f"set-up {setup:.1f} s, training {t.get('training', 0):.1f} s (baselines {t.get('baselines', 0):.1f} s meanwhile), report {t.get('report', 0):.1f} s",
+            flush=True,
+        )
         for row in result.summary:
             mae, ref = row["test_mae_mean"], SEED_MAE[name][row["variant"]]
             flag = "ok" if mae <= ref else "WORSE"
@@ -78,10 +87,14 @@ def main() -> None:
             interval = ""
             if args.seeds > 1:  # is the seed's single figure one of the values these seeds make plausible?
                 lo, hi = row["test_mae_ci_low"], row["test_mae_ci_high"]
-                interval = f"  95% CI [{lo:.3f}, {hi:.3f}] {'holds' if lo <= ref <= hi else 'excludes'} the lesson's figure"
+                interval = (
+                    f"  95% CI [{lo:.3f}, {hi:.3f}] {'holds' if lo <= ref <= hi else 'excludes'} the lesson's figure"
+                )
             lines.append(f"  {name}/{row['variant']:<14} test MAE {mae:.3f}  seed {ref:.3f}  {flag}{interval}")
     print("\n".join(lines))
-    print(f"total       {total:6.1f} s  = {total / SEED_TOTAL:.3f} of the lessons' {SEED_TOTAL} s ({SEED_TOTAL / total:.1f}x faster); target <= {SEED_TOTAL / 5:.0f} s")
+    print(
+        f"total       {total:6.1f} s  = {total / SEED_TOTAL:.3f} of the lessons' {SEED_TOTAL} s ({SEED_TOTAL / total:.1f}x faster); target <= {SEED_TOTAL / 5:.0f} s"
+    )
     print(f"            {cpu_seconds() - cpu_start:6.1f} CPU seconds (both cores together)")
     if not args.separate_only:
         exps = [preset(name).with_seeds(args.seeds) for name in SEED_SECONDS]
@@ -92,16 +105,38 @@ def main() -> None:
         results = compare_many(exps, f"{root}/together", workers=args.workers, quiet=True)
         together = time.perf_counter() - started
         t = results[0].timings
-        print(f"one pool breakdown: set-up {together - t['training'] - t['report']:.1f} s, training {t['training']:.1f} s "
-              f"(baselines {t.get('baselines', 0):.1f} s meanwhile), report {t['report']:.1f} s")
-        print(f"one pool    {together:6.1f} s  = {together / SEED_TOTAL:.3f} of the lessons' {SEED_TOTAL} s ({SEED_TOTAL / together:.1f}x faster): all five in one compare, as the demo runs them; {cpu_seconds() - cpu_before:.1f} CPU seconds")
-    print("every variant's test MAE no worse than the lesson's" if not worse else f"worse than the lesson's single run: {', '.join(worse)}")
-    cli = [sys.executable, "-m", "trainwell.cli", "compare", "--preset", "schedules", "--seeds", str(args.seeds), "--quiet", "--out", f"{root}/cli-schedules"]
+        print(
+            f"one pool breakdown: set-up {together - t['training'] - t['report']:.1f} s, training {t['training']:.1f} s "
+            f"(baselines {t.get('baselines', 0):.1f} s meanwhile), report {t['report']:.1f} s"
+        )
+        print(
+            f"one pool    {together:6.1f} s  = {together / SEED_TOTAL:.3f} of the lessons' {SEED_TOTAL} s ({SEED_TOTAL / together:.1f}x faster): all five in one compare, as the demo runs them; {cpu_seconds() - cpu_before:.1f} CPU seconds"
+        )
+    print(
+        "every variant's test MAE no worse than the lesson's"
+        if not worse
+        else f"worse than the lesson's single run: {', '.join(worse)}"
+    )
+    cli = [
+        sys.executable,
+        "-m",
+        "trainwell.cli",
+        "compare",
+        "--preset",
+        "schedules",
+        "--seeds",
+        str(args.seeds),
+        "--quiet",
+        "--out",
+        f"{root}/cli-schedules",
+    ]
     shutil.rmtree(f"{root}/cli-schedules", ignore_errors=True)
     started = time.perf_counter()
     subprocess.run(cli, check=True, capture_output=True)
     whole = time.perf_counter() - started
-    print(f"`trainwell compare --preset schedules --seeds {args.seeds}` as a whole process: {whole:.1f} s = {SEED_SECONDS['schedules'] / whole:.1f}x faster than the lesson's schedules script (target >= 5x)")
+    print(
+        f"`trainwell compare --preset schedules --seeds {args.seeds}` as a whole process: {whole:.1f} s = {SEED_SECONDS['schedules'] / whole:.1f}x faster than the lesson's schedules script (target >= 5x)"
+    )
     print(f"load average {os.getloadavg()[0]:.2f} (2 cores)")
     if not args.out:
         shutil.rmtree(root, ignore_errors=True)

@@ -46,7 +46,9 @@ class PerImageDataset(torch.utils.data.Dataset):
 
 def model_and_opt(width: int, device: torch.device) -> tuple[nn.Module, torch.optim.Optimizer]:
     torch.manual_seed(0)
-    m = build_model(ModelConfig(kind="cnn", channels=[width, 2 * width, 4 * width], head_width=8 * width), (3, 32, 32), 10, "cnn").to(device)
+    m = build_model(
+        ModelConfig(kind="cnn", channels=[width, 2 * width, 4 * width], head_width=8 * width), (3, 32, 32), 10, "cnn"
+    ).to(device)
     return m, torch.optim.AdamW(m.parameters(), lr=1e-3)
 
 
@@ -67,7 +69,9 @@ def reference(x: np.ndarray, y: np.ndarray, width: int, device: torch.device) ->
 
 def trainwell_path(x: np.ndarray, y: np.ndarray, width: int, device: torch.device) -> float:
     model, opt = model_and_opt(width, device)
-    data = image_bundle(((x, y), (x[:1], y[:1]), (x[:1], y[:1])), [str(i) for i in range(10)], 4, True, MEAN, STD).to(device)
+    data = image_bundle(((x, y), (x[:1], y[:1]), (x[:1], y[:1])), [str(i) for i in range(10)], 4, True, MEAN, STD).to(
+        device
+    )
     gen = torch.Generator().manual_seed(0)
     loss_fn = nn.CrossEntropyLoss()
     perm = torch.randperm(len(x), generator=gen).to(device)

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REFERENCE = r'''
+REFERENCE = r"""
 import copy
 import numpy as np
 import torch
@@ -78,7 +78,7 @@ model.eval()
 with torch.no_grad():
     pred = model(tx(X_te)).numpy() * ys + ym
 print(f"test MAE {mean_absolute_error(y_te, pred):.3f} after {epoch + 1} epochs")
-'''
+"""
 
 
 def timed(cmd: list[str]) -> tuple[float, str]:
@@ -99,15 +99,22 @@ def main() -> None:
         for r in range(args.rounds):
             t_ref, ref_out = timed([sys.executable, str(script)])
             out = Path(tmp) / f"run{r}"
-            t_tw, _ = timed([trainwell, "train", "--preset", "delivery-production", "--seed", "42", "--quiet", "--out", str(out)])
+            t_tw, _ = timed(
+                [trainwell, "train", "--preset", "delivery-production", "--seed", "42", "--quiet", "--out", str(out)]
+            )
             ref_times.append(t_ref)
             tw_times.append(t_tw)
             mae = __import__("json").loads((out / "metrics.json").read_text())["test_mae"]
-            print(f"round {r + 1}: reference {t_ref:.2f} s ({ref_out}), trainwell {t_tw:.2f} s (test MAE {mae:.3f})", flush=True)
+            print(
+                f"round {r + 1}: reference {t_ref:.2f} s ({ref_out}), trainwell {t_tw:.2f} s (test MAE {mae:.3f})",
+                flush=True,
+            )
     ref_s, tw_s = statistics.median(ref_times), statistics.median(tw_times)
     print(f"reference process : {ref_s:6.2f} s (median of {args.rounds})")
     print(f"trainwell process : {tw_s:6.2f} s (median of {args.rounds})")
-    print(f"speed-up          : {ref_s / tw_s:.2f}x as whole processes (target >= 2x); load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"speed-up          : {ref_s / tw_s:.2f}x as whole processes (target >= 2x); load average {os.getloadavg()[0]:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -35,7 +35,17 @@ from trainwell.config import DataConfig, load_config, parse_override
 from trainwell.data import load_data
 from trainwell.runner import load_run, train
 
-T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}  # two-sided t, by degrees of freedom
+T95 = {
+    1: 12.71,
+    2: 4.30,
+    3: 3.18,
+    4: 2.78,
+    5: 2.57,
+    6: 2.45,
+    7: 2.36,
+    8: 2.31,
+    9: 2.26,
+}  # two-sided t, by degrees of freedom
 
 
 # ---- tables ----------------------------------------------------------------------------------
@@ -49,9 +59,25 @@ def generated_churn(n: int = 3000, seed: int = 1) -> pd.DataFrame:
     tenure = rng.integers(1, 72, n).astype(float)
     monthly = rng.lognormal(3.5, 0.5, n)
     calls = rng.poisson(1.5, n).astype(float)
-    score = 0.7 * calls - 0.04 * tenure + 0.01 * monthly + (plan == "basic") * 0.8 + (region == "islands") * 0.6 + rng.logistic(0, 1, n)
+    score = (
+        0.7 * calls
+        - 0.04 * tenure
+        + 0.01 * monthly
+        + (plan == "basic") * 0.8
+        + (region == "islands") * 0.6
+        + rng.logistic(0, 1, n)
+    )
     label = np.where(score >= np.quantile(score, 0.9), "churn", "stay")
-    df = pd.DataFrame({"plan": plan, "region": region, "tenure": tenure, "monthly": monthly.round(2), "support_calls": calls, "status": label})
+    df = pd.DataFrame(
+        {
+            "plan": plan,
+            "region": region,
+            "tenure": tenure,
+            "monthly": monthly.round(2),
+            "support_calls": calls,
+            "status": label,
+        }
+    )
     for col, share in (("tenure", 0.12), ("monthly", 0.05), ("region", 0.08)):
         df.loc[rng.random(n) < share, col] = np.nan
     return df
@@ -68,9 +94,26 @@ def generated_loans(n: int = 3000, seed: int = 2) -> pd.DataFrame:
     amount = rng.uniform(1_000, 40_000, n).round(-2)
     age = rng.integers(19, 75, n).astype(float)
     ratio = amount / income
-    score = 2.5 * ratio - 0.02 * age + (job == "student") * 0.9 + (purpose == "debt") * 0.7 + (home == "rent") * 0.4 + rng.logistic(0, 1, n)
+    score = (
+        2.5 * ratio
+        - 0.02 * age
+        + (job == "student") * 0.9
+        + (purpose == "debt") * 0.7
+        + (home == "rent") * 0.4
+        + rng.logistic(0, 1, n)
+    )
     label = np.where(score >= np.quantile(score, 0.9), "default", "repaid")
-    df = pd.DataFrame({"job": job, "home": home, "purpose": purpose, "income": income.round(0), "amount": amount, "age": age, "outcome": label})
+    df = pd.DataFrame(
+        {
+            "job": job,
+            "home": home,
+            "purpose": purpose,
+            "income": income.round(0),
+            "amount": amount,
+            "age": age,
+            "outcome": label,
+        }
+    )
     for col, share in (("income", 0.1), ("age", 0.05), ("job", 0.05)):
         df.loc[rng.random(n) < share, col] = np.nan
     return df
@@ -134,7 +177,10 @@ def baseline_scores(bundle: Any, seed: int) -> dict[str, tuple[float, float]]:
         models = {"gradient boosting": HistGradientBoostingRegressor(random_state=seed), "linear": LinearRegression()}
     else:
         y_tr, y_te = bundle.y_train.numpy(), bundle.y_test.numpy()
-        models = {"gradient boosting": HistGradientBoostingClassifier(random_state=seed), "linear": LogisticRegression(max_iter=5000)}
+        models = {
+            "gradient boosting": HistGradientBoostingClassifier(random_state=seed),
+            "linear": LogisticRegression(max_iter=5000),
+        }
     out = {}
     for name, model in models.items():
         start = time.perf_counter()
@@ -168,7 +214,11 @@ def run_table(name: str, data: dict[str, Any], seeds: int, out: Path, recipe: di
         for model, (metric, secs) in baseline_scores(bundle, seed).items():
             scores[model].append(metric)
             seconds[model].append(secs)
-        print(f"  {name} seed {seed}: trainwell {scores['trainwell'][-1]:.4f} in {seconds['trainwell'][-1]:.1f}s", file=sys.stderr, flush=True)
+        print(
+            f"  {name} seed {seed}: trainwell {scores['trainwell'][-1]:.4f} in {seconds['trainwell'][-1]:.1f}s",
+            file=sys.stderr,
+            flush=True,
+        )
     return {"task": bundle.task, "scores": scores, "seconds": seconds}
 
 
@@ -194,14 +244,21 @@ def print_table(results: dict[str, dict[str, Any]]) -> None:
         s, t = r["scores"], r["seconds"]
         metric = "MAE" if r["task"] == "regression" else "bal.acc"
         timing = f"{secs(t['trainwell'])}/{secs(t['gradient boosting'])}/{secs(t['linear'])}"
-        print(f"{name:<14} {metric:<8} {cell(s['trainwell']):>19} {cell(s['gradient boosting']):>19} {cell(s['linear']):>19}  {timing:>20}  {verdict(r['task'], s)}")
+        print(
+            f"{name:<14} {metric:<8} {cell(s['trainwell']):>19} {cell(s['gradient boosting']):>19} {cell(s['linear']):>19}  {timing:>20}  {verdict(r['task'], s)}"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--tables", help="comma-separated subset (default: all)")
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="change the default's recipe, e.g. model.hidden=[256] (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="change the default's recipe, e.g. model.hidden=[256] (repeatable)",
+    )
     args = parser.parse_args()
     recipe = dict(parse_override(p) for p in args.set or [])
     with tempfile.TemporaryDirectory() as tmp:

@@ -73,29 +73,68 @@ def single_run(label: str, command: list[str], out: Path, threads: int) -> tuple
         seconds = sum(float(row["seconds"]) for row in csv.DictReader(fh))
     cfg = load_config(out / "config.yaml")
     rows = len(load_data(cfg.data).x_train) * cfg.train.max_epochs
-    print(f"{label:<34} {rows / seconds:10,.0f} samples/s  ({seconds:5.1f} s in epochs, {wall:5.1f} s wall with start-up)", flush=True)
+    print(
+        f"{label:<34} {rows / seconds:10,.0f} samples/s  ({seconds:5.1f} s in epochs, {wall:5.1f} s wall with start-up)",
+        flush=True,
+    )
     return rows / seconds, out
 
 
 def part_b(args: argparse.Namespace) -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-scale-b-"))
-    train = ["train", "--preset", "delivery-quick", "--set", f"data.n={args.rows}", "--set", "model.hidden=[512,256,128]",
-             "--set", f"train.max_epochs={args.epochs}", "--set", "train.batch_size=512", "--set", "train.early_stopping=false",
-             "--set", "train.bn_recalibration_samples=0", "--quiet"]
+    train = [
+        "train",
+        "--preset",
+        "delivery-quick",
+        "--set",
+        f"data.n={args.rows}",
+        "--set",
+        "model.hidden=[512,256,128]",
+        "--set",
+        f"train.max_epochs={args.epochs}",
+        "--set",
+        "train.batch_size=512",
+        "--set",
+        "train.early_stopping=false",
+        "--set",
+        "train.bn_recalibration_samples=0",
+        "--quiet",
+    ]
     one = [sys.executable, "-m", "trainwell", *train]
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    many = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(args.procs), "--master_addr", "127.0.0.1",
-            "--master_port", str(port), "-m", "trainwell", *train]
+    many = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        str(args.procs),
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(port),
+        "-m",
+        "trainwell",
+        *train,
+    ]
     print(f"{args.rows:,} generated rows, MLP [512, 256, 128], batch 512, {args.epochs} epochs; outputs in {root}")
     base, d1 = single_run("1 process, 1 thread", [*one, "--set", "train.threads=1"], root / "one-1", 1)
-    single_run(f"1 process, {args.procs} threads", [*one, "--set", f"train.threads={args.procs}"], root / f"one-{args.procs}", args.procs)
-    rate, dn = single_run(f"{args.procs} torchrun processes, 1 thread each", [*many, "--set", "train.threads=1"], root / "many", 1)
+    single_run(
+        f"1 process, {args.procs} threads",
+        [*one, "--set", f"train.threads={args.procs}"],
+        root / f"one-{args.procs}",
+        args.procs,
+    )
+    rate, dn = single_run(
+        f"{args.procs} torchrun processes, 1 thread each", [*many, "--set", "train.threads=1"], root / "many", 1
+    )
     w1 = load_checkpoint(d1 / "last.pt", LAST)["members"][0]["weights"]["params"]
     wn = load_checkpoint(dn / "last.pt", LAST)["members"][0]["weights"]["params"]
-    print(f"{args.procs} processes / 1 process: {rate / base:.2f}×; largest weight difference after training {float((w1 - wn).abs().max()):.2e} "
-          "(BatchNorm per shard and per-process dropout streams make the runs differ by design)")
+    print(
+        f"{args.procs} processes / 1 process: {rate / base:.2f}×; largest weight difference after training {float((w1 - wn).abs().max()):.2e} "
+        "(BatchNorm per shard and per-process dropout streams make the runs differ by design)"
+    )
 
 
 def main() -> None:
@@ -103,7 +142,9 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-stack", action="store_true", help="train every run on its own (one task per run)")
-    ap.add_argument("--torchrun", action="store_true", help="part (b): one run on 1 process and on --procs torchrun processes")
+    ap.add_argument(
+        "--torchrun", action="store_true", help="part (b): one run on 1 process and on --procs torchrun processes"
+    )
     ap.add_argument("--rows", type=int, default=200_000, help="(b) rows of the generated table")
     ap.add_argument("--epochs", type=int, default=2, help="(b) epochs")
     ap.add_argument("--procs", type=int, default=2, help="(b) torchrun processes")
@@ -120,16 +161,32 @@ def main() -> None:
     run = dict(workers=args.workers, quiet=True, baselines=False)
     pool_wall, _, pool = timed("local pool", lambda: compare(exp, root / "pool", **run))
     start = time.perf_counter()
-    cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0", silence_logs=logging.ERROR)
+    cluster = LocalCluster(
+        n_workers=args.workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=":0",
+        silence_logs=logging.ERROR,
+    )
     print(f"{'(LocalCluster start-up)':<38} wall {time.perf_counter() - start:6.1f} s")
     with cluster:
-        dask_wall, _, _ = timed("Dask, cluster already running", lambda: compare(exp, root / "dask", cluster=cluster.scheduler_address, **run))
-    local_wall, _, _ = timed("--cluster local (start-up included)", lambda: compare(exp, root / "local", cluster="local", **run))
+        dask_wall, _, _ = timed(
+            "Dask, cluster already running",
+            lambda: compare(exp, root / "dask", cluster=cluster.scheduler_address, **run),
+        )
+    local_wall, _, _ = timed(
+        "--cluster local (start-up included)", lambda: compare(exp, root / "local", cluster="local", **run)
+    )
     engines = sorted({r["engine"] for r in pool.rows})
     same = results(root / "pool") == results(root / "dask") == results(root / "local")
     print(f"{runs} runs; results.csv the same on all three (timing aside): {same}")
-    print(f"Dask overhead per run: {(dask_wall - pool_wall) / runs:+.2f} s (running cluster), {(local_wall - pool_wall) / runs:+.2f} s (--cluster local)")
-    print(f"engines: {', '.join(engines)}; training seconds summed over runs (pool): {sum(r['wall_seconds'] or 0 for r in pool.rows):.1f}")
+    print(
+        f"Dask overhead per run: {(dask_wall - pool_wall) / runs:+.2f} s (running cluster), {(local_wall - pool_wall) / runs:+.2f} s (--cluster local)"
+    )
+    print(
+        f"engines: {', '.join(engines)}; training seconds summed over runs (pool): {sum(r['wall_seconds'] or 0 for r in pool.rows):.1f}"
+    )
     print(f"outputs in {root}")
 
 

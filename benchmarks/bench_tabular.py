@@ -41,7 +41,9 @@ def reference_epochs(epochs: int, seed: int, threads: int) -> tuple[float, float
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", patience=10, factor=0.5)
     loss_fn = nn.MSELoss()
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(data.x_train, data.y_train), batch_size=64, shuffle=True)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(data.x_train, data.y_train), batch_size=64, shuffle=True
+    )
     start = time.perf_counter()
     for _ in range(epochs):
         model.train()
@@ -61,7 +63,12 @@ def reference_epochs(epochs: int, seed: int, threads: int) -> tuple[float, float
 
 
 def trainwell_epochs(epochs: int, seed: int) -> tuple[float, float]:
-    overrides = {"train.seed": seed, "train.max_epochs": epochs, "train.early_stopping": False, "train.restore_best": False}
+    overrides = {
+        "train.seed": seed,
+        "train.max_epochs": epochs,
+        "train.early_stopping": False,
+        "train.restore_best": False,
+    }
     cfg = load_config(preset="delivery-production", overrides=overrides)
     stamps: list[float] = []  # when each epoch's last.pt was written: epochs timed with their checkpoint I/O
 
@@ -85,11 +92,18 @@ def main() -> None:
     for r in range(args.rounds):
         ref.append(reference_epochs(args.epochs, seed=r, threads=default_threads))
         tw.append(trainwell_epochs(args.epochs, seed=r))
-        print(f"round {r + 1}: reference {ref[-1][0] * 1e3:.1f} ms/epoch (MAE {ref[-1][1]:.3f}), trainwell {tw[-1][0] * 1e3:.1f} ms/epoch (MAE {tw[-1][1]:.3f})", flush=True)
+        print(
+            f"round {r + 1}: reference {ref[-1][0] * 1e3:.1f} ms/epoch (MAE {ref[-1][1]:.3f}), trainwell {tw[-1][0] * 1e3:.1f} ms/epoch (MAE {tw[-1][1]:.3f})",
+            flush=True,
+        )
     ref_s = statistics.median(s for s, _ in ref)
     tw_s = statistics.median(s for s, _ in tw)
-    print(f"reference loop : {ref_s * 1e3:7.1f} ms/epoch  test MAE {statistics.mean(m for _, m in ref):.3f} (mean of {args.rounds})")
-    print(f"trainwell      : {tw_s * 1e3:7.1f} ms/epoch  test MAE {statistics.mean(m for _, m in tw):.3f} (mean of {args.rounds})")
+    print(
+        f"reference loop : {ref_s * 1e3:7.1f} ms/epoch  test MAE {statistics.mean(m for _, m in ref):.3f} (mean of {args.rounds})"
+    )
+    print(
+        f"trainwell      : {tw_s * 1e3:7.1f} ms/epoch  test MAE {statistics.mean(m for _, m in tw):.3f} (mean of {args.rounds})"
+    )
     print(f"speed-up       : {ref_s / tw_s:.2f}x per epoch (target >= 3x)")
 
 

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from trainwell.config import load_config
 from trainwell import advice as adv
 from trainwell.advice import Context, advise
+from trainwell.config import load_config
 
 
 def rows(train, val, grad=None, clipped=None):
     grad = grad or [1.0] * len(train)
     clipped = clipped or [0.0] * len(train)
     return [
-        {"epoch": i + 1, "train_loss": t, "val_loss": v, "lr": 1e-3, "grad_norm_mean": g, "grad_norm_max": g, "clipped_fraction": c}
+        {
+            "epoch": i + 1,
+            "train_loss": t,
+            "val_loss": v,
+            "lr": 1e-3,
+            "grad_norm_mean": g,
+            "grad_norm_max": g,
+            "clipped_fraction": c,
+        }
         for i, (t, v, g, c) in enumerate(zip(train, val, grad, clipped))
     ]
 
@@ -43,7 +51,9 @@ def test_training_loss_far_above_validation_says_regularise_less():
     h = rows([1.0, 0.6, 0.55, 0.52, 0.51, 0.5], [0.5, 0.3, 0.25, 0.22, 0.21, 0.2])
     a = adv.stalled_training(h)
     assert a is not None and a.numbers["ratio"] == 2.5 and "2.5×" in a.message
-    assert adv.stalled_training(rows([1.0, 0.6, 0.5, 0.4, 0.35, 0.32], [0.5, 0.3, 0.25, 0.22, 0.21, 0.2])) is None  # 1.6×: Dropout's usual gap
+    assert (
+        adv.stalled_training(rows([1.0, 0.6, 0.5, 0.4, 0.35, 0.32], [0.5, 0.3, 0.25, 0.22, 0.21, 0.2])) is None
+    )  # 1.6×: Dropout's usual gap
 
 
 def test_gradient_norm_far_above_clip_says_lr_too_high():
@@ -58,8 +68,15 @@ def test_gradient_norm_far_above_clip_says_lr_too_high():
 def test_early_stopping_saved_epochs():
     val = [1.0, 0.5, 0.4] + [0.45] * 20
     h = rows([1.0] * 23, val)
-    stopped = adv.early_stopping_value(h, Context(max_epochs=100, early_stopping=True, patience=20, stop_reason="early_stop"))
-    assert stopped is not None and stopped.numbers == {"best_epoch": 3, "epochs_run": 23, "epochs_saved": 77, "stopped": 1.0}
+    stopped = adv.early_stopping_value(
+        h, Context(max_epochs=100, early_stopping=True, patience=20, stop_reason="early_stop")
+    )
+    assert stopped is not None and stopped.numbers == {
+        "best_epoch": 3,
+        "epochs_run": 23,
+        "epochs_saved": 77,
+        "stopped": 1.0,
+    }
     ran_out = adv.early_stopping_value(h, Context(max_epochs=23, patience=5, stop_reason="max_epochs"))
     assert ran_out is not None and ran_out.numbers["epochs_saved"] == 15 and "would have saved 15" in ran_out.message
 
@@ -99,22 +116,32 @@ def test_one_run_never_gets_opposite_advice():
 
 
 def test_a_learning_rate_too_high_is_not_told_to_rise():
-    h = rows([1.0, 0.98, 0.97, 0.97, 0.96, 0.96], [0.99, 0.98, 0.97, 0.97, 0.97, 0.96], grad=[30] * 6, clipped=[1.0] * 6)
+    h = rows(
+        [1.0, 0.98, 0.97, 0.97, 0.96, 0.96], [0.99, 0.98, 0.97, 0.97, 0.97, 0.96], grad=[30] * 6, clipped=[1.0] * 6
+    )
     out = {a.kind: a.message for a in advise(h, Context(clip_norm=1.0))}
     assert set(out) == {adv.REGULARISE_LESS, adv.LR_TOO_HIGH}
-    assert "raise the learning rate" not in out[adv.REGULARISE_LESS] and "regularise less (rule: training loss fell by less than 10%)" in out[adv.REGULARISE_LESS]
+    assert (
+        "raise the learning rate" not in out[adv.REGULARISE_LESS]
+        and "regularise less (rule: training loss fell by less than 10%)" in out[adv.REGULARISE_LESS]
+    )
 
 
 def test_each_message_states_its_rule():
     overfit = rows([1.0, 0.5, 0.3, 0.2, 0.1, 0.05, 0.03], [0.9, 0.5, 0.35, 0.3, 0.36, 0.45, 0.5])
-    assert "(rule: the gap grew by over 10% of the best validation loss and validation loss ended over 5% above its best)" in adv.growing_gap(overfit).message
+    assert (
+        "(rule: the gap grew by over 10% of the best validation loss and validation loss ended over 5% above its best)"
+        in adv.growing_gap(overfit).message
+    )
     h = rows([1.0] * 6, [1.0] * 6, grad=[30] * 6)
     assert "(rule: median over 10× the threshold)" in adv.clipping_too_often(h, Context(clip_norm=1.0)).message
 
 
 def test_plurals():
     h = rows([1.0] * 23, [1.0, 0.5, 0.4] + [0.45] * 20)
-    one = adv.early_stopping_value(h, Context(max_epochs=24, early_stopping=True, patience=20, stop_reason="early_stop"))
+    one = adv.early_stopping_value(
+        h, Context(max_epochs=24, early_stopping=True, patience=20, stop_reason="early_stop")
+    )
     assert one.message.endswith("saved 1 epoch") and "1 epochs" not in one.message
     lines = adv.summarise([[adv.Advice(adv.EARLY_STOPPING, "m", {"epochs_saved": 1})]])
     assert lines == ["early stopping: 1 of 1 run (median 1 epoch saved); e.g. m"]
@@ -139,17 +166,26 @@ def test_the_most_regularised_variant_is_not_told_to_regularise_more_when_less_d
     assert out["d0.3"][0][0].kind == adv.KEEP  # 0.7, further that way, did worse
     (verdict,), _ = out["d0.7"]
     assert verdict.kind == adv.REGULARISE_LESS
-    assert "dropout 0.7 is already the strongest here and d0.1 (dropout 0.1) scored better (3.4 against 3.9): regularise less, not more" in verdict.message
+    assert (
+        "dropout 0.7 is already the strongest here and d0.1 (dropout 0.1) scored better (3.4 against 3.9): regularise less, not more"
+        in verdict.message
+    )
     assert per_variant["d0.7"] == [[MORE], [MORE]]  # the input is not changed
 
 
 def test_a_variant_whose_stronger_neighbours_all_did_worse_is_told_to_keep_its_setting():
     configs = _sweep([0.0, 0.3, 0.5, 0.7])
     means = {"d0.0": 4.2, "d0.3": 3.8, "d0.5": 3.85, "d0.7": 4.9}
-    out = adv.check_sweep({"d0.0": [[MORE]], "d0.3": [[MORE]], "d0.5": [[]], "d0.7": [[]]}, configs, means, lower_better=True)
+    out = adv.check_sweep(
+        {"d0.0": [[MORE]], "d0.3": [[MORE]], "d0.5": [[]], "d0.7": [[]]}, configs, means, lower_better=True
+    )
     assert out["d0.0"] == [[MORE]]  # 0.3 did better: the sweep agrees
-    (keep,), = out["d0.3"]
-    assert keep.kind == adv.KEEP and "every variant with more dropout scored worse (dropout 0.5 (3.85), 0.7 (4.9) against 3.8 here): keep dropout 0.3" in keep.message
+    ((keep,),) = out["d0.3"]
+    assert (
+        keep.kind == adv.KEEP
+        and "every variant with more dropout scored worse (dropout 0.5 (3.85), 0.7 (4.9) against 3.8 here): keep dropout 0.3"
+        in keep.message
+    )
 
 
 def test_the_least_regularised_variant_is_not_told_to_regularise_less_when_more_did_better():
@@ -166,7 +202,9 @@ def test_variants_that_differ_in_more_than_regularisation_are_no_sweep():
 
 def test_a_variant_gets_at_most_one_terminal_line():
     stop = adv.Advice(adv.EARLY_STOPPING, "m", {"epochs_saved": 3})
-    assert adv.brief([[stop], [stop, LESS], []]) == "early stopping would save 3 epochs (2 of 3), regularise less (1 of 3)"
+    assert (
+        adv.brief([[stop], [stop, LESS], []]) == "early stopping would save 3 epochs (2 of 3), regularise less (1 of 3)"
+    )
     assert adv.brief([[MORE], [LESS]]) == "regularisation unclear (more in 1 of 2, less in 1 of 2)"
     assert adv.brief([[], []]) == ""
     lines = adv.summarise([[MORE], [LESS], [LESS]])

@@ -29,8 +29,10 @@ BOMB = "\n".join(
     ["a: &a [x, x, x, x, x, x, x, x, x]"]
     + [f"{c}: &{c} [{', '.join(['*' + p] * 9)}]" for p, c in zip("abcdefgh", "bcdefghi")]
 )
-INLINE_BOMB = "[&a [1,1,1,1,1,1,1,1,1,1], &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a], &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b], " \
+INLINE_BOMB = (
+    "[&a [1,1,1,1,1,1,1,1,1,1], &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a], &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b], "
     "&d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c], &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d], [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]]"
+)
 
 
 @dataclass
@@ -97,7 +99,9 @@ case("set without a dot")(lambda c: ["train", "--preset", "delivery-quick", "--s
 case("compare names nothing")(lambda c: ["compare"])
 case("compare zero seeds")(lambda c: ["compare", "--preset", "optimizers", "--seeds", "0"])
 case("compare a million seeds")(lambda c: ["compare", "--preset", "optimizers", "--seeds", "1000000"])
-case("compare negative workers")(lambda c: ["compare", "--preset", "optimizers", "--seeds", "1", "--workers", "-1", "--out", str(c.tmp / "o")])
+case("compare negative workers")(
+    lambda c: ["compare", "--preset", "optimizers", "--seeds", "1", "--workers", "-1", "--out", str(c.tmp / "o")]
+)
 case("predict without input")(lambda c: ["predict", str(c.run)])
 
 # ---- config values and files ---------------------------------------------------------------
@@ -133,10 +137,19 @@ case("config of 5 MB")(lambda c: ["train", c.write("c.yaml", "# " + "x" * 5_000_
 # ---- experiments ---------------------------------------------------------------------------
 
 case("experiment unknown key")(lambda c: ["compare", c.write("e.yaml", "base: delivery-quick\nvariantz: {}\n")])
-case("grid of a million points")(lambda c: ["compare", c.write("e.yaml", "grid: {" + ", ".join(f"optim.x{i}: [0,1,2,3,4,5,6,7,8,9]" for i in range(6)) + "}\n")])
+case("grid of a million points")(
+    lambda c: [
+        "compare",
+        c.write("e.yaml", "grid: {" + ", ".join(f"optim.x{i}: [0,1,2,3,4,5,6,7,8,9]" for i in range(6)) + "}\n"),
+    ]
+)
 case("reference is a list")(lambda c: ["compare", c.write("e.yaml", "variants: {a: {}, b: {}}\nreference: [a]\n")])
-case("variant name of 300 characters")(lambda c: ["compare", c.write("e.yaml", "variants: {" + "v" * 300 + ": {optim.lr: 0.01}}\n")])
-case("variant with a bad value")(lambda c: ["compare", c.write("e.yaml", "base: delivery-quick\nvariants: {bad: {optim.lr: -1}}\n")])
+case("variant name of 300 characters")(
+    lambda c: ["compare", c.write("e.yaml", "variants: {" + "v" * 300 + ": {optim.lr: 0.01}}\n")]
+)
+case("variant with a bad value")(
+    lambda c: ["compare", c.write("e.yaml", "base: delivery-quick\nvariants: {bad: {optim.lr: -1}}\n")]
+)
 
 # ---- paths ---------------------------------------------------------------------------------
 
@@ -150,12 +163,32 @@ def _existing_user_files(c: Ctx) -> list[str]:
 def _foreign_experiment(c: Ctx) -> list[str]:
     c.write("out/experiment.yaml", "name: another\nvariants: {base: {}}\nseeds: [0]\n")
     c.write("out/results.csv", "variant,seed\nbase,0\n")
-    return ["compare", "--preset", "optimizers", "--seeds", "1", "--out", str(c.tmp / "out"), "--set", "train.max_epochs=1"]
+    return [
+        "compare",
+        "--preset",
+        "optimizers",
+        "--seeds",
+        "1",
+        "--out",
+        str(c.tmp / "out"),
+        "--set",
+        "train.max_epochs=1",
+    ]
 
 
 def _user_runs_folder(c: Ctx) -> list[str]:
     c.write("project/runs/sgd/seed-0/precious.txt", "years of work\n")
-    return ["compare", "--preset", "optimizers", "--seeds", "1", "--out", str(c.tmp / "project"), "--set", "train.max_epochs=1"]
+    return [
+        "compare",
+        "--preset",
+        "optimizers",
+        "--seeds",
+        "1",
+        "--out",
+        str(c.tmp / "project"),
+        "--set",
+        "train.max_epochs=1",
+    ]
 
 
 case("--out with NUL")(lambda c: ["train", "--preset", "delivery-quick", "--out", str(c.tmp / "a\0b")])
@@ -165,14 +198,20 @@ case("--out is a file")(lambda c: ["train", "--preset", "delivery-quick", "--out
 case("--out holds a run")(lambda c: ["train", "--preset", "delivery-quick", "--out", str(c.run)])
 case("--out holds user files named like run files")(_existing_user_files)
 case("--data path of 5000 bytes")(lambda c: ["train", "--data", "d/" * 2500 + "x.csv", "--target", "y"])
-case("compare --out is a file")(lambda c: ["compare", "--preset", "optimizers", "--seeds", "1", "--out", c.write("f.txt", "x")])
+case("compare --out is a file")(
+    lambda c: ["compare", "--preset", "optimizers", "--seeds", "1", "--out", c.write("f.txt", "x")]
+)
 case("compare --out holds another experiment")(_foreign_experiment)
 case("compare --out holds a user's runs folder")(_user_runs_folder)
 case("demo --out below a file")(lambda c: ["demo", "--out", c.write("f.txt", "x") + "/demo"])
 case("predict --out onto best.pt")(lambda c: ["predict", str(c.run), str(c.csv), "--out", str(c.run / "best.pt")])
-case("predict --out onto metrics.json even with --force")(lambda c: ["predict", str(c.run), str(c.csv), "--out", str(c.run / "metrics.json"), "--force"])
+case("predict --out onto metrics.json even with --force")(
+    lambda c: ["predict", str(c.run), str(c.csv), "--out", str(c.run / "metrics.json"), "--force"]
+)
 case("predict --out onto its input")(lambda c: ["predict", str(c.run), str(c.csv), "--out", str(c.csv), "--force"])
-case("predict --out onto an existing file")(lambda c: ["predict", str(c.run), str(c.csv), "--out", c.write("old.csv", "keep\n")])
+case("predict --out onto an existing file")(
+    lambda c: ["predict", str(c.run), str(c.csv), "--out", c.write("old.csv", "keep\n")]
+)
 case("predict --out is a folder")(lambda c: ["predict", str(c.run), str(c.csv), "--out", str(c.tmp)])
 case("evaluate run dir with NUL")(lambda c: ["evaluate", str(c.run) + "\0"])
 case("resume a 300-byte name")(lambda c: ["resume", str(c.tmp / ("r" * 300))])
@@ -226,13 +265,24 @@ case("predict: missing feature column")(lambda c: ["predict", str(c.run), c.writ
 case("predict: text in a feature")(lambda c: ["predict", str(c.run), c.write("x.csv", "a,b\n1,zebra\n")])
 case("predict: input missing")(lambda c: ["predict", str(c.run), str(c.tmp / "none.csv")])
 case("predict: zero-byte input")(lambda c: ["predict", str(c.run), c.write("x.csv", b"")])
-case("evaluate: labelled file without the target")(lambda c: ["evaluate", str(c.run), "--data", c.write("x.csv", "a,b\n1,2\n")])
+case("evaluate: labelled file without the target")(
+    lambda c: ["evaluate", str(c.run), "--data", c.write("x.csv", "a,b\n1,2\n")]
+)
 case("predict: header and no rows")(lambda c: ["predict", str(c.run), c.write("x.csv", "a,b\n")])
 case("train: header and no rows")(
     lambda c: ["train", "--data", c.write("x.csv", "a,b,y\n"), "--target", "y", "--out", str(c.tmp / "r")]
 )
 case("train: values of 1e308")(
-    lambda c: ["train", "--data", c.write("x.csv", c.csv.read_text().replace("\n", "\n1e308,", 2).replace("1e308,", "", 1)), "--target", "y", "--out", str(c.tmp / "r"), *TINY[:5]]
+    lambda c: [
+        "train",
+        "--data",
+        c.write("x.csv", c.csv.read_text().replace("\n", "\n1e308,", 2).replace("1e308,", "", 1)),
+        "--target",
+        "y",
+        "--out",
+        str(c.tmp / "r"),
+        *TINY[:5],
+    ]
 )
 case("train: bad CSV leaves no config.yaml behind")(
     lambda c: ["train", "--data", c.write("x.csv", "a,b,y\n1,2,3\n"), "--target", "y", "--out", str(c.tmp / "r")]
@@ -255,7 +305,16 @@ def _signal_at_epoch(signum: int, epoch: int) -> Callable[[Ctx], list[str]]:
             original(self, event, **payload)
 
         c.monkeypatch.setattr(Progress, "__call__", call)
-        return ["train", "--preset", "delivery-quick", *TINY, "--set", "train.max_epochs=3", "--out", str(c.tmp / "run")]
+        return [
+            "train",
+            "--preset",
+            "delivery-quick",
+            *TINY,
+            "--set",
+            "train.max_epochs=3",
+            "--out",
+            str(c.tmp / "run"),
+        ]
 
     return build
 
@@ -276,7 +335,22 @@ def _compare_interrupted(c: Ctx) -> list[str]:
         return original(*args)
 
     c.monkeypatch.setattr(executors, "execute_quietly", execute)
-    return ["compare", "--preset", "optimizers", "--seeds", "1", "--workers", "0", "--quiet", "--out", str(c.tmp / "cmp"), "--set", "train.max_epochs=3", "--set", "data.n=200"]
+    return [
+        "compare",
+        "--preset",
+        "optimizers",
+        "--seeds",
+        "1",
+        "--workers",
+        "0",
+        "--quiet",
+        "--out",
+        str(c.tmp / "cmp"),
+        "--set",
+        "train.max_epochs=3",
+        "--set",
+        "data.n=200",
+    ]
 
 
 case("SIGTERM during compare", status=130, creates=True)(_compare_interrupted)
@@ -297,14 +371,18 @@ def test_predict_into_a_closed_pipe_exits_quietly(finished: tuple[Path, Path], c
     assert capsys.readouterr().err == ""
 
 
-def test_predict_creates_a_missing_folder_and_files_follow_the_umask(finished: tuple[Path, Path], tmp_path: Path, capsys: Any) -> None:
+def test_predict_creates_a_missing_folder_and_files_follow_the_umask(
+    finished: tuple[Path, Path], tmp_path: Path, capsys: Any
+) -> None:
     run, csv = finished
     old = os.umask(0o027)
     try:
         assert main(["predict", str(run), str(csv), "--out", str(tmp_path / "new" / "deeper" / "p.csv")]) == 0
     finally:
         os.umask(old)
-    assert (tmp_path / "new" / "deeper" / "p.csv").read_text().startswith("a,b,y,predicted_y,members_std_y\n")  # an ensemble (the tabular preset)
+    assert (
+        (tmp_path / "new" / "deeper" / "p.csv").read_text().startswith("a,b,y,predicted_y,members_std_y\n")
+    )  # an ensemble (the tabular preset)
     assert (tmp_path / "new" / "deeper" / "p.csv").stat().st_mode & 0o777 == 0o640
     assert capsys.readouterr().err == ""
 
@@ -315,8 +393,20 @@ def test_terminal_ctrl_c_ends_train_with_130(tmp_path: Path) -> None:
     import select
     import time
 
-    argv = [sys.executable, "-m", "trainwell.cli", "train", "--preset", "delivery-quick", "--set", "train.max_epochs=400",
-            "--set", "train.early_stopping=false", "--out", str(tmp_path / "run")]
+    argv = [
+        sys.executable,
+        "-m",
+        "trainwell.cli",
+        "train",
+        "--preset",
+        "delivery-quick",
+        "--set",
+        "train.max_epochs=400",
+        "--set",
+        "train.early_stopping=false",
+        "--out",
+        str(tmp_path / "run"),
+    ]
     pid, fd = pty.fork()
     if pid == 0:  # the child: the terminal's only job
         os.execv(sys.executable, argv)
@@ -347,9 +437,12 @@ def test_terminal_ctrl_c_ends_train_with_130(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=[pytest.mark.xfail(strict=True, reason=c[2])] if c[2] else []) for n, c in CASES.items()]
+    "name",
+    [pytest.param(n, marks=[pytest.mark.xfail(strict=True, reason=c[2])] if c[2] else []) for n, c in CASES.items()],
 )
-def test_refused_in_one_line_and_nothing_changes(name: str, tmp_path: Path, finished: tuple[Path, Path], capsys: Any, monkeypatch: Any) -> None:
+def test_refused_in_one_line_and_nothing_changes(
+    name: str, tmp_path: Path, finished: tuple[Path, Path], capsys: Any, monkeypatch: Any
+) -> None:
     build, status, _, creates = CASES[name]
     argv = build(Ctx(tmp_path, finished[0], finished[1], monkeypatch))
     before = snapshot(tmp_path, finished[0].parent)

@@ -35,7 +35,9 @@ def make_folder(root: Path) -> Path:
         write_batch(folder / name, PER_BATCH, i)
     write_batch(folder / "test_batch", PER_BATCH, 99)
     with open(folder / "batches.meta", "wb") as fh:
-        pickle.dump({b"label_names": [n.encode() for n in "plane car bird cat deer dog frog horse ship truck".split()]}, fh)
+        pickle.dump(
+            {b"label_names": [n.encode() for n in "plane car bird cat deer dog frog horse ship truck".split()]}, fh
+        )
     return folder
 
 
@@ -92,7 +94,14 @@ def test_download_checks_md5_and_unpacks(tmp_path, server):
     assert folder == root / FOLDER and (folder / "data_batch_3").is_file()
     assert [p.name for p in root.iterdir()] == [FOLDER]  # no staging folder left behind
     # and through the config: data.download with a given url and md5
-    cfg = DataConfig(name="cifar10", path=str(tmp_path / "other"), download=True, url=f"{base}/cifar.tar.gz", md5=hashlib.md5(blob).hexdigest(), val_size=5)
+    cfg = DataConfig(
+        name="cifar10",
+        path=str(tmp_path / "other"),
+        download=True,
+        url=f"{base}/cifar.tar.gz",
+        md5=hashlib.md5(blob).hexdigest(),
+        val_size=5,
+    )
     assert len(load_data(cfg).x_val) == 5
 
 

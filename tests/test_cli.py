@@ -49,7 +49,9 @@ def test_train_evaluate_predict_on_a_csv(tmp_path, table, capsys):
     new.to_csv(tmp_path / "new.csv", index=False)
     assert main(["predict", str(run), str(tmp_path / "new.csv"), "--out", str(tmp_path / "pred.csv")]) == 0
     pred = pd.read_csv(tmp_path / "pred.csv")
-    assert list(pred.columns) == ["size", "rooms", "predicted_price", "members_std_price"] and len(pred) == 5  # the tabular preset is an ensemble
+    assert (
+        list(pred.columns) == ["size", "rooms", "predicted_price", "members_std_price"] and len(pred) == 5
+    )  # the tabular preset is an ensemble
     assert pred["predicted_price"].between(0, 1000).all()  # original units, not standardised
 
 
@@ -59,17 +61,51 @@ def test_predict_classification_returns_label_names(tmp_path, capsys):
     df["kind"] = np.where(df.a > 0, "cat", "dog")
     df.to_csv(tmp_path / "pets.csv", index=False)
     run = tmp_path / "run"
-    assert main(["train", "--data", str(tmp_path / "pets.csv"), "--target", "kind", "--out", str(run), "--quiet", "--set", "train.max_epochs=5"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(tmp_path / "pets.csv"),
+                "--target",
+                "kind",
+                "--out",
+                str(run),
+                "--quiet",
+                "--set",
+                "train.max_epochs=5",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["predict", str(run), str(tmp_path / "pets.csv")]) == 0
     pred = pd.read_csv(__import__("io").StringIO(capsys.readouterr().out))
-    assert set(pred["predicted_kind"]) <= {"cat", "dog"} and (pred["probability_cat"] + pred["probability_dog"]).between(0.999, 1.001).all()
+    assert (
+        set(pred["predicted_kind"]) <= {"cat", "dog"}
+        and (pred["probability_cat"] + pred["probability_dog"]).between(0.999, 1.001).all()
+    )
     chosen = np.where(pred["predicted_kind"] == "cat", pred["probability_cat"], pred["probability_dog"])
     assert (chosen >= 0.5).all()
 
 
 def test_preset_run_with_live_progress(tmp_path, capsys):
-    assert main(["train", "--preset", "delivery-production", "--out", str(tmp_path / "r"), "--set", "data.n=400", "--set", "train.max_epochs=2"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--preset",
+                "delivery-production",
+                "--out",
+                str(tmp_path / "r"),
+                "--set",
+                "data.n=400",
+                "--set",
+                "train.max_epochs=2",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "epoch 1/2" in err and "val_mae" in err and "weight decay 0.01 on 4 tensors" in err
 
@@ -84,13 +120,21 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, table, capsys):
     one_line_error(capsys, ["train", "--data", str(tmp_path / "missing.csv"), "--target", "price"], "does not exist")
     one_line_error(capsys, ["train", "--data", str(path), "--target", "cost"], "no target column 'cost'", "price")
     df.assign(rooms=["many"] + list(df["rooms"][1:])).to_csv(tmp_path / "text.csv", index=False)
-    one_line_error(capsys, ["train", "--data", str(tmp_path / "text.csv"), "--target", "price", "--set", "data.numeric=[rooms]"], "has text 'many'")
+    one_line_error(
+        capsys,
+        ["train", "--data", str(tmp_path / "text.csv"), "--target", "price", "--set", "data.numeric=[rooms]"],
+        "has text 'many'",
+    )
     df.assign(price=[np.nan] + list(df["price"][1:])).to_csv(tmp_path / "nan.csv", index=False)
-    one_line_error(capsys, ["train", "--data", str(tmp_path / "nan.csv"), "--target", "price"], "blank in 1 row(s) (file rows 2)")
+    one_line_error(
+        capsys, ["train", "--data", str(tmp_path / "nan.csv"), "--target", "price"], "blank in 1 row(s) (file rows 2)"
+    )
     df.head(12).to_csv(tmp_path / "few.csv", index=False)
     one_line_error(capsys, ["train", "--data", str(tmp_path / "few.csv"), "--target", "price"], "fewer than one batch")
     one_line_error(capsys, ["train", "--preset", "nope"], "unknown preset 'nope'", "delivery-production")
-    one_line_error(capsys, ["train", "--preset", "delivery-production", "--set", "optim.lr=-1"], "optim.lr = -1.0", "> 0")
+    one_line_error(
+        capsys, ["train", "--preset", "delivery-production", "--set", "optim.lr=-1"], "optim.lr = -1.0", "> 0"
+    )
     one_line_error(capsys, ["train", "--preset", "delivery-production", "--set", "model.dropout=1"], "model.dropout")
     one_line_error(capsys, ["train", "--preset", "delivery-production", "--seed", "x"], "invalid int value")
     one_line_error(capsys, ["train"], "say what to train")
@@ -99,7 +143,9 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, table, capsys):
 
 
 def test_console_script_entry_point(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "trainwell.cli", "train", "--preset", "nope"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "trainwell.cli", "train", "--preset", "nope"], capture_output=True, text=True
+    )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
 
 

@@ -75,7 +75,15 @@ def test_csv_declared_classification_and_separate_test_file(tmp_path):
     df["y"] = (df.y > 0).astype(int)
     df.to_csv(tmp_path / "i.csv", index=False)
     df.iloc[:10].to_csv(tmp_path / "t.csv", index=False)
-    data = load_data(DataConfig(name="csv", path=str(tmp_path / "i.csv"), target="y", task="classification", test_path=str(tmp_path / "t.csv")))
+    data = load_data(
+        DataConfig(
+            name="csv",
+            path=str(tmp_path / "i.csv"),
+            target="y",
+            task="classification",
+            test_path=str(tmp_path / "t.csv"),
+        )
+    )
     assert data.classes == ["0", "1"] and len(data.x_test) == 10 and len(data.x_train) + len(data.x_val) == 60
 
 

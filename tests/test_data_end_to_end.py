@@ -18,7 +18,16 @@ def housing(n=1500, seed=0):
     sqft = rng.uniform(300, 3000, n).round()
     rooms = rng.integers(1, 7, n)
     price = 0.3 * sqft + 20 * rooms + (city == "Vienna") * 200 + rng.normal(0, 30, n)
-    df = pd.DataFrame({"id": np.arange(n) + 1000, "city": city, "weekday": rng.choice(["Mon", "Tue", "Wed", "Thu", "Fri"], n), "sqft": sqft, "rooms": rooms, "price": price.round(1)})
+    df = pd.DataFrame(
+        {
+            "id": np.arange(n) + 1000,
+            "city": city,
+            "weekday": rng.choice(["Mon", "Tue", "Wed", "Thu", "Fri"], n),
+            "sqft": sqft,
+            "rooms": rooms,
+            "price": price.round(1),
+        }
+    )
     df.loc[rng.random(n) < 0.15, "sqft"] = np.nan
     df.loc[rng.random(n) < 0.05, "city"] = np.nan
     return df
@@ -30,7 +39,14 @@ def churn(n=1300, seed=0):
     calls = rng.poisson(2, n).astype(float)
     status = np.array(["stay"] * n, dtype=object)
     status[np.argsort(-(calls + rng.normal(0, 1, n)))[:100]] = "churn"
-    df = pd.DataFrame({"customer": [f"C{i:05d}" for i in range(n)], "plan": rng.choice(["basic", "plus", "pro"], n), "support_calls": calls, "status": status})
+    df = pd.DataFrame(
+        {
+            "customer": [f"C{i:05d}" for i in range(n)],
+            "plan": rng.choice(["basic", "plus", "pro"], n),
+            "support_calls": calls,
+            "status": status,
+        }
+    )
     df.loc[rng.random(n) < 0.1, "support_calls"] = np.nan
     return df
 
@@ -59,7 +75,9 @@ def test_churn_warns_and_predicts_a_probability_per_class(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--data", str(tmp_path / "churn.csv"), "--target", "status", "--out", str(run), *QUICK]) == 0
     err = capsys.readouterr().err
-    assert "task: classification (the target holds text labels, 2 classes)" in err and "warning: class 'stay' is 9" in err
+    assert (
+        "task: classification (the target holds text labels, 2 classes)" in err and "warning: class 'stay' is 9" in err
+    )
     df.drop(columns=["status"]).head(50).to_csv(tmp_path / "new.csv", index=False)
     assert main(["predict", str(run), str(tmp_path / "new.csv"), "--out", str(tmp_path / "pred.csv")]) == 0
     pred = pd.read_csv(tmp_path / "pred.csv")
@@ -70,10 +88,41 @@ def test_churn_warns_and_predicts_a_probability_per_class(tmp_path, capsys):
 
 def test_data_alone_starts_from_the_tabular_preset(tmp_path, capsys):
     housing(300).to_csv(tmp_path / "h.csv", index=False)
-    assert main(["train", "--data", str(tmp_path / "h.csv"), "--target", "price", "--out", str(tmp_path / "a"), "--set", "train.max_epochs=1"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(tmp_path / "h.csv"),
+                "--target",
+                "price",
+                "--out",
+                str(tmp_path / "a"),
+                "--set",
+                "train.max_epochs=1",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "schedule: plateau" in err
     config = (tmp_path / "a" / "config.yaml").read_text()
     assert "clip_norm: 5.0" in config and "name: h\n" in config
-    assert main(["train", "--preset", "delivery-production", "--data", str(tmp_path / "h.csv"), "--target", "price", "--out", str(tmp_path / "b"), *QUICK]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--preset",
+                "delivery-production",
+                "--data",
+                str(tmp_path / "h.csv"),
+                "--target",
+                "price",
+                "--out",
+                str(tmp_path / "b"),
+                *QUICK,
+            ]
+        )
+        == 0
+    )
     assert "clip_norm: null" in (tmp_path / "b" / "config.yaml").read_text()  # the named preset's recipe, on the file

@@ -53,7 +53,9 @@ def test_roles_are_inferred_and_shown(tmp_path, capsys):
     assert "columns date: placed (→ year, month, day_of_week, day_of_year, hour)" in err
     assert "'order' looks like an identifier (text unique per row) and is left out" in err
     names = data.feature_names
-    assert "order" not in " ".join(names) and "placed.hour" in names and {"city=Graz", "express", "weight"} <= set(names)
+    assert (
+        "order" not in " ".join(names) and "placed.hour" in names and {"city=Graz", "express", "weight"} <= set(names)
+    )
     assert data.notes and data.notes[0].startswith("task: regression")
 
 
@@ -61,7 +63,9 @@ def test_roles_overridden_in_the_config(tmp_path, capsys):
     df = mixed_table()
     df["zone"] = np.arange(len(df)) % 4
     data = load(tmp_path, df, categorical=["zone"], ignore=["express", "gift"], numeric=None)
-    assert {"zone=0", "zone=3"} <= set(data.feature_names) and not any(n.startswith(("express", "gift")) for n in data.feature_names)
+    assert {"zone=0", "zone=3"} <= set(data.feature_names) and not any(
+        n.startswith(("express", "gift")) for n in data.feature_names
+    )
     assert "column 'express' is left out (data.ignore)" in "\n".join(data.notes)
     with pytest.raises(DataError) as err:
         load(tmp_path, df, categorical=["zip"])
@@ -83,7 +87,9 @@ def test_numeric_blanks_filled_with_the_training_median_plus_an_indicator(tmp_pa
     col = data.feature_names.index("weight (missing)")
     blank_rows = df["weight"].isna().to_numpy()[tr]
     assert torch.equal(data.x_train[:, col], torch.as_tensor(blank_rows, dtype=torch.float32))
-    assert data.x_train[blank_rows, data.feature_names.index("weight")].abs().max() == 0  # the median sits at the centre
+    assert (
+        data.x_train[blank_rows, data.feature_names.index("weight")].abs().max() == 0
+    )  # the median sits at the centre
 
 
 def test_robust_scaling_tames_extremes():
@@ -199,10 +205,18 @@ def test_bad_tables_get_one_line(tmp_path):
             assert w in one_line(err), err.value
 
     rows = "\n".join(f"{i},{i % 3}" for i in range(30))
-    refused(write(tmp_path, "x,y\n" + "\n".join(f"{i},same" for i in range(30))), "single class 'same'", task="classification")
+    refused(
+        write(tmp_path, "x,y\n" + "\n".join(f"{i},same" for i in range(30))),
+        "single class 'same'",
+        task="classification",
+    )
     refused(write(tmp_path, "x,y\n"), "has a header but no rows")
     refused(write(tmp_path, "x;y\n" + rows.replace(",", ";")), "the header looks semicolon-separated", "data.sep")
-    assert len(load_data(DataConfig(name="csv", path=write(tmp_path, "x;y\n" + rows.replace(",", ";") + ".5"), target="y", sep=";")).x_train)
+    assert len(
+        load_data(
+            DataConfig(name="csv", path=write(tmp_path, "x;y\n" + rows.replace(",", ";") + ".5"), target="y", sep=";")
+        ).x_train
+    )
     blanks = "x,y\n" + "\n".join(f"{i},{'' if i in (2, 5, 6, 9, 11, 20) else i * 0.5}" for i in range(30))
     refused(write(tmp_path, blanks), "blank in 6 row(s) (file rows 4, 7, 8, 11, 13, ...)")
     refused(write(tmp_path, "x,y\n" + rows + ".5\n1e308,2.5"), "column 'x' holds 1e+308", "float limit")
@@ -217,9 +231,16 @@ def test_predict_file_with_other_columns_is_named(tmp_path):
 
 
 def test_dates_split_into_parts(tmp_path):
-    df = pd.DataFrame({"day": pd.date_range("2024-01-01", periods=60, freq="D").strftime("%Y-%m-%d"), "y": np.linspace(0, 1, 60)})
+    df = pd.DataFrame(
+        {"day": pd.date_range("2024-01-01", periods=60, freq="D").strftime("%Y-%m-%d"), "y": np.linspace(0, 1, 60)}
+    )
     data = load(tmp_path, df, target="y")
-    assert data.feature_names == ["day.year", "day.month", "day.day_of_week", "day.day_of_year"]  # no hour without times
+    assert data.feature_names == [
+        "day.year",
+        "day.month",
+        "day.day_of_week",
+        "day.day_of_year",
+    ]  # no hour without times
     x = pd.DataFrame({"day": ["2024-02-29"]})
     assert torch.isfinite(features_for_prediction(x, data.spec, "new")).all()
     with pytest.raises(DataError, match="ISO dates"):

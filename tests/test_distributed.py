@@ -25,8 +25,23 @@ from trainwell.runner import resume
 # the tabular lesson's delivery table, small: no BatchNorm or dropout, so 2 processes compute the
 # same global-batch gradient as 1 (up to the order of float sums); 303 rows of which 205 train,
 # so the last batch of 13 rows is split 7 + 6 and each half's loss weighted by its rows
-SMALL = ["--preset", "delivery-quick", "--set", "data.n=303", "--set", "model.hidden=[16,8]", "--set", "model.norm=none",
-         "--set", "model.dropout=0", "--set", "train.batch_size=32", "--set", "train.max_epochs=3", "--quiet"]
+SMALL = [
+    "--preset",
+    "delivery-quick",
+    "--set",
+    "data.n=303",
+    "--set",
+    "model.hidden=[16,8]",
+    "--set",
+    "model.norm=none",
+    "--set",
+    "model.dropout=0",
+    "--set",
+    "train.batch_size=32",
+    "--set",
+    "train.max_epochs=3",
+    "--quiet",
+]
 TOLERANCE = 1e-5  # absolute, on weights and history figures after 30 steps (float32 sums in another order)
 
 
@@ -37,8 +52,20 @@ def free_port() -> int:
 
 
 def torchrun(args: list[str], cwd: Path, n: int = 2) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(n), "--master_addr", "127.0.0.1",
-            "--master_port", str(free_port()), "-m", "trainwell", *args]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        str(n),
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(free_port()),
+        "-m",
+        "trainwell",
+        *args,
+    ]
 
 
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -88,12 +115,32 @@ def _children(pid: int) -> list[int]:
 
 def test_resume_after_the_whole_group_is_killed_ends_as_an_uninterrupted_run(tmp_path: Path) -> None:
     # BatchNorm and dropout on, mid-epoch checkpoints: the per-process streams must resume exactly too
-    args = ["train", "--preset", "delivery-quick", "--set", "data.n=300", "--set", "train.batch_size=32", "--set", "train.max_epochs=40",
-            "--set", "train.early_stopping=false", "--set", "train.checkpoint_every_steps=7", "--quiet"]
+    args = [
+        "train",
+        "--preset",
+        "delivery-quick",
+        "--set",
+        "data.n=300",
+        "--set",
+        "train.batch_size=32",
+        "--set",
+        "train.max_epochs=40",
+        "--set",
+        "train.early_stopping=false",
+        "--set",
+        "train.checkpoint_every_steps=7",
+        "--quiet",
+    ]
     done = run([*args, "--out", "whole"], tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    group = subprocess.Popen(torchrun([*args, "--out", "killed"], tmp_path), cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    group = subprocess.Popen(
+        torchrun([*args, "--out", "killed"], tmp_path),
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     last = tmp_path / "killed" / "last.pt"
     deadline = time.monotonic() + 60
     while not last.exists() and group.poll() is None and time.monotonic() < deadline:

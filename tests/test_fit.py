@@ -4,7 +4,6 @@ ensembles use the same ingredients as single runs."""
 import json
 
 import pytest
-import torch
 
 from trainwell.config import load_config
 from trainwell.inference import evaluate_run, predict_run
@@ -26,7 +25,10 @@ def test_a_member_alone_equals_the_same_member_in_a_stack_of_eight(tmp_path):
     generators, so its history is bit-identical alone and among seven partners."""
     common = {"model__dropout": 0.3, "train__ema_decay": 0.9, "train__clip_norm": 1.0}
     alone = train_runs([cfg(**common, train__seed=0)], [tmp_path / "alone"])[0]
-    stack = train_runs([cfg(**common, train__seed=s, optim__lr=1e-3 * (1 + s)) for s in [3, 0, 1, 2, 4, 5, 6, 7]], [tmp_path / f"s{i}" for i in range(8)])
+    stack = train_runs(
+        [cfg(**common, train__seed=s, optim__lr=1e-3 * (1 + s)) for s in [3, 0, 1, 2, 4, 5, 6, 7]],
+        [tmp_path / f"s{i}" for i in range(8)],
+    )
     together = stack[1]
     assert together.metrics["stacked_with"] == 8 and together.metrics["engine"] == "vectorised"
     assert strip(together.history) == strip(alone.history)
@@ -40,12 +42,37 @@ def test_a_member_alone_equals_the_same_member_in_a_stack_of_eight(tmp_path):
     [
         [  # Adam L2, AdamW with decay on everything and one-cycle, clipping with a step schedule
             {"optim__name": "adam", "optim__weight_decay": 0.01, "train__seed": 0},
-            {"optim__name": "adamw", "optim__weight_decay": 0.1, "optim__decay_norm_and_bias": True, "schedule__name": "onecycle", "train__seed": 1},
-            {"optim__name": "adamw", "train__clip_norm": 0.3, "schedule__name": "step", "schedule__step_size": 1, "train__seed": 2},
+            {
+                "optim__name": "adamw",
+                "optim__weight_decay": 0.1,
+                "optim__decay_norm_and_bias": True,
+                "schedule__name": "onecycle",
+                "train__seed": 1,
+            },
+            {
+                "optim__name": "adamw",
+                "train__clip_norm": 0.3,
+                "schedule__name": "step",
+                "schedule__step_size": 1,
+                "train__seed": 2,
+            },
         ],
         [  # SGD plain, momentum with Nesterov and L2, plateau
-            {"optim__name": "sgd", "optim__lr": 0.01, "optim__momentum": 0.0, "optim__weight_decay": 0.0, "train__seed": 0},
-            {"optim__name": "sgd", "optim__lr": 0.02, "optim__nesterov": True, "optim__weight_decay": 0.01, "schedule__name": "plateau", "train__seed": 3},
+            {
+                "optim__name": "sgd",
+                "optim__lr": 0.01,
+                "optim__momentum": 0.0,
+                "optim__weight_decay": 0.0,
+                "train__seed": 0,
+            },
+            {
+                "optim__name": "sgd",
+                "optim__lr": 0.02,
+                "optim__nesterov": True,
+                "optim__weight_decay": 0.01,
+                "schedule__name": "plateau",
+                "train__seed": 3,
+            },
         ],
     ],
 )
@@ -61,14 +88,20 @@ def test_stacked_runs_equal_single_runs(tmp_path, members):
 
 
 def test_non_finite_member_fails_alone(tmp_path):
-    cfgs = [cfg(optim__name="sgd", optim__lr=1e10, model__norm="none", train__seed=0), cfg(optim__name="sgd", optim__lr=0.01, model__norm="none", train__seed=1)]
+    cfgs = [
+        cfg(optim__name="sgd", optim__lr=1e10, model__norm="none", train__seed=0),
+        cfg(optim__name="sgd", optim__lr=0.01, model__norm="none", train__seed=1),
+    ]
     results = train_runs(cfgs, [tmp_path / "a", tmp_path / "b"])
     assert results[0].stop_reason == "not_finite" and "non-finite" in results[0].message
     assert results[1].ok and results[1].metrics["epochs_run"] == 3
 
 
 def test_stack_shrinks_when_most_members_stop_and_numbers_do_not_change(tmp_path):
-    cfgs = [cfg(train__max_epochs=m, train__seed=i, optim__lr=lr) for i, (m, lr) in enumerate([(1, 1e-3), (1, 2e-3), (2, 3e-3), (6, 4e-3)])]
+    cfgs = [
+        cfg(train__max_epochs=m, train__seed=i, optim__lr=lr)
+        for i, (m, lr) in enumerate([(1, 1e-3), (1, 2e-3), (2, 3e-3), (6, 4e-3)])
+    ]
     results = train_runs(cfgs, [tmp_path / f"s{i}" for i in range(4)])
     assert [r.metrics["epochs_run"] for r in results] == [1, 1, 2, 6]
     single = train(cfgs[3], out=tmp_path / "single")
@@ -83,7 +116,13 @@ def test_classification_with_label_smoothing_and_class_weights_in_a_stack(tmp_pa
     label = np.array(["a", "b", "c"])[(x[:, 0] > 0).astype(int) + (x[:, 1] > 0.5).astype(int)]
     path = tmp_path / "d.csv"
     path.write_text("f1,f2,f3,label\n" + "\n".join(f"{a},{b},{c},{d}" for (a, b, c), d in zip(x, label)))
-    data = {"data__name": "csv", "data__path": str(path), "data__target": "label", "train__monitor": "val_balanced_accuracy", "train__class_weights": "balanced"}
+    data = {
+        "data__name": "csv",
+        "data__path": str(path),
+        "data__target": "label",
+        "train__monitor": "val_balanced_accuracy",
+        "train__class_weights": "balanced",
+    }
     cfgs = [cfg(**data, train__seed=0), cfg(**data, train__seed=1, train__label_smoothing=0.1)]
     results = train_runs(cfgs, [tmp_path / "s0", tmp_path / "s1"])
     for i, c in enumerate(cfgs):
@@ -138,8 +177,17 @@ def _interrupt_after(epoch):
 
 
 def test_module_path_ensemble_of_cnns(tmp_path):
-    c = load_config(overrides={"data.name": "digits", "model.kind": "cnn", "model.channels": [4, 8], "model.head_width": 16,
-                               "train.max_epochs": 1, "train.members": 2, "train.quiet": True})
+    c = load_config(
+        overrides={
+            "data.name": "digits",
+            "model.kind": "cnn",
+            "model.channels": [4, 8],
+            "model.head_width": 16,
+            "train.max_epochs": 1,
+            "train.members": 2,
+            "train.quiet": True,
+        }
+    )
     result = train(c, out=tmp_path / "cnn")
     assert result.metrics["engine"] == "module" and result.metrics["members"] == 2
     assert json.loads((tmp_path / "cnn" / "metrics.json").read_text())["test_accuracy"] > 0.1
@@ -149,4 +197,6 @@ def test_runs_with_and_without_dropout_never_share_a_stack(tmp_path):
     from trainwell.planning import group_key
 
     with_dropout, without = cfg(model__dropout=0.3), cfg(model__dropout=0.0)
-    assert group_key(with_dropout) != group_key(without) and group_key(with_dropout) == group_key(cfg(model__dropout=0.5))
+    assert group_key(with_dropout) != group_key(without) and group_key(with_dropout) == group_key(
+        cfg(model__dropout=0.5)
+    )

@@ -34,7 +34,9 @@ def cfg(root, **kw):
 def test_folder_decodes_resizes_and_splits_stratified(tmp_path):
     root = write_folder(tmp_path / "imgs")
     data = load_data(cfg(root))
-    assert data.classes == ["blue", "green", "red"] and data.input_shape == (3, 8, 8) and data.x_train.dtype == torch.uint8
+    assert (
+        data.classes == ["blue", "green", "red"] and data.input_shape == (3, 8, 8) and data.x_train.dtype == torch.uint8
+    )
     assert len(data.x_train) + len(data.x_val) + len(data.x_test) == 30
     for y in (data.y_train, data.y_val, data.y_test):  # every class in every split, in proportion
         counts = torch.bincount(y, minlength=3)

@@ -77,7 +77,10 @@ def test_a_resumed_run_continues_the_same_trackers(tmp_path, tiny):
     client = MlflowClient(tracking_uri=(tmp_path / "mlruns").resolve().as_uri())
     run_id = (tmp_path / MLFLOW_RUN_ID).read_text().strip()
     assert [m.step for m in client.get_metric_history(run_id, "val_loss")] == [1, 2, 3]
-    assert client.get_run(run_id).info.status == "FINISHED" and len(client.search_runs([client.get_experiment_by_name("tiny").experiment_id])) == 1
+    assert (
+        client.get_run(run_id).info.status == "FINISHED"
+        and len(client.search_runs([client.get_experiment_by_name("tiny").experiment_id])) == 1
+    )
     acc = EventAccumulator(str(tmp_path / "tensorboard"))
     acc.Reload()
     assert [e.step for e in acc.Scalars("val_loss")] == [1, 2, 3]

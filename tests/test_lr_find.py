@@ -64,5 +64,7 @@ def test_auto_lr_records_the_suggestion_and_trains_like_that_number(tmp_path, ti
     assert isinstance(recorded, float) and (tmp_path / "auto" / "lr_find.csv").exists()
     fixed = train(tiny(optim={"lr": recorded}, train={"max_epochs": 2}), out=tmp_path / "fixed")
     assert [r["val_loss"] for r in auto.history] == [r["val_loss"] for r in fixed.history]
-    onecycle = train(tiny(schedule={"name": "onecycle", "max_lr": "auto"}, train={"max_epochs": 1}), out=tmp_path / "oc")
+    onecycle = train(
+        tiny(schedule={"name": "onecycle", "max_lr": "auto"}, train={"max_epochs": 1}), out=tmp_path / "oc"
+    )
     assert isinstance(onecycle.config.schedule.max_lr, float)

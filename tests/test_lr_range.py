@@ -42,7 +42,9 @@ def test_suggestions_on_a_known_curve():
 def test_the_test_stops_once_the_loss_passes_four_times_its_best():
     test = R.run_range_test(curve, 1e-7, 100.0, 150)
     assert test.stop_reason.startswith("stopped: loss above 4x")
-    assert test.smoothed[-1] > 4 * min(test.smoothed[:-1]) and all(v <= 4 * min(test.smoothed[: i + 1]) for i, v in enumerate(test.smoothed[:-1]))
+    assert test.smoothed[-1] > 4 * min(test.smoothed[:-1]) and all(
+        v <= 4 * min(test.smoothed[: i + 1]) for i, v in enumerate(test.smoothed[:-1])
+    )
     assert len(test.lrs) < 150 and test.lrs[-1] < 100
     # the smoothed curve lags the raw one by about 20 steps: the steepest point moves right, by under a decade
     assert 1e-3 < test.suggestions["steepest"] < 1e-2

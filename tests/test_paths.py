@@ -8,7 +8,15 @@ from trainwell import paths, rundir
 from trainwell.errors import TrainwellError, shown, shown_path
 
 
-@pytest.mark.parametrize("text, words", [("", "is empty"), ("a\0b", "NUL byte"), ("x" * 256, "256-byte name"), ("d/" * 2100, "a path may have at most 4096")])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("", "is empty"),
+        ("a\0b", "NUL byte"),
+        ("x" * 256, "256-byte name"),
+        ("d/" * 2100, "a path may have at most 4096"),
+    ],
+)
 def test_path_text_problems_are_named(text, words):
     assert words in paths.path_problem(text)
     with pytest.raises(TrainwellError, match="--out"):
@@ -40,7 +48,9 @@ def test_out_file_protects_inputs_and_existing_files(tmp_path):
     with pytest.raises(TrainwellError, match="input or a run's own file"):
         paths.check_out_file(src, "--out", [src], overwrite=True)
     with pytest.raises(TrainwellError, match="input or a run's own file"):
-        paths.check_out_file(tmp_path / "run" / "best.pt", "--out", [tmp_path / "run" / "best.pt"])  # even before it exists
+        paths.check_out_file(
+            tmp_path / "run" / "best.pt", "--out", [tmp_path / "run" / "best.pt"]
+        )  # even before it exists
     with pytest.raises(TrainwellError, match="--force"):
         paths.check_out_file(src, "--out")
     assert paths.check_out_file(src, "--out", overwrite=True) == src

@@ -11,18 +11,22 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import tiny_config
 from trainwell.checkpoint import BEST, LAST, load_checkpoint
 from trainwell.cli import main
 from trainwell.errors import ConfigError, TrainwellError
 from trainwell.runner import resume, train
 
-from conftest import tiny_config
-
 CHILD = Path(__file__).with_name("resume_child.py")
 
 
 def run_child(mode, out, cfg, kill, expect_killed=True):
-    proc = subprocess.run([sys.executable, str(CHILD), mode, str(out), json.dumps(cfg), json.dumps(kill)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(CHILD), mode, str(out), json.dumps(cfg), json.dumps(kill)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if expect_killed:
         assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     return proc
@@ -53,20 +57,37 @@ SCENARIOS = {
     # name: (config changes, where the child kills itself)
     "epoch_boundary": ({}, {"event": "checkpoint", "epoch": 2, "step": 0}),
     "mid_epoch": ({"train": {"checkpoint_every_steps": 4}}, {"event": "checkpoint", "mid_epoch_of": 1}),
-    "patience_window": ({"optim": {"lr": 0.05}, "train": {"max_epochs": 30, "patience": 4}}, {"event": "epoch_end", "bad_epochs": 2}),
+    "patience_window": (
+        {"optim": {"lr": 0.05}, "train": {"max_epochs": 30, "patience": 4}},
+        {"event": "epoch_end", "bad_epochs": 2},
+    ),
     "after_plateau_drop": (
-        {"optim": {"lr": 0.05}, "schedule": {"name": "plateau", "patience": 0, "factor": 0.5}, "train": {"max_epochs": 12, "early_stopping": False}},
+        {
+            "optim": {"lr": 0.05},
+            "schedule": {"name": "plateau", "patience": 0, "factor": 0.5},
+            "train": {"max_epochs": 12, "early_stopping": False},
+        },
         {"event": "checkpoint", "lr_below": 0.05},
     ),
     "onecycle_warmup": (
-        {"schedule": {"name": "onecycle", "warmup_fraction": 0.5}, "train": {"max_epochs": 4, "checkpoint_every_steps": 3}},
+        {
+            "schedule": {"name": "onecycle", "warmup_fraction": 0.5},
+            "train": {"max_epochs": 4, "checkpoint_every_steps": 3},
+        },
         {"event": "checkpoint", "epoch": 0, "step": 6},
     ),
     "image_augmentation": (
-        {"data": {"name": "digits"}, "model": {"kind": "cnn", "channels": [8, 16], "head_width": 32}, "train": {"max_epochs": 2, "checkpoint_every_steps": 7}},
+        {
+            "data": {"name": "digits"},
+            "model": {"kind": "cnn", "channels": [8, 16], "head_width": 32},
+            "train": {"max_epochs": 2, "checkpoint_every_steps": 7},
+        },
         {"event": "checkpoint", "mid_epoch_of": 1},
     ),
-    "weight_average_and_clipping": ({"train": {"ema_decay": 0.9, "clip_norm": 0.5, "checkpoint_every_steps": 5}}, {"event": "checkpoint", "nth": 3}),
+    "weight_average_and_clipping": (
+        {"train": {"ema_decay": 0.9, "clip_norm": 0.5, "checkpoint_every_steps": 5}},
+        {"event": "checkpoint", "nth": 3},
+    ),
 }
 
 
@@ -96,7 +117,9 @@ def test_killed_at_an_arbitrary_moment(tmp_path):
     cfg = tiny_config(train={"max_epochs": 40, "early_stopping": False, "checkpoint_every_steps": 2})
     train(cfg, out=tmp_path / "straight")
     proc = subprocess.Popen(
-        [sys.executable, str(CHILD), "train", str(tmp_path / "killed"), json.dumps(cfg), json.dumps({})], stdout=subprocess.PIPE, text=True
+        [sys.executable, str(CHILD), "train", str(tmp_path / "killed"), json.dumps(cfg), json.dumps({})],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     for _ in range(23):  # some way into training
         assert proc.stdout.readline()
@@ -111,8 +134,22 @@ def test_killed_at_an_arbitrary_moment(tmp_path):
 def test_sigterm_stops_after_the_step_and_prints_the_resume_command(tmp_path):
     cfg = tiny_config(train={"max_epochs": 400, "early_stopping": False, "quiet": False})
     proc = subprocess.Popen(
-        [sys.executable, "-m", "trainwell.cli", "train", "--preset", "delivery-quick", "--set", "train.max_epochs=400", "--set", "train.early_stopping=false", "--out", str(tmp_path / "run")],
-        stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "trainwell.cli",
+            "train",
+            "--preset",
+            "delivery-quick",
+            "--set",
+            "train.max_epochs=400",
+            "--set",
+            "train.early_stopping=false",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
     )
     for line in proc.stderr:
         if line.startswith("epoch"):

@@ -8,7 +8,10 @@ from trainwell import safeyaml
 from trainwell.config import parse_override
 from trainwell.errors import ConfigError
 
-LAUGHS = "\n".join(["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"] + [f"{c}: &{c} [{', '.join(['*' + p] * 9)}]" for p, c in zip("abcdefgh", "bcdefghi")])
+LAUGHS = "\n".join(
+    ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    + [f"{c}: &{c} [{', '.join(['*' + p] * 9)}]" for p, c in zip("abcdefgh", "bcdefghi")]
+)
 
 
 def test_ordinary_documents_load_like_safe_load():
@@ -29,7 +32,14 @@ def test_expanded_size_counts_every_use_of_an_alias():
     assert safeyaml.expanded_size(node, "doc") == 2 + 2 + 8 + 2 + 18
 
 
-@pytest.mark.parametrize("text, words", [("a: &a [*a]", "contains itself"), ("[" * 200 + "]" * 200, "levels deep"), ("# " + "x" * 2_000_000, "characters long")])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("a: &a [*a]", "contains itself"),
+        ("[" * 200 + "]" * 200, "levels deep"),
+        ("# " + "x" * 2_000_000, "characters long"),
+    ],
+)
 def test_hostile_shapes_are_refused(text, words):
     with pytest.raises(ConfigError, match=words):
         safeyaml.load(text, "doc")
@@ -37,6 +47,8 @@ def test_hostile_shapes_are_refused(text, words):
 
 def test_set_values_go_through_the_budget():
     with pytest.raises(ConfigError, match="--set model.hidden expands"):
-        parse_override("model.hidden=[&a [1,1,1,1,1,1,1,1,1,1], &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a], &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b], "
-                       "&d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c], &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d], [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]]")
+        parse_override(
+            "model.hidden=[&a [1,1,1,1,1,1,1,1,1,1], &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a], &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b], "
+            "&d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c], &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d], [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]]"
+        )
     assert parse_override("train.max_epochs=5") == ("train.max_epochs", 5)

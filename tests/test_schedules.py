@@ -60,7 +60,10 @@ def test_unknown_schedule_lists_choices():
         SCHEDULES.get("warmup")
 
 
-@pytest.mark.parametrize("name, cadence", [("none", "none"), ("step", "epoch"), ("cosine", "epoch"), ("plateau", "metric"), ("onecycle", "batch")])
+@pytest.mark.parametrize(
+    "name, cadence",
+    [("none", "none"), ("step", "epoch"), ("cosine", "epoch"), ("plateau", "metric"), ("onecycle", "batch")],
+)
 def test_cadence_batch_hooks_move_only_per_batch_schedules(name, cadence):
     """A simulated epoch of 5 batches: epoch schedules hold the lr through the batches and move
     once at the epoch's end; onecycle moves after every optimizer step."""

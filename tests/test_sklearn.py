@@ -4,7 +4,6 @@ import pickle
 
 import numpy as np
 import pandas as pd
-import pytest
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -26,7 +25,9 @@ def expected_failures(estimator):
     return EXPECTED_FAILURES
 
 
-@parametrize_with_checks([TrainwellRegressor(**FAST), TrainwellClassifier(**FAST)], expected_failed_checks=expected_failures)
+@parametrize_with_checks(
+    [TrainwellRegressor(**FAST), TrainwellClassifier(**FAST)], expected_failed_checks=expected_failures
+)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -40,9 +41,14 @@ def blobs(n=120, seed=0):
 def test_pipeline_gridsearch_and_cross_validation():
     x, y = blobs()
     pipe = make_pipeline(StandardScaler(), TrainwellClassifier(**{**FAST, "max_epochs": 8}))
-    search = GridSearchCV(pipe, {"trainwellclassifier__hidden": [(8,), (16,)], "trainwellclassifier__lr": [1e-2, 3e-2]}, cv=2)
+    search = GridSearchCV(
+        pipe, {"trainwellclassifier__hidden": [(8,), (16,)], "trainwellclassifier__lr": [1e-2, 3e-2]}, cv=2
+    )
     search.fit(x, y)
-    assert set(search.best_params_) == {"trainwellclassifier__hidden", "trainwellclassifier__lr"} and search.best_score_ > 0.8
+    assert (
+        set(search.best_params_) == {"trainwellclassifier__hidden", "trainwellclassifier__lr"}
+        and search.best_score_ > 0.8
+    )
     scores = cross_val_score(TrainwellRegressor(**{**FAST, "max_epochs": 8}), x, x[:, 0] * 3 + x[:, 1], cv=3)
     assert len(scores) == 3 and scores.min() > 0.7
 
@@ -53,7 +59,11 @@ def test_dataframes_pickle_clone_and_untouched_global_generators():
     state = np.random.get_state()[1].copy()
     clf = TrainwellClassifier(**FAST).fit(df, y)
     assert np.array_equal(np.random.get_state()[1], state)  # NumPy's global generator as it was
-    assert list(clf.feature_names_in_) == ["a", "b", "c", "d"] and clf.n_features_in_ == 4 and list(clf.classes_) == ["down", "up"]
+    assert (
+        list(clf.feature_names_in_) == ["a", "b", "c", "d"]
+        and clf.n_features_in_ == 4
+        and list(clf.classes_) == ["down", "up"]
+    )
     proba = clf.predict_proba(df)
     assert proba.shape == (120, 2) and np.allclose(proba.sum(1), 1) and clf.score(df, y) > 0.85
     again = pickle.loads(pickle.dumps(clf))
@@ -67,6 +77,8 @@ def test_a_module_of_ones_own():
     from torch import nn
 
     x, y = blobs()
-    reg = TrainwellRegressor(**FAST, module=lambda n_in, n_out: nn.Sequential(nn.Linear(n_in, 8), nn.Tanh(), nn.Linear(8, n_out)))
+    reg = TrainwellRegressor(
+        **FAST, module=lambda n_in, n_out: nn.Sequential(nn.Linear(n_in, 8), nn.Tanh(), nn.Linear(8, n_out))
+    )
     reg.fit(x, x @ np.array([1.0, -2.0, 0.5, 0.0]))
     assert isinstance(reg.model_[1], nn.Tanh) and reg.score(x, x @ np.array([1.0, -2.0, 0.5, 0.0])) > 0.8

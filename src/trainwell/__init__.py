@@ -11,11 +11,21 @@ __version__ = "0.1.0"
 # Names resolved on first use, so `import trainwell.cli` (and `trainwell --help`) does not pay
 # for importing torch and pandas (~2-4 s) before it can say anything.
 _LAZY = {
-    "RunConfig": "config", "load_config": "config",
-    "TrainwellError": "errors", "ConfigError": "errors", "DataError": "errors", "CheckpointError": "errors",
-    "evaluate_run": "inference", "predict_run": "inference",
-    "RunResult": "runner", "train": "runner",
-    "fit": "api", "load_weights": "api", "register_model": "api", "resume": "api", "lr_find": "lr_find",
+    "RunConfig": "config",
+    "load_config": "config",
+    "TrainwellError": "errors",
+    "ConfigError": "errors",
+    "DataError": "errors",
+    "CheckpointError": "errors",
+    "evaluate_run": "inference",
+    "predict_run": "inference",
+    "RunResult": "runner",
+    "train": "runner",
+    "fit": "api",
+    "load_weights": "api",
+    "register_model": "api",
+    "resume": "api",
+    "lr_find": "lr_find",
 }
 __all__ = list(_LAZY)
 

@@ -21,6 +21,7 @@ def median(values: Iterable[float]) -> float:
         raise ValueError("median of no values")
     return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
 
+
 Row = dict[str, Any]
 
 MIN_EPOCHS = 5  # fewer epochs than this say nothing about trends
@@ -33,7 +34,11 @@ LATE_BEST = 0.2  # best epoch earlier than the last by this share of the epochs 
 
 # kinds, so summaries can count them
 REGULARISE_MORE, REGULARISE_LESS, LR_TOO_HIGH, EARLY_STOPPING, NOT_FINITE = (
-    "regularise more", "regularise less", "learning rate too high", "early stopping", "non-finite loss",
+    "regularise more",
+    "regularise less",
+    "learning rate too high",
+    "early stopping",
+    "non-finite loss",
 )
 KEEP = "keep the regularisation"  # a sweep showed both directions scoring worse
 
@@ -162,14 +167,21 @@ def early_stopping_value(history: Sequence[Row], ctx: Context = Context()) -> Ad
     )
 
 
-RULES: list[Callable[[Sequence[Row], Context], Advice | None]] = [growing_gap, stalled_training, clipping_too_often, early_stopping_value]
+RULES: list[Callable[[Sequence[Row], Context], Advice | None]] = [
+    growing_gap,
+    stalled_training,
+    clipping_too_often,
+    early_stopping_value,
+]
 
 
 def advise(history: Sequence[Row], ctx: Context = Context(), error: str | None = None) -> list[Advice]:
     """Every rule's advice for one run, in a fixed order."""
     out: list[Advice] = []
     if ctx.stop_reason == "not_finite":
-        out.append(Advice(NOT_FINITE, f"{error or 'the loss became non-finite'}: lower the learning rate or clip gradients"))
+        out.append(
+            Advice(NOT_FINITE, f"{error or 'the loss became non-finite'}: lower the learning rate or clip gradients")
+        )
     rows = [r for r in history if _finite_row(r)]
     out += [a for rule in RULES if (a := rule(rows, ctx)) is not None]
     return reconcile(out)
@@ -184,8 +196,17 @@ def reconcile(advices: list[Advice]) -> list[Advice]:
     out = [a for a in advices if not (a.kind == REGULARISE_MORE and REGULARISE_LESS in kinds)]
     if LR_TOO_HIGH in kinds:
         out = [
-            replace(a, message=_stall_message(a.numbers["first_train_loss"], a.numbers["lowest_train_loss"], int(a.numbers["epochs"]), raise_lr=False))
-            if a.kind == REGULARISE_LESS and "epochs" in a.numbers else a
+            replace(
+                a,
+                message=_stall_message(
+                    a.numbers["first_train_loss"],
+                    a.numbers["lowest_train_loss"],
+                    int(a.numbers["epochs"]),
+                    raise_lr=False,
+                ),
+            )
+            if a.kind == REGULARISE_LESS and "epochs" in a.numbers
+            else a
             for a in out
         ]
     return out
@@ -212,8 +233,16 @@ def context_from_config(cfg: Any, stop_reason: str | None) -> Context:
 
 # ---- a variant's runs, and a variant against the rest of its sweep -----------------------------
 
-SWEPT = {"model.dropout": "dropout", "optim.weight_decay": "weight decay"}  # settings that set how much a network is regularised
-NOT_COMPARED = ("train.seed", "train.quiet", "train.threads", "name")  # differ between runs without changing what is compared
+SWEPT = {
+    "model.dropout": "dropout",
+    "optim.weight_decay": "weight decay",
+}  # settings that set how much a network is regularised
+NOT_COMPARED = (
+    "train.seed",
+    "train.quiet",
+    "train.threads",
+    "name",
+)  # differ between runs without changing what is compared
 
 
 def flat_config(cfg: Any) -> dict[str, Any]:
@@ -225,7 +254,10 @@ def flat_config(cfg: Any) -> dict[str, Any]:
 
 
 def check_sweep(
-    per_variant: dict[str, list[list[Advice]]], configs: dict[str, dict[str, Any]], means: dict[str, float | None], lower_better: bool
+    per_variant: dict[str, list[list[Advice]]],
+    configs: dict[str, dict[str, Any]],
+    means: dict[str, float | None],
+    lower_better: bool,
 ) -> dict[str, list[list[Advice]]]:
     """A variant's advice read against its sweep (variants whose configs differ only in dropout or
     weight decay): "regularise more" is not given to the most regularised variant when a less
@@ -242,7 +274,9 @@ def check_sweep(
     return out
 
 
-def _sweep_verdict(v: str, toward: int, configs: dict[str, dict[str, Any]], means: dict[str, float | None], lower_better: bool) -> Advice | None:
+def _sweep_verdict(
+    v: str, toward: int, configs: dict[str, dict[str, Any]], means: dict[str, float | None], lower_better: bool
+) -> Advice | None:
     """The sweep's counter-advice to "regularise more" (toward +1) or "less" (toward -1) for `v`, or None when the sweep agrees.
 
     Every variant further in the advised direction scored worse: keep the setting. None is further
@@ -254,7 +288,7 @@ def _sweep_verdict(v: str, toward: int, configs: dict[str, dict[str, Any]], mean
         peers = {w: c for w, c in configs.items() if means.get(w) is not None and _differs_only_in(configs[v], c, key)}
         if len(peers) < 2 or v not in peers:
             continue
-        value = lambda w: _number(peers[w].get(key))  # noqa: E731
+        value = lambda w: _number(peers[w].get(key))  # noqa: E731, B023  (used within this iteration only)
         further = sorted((w for w in peers if toward * (value(w) - value(v)) > 0), key=value)
         if further:
             if any(beats(w) for w in further):
@@ -303,7 +337,10 @@ def summarise(per_run: Sequence[list[Advice]]) -> list[str]:
         lines.append(f"{kind}: {len(items)} of {plural(len(per_run), 'run')}{extra}; e.g. {items[0].message}")
     if REGULARISE_MORE in by_kind and REGULARISE_LESS in by_kind:
         more, less = len(by_kind[REGULARISE_MORE]), len(by_kind[REGULARISE_LESS])
-        lines.insert(0, f"regularisation: the runs disagree (more in {more}, less in {less} of {plural(len(per_run), 'run')}); the curves do not settle which way")
+        lines.insert(
+            0,
+            f"regularisation: the runs disagree (more in {more}, less in {less} of {plural(len(per_run), 'run')}); the curves do not settle which way",
+        )
     return lines
 
 
@@ -337,5 +374,7 @@ def for_result(result: Any) -> list[str]:
     """Advice messages for a finished trainwell.runner.RunResult (what `trainwell train` prints)."""
     if result.config is None or result.stop_reason == "interrupted":
         return []
-    advices = advise(result.history, context_from_config(result.config, result.stop_reason), result.metrics.get("error"))
+    advices = advise(
+        result.history, context_from_config(result.config, result.stop_reason), result.metrics.get("error")
+    )
     return [f"{a.kind}: {a.message}" for a in advices]

@@ -19,7 +19,8 @@ from torch import nn
 from . import rundir
 from .checkpoint import BEST, LAST, load_checkpoint
 from .config import RunConfig, merge
-from .data.memory import NAME as MEMORY, memory_bundle
+from .data.memory import NAME as MEMORY
+from .data.memory import memory_bundle
 from .errors import CheckpointError, ConfigError
 from .loop import predict_outputs
 from .models import MODELS
@@ -39,7 +40,9 @@ def fit_config(config: RunConfig | dict[str, Any] | None, task: str) -> RunConfi
     return RunConfig.from_dict(raw)
 
 
-def metric_emit(emit: Callable[..., None], model: nn.Module, data: Any, metric: Metric | None, batch: int) -> Callable[..., None]:
+def metric_emit(
+    emit: Callable[..., None], model: nn.Module, data: Any, metric: Metric | None, batch: int
+) -> Callable[..., None]:
     """Adds val_<name> of a custom metric to each history row before the row is shown or logged."""
     if metric is None:
         return emit
@@ -77,9 +80,18 @@ def custom_metric(model: nn.Module, data: Any, x: torch.Tensor, y: torch.Tensor,
 
 
 def fit(
-    model: nn.Module, train: Any, val: Any = None, test: Any = None, *, task: str = "auto", target: str | None = None,
-    config: RunConfig | dict[str, Any] | None = None, out: str | Path | None = None, loss: nn.Module | Callable | None = None,
-    metric: Metric | None = None, quiet: bool | None = None,
+    model: nn.Module,
+    train: Any,
+    val: Any = None,
+    test: Any = None,
+    *,
+    task: str = "auto",
+    target: str | None = None,
+    config: RunConfig | dict[str, Any] | None = None,
+    out: str | Path | None = None,
+    loss: nn.Module | Callable | None = None,
+    metric: Metric | None = None,
+    quiet: bool | None = None,
 ) -> RunResult:
     """Train `model` on in-memory data with the recipe; returns the RunResult trainwell.train returns.
 
@@ -98,12 +110,16 @@ def fit(
     cfg.data.task = data.task  # config.yaml records what "auto" decided
     run_dir = rundir.new_run_dir(out, cfg.name)
     shown = audit_emit(Progress(cfg.train.quiet), model, cfg)
-    emit = metric_emit(shown, model, data, metric, cfg.train.eval_batch_size)  # trainers' loggers are added by runner.train
+    emit = metric_emit(
+        shown, model, data, metric, cfg.train.eval_batch_size
+    )  # trainers' loggers are added by runner.train
     result = train_run(cfg, out=run_dir, emit=emit, model=model, data=data, loss_fn=loss)
     return finish_fit(result, emit, model, data, metric, cfg)
 
 
-def finish_fit(result: RunResult, emit: Any, model: nn.Module, data: Any, metric: Metric | None, cfg: RunConfig) -> RunResult:
+def finish_fit(
+    result: RunResult, emit: Any, model: nn.Module, data: Any, metric: Metric | None, cfg: RunConfig
+) -> RunResult:
     if metric is not None and result.metrics:
         name = f"test_{getattr(metric, '__name__', 'metric')}"
         result.metrics[name] = custom_metric(model, data, data.x_test, data.y_test, metric, cfg.train.eval_batch_size)
@@ -145,8 +161,16 @@ def load_weights(run_dir: str | Path, model: nn.Module) -> nn.Module:
 
 
 def resume(
-    run_dir: str | Path, overrides: dict[str, Any] | None = None, quiet: bool | None = None, *, model: nn.Module | None = None,
-    train: Any = None, val: Any = None, test: Any = None, target: str | None = None, loss: nn.Module | Callable | None = None,
+    run_dir: str | Path,
+    overrides: dict[str, Any] | None = None,
+    quiet: bool | None = None,
+    *,
+    model: nn.Module | None = None,
+    train: Any = None,
+    val: Any = None,
+    test: Any = None,
+    target: str | None = None,
+    loss: nn.Module | Callable | None = None,
     metric: Metric | None = None,
 ) -> RunResult:
     """Continue an interrupted run. A run of trainwell.fit takes its model again, and its data when
@@ -161,12 +185,20 @@ def resume(
     data = None
     if cfg.data.name == MEMORY:
         if train is None:
-            raise ConfigError("this run was trained on data given in memory: pass them again, trainwell.resume(run_dir, model=..., train=..., val=..., test=...)")
+            raise ConfigError(
+                "this run was trained on data given in memory: pass them again, trainwell.resume(run_dir, model=..., train=..., val=..., test=...)"
+            )
         data = memory_bundle(train, val, test, cfg.data.task, target, cfg.data, cfg.train.seed)
         if data.spec["data_fingerprint"] != ckpt["spec"].get("data_fingerprint"):
-            raise CheckpointError(f"the training data given differ from those the run in {str(run_dir)!r} was trained on")
+            raise CheckpointError(
+                f"the training data given differ from those the run in {str(run_dir)!r} was trained on"
+            )
         given["data"] = data
-    emit = metric_emit(Progress(cfg.train.quiet), model, data, metric, cfg.train.eval_batch_size) if data else Progress(cfg.train.quiet)
+    emit = (
+        metric_emit(Progress(cfg.train.quiet), model, data, metric, cfg.train.eval_batch_size)
+        if data
+        else Progress(cfg.train.quiet)
+    )
     result = resume_run(run_dir, overrides, quiet, emit=emit, **given)
     return finish_fit(result, emit, model, data, metric if data else None, cfg)
 

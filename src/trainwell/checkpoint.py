@@ -37,18 +37,35 @@ def load_checkpoint(path: str | Path, kind: str) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     if not zipfile.is_zipfile(path):  # torch.save writes zip archives; a torn one loses its directory
-        raise CheckpointError(f"checkpoint {str(path)!r} is truncated or corrupt (not a complete archive); it cannot be read")
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is truncated or corrupt (not a complete archive); it cannot be read"
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         first = (str(exc).splitlines() or ["unsafe content"])[0][:160]
-        raise CheckpointError(f"checkpoint {str(path)!r} holds something other than plain data and was not loaded ({first})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError, TypeError, KeyError) as exc:
-        raise CheckpointError(f"checkpoint {str(path)!r} is truncated or corrupt ({type(exc).__name__}); it cannot be read") from None
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} holds something other than plain data and was not loaded ({first})"
+        ) from None
+    except (
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        ValueError,
+        OSError,
+        AttributeError,
+        TypeError,
+        KeyError,
+    ) as exc:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is truncated or corrupt ({type(exc).__name__}); it cannot be read"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {str(path)!r} was not written by trainwell")
     if not isinstance(payload.get("version"), int) or payload["version"] > FORMAT_VERSION:
-        raise CheckpointError(f"checkpoint {str(path)!r} has format version {payload.get('version')!r}; this trainwell reads versions up to {FORMAT_VERSION}")
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has format version {payload.get('version')!r}; this trainwell reads versions up to {FORMAT_VERSION}"
+        )
     if payload.get("kind") != kind:
         raise CheckpointError(f"checkpoint {str(path)!r} is a {payload.get('kind')!r} checkpoint; expected {kind!r}")
     return payload
@@ -60,7 +77,9 @@ def load_model_state(model: torch.nn.Module, state: Any, path: str | Path) -> No
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as exc:
         detail = str(exc).replace("\n", " ").replace("\t", "")
-        raise CheckpointError(f"checkpoint {str(path)!r} does not match the model its config describes: {detail[:200]}") from None
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} does not match the model its config describes: {detail[:200]}"
+        ) from None
 
 
 # ---- the preprocessing stored in best.pt -------------------------------------------------------
@@ -79,8 +98,12 @@ def _numbers(v: Any, n: int, positive: bool = False) -> bool:
     import math
 
     return (
-        isinstance(v, list) and len(v) == n
-        and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and (x > 0 or not positive) for x in v)
+        isinstance(v, list)
+        and len(v) == n
+        and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and (x > 0 or not positive)
+            for x in v
+        )
     )
 
 
@@ -102,7 +125,12 @@ def _spec_problem(spec: Any) -> str | None:
     task, shape, n_out, kind = spec["task"], spec["input_shape"], spec["n_outputs"], spec.get("kind")
     if task not in ("regression", "classification"):
         return f"has task {shown(task)}; expected regression or classification"
-    if not (isinstance(shape, list) and len(shape) in (1, 3) and all(_is_int(d) for d in shape) and math.prod(shape) <= MAX_INPUTS):
+    if not (
+        isinstance(shape, list)
+        and len(shape) in (1, 3)
+        and all(_is_int(d) for d in shape)
+        and math.prod(shape) <= MAX_INPUTS
+    ):
         return f"has input_shape {shown(shape)}; expected [features] or [channels, height, width] of integers >= 1"
     if not _is_int(n_out) or (task == "regression" and n_out != 1):
         return f"has n_outputs {shown(n_out)}; expected 1 for regression or the number of classes (>= 1)"
@@ -112,17 +140,29 @@ def _spec_problem(spec: Any) -> str | None:
         return f"has classes {shown(spec.get('classes'))}; expected a list of {n_out} class names"
     if kind == "tabular":
         n = shape[0]
-        if len(shape) != 1 or not _strings(spec.get("feature_names"), n) or not isinstance(spec.get("target_name"), str):
+        if (
+            len(shape) != 1
+            or not _strings(spec.get("feature_names"), n)
+            or not isinstance(spec.get("target_name"), str)
+        ):
             return f"has feature_names {shown(spec.get('feature_names'))}; expected {n} column names and a target_name"
         if "preprocess" in spec:  # a table read from a file: its fitted transform (data/preprocess.py)
             prep = spec["preprocess"]
-            if not (isinstance(prep, dict) and isinstance(prep.get("columns"), list) and isinstance(spec.get("embedded"), list)):
+            if not (
+                isinstance(prep, dict)
+                and isinstance(prep.get("columns"), list)
+                and isinstance(spec.get("embedded"), list)
+            ):
                 return "has a preprocessing transform that is not a mapping of columns; it was not written by trainwell"
         else:  # standardised features (delivery, data given in memory)
             for key, positive in (("x_mean", False), ("x_std", True)):
                 if not _numbers(spec.get(key), n, positive):
-                    return f"has {key} {shown(spec.get(key))}; expected {n} finite numbers" + (" > 0" if positive else "")
-        if task == "regression" and not (_numbers([spec.get("y_mean")], 1) and _numbers([spec.get("y_std")], 1, positive=True)):
+                    return f"has {key} {shown(spec.get(key))}; expected {n} finite numbers" + (
+                        " > 0" if positive else ""
+                    )
+        if task == "regression" and not (
+            _numbers([spec.get("y_mean")], 1) and _numbers([spec.get("y_std")], 1, positive=True)
+        ):
             return f"has y_mean {shown(spec.get('y_mean'))}, y_std {shown(spec.get('y_std'))}; expected finite numbers, y_std > 0"
     elif kind == "image":
         c = shape[0]

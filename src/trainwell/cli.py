@@ -62,7 +62,9 @@ def _config(args: argparse.Namespace) -> Any:
     if args.quiet:
         overrides["train.quiet"] = True
     if not (args.config or args.preset or args.data):
-        raise TrainwellError("say what to train: a CONFIG file, --preset NAME (see 'trainwell presets') or --data CSV --target COLUMN")
+        raise TrainwellError(
+            "say what to train: a CONFIG file, --preset NAME (see 'trainwell presets') or --data CSV --target COLUMN"
+        )
     return load_config(args.config, preset=args.preset, overrides=overrides)
 
 
@@ -93,7 +95,11 @@ def _report(result: Any) -> int:
         if result.config is not None and result.config.train.quiet:  # otherwise progress has printed it
             print(f"trainwell: {result.message}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    shown = {k: v for k, v in result.metrics.items() if k.startswith("test_") or k in ("epochs_run", "best_epoch", "wall_seconds")}
+    shown = {
+        k: v
+        for k, v in result.metrics.items()
+        if k.startswith("test_") or k in ("epochs_run", "best_epoch", "wall_seconds")
+    }
     print(json.dumps(shown, indent=2))
     print(f"results in {result.run_dir}  (history.csv, metrics.json, curves.svg, best.pt)")
     if result.stop_reason == NOT_FINITE:
@@ -179,7 +185,9 @@ def _interrupted(results: list[Any], args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from . import experiments as ex
 
-    results, report = ex.demo(args.out or f"{ex.DEFAULT_ROOT}/demo", seeds=args.seeds, workers=args.workers, quiet=args.quiet)
+    results, report = ex.demo(
+        args.out or f"{ex.DEFAULT_ROOT}/demo", seeds=args.seeds, workers=args.workers, quiet=args.quiet
+    )
     if any(r.missing for r in results):
         return _interrupted(results, args)
     print(ex.suite_summary(results))
@@ -194,8 +202,14 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="CSV or Parquet file to train on (alone: starts from the 'tabular' preset)")
     p.add_argument("--target", help="name of the target column in --data")
     p.add_argument("--test-data", help="separate test file (otherwise 20%% of --data is held out)")
-    p.add_argument("--task", choices=["regression", "classification"], help="default: inferred from the target (asked for when ambiguous)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field, e.g. train.max_epochs=50 (repeatable)")
+    p.add_argument(
+        "--task",
+        choices=["regression", "classification"],
+        help="default: inferred from the target (asked for when ambiguous)",
+    )
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a field, e.g. train.max_epochs=50 (repeatable)"
+    )
     p.add_argument("--seed", type=int, help="training seed (train.seed)")
     p.add_argument("--quiet", action="store_true", help="no live progress display")
 
@@ -222,7 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("resume", cmd_resume, "continue an interrupted run from its last.pt")
     p.add_argument("run_dir")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="train.max_epochs (may only grow) or train.quiet")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="train.max_epochs (may only grow) or train.quiet"
+    )
     p.add_argument("--quiet", action="store_true")
 
     p = add("evaluate", cmd_evaluate, "test metrics of a run's best weights")
@@ -232,8 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("predict", cmd_predict, "predict the target for the rows of a CSV")
     p.add_argument("run_dir")
     p.add_argument("input", help="CSV with the run's feature columns")
-    p.add_argument("--out", help="write predictions here (default: standard output); its folder is created when missing")
-    p.add_argument("--force", action="store_true", help="replace an existing --out file (never the input or a run's own files)")
+    p.add_argument(
+        "--out", help="write predictions here (default: standard output); its folder is created when missing"
+    )
+    p.add_argument(
+        "--force", action="store_true", help="replace an existing --out file (never the input or a run's own files)"
+    )
 
     add("presets", cmd_presets, "list the built-in presets")
 
@@ -242,14 +262,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", help="a built-in experiment instead of a file (see --list)")
     p.add_argument("--list", action="store_true", help="list the built-in experiments")
     p.add_argument("--seeds", type=int, help="seeds per variant (0..N-1), replacing the experiment's")
-    p.add_argument("--data-path", help="data folder or file for every run (cnn-upgrade: a CIFAR-10 folder moves it to cifar10)")
+    p.add_argument(
+        "--data-path", help="data folder or file for every run (cnn-upgrade: a CIFAR-10 folder moves it to cifar10)"
+    )
     p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field in every run, e.g. train.max_epochs=20")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a field in every run, e.g. train.max_epochs=20"
+    )
     p.add_argument("--out", help="output folder (default: reports/NAME); an interrupted compare continues there")
     p.add_argument("--quiet", action="store_true", help="no per-run progress lines")
-    p.add_argument("--cluster", metavar="ADDRESS", help="run on a Dask cluster: a scheduler address (tcp://host:8786) or 'local' (needs trainwell[cluster])")
+    p.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run on a Dask cluster: a scheduler address (tcp://host:8786) or 'local' (needs trainwell[cluster])",
+    )
 
-    p = add("demo", cmd_demo, "the main job: the tabular lesson's comparisons and the recipe ablation on delivery, with a report")
+    p = add(
+        "demo",
+        cmd_demo,
+        "the main job: the tabular lesson's comparisons and the recipe ablation on delivery, with a report",
+    )
     p.add_argument("--out", help="output folder (default: reports/demo)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per variant (default 3)")
     p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
@@ -311,7 +343,9 @@ def only_train_under_torchrun(args: argparse.Namespace) -> None:
     from .distributed import launch
 
     if launch() is not None and args.func not in (cmd_train, cmd_resume):
-        raise TrainwellError(f"'trainwell {args.command}' does not run under torchrun; only train and resume do (a compare spreads runs over processes itself)")
+        raise TrainwellError(
+            f"'trainwell {args.command}' does not run under torchrun; only train and resume do (a compare spreads runs over processes itself)"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -38,7 +38,16 @@ def build_cnn(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int, pl
     stages, c_in = [], c
     for c_out in cfg.channels:
         pool = min(h, w) >= 2
-        stages.append(conv_block(c_in, c_out, norm=not plain, activation=cfg.activation, p_drop=0.0 if plain else cfg.conv_dropout, pool=pool))
+        stages.append(
+            conv_block(
+                c_in,
+                c_out,
+                norm=not plain,
+                activation=cfg.activation,
+                p_drop=0.0 if plain else cfg.conv_dropout,
+                pool=pool,
+            )
+        )
         if pool:
             h, w = h // 2, w // 2
         c_in = c_out

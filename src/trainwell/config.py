@@ -71,12 +71,16 @@ class DataConfig:
     flip: bool | None = None  # images: random horizontal flips (None: the data set's own default)
     image_size: int = 32  # folder: every image is resized to image_size × image_size pixels
     skip_bad_files: bool = False  # folder: skip unreadable files (true) or stop with their count and names (false)
-    sep: str | None = None  # csv: column separator (None: comma; a header that looks ;-, tab- or |-separated is refused)
+    sep: str | None = (
+        None  # csv: column separator (None: comma; a header that looks ;-, tab- or |-separated is refused)
+    )
     categorical: list[str] | None = None  # csv: columns to treat as categories whatever their values
     numeric: list[str] | None = None  # csv: columns to treat as numbers (blanks allowed, text refused)
     ignore: list[str] | None = None  # csv: columns left out, e.g. an id
     scaling: str = "robust"  # csv: robust (median/IQR, then smooth clipping, as RealMLP) or standard (mean/std)
-    onehot_max_levels: int = 10  # csv: categories with at most this many levels are one-hot; more get a learned embedding
+    onehot_max_levels: int = (
+        10  # csv: categories with at most this many levels are one-hot; more get a learned embedding
+    )
     embedding_width: int | None = None  # csv: width of each embedding (None: round(1.6·levels^0.56), at most 64)
 
     def validate(self) -> None:
@@ -86,7 +90,12 @@ class DataConfig:
         _require(self, "test_fraction", 0 < self.test_fraction < 1, "a number between 0 and 1 (exclusive)")
         _require(self, "val_fraction", 0 < self.val_fraction < 1, "a number between 0 and 1 (exclusive)")
         _require(self, "val_size", self.val_size is None or self.val_size >= 1, "null or an integer >= 1")
-        _require(self, "md5", self.md5 is None or (len(self.md5) == 32 and all(c in "0123456789abcdef" for c in self.md5)), "null or 32 lowercase hex digits")
+        _require(
+            self,
+            "md5",
+            self.md5 is None or (len(self.md5) == 32 and all(c in "0123456789abcdef" for c in self.md5)),
+            "null or 32 lowercase hex digits",
+        )
         _require(self, "crop_padding", self.crop_padding is None or self.crop_padding >= 0, "null or an integer >= 0")
         _require(self, "image_size", self.image_size >= 8, "an integer >= 8 (pixels)")
         if self.name == "folder":
@@ -94,7 +103,12 @@ class DataConfig:
         _choice(self, "scaling", SCALINGS)
         _require(self, "sep", self.sep is None or len(self.sep) == 1, "null or one character, e.g. ';' or '\\t'")
         _require(self, "onehot_max_levels", self.onehot_max_levels >= 2, "an integer >= 2")
-        _require(self, "embedding_width", self.embedding_width is None or self.embedding_width >= 1, "null or an integer >= 1")
+        _require(
+            self,
+            "embedding_width",
+            self.embedding_width is None or self.embedding_width >= 1,
+            "null or an integer >= 1",
+        )
         _require(self, "generator_seed", 0 <= self.generator_seed < NUMPY_SEED_LIMIT, "an integer >= 0 and < 2**32")
         _require(self, "split_seed", 0 <= self.split_seed < NUMPY_SEED_LIMIT, "an integer >= 0 and < 2**32")
         for name in ("path", "test_path"):
@@ -123,7 +137,9 @@ class ModelConfig:
         _choice(self, "norm", NORMS)
         _choice(self, "activation", ACTIVATIONS)
         _require(self, "dropout", 0 <= self.dropout < 1, "a number >= 0 and < 1")
-        _require(self, "channels", len(self.channels) >= 1 and all(c >= 1 for c in self.channels), "a list of widths >= 1")
+        _require(
+            self, "channels", len(self.channels) >= 1 and all(c >= 1 for c in self.channels), "a list of widths >= 1"
+        )
         _require(self, "conv_dropout", 0 <= self.conv_dropout < 1, "a number >= 0 and < 1")
         _require(self, "head_width", self.head_width >= 1, "an integer >= 1")
 
@@ -132,7 +148,9 @@ class ModelConfig:
 class OptimConfig:
     SECTION = "optim"
     name: str = "adamw"  # sgd, adam or adamw
-    lr: float | str = 1e-3  # base learning rate (peak for onecycle unless schedule.max_lr is set); "auto": the LR finder's suggestion
+    lr: float | str = (
+        1e-3  # base learning rate (peak for onecycle unless schedule.max_lr is set); "auto": the LR finder's suggestion
+    )
     weight_decay: float = 0.01  # adamw: decoupled; adam and sgd: L2 added to the gradient
     decay_norm_and_bias: bool = False  # true puts weight decay on every parameter (the classic mistake)
     momentum: float = 0.9  # sgd only
@@ -142,7 +160,12 @@ class OptimConfig:
     eps: float = 1e-8
 
     def validate(self) -> None:
-        _require(self, "lr", self.lr == AUTO or (not isinstance(self.lr, str) and self.lr > 0 and math.isfinite(self.lr)), 'a number > 0 or "auto"')
+        _require(
+            self,
+            "lr",
+            self.lr == AUTO or (not isinstance(self.lr, str) and self.lr > 0 and math.isfinite(self.lr)),
+            'a number > 0 or "auto"',
+        )
         _require(self, "weight_decay", self.weight_decay >= 0, "a number >= 0")
         _require(self, "momentum", 0 <= self.momentum < 1, "a number >= 0 and < 1")
         _require(self, "beta1", 0 <= self.beta1 < 1, "a number >= 0 and < 1")
@@ -164,7 +187,9 @@ class ScheduleConfig:
     factor: float = 0.5  # plateau: factor of each drop
     threshold: float = 1e-4  # plateau: relative improvement that counts (as torch's default)
     min_lr: float = 0.0  # plateau: the learning rate never drops below this
-    max_lr: float | str | None = None  # onecycle: peak learning rate (None: optim.lr; "auto": the LR finder's suggestion)
+    max_lr: float | str | None = (
+        None  # onecycle: peak learning rate (None: optim.lr; "auto": the LR finder's suggestion)
+    )
     warmup_fraction: float = 0.3  # onecycle: share of all steps spent warming up
     div_factor: float = 25.0  # onecycle: start lr = max_lr / div_factor
     final_div_factor: float = 1e4  # onecycle: final lr = start lr / final_div_factor
@@ -178,7 +203,12 @@ class ScheduleConfig:
         _require(self, "factor", 0 < self.factor < 1, "a number > 0 and < 1")
         _require(self, "threshold", self.threshold >= 0, "a number >= 0")
         _require(self, "min_lr", self.min_lr >= 0, "a number >= 0")
-        _require(self, "max_lr", self.max_lr in (None, AUTO) or (not isinstance(self.max_lr, str) and self.max_lr > 0), 'null, a number > 0 or "auto"')
+        _require(
+            self,
+            "max_lr",
+            self.max_lr in (None, AUTO) or (not isinstance(self.max_lr, str) and self.max_lr > 0),
+            'null, a number > 0 or "auto"',
+        )
         _require(self, "warmup_fraction", 0 < self.warmup_fraction < 1, "a number between 0 and 1 (exclusive)")
         _require(self, "div_factor", self.div_factor >= 1, "a number >= 1")
         _require(self, "final_div_factor", self.final_div_factor >= 1, "a number >= 1")
@@ -195,10 +225,14 @@ class TrainConfig:
     early_stopping: bool = True  # stop after `patience` epochs without improvement
     patience: int = 20  # epochs without improvement of the monitored metric
     min_delta: float = 0.0  # smallest change of the monitored metric that counts as improvement
-    monitor: str = "val_loss"  # val_loss or any validation metric of the task (val_mae, val_r2, val_accuracy, val_roc_auc, ...)
+    monitor: str = (
+        "val_loss"  # val_loss or any validation metric of the task (val_mae, val_r2, val_accuracy, val_roc_auc, ...)
+    )
     mode: str = "auto"  # auto: max for metrics where higher is better (accuracy, AUC, R², F1), min otherwise
     restore_best: bool = True  # load the best weights back at the end (test metrics use them)
-    bn_recalibration_samples: int = 4096  # training inputs used to re-estimate BatchNorm statistics before each evaluation (0: off)
+    bn_recalibration_samples: int = (
+        4096  # training inputs used to re-estimate BatchNorm statistics before each evaluation (0: off)
+    )
     ema_decay: float | None = None  # evaluate a moving average of the weights (per-step decay, e.g. 0.99)
     label_smoothing: float = 0.0  # classification: cross-entropy label smoothing
     checkpoint_every_steps: int | None = None  # also write last.pt every N optimizer steps
@@ -232,16 +266,26 @@ class TrainConfig:
         _require(self, "ema_decay", self.ema_decay is None or 0 < self.ema_decay < 1, "null or a number > 0 and < 1")
         _require(self, "label_smoothing", 0 <= self.label_smoothing < 1, "a number >= 0 and < 1")
         _require(
-            self, "checkpoint_every_steps", self.checkpoint_every_steps is None or self.checkpoint_every_steps >= 1, "null or an integer >= 1"
+            self,
+            "checkpoint_every_steps",
+            self.checkpoint_every_steps is None or self.checkpoint_every_steps >= 1,
+            "null or an integer >= 1",
         )
-        ok_device = self.device in ("auto", "cpu", "cuda") or (self.device.startswith("cuda:") and self.device[5:].isdigit())
+        ok_device = self.device in ("auto", "cpu", "cuda") or (
+            self.device.startswith("cuda:") and self.device[5:].isdigit()
+        )
         _require(self, "device", ok_device, "auto, cpu, cuda or cuda:N")
         _require(self, "threads", self.threads is None or self.threads >= 1, "null or an integer >= 1")
         _choice(self, "amp", AMP_MODES)
         _require(self, "members", 1 <= self.members <= 64, "an integer from 1 to 64")
         _choice(self, "class_weights", CLASS_WEIGHTS)
         _choice(self, "backend", BACKENDS)
-        _require(self, "log", all(n in LOGGERS for n in self.log) and len(set(self.log)) == len(self.log), "a list of distinct names from: " + ", ".join(LOGGERS))
+        _require(
+            self,
+            "log",
+            all(n in LOGGERS for n in self.log) and len(set(self.log)) == len(self.log),
+            "a list of distinct names from: " + ", ".join(LOGGERS),
+        )
 
 
 @dataclass
@@ -278,20 +322,37 @@ class RunConfig:
     @classmethod
     def from_dict(cls, raw: Any) -> "RunConfig":
         if not isinstance(raw, dict):
-            raise ConfigError(f"a config must be a mapping of sections ({', '.join(SECTIONS)}), not {type(raw).__name__}")
+            raise ConfigError(
+                f"a config must be a mapping of sections ({', '.join(SECTIONS)}), not {type(raw).__name__}"
+            )
         unknown = sorted((k for k in raw if k not in SECTIONS and k != "name"), key=str)
         if unknown:
             raise ConfigError(f"unknown config section {shown(unknown[0], 40)}; allowed: name, {', '.join(SECTIONS)}")
         name = raw.get("name", cls.name if isinstance(cls.name, str) else "run")
-        if not isinstance(name, str) or not name or len(name) > RUN_NAME_MAX or "\0" in name or "/" in name or name in (".", ".."):
-            raise ConfigError(f"name = {shown(name)} is not allowed: a run name of 1 to {RUN_NAME_MAX} characters without '/' or NUL")
+        if (
+            not isinstance(name, str)
+            or not name
+            or len(name) > RUN_NAME_MAX
+            or "\0" in name
+            or "/" in name
+            or name in (".", "..")
+        ):
+            raise ConfigError(
+                f"name = {shown(name)} is not allowed: a run name of 1 to {RUN_NAME_MAX} characters without '/' or NUL"
+            )
         parts = {s: _section_from_dict(SECTION_TYPES[s], raw.get(s) or {}) for s in SECTIONS}
         return cls(name=name, **parts).validate()
 
 
 SECTIONS = ("data", "model", "optim", "schedule", "train")
 RUN_NAME_MAX = 200  # characters: room for "-YYYYmmdd-HHMMSS-k" within a 255-byte folder name
-SECTION_TYPES = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "schedule": ScheduleConfig, "train": TrainConfig}
+SECTION_TYPES = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "optim": OptimConfig,
+    "schedule": ScheduleConfig,
+    "train": TrainConfig,
+}
 
 
 def _section_from_dict(kind: type, raw: Any) -> Any:
@@ -370,7 +431,9 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str,
             continue
         section, _, fieldname = key.partition(".")
         if section not in SECTIONS or not fieldname or "." in fieldname:
-            raise ConfigError(f"--set {shown_name(key)}: unknown field; use SECTION.FIELD with SECTION one of {', '.join(SECTIONS)}")
+            raise ConfigError(
+                f"--set {shown_name(key)}: unknown field; use SECTION.FIELD with SECTION one of {', '.join(SECTIONS)}"
+            )
         out.setdefault(section, {})
         if not isinstance(out[section], dict):
             raise ConfigError(f"config section {section!r} must be a mapping of fields")
@@ -389,7 +452,9 @@ def read_yaml(path: str | Path) -> Any:
         raise ConfigError(f"{where} does not exist; give a YAML file")
     try:
         if p.stat().st_size > 4 * safeyaml.MAX_FILE_BYTES:  # refuse before reading a huge file
-            raise ConfigError(f"{where} is {p.stat().st_size:,} bytes long; the limit is {safeyaml.MAX_FILE_BYTES:,} characters")
+            raise ConfigError(
+                f"{where} is {p.stat().st_size:,} bytes long; the limit is {safeyaml.MAX_FILE_BYTES:,} characters"
+            )
         return safeyaml.load(p.read_text(encoding="utf-8"), where)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -398,7 +463,9 @@ def read_yaml(path: str | Path) -> Any:
         raise ConfigError(f"{where} cannot be read: {exc.strerror}") from None
 
 
-def load_config(path: str | Path | None = None, preset: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+def load_config(
+    path: str | Path | None = None, preset: str | None = None, overrides: dict[str, Any] | None = None
+) -> RunConfig:
     """Build a validated RunConfig: preset (if any), then the YAML file (if any), then overrides."""
     from .presets import PRESETS
 

@@ -58,9 +58,13 @@ def launch() -> Launch | None:
         rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
         local = int(os.environ.get("LOCAL_RANK", str(rank)))
     except ValueError:
-        raise TrainwellError("RANK, WORLD_SIZE and LOCAL_RANK must be integers; start several processes with torchrun --nproc_per_node N") from None
+        raise TrainwellError(
+            "RANK, WORLD_SIZE and LOCAL_RANK must be integers; start several processes with torchrun --nproc_per_node N"
+        ) from None
     if world < 1 or not 0 <= rank < world:
-        raise TrainwellError(f"RANK = {rank} and WORLD_SIZE = {world} do not fit: RANK must be from 0 to WORLD_SIZE - 1")
+        raise TrainwellError(
+            f"RANK = {rank} and WORLD_SIZE = {world} do not fit: RANK must be from 0 to WORLD_SIZE - 1"
+        )
     return Launch(rank, world, local) if world > 1 else None
 
 
@@ -93,15 +97,23 @@ def check(cfg: RunConfig) -> None:
     import torch
 
     if B % n:
-        raise ConfigError(f"train.batch_size = {B} is not divisible by the {n} torchrun processes; use a multiple of {n} (the global batch is split evenly)")
+        raise ConfigError(
+            f"train.batch_size = {B} is not divisible by the {n} torchrun processes; use a multiple of {n} (the global batch is split evenly)"
+        )
     if cfg.train.members > 1:
-        raise ConfigError(f"train.members = {cfg.train.members} is not supported under torchrun; use 1 (train ensembles in one process)")
+        raise ConfigError(
+            f"train.members = {cfg.train.members} is not supported under torchrun; use 1 (train ensembles in one process)"
+        )
     if "auto" in (cfg.optim.lr, cfg.schedule.max_lr):
-        raise ConfigError("optim.lr / schedule.max_lr = auto is not supported under torchrun; run 'trainwell lr-find' first and give the number")
+        raise ConfigError(
+            "optim.lr / schedule.max_lr = auto is not supported under torchrun; run 'trainwell lr-find' first and give the number"
+        )
     if cfg.train.backend == "nccl" and not torch.cuda.is_available():
         raise ConfigError("train.backend = 'nccl' needs CUDA and none is available here; use auto or gloo")
     if "MASTER_ADDR" not in os.environ or "MASTER_PORT" not in os.environ:
-        raise TrainwellError("RANK and WORLD_SIZE are set but the rendezvous is missing (MASTER_ADDR and MASTER_PORT); start the processes with torchrun")
+        raise TrainwellError(
+            "RANK and WORLD_SIZE are set but the rendezvous is missing (MASTER_ADDR and MASTER_PORT); start the processes with torchrun"
+        )
 
 
 @dataclass
@@ -202,10 +214,14 @@ def start(cfg: RunConfig, device: torch.device) -> DataParallel | None:
         raise ConfigError("train.backend = 'nccl' needs the run on CUDA (train.device is cpu); use auto or gloo")
     if not dist.is_initialized():
         try:
-            dist.init_process_group(backend)  # torch's default timeout: rank 0 may write large checkpoints while the rest wait
+            dist.init_process_group(
+                backend
+            )  # torch's default timeout: rank 0 may write large checkpoints while the rest wait
         except (RuntimeError, ValueError, OSError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise TrainwellError(f"could not join the torchrun group at {os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}: {first[:200]}") from None
+            raise TrainwellError(
+                f"could not join the torchrun group at {os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}: {first[:200]}"
+            ) from None
     return DataParallel(where.rank, where.world_size, device)
 
 

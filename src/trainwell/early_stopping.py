@@ -41,7 +41,11 @@ class EarlyStopping:
         return {"best_value": self.best_value, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best_value, self.best_epoch, self.bad_epochs = state["best_value"], state["best_epoch"], int(state["bad_epochs"])
+        self.best_value, self.best_epoch, self.bad_epochs = (
+            state["best_value"],
+            state["best_epoch"],
+            int(state["bad_epochs"]),
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -47,4 +47,4 @@ def shown_path(path: object, limit: int = SHOWN_CHARS) -> str:
     """A path quoted for a message, its start elided past `limit` characters: the end of a
     path (the file's own name) is the part that tells the user which file is meant."""
     text = repr(str(path))
-    return text if len(text) <= limit else "'..." + text[-(limit - 4):]
+    return text if len(text) <= limit else "'..." + text[-(limit - 4) :]

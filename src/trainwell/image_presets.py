@@ -14,11 +14,21 @@ def _cifar_upgraded() -> dict[str, Any]:
         "model": {"kind": "cnn", "channels": [64, 128, 256], "conv_dropout": 0.15, "head_width": 512, "dropout": 0.5},
         "optim": {"name": "adamw", "lr": 3e-3, "weight_decay": 5e-2},
         "schedule": {"name": "onecycle", "max_lr": 3e-3, "warmup_fraction": 0.3},
-        "train": {"max_epochs": 30, "batch_size": 128, "clip_norm": 1.0, "patience": 7, "monitor": "val_accuracy", "eval_batch_size": 512},
+        "train": {
+            "max_epochs": 30,
+            "batch_size": 128,
+            "clip_norm": 1.0,
+            "patience": 7,
+            "monitor": "val_accuracy",
+            "eval_batch_size": 512,
+        },
     }
 
 
-@preset("cifar10-upgraded", "the CIFAR-10 lesson's upgraded run: BatchNorm, Dropout2d, AdamW, onecycle, clipping (~87%); data.path = folder")
+@preset(
+    "cifar10-upgraded",
+    "the CIFAR-10 lesson's upgraded run: BatchNorm, Dropout2d, AdamW, onecycle, clipping (~87%); data.path = folder",
+)
 def cifar10_upgraded() -> dict[str, Any]:
     return _cifar_upgraded()
 
@@ -34,7 +44,9 @@ def cifar10_baseline() -> dict[str, Any]:
     return cfg
 
 
-@preset("digits-cnn", "scikit-learn's 8×8 digits with a small upgraded CNN: seconds on the CPU, about 98-99% test accuracy")
+@preset(
+    "digits-cnn", "scikit-learn's 8×8 digits with a small upgraded CNN: seconds on the CPU, about 98-99% test accuracy"
+)
 def digits_cnn() -> dict[str, Any]:
     return {
         "name": "digits-cnn",

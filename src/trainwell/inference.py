@@ -26,9 +26,19 @@ from .runner import Ensemble, load_run
 def _bundle_like(spec: dict[str, Any], x: torch.Tensor, y: torch.Tensor) -> DataBundle:
     """A bundle around new rows, carrying the run's target scaling for MAE in original units."""
     return DataBundle(
-        task=spec["task"], x_train=x[:0], y_train=y[:0], x_val=x[:0], y_val=y[:0], x_test=x, y_test=y,
-        input_shape=tuple(spec["input_shape"]), n_outputs=spec["n_outputs"],
-        classes=spec.get("classes"), target_std=spec.get("y_std", 1.0), target_mean=spec.get("y_mean", 0.0), spec=spec,
+        task=spec["task"],
+        x_train=x[:0],
+        y_train=y[:0],
+        x_val=x[:0],
+        y_val=y[:0],
+        x_test=x,
+        y_test=y,
+        input_shape=tuple(spec["input_shape"]),
+        n_outputs=spec["n_outputs"],
+        classes=spec.get("classes"),
+        target_std=spec.get("y_std", 1.0),
+        target_mean=spec.get("y_mean", 0.0),
+        spec=spec,
     )
 
 
@@ -49,7 +59,9 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path | None = None) -> di
     if data_path is None:
         data = load_data(cfg.data)
         if any(data.spec.get(k) != spec.get(k) for k in ("x_mean", "preprocess")):
-            raise DataError("the run's data no longer matches the data it was trained on; give the test file with --data")
+            raise DataError(
+                "the run's data no longer matches the data it was trained on; give the test file with --data"
+            )
         data.spec = spec
     else:
         if spec.get("kind") != "tabular":
@@ -62,7 +74,9 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path | None = None) -> di
     return {f"test_{k}": v for k, v in metrics.items()} | {"rows": len(data.x_test)}
 
 
-def check_predict_out(run_dir: str | Path, input_path: str | Path, out_path: str | Path, overwrite: bool = False) -> Path:
+def check_predict_out(
+    run_dir: str | Path, input_path: str | Path, out_path: str | Path, overwrite: bool = False
+) -> Path:
     """Where predictions may go: never onto the input or a run's own files, and onto another
     existing file only with `overwrite`. Checked before anything is read."""
     protected = [input_path, *(Path(run_dir) / f for f in rundir.RUN_FILES)]
@@ -81,7 +95,9 @@ def members_spread(model: Ensemble, x: torch.Tensor, spec: dict[str, Any], targe
     return {"members_std_probability": probs[:, torch.arange(len(chosen)), chosen].std(0).numpy()}
 
 
-def predict_run(run_dir: str | Path, input_path: str | Path, out_path: str | Path | None = None, overwrite: bool = False) -> Any:
+def predict_run(
+    run_dir: str | Path, input_path: str | Path, out_path: str | Path | None = None, overwrite: bool = False
+) -> Any:
     """Predictions for the rows of a CSV (a DataFrame); written to out_path when given (an
     existing file there is replaced only with `overwrite`)."""
     paths.check_text(run_dir, "run directory")

@@ -38,7 +38,9 @@ def flat_config(cfg: RunConfig) -> dict[str, Any]:
 
 def numbers(row: dict[str, Any]) -> dict[str, float]:
     """The history row's numbers except the epoch itself (it is the step)."""
-    return {k: float(v) for k, v in row.items() if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return {
+        k: float(v) for k, v in row.items() if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
 
 
 class TensorBoardSink:
@@ -46,7 +48,9 @@ class TensorBoardSink:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise ConfigError("train.log tensorboard needs the tensorboard package: pip install 'trainwell[tensorboard]'") from None
+            raise ConfigError(
+                "train.log tensorboard needs the tensorboard package: pip install 'trainwell[tensorboard]'"
+            ) from None
         self.resumed = (run_dir / TENSORBOARD_DIR).is_dir()  # a resumed run adds an event file beside the first
         self.writer = SummaryWriter(log_dir=str(run_dir / TENSORBOARD_DIR))
 

@@ -126,7 +126,9 @@ def fit(t: Trainer, s: LoopState) -> LoopState:
         rows = t.rows()
         # -- this epoch's order, per member from its own generator (kept when resuming mid-epoch)
         if s.perm is None:
-            s.perm = torch.stack([torch.randperm(len(data.x_train), generator=m.generators["shuffle"]) for m in rows]).to(t.device)
+            s.perm = torch.stack(
+                [torch.randperm(len(data.x_train), generator=m.generators["shuffle"]) for m in rows]
+            ).to(t.device)
             s.step_loss = torch.zeros(steps, len(rows), device=t.device)
             s.step_norm = torch.zeros(steps, len(rows), device=t.device)
         while s.step < steps and any(m.training for m in rows):
@@ -160,12 +162,24 @@ def fit(t: Trainer, s: LoopState) -> LoopState:
         s.epoch += 1
         if any(m.training for m in rows):
             # -- validate (eval mode, no autograd) with BatchNorm statistics as the network is evaluated
-            train_cfg = rows[0].cfg.train  # recalibration and evaluation batch are shared by a stack (planning.group_key)
+            train_cfg = rows[
+                0
+            ].cfg.train  # recalibration and evaluation batch are shared by a stack (planning.group_key)
             average = t.stack.has_average
             if t.parallel:  # every process evaluates the same weights and BatchNorm statistics
                 t.parallel.same_statistics(t.stack)
-            recalibrate_batchnorm(t.stack, data.x_train, data.inputs, train_cfg.bn_recalibration_samples, train_cfg.eval_batch_size, t.autocast, average)
-            val = validation(t, t.stack.outputs(data.x_val, train_cfg.eval_batch_size, t.autocast, average, data.inputs))
+            recalibrate_batchnorm(
+                t.stack,
+                data.x_train,
+                data.inputs,
+                train_cfg.bn_recalibration_samples,
+                train_cfg.eval_batch_size,
+                t.autocast,
+                average,
+            )
+            val = validation(
+                t, t.stack.outputs(data.x_val, train_cfg.eval_batch_size, t.autocast, average, data.inputs)
+            )
             seconds = (s.epoch_seconds + time.perf_counter() - started) / max(1, sum(m.training for m in rows))
             for m in rows:
                 if m.training:
@@ -230,7 +244,16 @@ def _scores(task: str, out: torch.Tensor) -> torch.Tensor:
     return out if task == "regression" else torch.log_softmax(out.float(), dim=-1)
 
 
-def history_row(m: Member, epoch: int, val: dict[str, list[float]], lr: float, losses: torch.Tensor, norms: torch.Tensor, n_seen: int, seconds: float) -> dict[str, Any]:
+def history_row(
+    m: Member,
+    epoch: int,
+    val: dict[str, list[float]],
+    lr: float,
+    losses: torch.Tensor,
+    norms: torch.Tensor,
+    n_seen: int,
+    seconds: float,
+) -> dict[str, Any]:
     """One epoch of one member: a flat dict (history.csv's columns)."""
     row = m.row
     clip = m.cfg.train.clip_norm
@@ -266,7 +289,9 @@ def record_epoch(t: Trainer, s: LoopState, m: Member, val: dict[str, list[float]
 
 
 @torch.inference_mode()
-def predict_outputs(model: torch.nn.Module, data: DataBundle, x: torch.Tensor, batch_size: int, autocast: Callable) -> torch.Tensor:
+def predict_outputs(
+    model: torch.nn.Module, data: DataBundle, x: torch.Tensor, batch_size: int, autocast: Callable
+) -> torch.Tensor:
     """One model's outputs for stored inputs x, in eval mode; the model's previous mode is restored."""
     was_training = model.training
     model.eval()
@@ -301,4 +326,6 @@ def test_metrics(task: str, outs: list[torch.Tensor], y: torch.Tensor, target_st
 
 def score(out: torch.Tensor, y: torch.Tensor, data: DataBundle, loss_fn: Any = None) -> dict[str, float]:
     """Metrics and loss of one model's outputs (logits, or an ensemble's log-probabilities) on labelled rows."""
-    return test_metrics(data.task, [out if data.task == "regression" else torch.log_softmax(out.float(), dim=-1)], y, data.target_std)
+    return test_metrics(
+        data.task, [out if data.task == "regression" else torch.log_softmax(out.float(), dim=-1)], y, data.target_std
+    )

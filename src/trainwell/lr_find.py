@@ -70,12 +70,16 @@ def trainer_step(t: Trainer) -> Callable[[float], float]:
     return step
 
 
-def range_test_trainer(t: Trainer, steps: int = lr_range.STEPS, start: float = lr_range.START_LR, end: float = lr_range.END_LR) -> lr_range.RangeTest:
+def range_test_trainer(
+    t: Trainer, steps: int = lr_range.STEPS, start: float = lr_range.START_LR, end: float = lr_range.END_LR
+) -> lr_range.RangeTest:
     devices = [t.device.index or 0] if t.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):  # dropout draws from the global generator
         test = lr_range.run_range_test(trainer_step(t), start, end, steps)
     if len(test.lrs) < 4:  # the diverging step is left out, and suggestions need three more
-        raise TrainwellError(f"the range test diverged after {len(test.lrs)} steps from lr {start:g}; there is nothing to suggest")
+        raise TrainwellError(
+            f"the range test diverged after {len(test.lrs)} steps from lr {start:g}; there is nothing to suggest"
+        )
     return test
 
 
@@ -94,7 +98,9 @@ def write_csv(test: lr_range.RangeTest, path: Path) -> None:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["lr", "loss", "smoothed_loss"])
-    writer.writerows([f"{lr:.6g}", f"{loss:.6g}", f"{sm:.6g}"] for lr, loss, sm in zip(test.lrs, test.losses, test.smoothed))
+    writer.writerows(
+        [f"{lr:.6g}", f"{loss:.6g}", f"{sm:.6g}"] for lr, loss, sm in zip(test.lrs, test.losses, test.smoothed)
+    )
     rundir.write_text_atomic(path, buf.getvalue())
 
 
@@ -145,7 +151,9 @@ def find_for_config(cfg: RunConfig, out: Path | None, steps: int = lr_range.STEP
     return LrFindResult(test, sugg, sugg[lr_range.AUTO_RULE], out)
 
 
-def lr_find(config: RunConfig | dict[str, Any], out: str | Path | None = None, steps: int = lr_range.STEPS) -> LrFindResult:
+def lr_find(
+    config: RunConfig | dict[str, Any], out: str | Path | None = None, steps: int = lr_range.STEPS
+) -> LrFindResult:
     """Range-test the run a config describes; writes lr_find.csv and lr_find.png into `out`."""
     if steps < 4:
         raise ConfigError(f"a range test of {steps} steps is too short: give 4 or more (100 is usual)")
@@ -157,7 +165,9 @@ def lr_find(config: RunConfig | dict[str, Any], out: str | Path | None = None, s
     return find_for_config(cfg, folder, steps)
 
 
-def resolve_auto_lr(cfg: RunConfig, run_dir: Path, say: Callable[[str], None] = lambda _: None, **given: Any) -> RunConfig:
+def resolve_auto_lr(
+    cfg: RunConfig, run_dir: Path, say: Callable[[str], None] = lambda _: None, **given: Any
+) -> RunConfig:
     """Replace "auto" in optim.lr / schedule.max_lr by the range test's suggestion (files go into run_dir)."""
     if AUTO not in (cfg.optim.lr, cfg.schedule.max_lr):
         return cfg

@@ -20,7 +20,9 @@ from typing import Callable
 STEPS = 100  # optimizer steps of a range test
 START_LR, END_LR = 1e-7, 10.0  # the range swept
 STOP_FACTOR = 4.0  # stop once the smoothed loss exceeds this multiple of the best
-BETA = 0.95  # smoothing: weight of the running average (about the last 20 steps; it lags the raw loss by about that much)
+BETA = (
+    0.95  # smoothing: weight of the running average (about the last 20 steps; it lags the raw loss by about that much)
+)
 RULES = ("steepest", "minimum/10", "valley")
 AUTO_RULE = "minimum/10"  # the rule `optim.lr: auto` and `schedule.max_lr: auto` use
 
@@ -77,7 +79,11 @@ def valley(lrs: list[float], smoothed: list[float]) -> float:
 def suggest(lrs: list[float], smoothed: list[float]) -> dict[str, float]:
     if len(lrs) < 3 or len(lrs) != len(smoothed):
         raise ValueError("suggestions need at least 3 recorded steps")
-    return {"steepest": steepest(lrs, smoothed), "minimum/10": minimum_tenth(lrs, smoothed), "valley": valley(lrs, smoothed)}
+    return {
+        "steepest": steepest(lrs, smoothed),
+        "minimum/10": minimum_tenth(lrs, smoothed),
+        "valley": valley(lrs, smoothed),
+    }
 
 
 def spread_decades(suggestions: dict[str, float]) -> float:
@@ -103,17 +109,29 @@ class RangeTest:
 
     def summary(self) -> list[str]:
         sugg = self.suggestions
-        lines = [f"{rule:>11}: {lr:.3g}" + ("  (used by 'auto')" if rule == AUTO_RULE else "") for rule, lr in sugg.items()]
+        lines = [
+            f"{rule:>11}: {lr:.3g}" + ("  (used by 'auto')" if rule == AUTO_RULE else "") for rule, lr in sugg.items()
+        ]
         spread = spread_decades(sugg)
         factor = 10**spread
-        lines.append(f"the suggestions lie within a factor of {factor:.1f} ({spread:.2f} decades) of each other"
-                     + ("; the curve is flat or noisy, so treat them with care" if spread > 1 else ""))
-        lines.insert(0, f"range test: {len(self.lrs)} steps from {self.lrs[0]:.1e} to {self.lrs[-1]:.1e} ({self.stop_reason})")
+        lines.append(
+            f"the suggestions lie within a factor of {factor:.1f} ({spread:.2f} decades) of each other"
+            + ("; the curve is flat or noisy, so treat them with care" if spread > 1 else "")
+        )
+        lines.insert(
+            0, f"range test: {len(self.lrs)} steps from {self.lrs[0]:.1e} to {self.lrs[-1]:.1e} ({self.stop_reason})"
+        )
         return lines
 
 
-def run_range_test(step: Callable[[float], float], start: float = START_LR, end: float = END_LR, steps: int = STEPS,
-                   factor: float = STOP_FACTOR, beta: float = BETA) -> RangeTest:
+def run_range_test(
+    step: Callable[[float], float],
+    start: float = START_LR,
+    end: float = END_LR,
+    steps: int = STEPS,
+    factor: float = STOP_FACTOR,
+    beta: float = BETA,
+) -> RangeTest:
     """Call step(lr) -> training loss for each lr of the schedule until the loss diverges."""
     test = RangeTest()
     best = math.inf
@@ -124,7 +142,9 @@ def run_range_test(step: Callable[[float], float], start: float = START_LR, end:
         test.smoothed = smooth(test.losses, beta)
         current = test.smoothed[-1]
         if len(test.lrs) > 1 and diverged(current, best, factor):
-            test.stop_reason = f"stopped: loss above {factor:g}x its best" if math.isfinite(current) else "stopped: loss not finite"
+            test.stop_reason = (
+                f"stopped: loss above {factor:g}x its best" if math.isfinite(current) else "stopped: loss not finite"
+            )
             break
         best = min(best, current)
     return test

@@ -63,11 +63,17 @@ def flat_layout(model: nn.Module) -> tuple[list[Slot], int]:
 
 def _dense(p: torch.Tensor) -> bool:
     """Non-overlapping and dense: its elements fill exactly `numel` consecutive storage slots."""
-    return p.layout == torch.strided and (p.numel() == 0 or (p.is_contiguous() or p.is_contiguous(memory_format=torch.channels_last)))
+    return p.layout == torch.strided and (
+        p.numel() == 0 or (p.is_contiguous() or p.is_contiguous(memory_format=torch.channels_last))
+    )
 
 
 def _cat(tensors: list[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
-    return torch.cat([t.detach().reshape(-1).to("cpu", dtype) for t in tensors]) if tensors else torch.zeros(0, dtype=dtype)
+    return (
+        torch.cat([t.detach().reshape(-1).to("cpu", dtype) for t in tensors])
+        if tensors
+        else torch.zeros(0, dtype=dtype)
+    )
 
 
 @torch.no_grad()
@@ -99,7 +105,10 @@ class Members:
         self.slots, self.decay_size = flat_layout(models[0])
         self.K = len(models)
         params = [dict(m.named_parameters()) for m in models]
-        rows = [torch.cat([params[k][s.name].detach().reshape(-1) for s in self.slots]) if self.slots else torch.zeros(0) for k in range(self.K)]
+        rows = [
+            torch.cat([params[k][s.name].detach().reshape(-1) for s in self.slots]) if self.slots else torch.zeros(0)
+            for k in range(self.K)
+        ]
         self.flat = torch.stack(rows).contiguous()
         self.grad = torch.zeros_like(self.flat)
         self.avg_flat = self.flat.clone() if average else None
@@ -115,7 +124,11 @@ class Members:
     def pack(self, k: int, average: bool = True) -> dict[str, torch.Tensor]:
         flat = self.avg_flat if (average and self.avg_flat is not None) else self.flat
         floats, ints = self._buffers(k, average)
-        return {"params": flat[k].detach().cpu().clone(), "floats": _cat(floats, torch.float32), "ints": _cat(ints, torch.int64)}
+        return {
+            "params": flat[k].detach().cpu().clone(),
+            "floats": _cat(floats, torch.float32),
+            "ints": _cat(ints, torch.int64),
+        }
 
     def unpack(self, k: int, packed: dict[str, torch.Tensor], average: bool = False) -> None:
         flat = self.avg_flat if (average and self.avg_flat is not None) else self.flat
@@ -187,7 +200,9 @@ class ModuleMembers(Members):
         if self.K > 1:
             self.rng_states[k] = torch.get_rng_state()
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn, dropout: list[torch.Generator]) -> torch.Tensor:
+    def train_step(
+        self, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn, dropout: list[torch.Generator]
+    ) -> torch.Tensor:
         """Forward and backward of every member on its own batch x[k]; gradients land in self.grad."""
         self.grad.zero_()
         outs = []
@@ -201,7 +216,9 @@ class ModuleMembers(Members):
         return losses.detach()
 
     @torch.no_grad()
-    def outputs(self, x: torch.Tensor, batch: int, autocast: Callable, average: bool = True, prepare: Callable = lambda v: v) -> torch.Tensor:
+    def outputs(
+        self, x: torch.Tensor, batch: int, autocast: Callable, average: bool = True, prepare: Callable = lambda v: v
+    ) -> torch.Tensor:
         """(K, N, O) outputs in eval mode for shared stored inputs x, prepared and run in chunks."""
         modules = self.avg_modules if (average and self.avg_modules is not None) else self.modules
         out = []
@@ -218,7 +235,10 @@ class ModuleMembers(Members):
 
     def batchnorm_layers(self, average: bool) -> list[list[nn.modules.batchnorm._BatchNorm]]:
         modules = self.avg_modules if (average and self.avg_modules is not None) else self.modules
-        return [[b for b in m.modules() if isinstance(b, nn.modules.batchnorm._BatchNorm) and b.track_running_stats] for m in modules]
+        return [
+            [b for b in m.modules() if isinstance(b, nn.modules.batchnorm._BatchNorm) and b.track_running_stats]
+            for m in modules
+        ]
 
     @torch.no_grad()
     def calibration_forward(self, x: torch.Tensor, factor: float, average: bool, autocast: Callable) -> None:
@@ -340,8 +360,18 @@ def parse_mlp(model: nn.Module) -> tuple[list[Block], tuple[int, int]] | None:
         act, i = type(layers[i]), i + 1
         if i < len(layers) - 1 and isinstance(layers[i], nn.Dropout):
             i += 1
-        blocks.append(Block(where[f"{lin_i}.weight"], where[f"{lin_i}.bias"], (where[f"{norm_i}.weight"], where[f"{norm_i}.bias"]) if norm else None,
-                            norm.eps if norm else 0.0, act, lin.out_features, lin_i, norm_i))
+        blocks.append(
+            Block(
+                where[f"{lin_i}.weight"],
+                where[f"{lin_i}.bias"],
+                (where[f"{norm_i}.weight"], where[f"{norm_i}.bias"]) if norm else None,
+                norm.eps if norm else 0.0,
+                act,
+                lin.out_features,
+                lin_i,
+                norm_i,
+            )
+        )
     head = layers[-1]
     if i != len(layers) - 1 or not isinstance(head, nn.Linear) or head.bias is None or not blocks:
         return None
@@ -416,7 +446,9 @@ class MLPMembers(Members):
 
     # -- training ------------------------------------------------------------------------------
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn, dropout: list[torch.Generator]) -> torch.Tensor:
+    def train_step(
+        self, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn, dropout: list[torch.Generator]
+    ) -> torch.Tensor:
         v = self._views(self.flat)
         masks = self._masks(x.shape[1], dropout)
         h, saved, bn = x, [], 0
@@ -427,7 +459,12 @@ class MLPMembers(Members):
                 rm, rv = self.running[bn]
                 # one BatchNorm call per member: a call over all members' channels at once
                 # rounds differently with K, and a member's numbers must not depend on its partners
-                parts = [aten.native_batch_norm(z[k], v[b.norm[0]][k], v[b.norm[1]][k], rm[k], rv[k], True, self.BN_MOMENTUM, b.eps) for k in range(self.K)]
+                parts = [
+                    aten.native_batch_norm(
+                        z[k], v[b.norm[0]][k], v[b.norm[1]][k], rm[k], rv[k], True, self.BN_MOMENTUM, b.eps
+                    )
+                    for k in range(self.K)
+                ]
                 stats = (z, [p[1] for p in parts], [p[2] for p in parts], rm, rv)
                 z, bn = _stack([p[0] for p in parts]), bn + 1
             a = ACT_FORWARD[b.act](z)
@@ -440,7 +477,9 @@ class MLPMembers(Members):
         self._backward(g, h, saved, masks, v)
         return losses.detach()
 
-    def _backward(self, g: torch.Tensor, last: torch.Tensor, saved: list, masks: dict[int, torch.Tensor], v: list[torch.Tensor]) -> None:
+    def _backward(
+        self, g: torch.Tensor, last: torch.Tensor, saved: list, masks: dict[int, torch.Tensor], v: list[torch.Tensor]
+    ) -> None:
         grads: list[torch.Tensor | None] = [None] * len(self.slots)
         grads[self.head[0]], grads[self.head[1]] = torch.bmm(g.transpose(1, 2), last), g.sum(1)
         g = torch.bmm(g, v[self.head[0]])
@@ -451,7 +490,12 @@ class MLPMembers(Members):
             g = _act_backward(b.act, g, z, a)
             if stats is not None:
                 pre, mean, invstd, rm, rv = stats
-                parts = [aten.native_batch_norm_backward(g[k], pre[k], v[b.norm[0]][k], rm[k], rv[k], mean[k], invstd[k], True, b.eps, [True, True, True]) for k in range(self.K)]
+                parts = [
+                    aten.native_batch_norm_backward(
+                        g[k], pre[k], v[b.norm[0]][k], rm[k], rv[k], mean[k], invstd[k], True, b.eps, [True, True, True]
+                    )
+                    for k in range(self.K)
+                ]
                 g = _stack([p[0] for p in parts])
                 grads[b.norm[0]], grads[b.norm[1]] = _stack([p[1] for p in parts]), _stack([p[2] for p in parts])
             grads[b.weight], grads[b.bias] = torch.bmm(g.transpose(1, 2), inp), g.sum(1)
@@ -477,16 +521,27 @@ class MLPMembers(Members):
                 rm, rv = running[bn]
                 gamma, beta = v[b.norm[0]], v[b.norm[1]]
                 if calibrate is not None:  # BatchNorm statistics of this chunk folded into the running ones, per member
-                    z = _stack([F.batch_norm(z[k], rm[k], rv[k], gamma[k], beta[k], True, calibrate, b.eps) for k in range(self.K)])
+                    z = _stack(
+                        [
+                            F.batch_norm(z[k], rm[k], rv[k], gamma[k], beta[k], True, calibrate, b.eps)
+                            for k in range(self.K)
+                        ]
+                    )
                 else:
-                    z = (z - rm.unsqueeze(1)) * torch.rsqrt(rv.unsqueeze(1) + b.eps) * gamma.unsqueeze(1) + beta.unsqueeze(1)
+                    z = (z - rm.unsqueeze(1)) * torch.rsqrt(rv.unsqueeze(1) + b.eps) * gamma.unsqueeze(
+                        1
+                    ) + beta.unsqueeze(1)
                 bn += 1
             h = ACT_FORWARD[b.act](z)
         return torch.baddbmm(v[self.head[1]].unsqueeze(1), h, v[self.head[0]].transpose(1, 2))
 
     @torch.no_grad()
-    def outputs(self, x: torch.Tensor, batch: int, autocast: Callable, average: bool = True, prepare: Callable = lambda v: v) -> torch.Tensor:
-        return torch.cat([self._eval_forward(prepare(x[i : i + batch]), average) for i in range(0, len(x), batch)], dim=1)
+    def outputs(
+        self, x: torch.Tensor, batch: int, autocast: Callable, average: bool = True, prepare: Callable = lambda v: v
+    ) -> torch.Tensor:
+        return torch.cat(
+            [self._eval_forward(prepare(x[i : i + batch]), average) for i in range(0, len(x), batch)], dim=1
+        )
 
     def reset_batchnorm(self, average: bool) -> list[float | None]:
         for rm, rv in self._set(average)[1]:
@@ -529,7 +584,9 @@ class MLPMembers(Members):
         new.flat, new.grad = pick(self.flat), pick(self.grad)
         new.avg_flat = pick(self.avg_flat) if self.avg_flat is not None else None
         new.running = [(pick(rm), pick(rv)) for rm, rv in self.running]
-        new.avg_running = [(pick(rm), pick(rv)) for rm, rv in self.avg_running] if self.avg_running is not None else None
+        new.avg_running = (
+            [(pick(rm), pick(rv)) for rm, rv in self.avg_running] if self.avg_running is not None else None
+        )
         new._set_dropout(self.rates.index_select(0, idx.cpu()), [b.width for b in self.blocks])
         return new
 
@@ -578,7 +635,9 @@ class MemberLoss:
     def __call__(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.value_and_grad(out, y, need_grad=False)[0]
 
-    def value_and_grad(self, out: torch.Tensor, y: torch.Tensor, need_grad: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def value_and_grad(
+        self, out: torch.Tensor, y: torch.Tensor, need_grad: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.task == "regression":
             err = out - y
             return err.pow(2).mean(dim=(1, 2)), (err * (2.0 / (err.shape[1] * err.shape[2])) if need_grad else None)
@@ -592,7 +651,9 @@ class MemberLoss:
         if not need_grad:
             return losses, None
         # d per_row / d out = softmax − (1 − s)·onehot − s / classes
-        target = torch.zeros_like(logp).scatter_(-1, y.unsqueeze(-1), 1.0) * (1 - s).unsqueeze(-1) + (s / logp.shape[-1]).unsqueeze(-1)
+        target = torch.zeros_like(logp).scatter_(-1, y.unsqueeze(-1), 1.0) * (1 - s).unsqueeze(-1) + (
+            s / logp.shape[-1]
+        ).unsqueeze(-1)
         return losses, (logp.exp() - target) * (w / total).unsqueeze(-1)
 
 
@@ -606,7 +667,9 @@ class CustomLoss:
     def __call__(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return torch.stack([self.fn(out[k], y[k]).reshape(()) for k in range(out.shape[0])])
 
-    def value_and_grad(self, out: torch.Tensor, y: torch.Tensor, need_grad: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def value_and_grad(
+        self, out: torch.Tensor, y: torch.Tensor, need_grad: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         leaf = out.detach().requires_grad_()
         with torch.enable_grad():
             losses = self(leaf, y)
@@ -614,5 +677,7 @@ class CustomLoss:
         return losses.detach(), g
 
 
-def member_losses(task: str, smoothing: torch.Tensor, class_weight: torch.Tensor | None, custom: Callable | None = None) -> MemberLoss | CustomLoss:
+def member_losses(
+    task: str, smoothing: torch.Tensor, class_weight: torch.Tensor | None, custom: Callable | None = None
+) -> MemberLoss | CustomLoss:
     return CustomLoss(custom) if custom is not None else MemberLoss(task, smoothing, class_weight)

@@ -54,7 +54,9 @@ def _classification(logp: torch.Tensor, y: torch.Tensor) -> dict[str, list[float
     recall = torch.where(present, tp / actual.clamp(min=1), torch.zeros_like(tp))
     balanced = recall.sum(1) / present.sum(1).clamp(min=1)
     precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), torch.zeros_like(tp))
-    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall).clamp(min=1e-12), torch.zeros_like(tp))
+    f1 = torch.where(
+        precision + recall > 0, 2 * precision * recall / (precision + recall).clamp(min=1e-12), torch.zeros_like(tp)
+    )
     macro_f1 = (f1 * present).sum(1) / present.sum(1).clamp(min=1)
     log_loss = -logp.gather(-1, y.view(1, N, 1).expand(K, N, 1)).squeeze(-1).mean(1)
     return {

@@ -47,7 +47,9 @@ class CategoryEmbedding(nn.Module):
         super().__init__()
         codes = [e["index"] for e in embedded]
         self.register_buffer("code_index", torch.tensor(codes, dtype=torch.long), persistent=False)
-        self.register_buffer("plain_index", torch.tensor([i for i in range(d_in) if i not in codes], dtype=torch.long), persistent=False)
+        self.register_buffer(
+            "plain_index", torch.tensor([i for i in range(d_in) if i not in codes], dtype=torch.long), persistent=False
+        )
         self.rows = [e["rows"] for e in embedded]
         self.tables = nn.ModuleList(nn.Embedding(e["rows"], e["width"]) for e in embedded)
         for table in self.tables:  # small start (as fastai's trunc_normal_ std 0.01): codes begin near "no information"
@@ -59,12 +61,16 @@ class CategoryEmbedding(nn.Module):
         parts = [x.index_select(1, self.plain_index)]
         for j, table in enumerate(self.tables):
             c = codes[:, j]
-            parts.append(table(torch.where((c >= 0) & (c < self.rows[j]), c, torch.zeros_like(c))))  # out of range: unknown
+            parts.append(
+                table(torch.where((c >= 0) & (c < self.rows[j]), c, torch.zeros_like(c)))
+            )  # out of range: unknown
         return torch.cat(parts, dim=1)
 
 
 @MODELS.register("mlp")
-def build_mlp(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int, embedded: list[dict[str, int]] | None = None) -> nn.Module:
+def build_mlp(
+    cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int, embedded: list[dict[str, int]] | None = None
+) -> nn.Module:
     """The MLP; with `embedded` category columns, a CategoryEmbedding in front of it."""
     d_in = 1
     for s in input_shape:
@@ -81,13 +87,19 @@ def build_mlp(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int, em
 
 
 def build_model(
-    cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int, default_kind: str, embedded: list[dict[str, int]] | None = None
+    cfg: ModelConfig,
+    input_shape: tuple[int, ...],
+    n_outputs: int,
+    default_kind: str,
+    embedded: list[dict[str, int]] | None = None,
 ) -> nn.Module:
     """`embedded`: the data spec's "embedded" list (tables with many-level categories); MLPs only."""
     kind = default_kind if cfg.kind == "auto" else cfg.kind
     if embedded:
         if kind != "mlp":
-            raise ConfigError(f"model.kind = {kind!r} cannot read a table with embedded categories; use mlp (or raise data.onehot_max_levels)")
+            raise ConfigError(
+                f"model.kind = {kind!r} cannot read a table with embedded categories; use mlp (or raise data.onehot_max_levels)"
+            )
         return build_mlp(cfg, input_shape, n_outputs, embedded)
     return MODELS.get(kind)(cfg, input_shape, n_outputs)
 

@@ -37,23 +37,74 @@ OPTIMIZERS: Registry[OptimInfo] = Registry("optimizer")
 
 
 def _adam_kernel(fused: Callable[..., None]) -> Callable[..., None]:
-    def run(params: list, grads: list, state: dict[str, list], steps: list, cfg: OptimConfig, lr: float, weight_decay: float, first_step: bool) -> None:
-        fused(params, grads, state["exp_avg"], state["exp_avg_sq"], [], steps, lr=lr, beta1=cfg.beta1, beta2=cfg.beta2,
-              weight_decay=weight_decay, eps=cfg.eps, amsgrad=False, maximize=False)
+    def run(
+        params: list,
+        grads: list,
+        state: dict[str, list],
+        steps: list,
+        cfg: OptimConfig,
+        lr: float,
+        weight_decay: float,
+        first_step: bool,
+    ) -> None:
+        fused(
+            params,
+            grads,
+            state["exp_avg"],
+            state["exp_avg_sq"],
+            [],
+            steps,
+            lr=lr,
+            beta1=cfg.beta1,
+            beta2=cfg.beta2,
+            weight_decay=weight_decay,
+            eps=cfg.eps,
+            amsgrad=False,
+            maximize=False,
+        )
 
     return run
 
 
-def _sgd_kernel(params: list, grads: list, state: dict[str, list], steps: list, cfg: OptimConfig, lr: float, weight_decay: float, first_step: bool) -> None:
+def _sgd_kernel(
+    params: list,
+    grads: list,
+    state: dict[str, list],
+    steps: list,
+    cfg: OptimConfig,
+    lr: float,
+    weight_decay: float,
+    first_step: bool,
+) -> None:
     buffers = state["momentum_buffer"] if cfg.momentum > 0 else []
-    torch._fused_sgd_(params, grads, buffers, weight_decay=weight_decay, momentum=cfg.momentum, lr=lr, dampening=0.0,
-                      nesterov=cfg.nesterov, maximize=False, is_first_step=first_step)
+    torch._fused_sgd_(
+        params,
+        grads,
+        buffers,
+        weight_decay=weight_decay,
+        momentum=cfg.momentum,
+        lr=lr,
+        dampening=0.0,
+        nesterov=cfg.nesterov,
+        maximize=False,
+        is_first_step=first_step,
+    )
 
 
 for _info in (
-    OptimInfo("sgd", ("momentum_buffer",), False, _sgd_kernel, "SGD with optional (Nesterov) momentum; weight decay as L2"),
-    OptimInfo("adam", ("exp_avg", "exp_avg_sq"), False, _adam_kernel(torch._fused_adam_), "Adam; weight decay as L2 (rescaled per weight)"),
-    OptimInfo("adamw", ("exp_avg", "exp_avg_sq"), True, _adam_kernel(torch._fused_adamw_), "AdamW; decoupled weight decay"),
+    OptimInfo(
+        "sgd", ("momentum_buffer",), False, _sgd_kernel, "SGD with optional (Nesterov) momentum; weight decay as L2"
+    ),
+    OptimInfo(
+        "adam",
+        ("exp_avg", "exp_avg_sq"),
+        False,
+        _adam_kernel(torch._fused_adam_),
+        "Adam; weight decay as L2 (rescaled per weight)",
+    ),
+    OptimInfo(
+        "adamw", ("exp_avg", "exp_avg_sq"), True, _adam_kernel(torch._fused_adamw_), "AdamW; decoupled weight decay"
+    ),
 ):
     OPTIMIZERS.register(_info.name)(_info)
 
@@ -87,7 +138,13 @@ class DecaySplit:
 def decay_split(named: list[tuple[str, torch.Tensor]]) -> DecaySplit:
     decay = [(n, p) for n, p in named if decays(p)]
     rest = [(n, p) for n, p in named if not decays(p)]
-    return DecaySplit(len(decay), sum(p.numel() for _, p in decay), len(rest), sum(p.numel() for _, p in rest), tuple(n for n, _ in rest))
+    return DecaySplit(
+        len(decay),
+        sum(p.numel() for _, p in decay),
+        len(rest),
+        sum(p.numel() for _, p in rest),
+        tuple(n for n, _ in rest),
+    )
 
 
 # ---- the update on flat rows ------------------------------------------------------------------
@@ -148,11 +205,18 @@ class FlatOptimizer:
             grads = [self.grad[r, c] for r, c in parts]
             state = {s: [self.state[s][r, c] for r, c in parts] for s in info.state}
             steps = [self.steps[r] for r, _ in parts]
-            plan.append(lambda info=info, params=params, grads=grads, state=state, steps=steps, cfg=cfg, key=key: info.kernel(params, grads, state, steps, cfg, key[1], key[2], key[-1]))
+            plan.append(
+                lambda info=info, params=params, grads=grads, state=state, steps=steps, cfg=cfg, key=key: info.kernel(
+                    params, grads, state, steps, cfg, key[1], key[2], key[-1]
+                )
+            )
         return plan
 
     def state_rows(self, row: int) -> dict[str, Any]:
-        return {"step": int(self.steps[row].item()), **{s: t[row].detach().cpu().clone() for s, t in self.state.items()}}
+        return {
+            "step": int(self.steps[row].item()),
+            **{s: t[row].detach().cpu().clone() for s, t in self.state.items()},
+        }
 
     def load_rows(self, row: int, saved: dict[str, Any]) -> None:
         self.steps[row].fill_(float(saved["step"]))

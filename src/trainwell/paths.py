@@ -48,7 +48,7 @@ def check_text(path: str | os.PathLike[str], what: str) -> Path:
 
 
 def _stat_kind(path: Path) -> str:
-    """"dir", "file", "other" or "missing", never raising for a long name or a file in the way."""
+    """ "dir", "file", "other" or "missing", never raising for a long name or a file in the way."""
     try:
         mode = path.stat().st_mode
     except OSError as exc:
@@ -67,13 +67,17 @@ def check_folder_can_exist(path: Path, what: str) -> None:
     if kind == "dir":
         return
     if kind != "missing":
-        raise TrainwellError(f"{what} {shown_path(path)} is a file, not a folder; give a folder that is empty or does not exist")
+        raise TrainwellError(
+            f"{what} {shown_path(path)} is a file, not a folder; give a folder that is empty or does not exist"
+        )
     for parent in path.absolute().parents:
         kind = _stat_kind(parent)
         if kind == "dir":
             return
         if kind != "missing":
-            raise TrainwellError(f"{what} {shown_path(path)} cannot be created: {shown_path(parent)} is a file, not a folder")
+            raise TrainwellError(
+                f"{what} {shown_path(path)} cannot be created: {shown_path(parent)} is a file, not a folder"
+            )
 
 
 def check_out_dir(out: str | os.PathLike[str], what: str, owned: Iterable[str], kind: str) -> Path:
@@ -85,7 +89,9 @@ def check_out_dir(out: str | os.PathLike[str], what: str, owned: Iterable[str], 
     if path.is_dir():
         clash = sorted(name for name in owned if os.path.lexists(path / name))
         if clash:
-            raise TrainwellError(f"{what} {shown_path(path)} already holds {clash[0]}, which {kind} would overwrite; choose an empty or new folder")
+            raise TrainwellError(
+                f"{what} {shown_path(path)} already holds {clash[0]}, which {kind} would overwrite; choose an empty or new folder"
+            )
     return path
 
 
@@ -104,7 +110,9 @@ def _same(a: Path, b: str | os.PathLike[str]) -> bool:
     return os.path.lexists(a) and os.path.lexists(b) and os.path.samefile(a, b)  # hard links
 
 
-def check_out_file(out: str | os.PathLike[str], what: str, protected: Iterable[str | os.PathLike[str]] = (), overwrite: bool = False) -> Path:
+def check_out_file(
+    out: str | os.PathLike[str], what: str, protected: Iterable[str | os.PathLike[str]] = (), overwrite: bool = False
+) -> Path:
     """An output file: its folder must be a folder or creatable, it must not be one of the
     `protected` files (a run's own files, the command's input; existing or not), and an
     existing file is replaced only with `overwrite`."""
@@ -115,7 +123,11 @@ def check_out_file(out: str | os.PathLike[str], what: str, protected: Iterable[s
     check_folder_can_exist(path.parent, what)
     for other in protected:
         if _same(path, other):
-            raise TrainwellError(f"{what} {shown_path(path)} is the command's input or a run's own file; give another file")
+            raise TrainwellError(
+                f"{what} {shown_path(path)} is the command's input or a run's own file; give another file"
+            )
     if kind == "file" and not overwrite:
-        raise TrainwellError(f"{what} {shown_path(path)} already exists; give a new file name, or --force to replace it")
+        raise TrainwellError(
+            f"{what} {shown_path(path)} already exists; give a new file name, or --force to replace it"
+        )
     return path

@@ -26,8 +26,19 @@ CAPABILITIES: dict[str, tuple[Any, ...]] = {
 }
 # fields that must agree for runs to share a stack (data, layer layout, batch, what is evaluated and how)
 STACK_KEY = (
-    "data", "model.kind", "model.hidden", "model.norm", "model.activation", "model.has_dropout", "train.batch_size", "train.eval_batch_size",
-    "train.monitor", "train.mode", "train.bn_recalibration_samples", "train.class_weights", "train.device",
+    "data",
+    "model.kind",
+    "model.hidden",
+    "model.norm",
+    "model.activation",
+    "model.has_dropout",
+    "train.batch_size",
+    "train.eval_batch_size",
+    "train.monitor",
+    "train.mode",
+    "train.bn_recalibration_samples",
+    "train.class_weights",
+    "train.device",
 )
 MAX_MEMBERS = 16  # members per stack: more gain little and delay the first finished runs
 TABULAR = ("delivery", "csv")

@@ -16,7 +16,14 @@ from .atomic import atomic_write
 W, H, PAD = 330, 230, 46  # one panel's size and its margin for axis labels, in pixels
 
 
-def _panel(x0: int, title: str, series: list[tuple[str, str, list[float]]], epochs: list[int], log: bool, best_epoch: int | None) -> str:
+def _panel(
+    x0: int,
+    title: str,
+    series: list[tuple[str, str, list[float]]],
+    epochs: list[int],
+    log: bool,
+    best_epoch: int | None,
+) -> str:
     values = [v for _, _, vs in series for v in vs if math.isfinite(v) and (v > 0 or not log)]
     if not values or not epochs:
         return ""
@@ -27,32 +34,62 @@ def _panel(x0: int, title: str, series: list[tuple[str, str, list[float]]], epoc
     e0, e1 = min(epochs), max(max(epochs), min(epochs) + 1)
     px = lambda e: x0 + PAD + (e - e0) / (e1 - e0) * (W - PAD - 10)  # noqa: E731
     py = lambda v: 20 + (1 - (f(v) - lo) / (hi - lo)) * (H - 20 - PAD)  # noqa: E731
-    out = [f'<text x="{x0 + W / 2}" y="14" text-anchor="middle" font-size="13">{html.escape(title)}</text>',
-           f'<rect x="{x0 + PAD}" y="20" width="{W - PAD - 10}" height="{H - 20 - PAD}" fill="none" stroke="#999"/>']
+    out = [
+        f'<text x="{x0 + W / 2}" y="14" text-anchor="middle" font-size="13">{html.escape(title)}</text>',
+        f'<rect x="{x0 + PAD}" y="20" width="{W - PAD - 10}" height="{H - 20 - PAD}" fill="none" stroke="#999"/>',
+    ]
     for v in (min(values), max(values)):
         out.append(f'<text x="{x0 + PAD - 4}" y="{py(v) + 4:.1f}" text-anchor="end" font-size="10">{v:.3g}</text>')
-    out.append(f'<text x="{px(e0):.1f}" y="{H - PAD + 14}" font-size="10">{e0}</text><text x="{px(e1):.1f}" y="{H - PAD + 14}" text-anchor="end" font-size="10">{e1}</text>')
-    out.append(f'<text x="{x0 + W / 2}" y="{H - PAD + 28}" text-anchor="middle" font-size="11">epoch{" (log scale)" if log else ""}</text>')
+    out.append(
+        f'<text x="{px(e0):.1f}" y="{H - PAD + 14}" font-size="10">{e0}</text><text x="{px(e1):.1f}" y="{H - PAD + 14}" text-anchor="end" font-size="10">{e1}</text>'
+    )
+    out.append(
+        f'<text x="{x0 + W / 2}" y="{H - PAD + 28}" text-anchor="middle" font-size="11">epoch{" (log scale)" if log else ""}</text>'
+    )
     if best_epoch is not None:
-        out.append(f'<line x1="{px(best_epoch):.1f}" x2="{px(best_epoch):.1f}" y1="20" y2="{H - PAD}" stroke="#888" stroke-dasharray="3,3"/>')
+        out.append(
+            f'<line x1="{px(best_epoch):.1f}" x2="{px(best_epoch):.1f}" y1="20" y2="{H - PAD}" stroke="#888" stroke-dasharray="3,3"/>'
+        )
     for i, (label, color, vs) in enumerate(series):
-        pts = " ".join(f"{px(e):.1f},{py(v):.1f}" for e, v in zip(epochs, vs) if math.isfinite(v) and (v > 0 or not log))
+        pts = " ".join(
+            f"{px(e):.1f},{py(v):.1f}" for e, v in zip(epochs, vs) if math.isfinite(v) and (v > 0 or not log)
+        )
         out.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="1.6"/>')
-        out.append(f'<text x="{x0 + PAD + 6}" y="{34 + 13 * i}" font-size="10" fill="{color}">{html.escape(label)}</text>')
+        out.append(
+            f'<text x="{x0 + PAD + 6}" y="{34 + 13 * i}" font-size="10" fill="{color}">{html.escape(label)}</text>'
+        )
     return "\n".join(out)
 
 
 def curves_svg(history: list[dict[str, Any]], title: str = "", best_epoch: int | None = None) -> str:
     epochs = [int(r["epoch"]) for r in history]
     metric = next((k for k in ("val_mae", "val_accuracy") if history and k in history[0]), None)
-    losses = [("train loss", "#1f77b4", [r["train_loss"] for r in history]), ("validation loss", "#ff7f0e", [r["val_loss"] for r in history])]
+    losses = [
+        ("train loss", "#1f77b4", [r["train_loss"] for r in history]),
+        ("validation loss", "#ff7f0e", [r["val_loss"] for r in history]),
+    ]
     log = all(v > 0 for _, _, vs in losses for v in vs if math.isfinite(v))
     panels = [_panel(0, "loss", losses, epochs, log, best_epoch)]
     if metric:
-        panels.append(_panel(W, metric.replace("_", " "), [(metric, "#2ca02c", [r[metric] for r in history])], epochs, False, best_epoch))
-    panels.append(_panel(W * len(panels), "learning rate", [("lr", "#9467bd", [r["lr"] for r in history])], epochs, True, None))
+        panels.append(
+            _panel(
+                W,
+                metric.replace("_", " "),
+                [(metric, "#2ca02c", [r[metric] for r in history])],
+                epochs,
+                False,
+                best_epoch,
+            )
+        )
+    panels.append(
+        _panel(W * len(panels), "learning rate", [("lr", "#9467bd", [r["lr"] for r in history])], epochs, True, None)
+    )
     width = W * len(panels)
-    head = f'<text x="{width / 2}" y="{H + 16}" text-anchor="middle" font-size="12">{html.escape(title)}' + (f" — best epoch {best_epoch}" if best_epoch else "") + "</text>"
+    head = (
+        f'<text x="{width / 2}" y="{H + 16}" text-anchor="middle" font-size="12">{html.escape(title)}'
+        + (f" — best epoch {best_epoch}" if best_epoch else "")
+        + "</text>"
+    )
     body = "\n".join(panels)
     return f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{H + 24}" font-family="sans-serif">\n{body}\n{head}\n</svg>\n'
 

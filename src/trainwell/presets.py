@@ -19,7 +19,10 @@ def preset(name: str, description: str) -> Callable[[Callable[[], dict[str, Any]
     return add
 
 
-@preset("delivery-production", "the tabular lesson's production recipe on delivery: AdamW, BatchNorm, Dropout 0.2, plateau, early stopping")
+@preset(
+    "delivery-production",
+    "the tabular lesson's production recipe on delivery: AdamW, BatchNorm, Dropout 0.2, plateau, early stopping",
+)
 def delivery_production() -> dict[str, Any]:
     return {
         "name": "delivery-production",
@@ -29,7 +32,14 @@ def delivery_production() -> dict[str, Any]:
         "schedule": {"name": "plateau", "patience": 10, "factor": 0.5},
         # ema_decay is trainwell's addition to the tabular lesson's recipe: evaluating a moving average of
         # the weights lowers test MAE by ~0.035 minutes over seeds (see the closing note of the core issue)
-        "train": {"batch_size": 64, "max_epochs": 200, "early_stopping": True, "patience": 20, "monitor": "val_loss", "ema_decay": 0.99},
+        "train": {
+            "batch_size": 64,
+            "max_epochs": 200,
+            "early_stopping": True,
+            "patience": 20,
+            "monitor": "val_loss",
+            "ema_decay": 0.99,
+        },
     }
 
 
@@ -41,7 +51,10 @@ def delivery_quick() -> dict[str, Any]:
     return cfg
 
 
-@preset("tabular", "trainwell's default for your own table: the production recipe with one wide layer, an ensemble of 5 and balanced classes; give --data FILE --target COLUMN")
+@preset(
+    "tabular",
+    "trainwell's default for your own table: the production recipe with one wide layer, an ensemble of 5 and balanced classes; give --data FILE --target COLUMN",
+)
 def tabular() -> dict[str, Any]:
     """What `trainwell train --data FILE --target COLUMN` starts from when no preset or config is
     given. Measured with benchmarks/bench_quality.py (3 seeds): one hidden layer of 256 beats

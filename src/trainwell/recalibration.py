@@ -18,7 +18,15 @@ import torch
 
 
 @torch.no_grad()
-def recalibrate_batchnorm(members: Any, x_train: torch.Tensor, prepare: Callable, max_samples: int, batch_size: int, autocast: Callable, average: bool = True) -> bool:
+def recalibrate_batchnorm(
+    members: Any,
+    x_train: torch.Tensor,
+    prepare: Callable,
+    max_samples: int,
+    batch_size: int,
+    autocast: Callable,
+    average: bool = True,
+) -> bool:
     """Replace the running statistics of the evaluated weights with those of the first
     `max_samples` training inputs (unaugmented). False (nothing changed) without BatchNorm."""
     if not members.has_batchnorm or max_samples <= 0:

@@ -19,7 +19,13 @@ from .atomic import atomic_write
 from .errors import TrainwellError, shown_path
 
 CONFIG, HISTORY_CSV, HISTORY_JSON, METRICS, BEST_PT, LAST_PT, CURVES = (
-    "config.yaml", "history.csv", "history.json", "metrics.json", "best.pt", "last.pt", "curves.svg",
+    "config.yaml",
+    "history.csv",
+    "history.json",
+    "metrics.json",
+    "best.pt",
+    "last.pt",
+    "curves.svg",
 )
 
 
@@ -38,7 +44,9 @@ def check_run_out(out: str | Path) -> Path:
     path = paths.check_text(out, "--out")
     paths.check_folder_can_exist(path, "--out")
     if path.is_dir() and any(os.path.lexists(path / f) for f in RUN_MARKERS):
-        raise TrainwellError(f"run directory {shown_path(path)} already holds a run; continue it with 'trainwell resume' or choose another --out")
+        raise TrainwellError(
+            f"run directory {shown_path(path)} already holds a run; continue it with 'trainwell resume' or choose another --out"
+        )
     return paths.check_out_dir(path, "--out", RUN_FILES, "a run")
 
 

@@ -10,8 +10,8 @@ run (or, from a compare, a stack) from last.pt. The CLI only calls these.
 from __future__ import annotations
 
 import contextlib
-import json
 import copy
+import json
 import math
 import signal
 import threading
@@ -30,7 +30,19 @@ from .config import RunConfig, dump_yaml, load_config
 from .data import DataBundle, load_data
 from .early_stopping import EarlyStopping
 from .errors import CheckpointError, ConfigError, DataError, TrainwellError
-from .loop import EARLY_STOP, INTERRUPTED, MAX_EPOCHS, NOT_FINITE, Emit, LoopState, Member, Trainer, fit, predict_outputs, test_metrics
+from .loop import (
+    EARLY_STOP,
+    INTERRUPTED,
+    MAX_EPOCHS,
+    NOT_FINITE,
+    Emit,
+    LoopState,
+    Member,
+    Trainer,
+    fit,
+    predict_outputs,
+    test_metrics,
+)
 from .members import CustomLoss, ModuleMembers, build_members, member_losses
 from .models import build_model, count_parameters, has_batchnorm
 from .optim import FlatOptimizer, decay_split
@@ -94,9 +106,13 @@ def check_against_data(cfg: RunConfig, data: DataBundle) -> None:
     metric = cfg.train.monitor.removeprefix("val_")
     if metric != "loss" and metric not in metric_names.names(data.task):
         allowed = ", ".join(f"val_{m}" for m in ("loss", *metric_names.names(data.task)))
-        raise ConfigError(f"train.monitor = {cfg.train.monitor!r} is not allowed for a {data.task} task: use one of {allowed}")
+        raise ConfigError(
+            f"train.monitor = {cfg.train.monitor!r} is not allowed for a {data.task} task: use one of {allowed}"
+        )
     if cfg.train.class_weights == "balanced" and data.task != "classification":
-        raise ConfigError(f"train.class_weights = {cfg.train.class_weights!r} is not allowed for a {data.task} task: use none")
+        raise ConfigError(
+            f"train.class_weights = {cfg.train.class_weights!r} is not allowed for a {data.task} task: use none"
+        )
     if len(data.x_train) < cfg.train.batch_size:
         raise DataError(
             f"only {len(data.x_train)} training rows, fewer than one batch (train.batch_size = {cfg.train.batch_size}); "
@@ -106,7 +122,9 @@ def check_against_data(cfg: RunConfig, data: DataBundle) -> None:
         raise DataError("the validation and test splits must each hold at least one row; give more rows")
 
 
-def make_autocast(cfg: RunConfig, device: torch.device, images: bool) -> Callable[[], contextlib.AbstractContextManager]:
+def make_autocast(
+    cfg: RunConfig, device: torch.device, images: bool
+) -> Callable[[], contextlib.AbstractContextManager]:
     """bf16 autocast on CUDA for images by default; full precision elsewhere."""
     mode = cfg.train.amp
     if device.type != "cuda" or mode == "off" or (mode == "auto" and not images):
@@ -126,39 +144,62 @@ def class_weight(cfg: RunConfig, data: DataBundle) -> torch.Tensor | None:
 def model_spec(cfg: RunConfig, data: DataBundle) -> dict[str, Any]:
     """Plain data saved with the weights: the preprocessing and what rebuilds the model."""
     return {
-        **data.spec, "task": data.task, "input_shape": list(data.input_shape), "n_outputs": data.n_outputs,
-        "model_kind": cfg.model.kind if cfg.model.kind != "auto" else data.default_model, "members": cfg.train.members,
+        **data.spec,
+        "task": data.task,
+        "input_shape": list(data.input_shape),
+        "n_outputs": data.n_outputs,
+        "model_kind": cfg.model.kind if cfg.model.kind != "auto" else data.default_model,
+        "members": cfg.train.members,
     }
 
 
 def _member(cfg: RunConfig, run: int, seed: int, steps: int, mode: str) -> Member:
     t = cfg.train
     member = Member(
-        cfg=cfg, run=run, schedule=build_schedule(cfg.schedule, cfg.optim.lr, steps, t.max_epochs, mode),
-        generators={"shuffle": make_generator(seed, SHUFFLE), "augment": make_generator(seed, AUGMENT), "dropout": make_generator(seed, DROPOUT)},
+        cfg=cfg,
+        run=run,
+        schedule=build_schedule(cfg.schedule, cfg.optim.lr, steps, t.max_epochs, mode),
+        generators={
+            "shuffle": make_generator(seed, SHUFFLE),
+            "augment": make_generator(seed, AUGMENT),
+            "dropout": make_generator(seed, DROPOUT),
+        },
         stopper=EarlyStopping(t.patience, t.min_delta, mode, t.early_stopping),
     )
     member.schedule.apply(member.lr)
     return member
 
 
-def build_models(cfg: RunConfig, data: DataBundle, seed: int, model: nn.Module | None = None) -> tuple[nn.Module, torch.Tensor]:
+def build_models(
+    cfg: RunConfig, data: DataBundle, seed: int, model: nn.Module | None = None
+) -> tuple[nn.Module, torch.Tensor]:
     """A member's network, seeded as a run with that seed alone would be; and torch's global
     generator state right after (the member's dropout stream on the module path)."""
     seed_everything(seed)
-    net = model if model is not None else build_model(cfg.model, data.input_shape, data.n_outputs, data.default_model, data.spec.get("embedded"))
+    net = (
+        model
+        if model is not None
+        else build_model(cfg.model, data.input_shape, data.n_outputs, data.default_model, data.spec.get("embedded"))
+    )
     return net, torch.get_rng_state()
 
 
 def build_trainer(
-    cfgs: list[RunConfig], run_dirs: list[Path], emits: list[Emit], data: DataBundle | None = None, max_threads: int | None = None,
-    model: nn.Module | None = None, loss_fn: Callable | None = None,
+    cfgs: list[RunConfig],
+    run_dirs: list[Path],
+    emits: list[Emit],
+    data: DataBundle | None = None,
+    max_threads: int | None = None,
+    model: nn.Module | None = None,
+    loss_fn: Callable | None = None,
 ) -> tuple[Trainer, "RunBook", list[str]]:
     """Every member of every run, seeded; the runs must share one stack key (planning.group_key).
     A model, data or loss given here (trainwell.fit) replace those the config describes."""
     c0 = cfgs[0]
     if model is not None and (len(cfgs) > 1 or c0.train.members > 1):
-        raise ConfigError("train.members must be 1 when training a model of one's own (trainwell cannot rebuild it with other seeds)")
+        raise ConfigError(
+            "train.members must be 1 when training a model of one's own (trainwell cannot rebuild it with other seeds)"
+        )
     device = pick_device(c0.train.device)
     parallel = distributed.start(c0, device)  # None unless under torchrun
     device = parallel.device if parallel else device
@@ -169,7 +210,11 @@ def build_trainer(
     runs = [RunSlot(cfg, d, e, spec=model_spec(cfg, data)) for cfg, d, e in zip(cfgs, run_dirs, emits)]
     if model is not None:
         runs[0].spec["model_kind"] = f"custom:{type(model).__name__}"
-    built = [(i, build_models(cfg, data, cfg.train.seed + k, model)) for i, cfg in enumerate(cfgs) for k in range(cfg.train.members)]
+    built = [
+        (i, build_models(cfg, data, cfg.train.seed + k, model))
+        for i, cfg in enumerate(cfgs)
+        for k in range(cfg.train.members)
+    ]
     models = [m for _, (m, _) in built]
     n_params = count_parameters(models[0])
     # one thread for small models (faster, and their numbers then never depend on a worker's
@@ -182,7 +227,9 @@ def build_trainer(
         m.to(device)
         if images and device.type == "cuda" and c0.train.channels_last:
             m.to(memory_format=torch.channels_last)
-    reasons = [fast_path_reason(cfg, torch.cuda.is_available()) if model is None else "a model of one's own" for cfg in cfgs]
+    reasons = [
+        fast_path_reason(cfg, torch.cuda.is_available()) if model is None else "a model of one's own" for cfg in cfgs
+    ]
     if loss_fn is not None:
         reasons = [r or "a loss of one's own" for r in reasons]
     stack = build_members(models, any(c.train.ema_decay for c in cfgs), fast=not any(reasons))
@@ -191,11 +238,17 @@ def build_trainer(
     for run, reason in zip(runs, reasons):
         run.engine = stack.engine
         run.engine_reason = reason or ("" if stack.engine == "vectorised" else "the model is not trainwell's MLP")
-    drop_last = has_batchnorm(models[0]) and len(data.x_train) % c0.train.batch_size == 1  # BatchNorm cannot normalise a batch of one
+    drop_last = (
+        has_batchnorm(models[0]) and len(data.x_train) % c0.train.batch_size == 1
+    )  # BatchNorm cannot normalise a batch of one
     if parallel:
-        drop_last = drop_last or parallel.needs_drop_last(len(data.x_train), c0.train.batch_size, has_batchnorm(models[0]))
+        drop_last = drop_last or parallel.needs_drop_last(
+            len(data.x_train), c0.train.batch_size, has_batchnorm(models[0])
+        )
         parallel.same_start(stack)
-    steps = len(data.x_train) // c0.train.batch_size if drop_last else math.ceil(len(data.x_train) / c0.train.batch_size)
+    steps = (
+        len(data.x_train) // c0.train.batch_size if drop_last else math.ceil(len(data.x_train) / c0.train.batch_size)
+    )
     members = []
     for row, (i, _) in enumerate(built):
         cfg = cfgs[i]
@@ -206,21 +259,39 @@ def build_trainer(
     optimizer = FlatOptimizer(stack.flat, stack.grad, stack.decay_size, [m.cfg.optim for m in members])
     smoothing = torch.tensor([[m.cfg.train.label_smoothing] for m in members])
     trainer = Trainer(
-        members=members, stack=stack, optimizer=optimizer, data=data, loss_fn=member_losses(data.task, smoothing, class_weight(c0, data), loss_fn),
-        device=device, autocast=make_autocast(c0, device, images), book=RunBook(runs), batch_size=c0.train.batch_size, drop_last=drop_last,
+        members=members,
+        stack=stack,
+        optimizer=optimizer,
+        data=data,
+        loss_fn=member_losses(data.task, smoothing, class_weight(c0, data), loss_fn),
+        device=device,
+        autocast=make_autocast(c0, device, images),
+        book=RunBook(runs),
+        batch_size=c0.train.batch_size,
+        drop_last=drop_last,
         parallel=parallel,
     )
     return trainer, trainer.book, describe(c0, data, runs[0], models[0], n_params, device, drop_last, members[0])
 
 
-def describe(cfg: RunConfig, data: DataBundle, run: RunSlot, model: nn.Module, n_params: int, device: torch.device, drop_last: bool, m: Member) -> list[str]:
+def describe(
+    cfg: RunConfig,
+    data: DataBundle,
+    run: RunSlot,
+    model: nn.Module,
+    n_params: int,
+    device: torch.device,
+    drop_last: bool,
+    m: Member,
+) -> list[str]:
     sizes = f"{len(data.x_train)}/{len(data.x_val)}/{len(data.x_test)}"
     split = decay_split([(n, p) for n, p in model.named_parameters() if p.requires_grad])
     mode = m.stopper.mode
     ensemble = f", an ensemble of {cfg.train.members} members" if cfg.train.members > 1 else ""
     return [
         f"run directory: {run.run_dir}",
-        f"data: {cfg.data.name} ({data.task}), train/val/test rows {sizes}" + (", last batch of one dropped (BatchNorm)" if drop_last else ""),
+        f"data: {cfg.data.name} ({data.task}), train/val/test rows {sizes}"
+        + (", last batch of one dropped (BatchNorm)" if drop_last else ""),
         *data.notes,  # what loading inferred: the task and why, column roles, warnings
         f"model: {run.spec['model_kind']}, {n_params:,} parameters, on {device}, {run.engine} path{ensemble}"
         + (f" ({run.engine_reason})" if run.engine_reason else ""),
@@ -289,7 +360,9 @@ def shrink(t: Trainer) -> None:
     for row, m in enumerate(keep):
         m.row = row
     if not isinstance(t.loss_fn, CustomLoss):
-        t.loss_fn = member_losses(t.data.task, torch.tensor([[m.cfg.train.label_smoothing] for m in keep]), class_weight(keep[0].cfg, t.data))
+        t.loss_fn = member_losses(
+            t.data.task, torch.tensor([[m.cfg.train.label_smoothing] for m in keep]), class_weight(keep[0].cfg, t.data)
+        )
 
 
 def run_history(run: RunSlot) -> list[dict[str, Any]]:
@@ -301,7 +374,9 @@ def run_history(run: RunSlot) -> list[dict[str, Any]]:
     for epoch in range(1, max(len(m.history) for m in run.members) + 1):
         present = [m.history[epoch - 1] for m in run.members if len(m.history) >= epoch]
         row = {k: sum(r[k] for r in present) / len(present) for k in present[0] if k not in ("epoch", "seconds")}
-        rows.append({"epoch": epoch, **row, "seconds": sum(r["seconds"] for r in present), "members_training": len(present)})
+        rows.append(
+            {"epoch": epoch, **row, "seconds": sum(r["seconds"] for r in present), "members_training": len(present)}
+        )
     return rows
 
 
@@ -316,7 +391,10 @@ def member_state(t: Trainer, s: LoopState, m: Member) -> dict[str, Any]:
         "schedule": m.schedule.state_dict(),
         "early_stopping": m.stopper.state_dict(),
         # history as one JSON string: torch.save pays ~1 µs per pickled object
-        "history": json.dumps(m.history), "stop_reason": m.stop_reason, "stop_detail": m.stop_detail, "seconds": m.seconds,
+        "history": json.dumps(m.history),
+        "stop_reason": m.stop_reason,
+        "stop_detail": m.stop_detail,
+        "seconds": m.seconds,
         "best": m.best,
         "generators": {k: g.get_state() for k, g in m.generators.items()},
         "torch_rng": t.stack.rng_state(row) if row is not None else None,
@@ -340,7 +418,13 @@ def save_last(t: Trainer, s: LoopState, run: RunSlot, durable: bool = False) -> 
     durable = _sync_due(run, "synced", durable or s.interrupted)
     body = {
         "config": run.cfg.to_dict(),
-        "loop": {"epoch": s.epoch, "step": s.step, "epoch_seconds": s.epoch_seconds, "interrupted": s.interrupted, "world_size": t.parallel.world if t.parallel else 1},
+        "loop": {
+            "epoch": s.epoch,
+            "step": s.step,
+            "epoch_seconds": s.epoch_seconds,
+            "interrupted": s.interrupted,
+            "world_size": t.parallel.world if t.parallel else 1,
+        },
         "members": [member_state(t, s, m) for m in run.members],
         "layout": t.stack.layout,  # the architecture, to check a model given on resume
         "rng": rng_snapshot({}),
@@ -353,7 +437,13 @@ def save_best(t: Trainer, run: RunSlot) -> None:
     durable = _sync_due(run, "best_synced")
     states = [t.stack.packed_state_dict(m.best) if m.best is not None else None for m in run.members]
     first = run.members[0]
-    body = {"model": states[0], "epoch": first.stopper.best_epoch, "monitor": run.cfg.train.monitor, "value": first.stopper.best_value, "spec": run.spec}
+    body = {
+        "model": states[0],
+        "epoch": first.stopper.best_epoch,
+        "monitor": run.cfg.train.monitor,
+        "value": first.stopper.best_value,
+        "spec": run.spec,
+    }
     if len(states) > 1:
         body["members"] = states
     save_checkpoint(BEST, body, run.run_dir / rundir.BEST_PT, durable)
@@ -387,7 +477,11 @@ def finish(t: Trainer, s: LoopState, run: RunSlot) -> None:
         if m.row is not None:  # the live weights end as tested (a model of one's own keeps its best weights)
             t.stack.unpack(m.row, weights, average=False)
     failed = [m for m in run.members if m.stop_reason == NOT_FINITE]
-    reason = NOT_FINITE if len(failed) == len(run.members) else next(m.stop_reason for m in run.members if m.stop_reason != NOT_FINITE)
+    reason = (
+        NOT_FINITE
+        if len(failed) == len(run.members)
+        else next(m.stop_reason for m in run.members if m.stop_reason != NOT_FINITE)
+    )
     metrics: dict[str, Any] = {}
     if outs:
         test = test_metrics(data.task, outs, data.y_test, data.target_std)
@@ -395,9 +489,16 @@ def finish(t: Trainer, s: LoopState, run: RunSlot) -> None:
     first = run.members[0]
     history = run_history(run)
     metrics.update(
-        epochs_run=len(history), best_epoch=first.stopper.best_epoch, best_value=first.stopper.best_value, monitor=cfg.train.monitor,
-        restored_best=all(r for _, _, r in scored) and bool(scored), stop_reason=reason, wall_seconds=round(sum(m.seconds for m in run.members), 3),
-        engine=run.engine, stacked_with=len({m.run for m in t.members}), threads=torch.get_num_threads(),
+        epochs_run=len(history),
+        best_epoch=first.stopper.best_epoch,
+        best_value=first.stopper.best_value,
+        monitor=cfg.train.monitor,
+        restored_best=all(r for _, _, r in scored) and bool(scored),
+        stop_reason=reason,
+        wall_seconds=round(sum(m.seconds for m in run.members), 3),
+        engine=run.engine,
+        stacked_with=len({m.run for m in t.members}),
+        threads=torch.get_num_threads(),
     )
     if run.engine_reason:
         metrics["engine_reason"] = run.engine_reason
@@ -407,15 +508,28 @@ def finish(t: Trainer, s: LoopState, run: RunSlot) -> None:
     if failed:
         detail = failed[0].stop_detail
         metrics["error"] = detail
-        kept = f"best weights (epoch {first.stopper.best_epoch}) kept in {run.run_dir / rundir.BEST_PT}" if first.best is not None else "no best weights were saved"
-        message = f"training stopped: {detail}; {kept}" if reason == NOT_FINITE else f"{len(failed)} of {len(run.members)} members stopped: {detail}"
+        kept = (
+            f"best weights (epoch {first.stopper.best_epoch}) kept in {run.run_dir / rundir.BEST_PT}"
+            if first.best is not None
+            else "no best weights were saved"
+        )
+        message = (
+            f"training stopped: {detail}; {kept}"
+            if reason == NOT_FINITE
+            else f"{len(failed)} of {len(run.members)} members stopped: {detail}"
+        )
         run.emit("message", text=message)
     rundir.write_history(run.run_dir, history)
     rundir.write_json(run.run_dir / rundir.METRICS, metrics)
     if history and cfg.train.curves:
         from .plots import plot_curves
 
-        plot_curves(history, run.run_dir / rundir.CURVES, title=f"{cfg.name} (seed {cfg.train.seed})", best_epoch=first.stopper.best_epoch)
+        plot_curves(
+            history,
+            run.run_dir / rundir.CURVES,
+            title=f"{cfg.name} (seed {cfg.train.seed})",
+            best_epoch=first.stopper.best_epoch,
+        )
     run.result = RunResult(run.run_dir, history, metrics, reason, message, cfg)
     run.emit("end", stop_reason=reason)
 
@@ -426,7 +540,12 @@ def member_metrics(data: DataBundle, outs: list[torch.Tensor]) -> dict[str, Any]
     values = [test_metrics(data.task, [o], data.y_test, data.target_std)[main] for o in outs]
     mean = sum(values) / len(values)
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else float("nan")
-    return {"members": len(outs), f"members_test_{main}": values, f"members_test_{main}_mean": mean, f"members_test_{main}_std": std}
+    return {
+        "members": len(outs),
+        f"members_test_{main}": values,
+        f"members_test_{main}_mean": mean,
+        f"members_test_{main}_std": std,
+    }
 
 
 # ---- interrupts ------------------------------------------------------------------------------
@@ -453,14 +572,20 @@ def stop_on_signals() -> Iterator[Callable[[], bool]]:
 
 
 def train_runs(
-    cfgs: list[RunConfig], run_dirs: list[Path], emits: list[Emit] | None = None, resume_from: list[dict[str, Any]] | None = None,
-    max_threads: int | None = None, **given: Any,
+    cfgs: list[RunConfig],
+    run_dirs: list[Path],
+    emits: list[Emit] | None = None,
+    resume_from: list[dict[str, Any]] | None = None,
+    max_threads: int | None = None,
+    **given: Any,
 ) -> list[RunResult]:
     """Train (or, with last.pt payloads, continue) runs of one stack key together; one result per
     run. `max_threads`: the share of cores this process may use (a compare worker's); `given`:
     model, data, loss_fn of one's own (trainwell.fit)."""
     emits = emits or [lambda *_a, **_k: None for _ in cfgs]
-    trainer, book, lines = build_trainer(cfgs, run_dirs, emits, max_threads=max_threads, **given)  # every input is checked before anything is written
+    trainer, book, lines = build_trainer(
+        cfgs, run_dirs, emits, max_threads=max_threads, **given
+    )  # every input is checked before anything is written
     loop = LoopState()
     for cfg, d in zip(cfgs, run_dirs):
         if not distributed.is_follower():  # under torchrun only rank 0 writes
@@ -484,7 +609,10 @@ def train_runs(
         finally:
             distributed.stop()
     if distributed.is_follower():  # its files are rank 0's; only how it ended matters
-        return [RunResult(r.run_dir, run_history(r), {}, r.members[0].stop_reason or INTERRUPTED, "", r.cfg) for r in book.runs]
+        return [
+            RunResult(r.run_dir, run_history(r), {}, r.members[0].stop_reason or INTERRUPTED, "", r.cfg)
+            for r in book.runs
+        ]
     return [run.result or interrupted_result(run, loop) for run in book.runs]
 
 
@@ -496,7 +624,13 @@ def interrupted_result(run: RunSlot, loop: LoopState) -> RunResult:
     return RunResult(run.run_dir, run_history(run), {}, INTERRUPTED, msg, run.cfg)
 
 
-def train(config: RunConfig | dict[str, Any], out: str | Path | None = None, quiet: bool | None = None, emit: Emit | None = None, **given: Any) -> RunResult:
+def train(
+    config: RunConfig | dict[str, Any],
+    out: str | Path | None = None,
+    quiet: bool | None = None,
+    emit: Emit | None = None,
+    **given: Any,
+) -> RunResult:
     """Train a run from a config (a RunConfig or a raw dict) and write its run directory.
     `given`: a model, data (DataBundle) or loss_fn of one's own (see trainwell.fit)."""
     cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
@@ -531,13 +665,21 @@ def load_resumable(run_dir: str | Path) -> tuple[RunConfig, dict[str, Any]]:
     if not run_dir.is_dir():
         raise TrainwellError(f"run directory {str(run_dir)!r} does not exist")
     if (run_dir / rundir.METRICS).exists():
-        raise TrainwellError(f"run {str(run_dir)!r} has already finished (metrics.json exists); there is nothing to resume")
+        raise TrainwellError(
+            f"run {str(run_dir)!r} has already finished (metrics.json exists); there is nothing to resume"
+        )
     if not (run_dir / rundir.LAST_PT).exists():
-        raise TrainwellError(f"run directory {str(run_dir)!r} has no last.pt, so it cannot be resumed; start it again with 'trainwell train'")
+        raise TrainwellError(
+            f"run directory {str(run_dir)!r} has no last.pt, so it cannot be resumed; start it again with 'trainwell train'"
+        )
     ckpt = load_checkpoint(run_dir / rundir.LAST_PT, LAST)
     try:
         cfg = RunConfig.from_dict(ckpt["config"])
-        if not isinstance(ckpt["members"], list) or len(ckpt["members"]) != cfg.train.members or not isinstance(ckpt["loop"]["epoch"], int):
+        if (
+            not isinstance(ckpt["members"], list)
+            or len(ckpt["members"]) != cfg.train.members
+            or not isinstance(ckpt["loop"]["epoch"], int)
+        ):
             raise KeyError("members")
     except (TrainwellError, TypeError, KeyError):
         raise CheckpointError(f"checkpoint {str(run_dir / rundir.LAST_PT)!r} holds no valid run state") from None
@@ -545,7 +687,13 @@ def load_resumable(run_dir: str | Path) -> tuple[RunConfig, dict[str, Any]]:
     return cfg, ckpt
 
 
-def resume(run_dir: str | Path, overrides: dict[str, Any] | None = None, quiet: bool | None = None, emit: Emit | None = None, **given: Any) -> RunResult:
+def resume(
+    run_dir: str | Path,
+    overrides: dict[str, Any] | None = None,
+    quiet: bool | None = None,
+    emit: Emit | None = None,
+    **given: Any,
+) -> RunResult:
     """Continue a run from its last.pt; the result equals an uninterrupted run's (on the CPU)."""
     cfg, ckpt = load_resumable(run_dir)
     distributed.check_resume(ckpt["loop"].get("world_size", 1), Path(run_dir) / rundir.LAST_PT)
@@ -562,7 +710,7 @@ def restore(t: Trainer, payloads: list[dict[str, Any]], run_dirs: list[Path]) ->
     loops = {(p["loop"]["epoch"], p["loop"]["step"]) for p in payloads}
     if len(loops) != 1:
         raise CheckpointError("runs resumed together must stand at the same epoch and step")
-    (epoch, step), = loops
+    ((epoch, step),) = loops
     s = LoopState(epoch=epoch, step=step, epoch_seconds=float(payloads[0]["loop"]["epoch_seconds"]))
     rows = t.rows()
     mids = []
@@ -572,7 +720,9 @@ def restore(t: Trainer, payloads: list[dict[str, Any]], run_dirs: list[Path]) ->
                 load_member(t, m, saved)
                 mids.append(saved)
         except (KeyError, ValueError, RuntimeError, TypeError, IndexError):
-            raise CheckpointError(f"checkpoint {str(d / rundir.LAST_PT)!r} does not match its run's model, optimizer or schedule") from None
+            raise CheckpointError(
+                f"checkpoint {str(d / rundir.LAST_PT)!r} does not match its run's model, optimizer or schedule"
+            ) from None
     rng_restore(payloads[0]["rng"], {})
     mid = next((saved for saved in mids if saved["perm"] is not None), None)
     if mid is not None:  # mid-epoch: members that had stopped get placeholders (they do not train)
@@ -609,7 +759,12 @@ def _load_bookkeeping(m: Member, saved: dict[str, Any]) -> None:
     m.schedule.apply(m.lr)
     m.stopper.load_state_dict(saved["early_stopping"])
     m.history = json.loads(saved["history"]) if isinstance(saved["history"], str) else saved["history"]
-    m.stop_reason, m.stop_detail, m.seconds, m.best = saved["stop_reason"], saved["stop_detail"], float(saved["seconds"]), saved["best"]
+    m.stop_reason, m.stop_detail, m.seconds, m.best = (
+        saved["stop_reason"],
+        saved["stop_detail"],
+        float(saved["seconds"]),
+        saved["best"],
+    )
     for k, state in saved["generators"].items():
         m.generators[k].set_state(state)
 
@@ -644,7 +799,9 @@ def check_same_run(ckpt_cfg: RunConfig, run_dir: Path) -> None:
         on_disk[section].pop(name), mine[section].pop(name)
     if on_disk != mine:
         diff = _first_difference(mine, on_disk)
-        raise CheckpointError(f"last.pt in {str(run_dir)!r} belongs to another run: its {diff} differs from config.yaml")
+        raise CheckpointError(
+            f"last.pt in {str(run_dir)!r} belongs to another run: its {diff} differs from config.yaml"
+        )
 
 
 def apply_resume_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
@@ -652,14 +809,20 @@ def apply_resume_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConf
     raw = cfg.to_dict()
     for key, value in overrides.items():
         if key not in RESUMABLE_FIELDS:
-            raise ConfigError(f"--set {key} cannot change on resume; fields that may change: {', '.join(RESUMABLE_FIELDS)}")
+            raise ConfigError(
+                f"--set {key} cannot change on resume; fields that may change: {', '.join(RESUMABLE_FIELDS)}"
+            )
         section, name = key.split(".")
         raw[section][name] = value
     new = RunConfig.from_dict(raw)
     if new.train.max_epochs < cfg.train.max_epochs:
-        raise ConfigError(f"train.max_epochs = {new.train.max_epochs} is not allowed on resume: it may only grow (it is {cfg.train.max_epochs})")
+        raise ConfigError(
+            f"train.max_epochs = {new.train.max_epochs} is not allowed on resume: it may only grow (it is {cfg.train.max_epochs})"
+        )
     if new.schedule.name == "onecycle" and new.train.max_epochs != cfg.train.max_epochs:
-        raise ConfigError("train.max_epochs cannot change on resume with a onecycle schedule: its whole cycle is fixed at the start")
+        raise ConfigError(
+            "train.max_epochs cannot change on resume with a onecycle schedule: its whole cycle is fixed at the start"
+        )
     return new
 
 
@@ -700,7 +863,9 @@ def load_run(run_dir: str | Path) -> tuple[RunConfig, nn.Module, dict[str, Any]]
     states = ckpt.get("members") or [ckpt["model"]]
     models = []
     for state in states:
-        model = build_model(cfg.model, tuple(spec["input_shape"]), spec["n_outputs"], spec["model_kind"], spec.get("embedded"))
+        model = build_model(
+            cfg.model, tuple(spec["input_shape"]), spec["n_outputs"], spec["model_kind"], spec.get("embedded")
+        )
         load_model_state(model, state, path)
         models.append(model.eval())
     model = models[0] if len(models) == 1 else Ensemble(models, spec["task"]).eval()

@@ -43,7 +43,9 @@ def expanded_size(root: yaml.Node, where: str, limit: int = MAX_EXPANDED_CHARS) 
             sizes[key] = own + sum(sizes[id(c)] for c in _children(node))
             path.discard(key)
             if sizes[key] > limit:
-                raise ConfigError(f"{where} expands to more than {limit:,} characters (through its aliases); a config is a few kilobytes")
+                raise ConfigError(
+                    f"{where} expands to more than {limit:,} characters (through its aliases); a config is a few kilobytes"
+                )
             continue
         if key in sizes:
             continue

@@ -19,7 +19,6 @@ import torch
 from .config import ScheduleConfig
 from .registry import Registry
 
-
 # ---- pure functions -------------------------------------------------------------------------
 
 
@@ -34,7 +33,9 @@ def cosine_lr(base_lr: float, epochs_done: int, t_max: int, eta_min: float) -> f
     return eta_min + (base_lr - eta_min) * (1 + math.cos(math.pi * t / t_max)) / 2
 
 
-def onecycle_lr(step: int, total_steps: int, max_lr: float, warmup_fraction: float, div_factor: float, final_div_factor: float) -> float:
+def onecycle_lr(
+    step: int, total_steps: int, max_lr: float, warmup_fraction: float, div_factor: float, final_div_factor: float
+) -> float:
     """Cosine warm-up from max_lr/div_factor to max_lr, then cosine anneal to start/final_div_factor."""
     start = max_lr / div_factor
     final = start / final_div_factor
@@ -113,7 +114,11 @@ class Schedule:
         return {"steps_done": self.steps_done, "epochs_done": self.epochs_done, "lr": self.lr}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.steps_done, self.epochs_done, self.lr = int(state["steps_done"]), int(state["epochs_done"]), float(state["lr"])
+        self.steps_done, self.epochs_done, self.lr = (
+            int(state["steps_done"]),
+            int(state["epochs_done"]),
+            float(state["lr"]),
+        )
 
 
 SCHEDULES: Registry[type[Schedule]] = Registry("schedule")
@@ -143,7 +148,9 @@ class OneCycleSchedule(Schedule):
     def current(self) -> float:
         c = self.cfg
         total = self.steps_per_epoch * self.max_epochs
-        return onecycle_lr(self.steps_done, total, c.max_lr or self.base_lr, c.warmup_fraction, c.div_factor, c.final_div_factor)
+        return onecycle_lr(
+            self.steps_done, total, c.max_lr or self.base_lr, c.warmup_fraction, c.div_factor, c.final_div_factor
+        )
 
 
 @SCHEDULES.register("plateau")
@@ -160,7 +167,9 @@ class PlateauSchedule(Schedule):
         return self.base_lr if self.plateau_lr is None else self.plateau_lr
 
     def observe(self, metric: float) -> None:
-        state = plateau_update({"lr": self.current(), "best": self.best, "bad_epochs": self.bad_epochs}, metric, self.mode, self.cfg)
+        state = plateau_update(
+            {"lr": self.current(), "best": self.best, "bad_epochs": self.bad_epochs}, metric, self.mode, self.cfg
+        )
         self.plateau_lr, self.best, self.bad_epochs = state["lr"], state["best"], state["bad_epochs"]
 
     def state_dict(self) -> dict[str, Any]:

@@ -45,8 +45,18 @@ def rng_snapshot(generators: dict[str, torch.Generator]) -> dict[str, Any]:
     version, py_state, gauss = random.getstate()
     name, keys, pos, has_gauss, cached = np.random.get_state()
     return {
-        "python": {"version": version, "state": torch.tensor(py_state, dtype=torch.int64), "gauss": gauss},  # one tensor, not 625 ints to pickle
-        "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)},
+        "python": {
+            "version": version,
+            "state": torch.tensor(py_state, dtype=torch.int64),
+            "gauss": gauss,
+        },  # one tensor, not 625 ints to pickle
+        "numpy": {
+            "name": name,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
         "torch_cpu": torch.get_rng_state(),
         "torch_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "generators": {k: g.get_state() for k, g in generators.items()},
@@ -58,7 +68,9 @@ def rng_restore(snapshot: dict[str, Any], generators: dict[str, torch.Generator]
     state = py["state"].tolist() if isinstance(py["state"], torch.Tensor) else py["state"]
     random.setstate((py["version"], tuple(int(v) for v in state), py["gauss"]))
     nps = snapshot["numpy"]
-    np.random.set_state((nps["name"], nps["keys"].numpy().astype(np.uint32), nps["pos"], nps["has_gauss"], nps["cached"]))
+    np.random.set_state(
+        (nps["name"], nps["keys"].numpy().astype(np.uint32), nps["pos"], nps["has_gauss"], nps["cached"])
+    )
     torch.set_rng_state(snapshot["torch_cpu"])
     if snapshot["torch_cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(snapshot["torch_cuda"])

@@ -33,7 +33,9 @@ from .models import build_mlp
 MIN_SAMPLES = 4  # one validation row and a training batch BatchNorm can normalise
 
 
-def holdout(n: int, fraction: float, labels: np.ndarray | None, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
+def holdout(
+    n: int, fraction: float, labels: np.ndarray | None, rng: np.random.RandomState
+) -> tuple[np.ndarray, np.ndarray]:
     """(train, validation) row indices; per class for labels, and a class with one row stays in training."""
     groups = [np.arange(n)] if labels is None else [np.flatnonzero(labels == c) for c in np.unique(labels)]
     train, val = [], []
@@ -57,28 +59,60 @@ class _TrainwellEstimator(BaseEstimator):
     _task = ""
 
     def __init__(
-        self, hidden: tuple[int, ...] = (64, 32), norm: str = "batch", activation: str = "relu", dropout: float = 0.1,
-        optimizer: str = "adamw", lr: float | str = 1e-3, weight_decay: float = 0.01, schedule: str = "none",
-        batch_size: int = 32, max_epochs: int = 100, early_stopping: bool = True, patience: int = 10,
-        validation_fraction: float = 0.15, clip_norm: float | None = None, ema_decay: float | None = None,
-        module: Callable[[int, int], nn.Module] | None = None, random_state: Any = None, out: str | None = None, verbose: bool = False,
+        self,
+        hidden: tuple[int, ...] = (64, 32),
+        norm: str = "batch",
+        activation: str = "relu",
+        dropout: float = 0.1,
+        optimizer: str = "adamw",
+        lr: float | str = 1e-3,
+        weight_decay: float = 0.01,
+        schedule: str = "none",
+        batch_size: int = 32,
+        max_epochs: int = 100,
+        early_stopping: bool = True,
+        patience: int = 10,
+        validation_fraction: float = 0.15,
+        clip_norm: float | None = None,
+        ema_decay: float | None = None,
+        module: Callable[[int, int], nn.Module] | None = None,
+        random_state: Any = None,
+        out: str | None = None,
+        verbose: bool = False,
     ) -> None:
         self.hidden, self.norm, self.activation, self.dropout = hidden, norm, activation, dropout
         self.optimizer, self.lr, self.weight_decay, self.schedule = optimizer, lr, weight_decay, schedule
-        self.batch_size, self.max_epochs, self.early_stopping, self.patience = batch_size, max_epochs, early_stopping, patience
+        self.batch_size, self.max_epochs, self.early_stopping, self.patience = (
+            batch_size,
+            max_epochs,
+            early_stopping,
+            patience,
+        )
         self.validation_fraction, self.clip_norm, self.ema_decay = validation_fraction, clip_norm, ema_decay
         self.module, self.random_state, self.out, self.verbose = module, random_state, out, verbose
 
     def _config(self, n_train: int, seed: int) -> dict[str, Any]:
         return {
             "name": type(self).__name__,
-            "model": {"hidden": list(self.hidden), "norm": self.norm, "activation": self.activation, "dropout": self.dropout},
+            "model": {
+                "hidden": list(self.hidden),
+                "norm": self.norm,
+                "activation": self.activation,
+                "dropout": self.dropout,
+            },
             "optim": {"name": self.optimizer, "lr": self.lr, "weight_decay": self.weight_decay},
             "schedule": {"name": self.schedule},
             "train": {
-                "max_epochs": self.max_epochs, "batch_size": min(self.batch_size, n_train), "early_stopping": self.early_stopping,
-                "patience": self.patience, "clip_norm": self.clip_norm, "ema_decay": self.ema_decay, "seed": seed,
-                "quiet": not self.verbose, "curves": False, "device": "cpu",
+                "max_epochs": self.max_epochs,
+                "batch_size": min(self.batch_size, n_train),
+                "early_stopping": self.early_stopping,
+                "patience": self.patience,
+                "clip_norm": self.clip_norm,
+                "ema_decay": self.ema_decay,
+                "seed": seed,
+                "quiet": not self.verbose,
+                "curves": False,
+                "device": "cpu",
             },
         }
 
@@ -102,8 +136,15 @@ class _TrainwellEstimator(BaseEstimator):
                 model = self._network(X.shape[1], n_outputs)
                 with tempfile.TemporaryDirectory(prefix="trainwell-sklearn-", dir=scratch_dir()) as tmp:
                     out = Path(self.out) if self.out is not None else Path(tmp) / "run"
-                    result = fit_module(model, (X[tr], y[tr]), val=(X[va], y[va]), test=(X[va], y[va]), task=self._task,
-                                        config=self._config(len(tr), seed), out=out)
+                    result = fit_module(
+                        model,
+                        (X[tr], y[tr]),
+                        val=(X[va], y[va]),
+                        test=(X[va], y[va]),
+                        task=self._task,
+                        config=self._config(len(tr), seed),
+                        out=out,
+                    )
                     self.spec_ = load_checkpoint(out / "best.pt", BEST)["spec"]
         finally:
             random.setstate(saved[0])
@@ -118,7 +159,11 @@ class _TrainwellEstimator(BaseEstimator):
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         x = model_inputs(X, self.spec_)
         with torch.inference_mode():
-            return torch.cat([self.model_(x[i : i + 4096]).float() for i in range(0, len(x), 4096)]) if len(x) else torch.zeros(0, 1)
+            return (
+                torch.cat([self.model_(x[i : i + 4096]).float() for i in range(0, len(x), 4096)])
+                if len(x)
+                else torch.zeros(0, 1)
+            )
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

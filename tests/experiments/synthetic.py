@@ -24,10 +24,30 @@ def result_from(
     rows = []
     for variant, xs in values.items():
         for seed, x in enumerate(xs):
-            row: dict[str, Any] = {"experiment": name, "variant": variant, "seed": seed, "status": "ok" if x is not None else "interrupted"}
+            row: dict[str, Any] = {
+                "experiment": name,
+                "variant": variant,
+                "seed": seed,
+                "status": "ok" if x is not None else "interrupted",
+            }
             # extra metrics as newer engines write them: the report must use the main one and ignore the rest
-            row.update({metric: x, "test_rmse": None if x is None else 1.3 * x, "test_r2": 0.5, "test_loss": x, "epochs": 10, "best_epoch": 7})
-            row.update(stop_reason="max_epochs", wall_seconds=1.5, engine="single", error="" if x is not None else "not run", run_dir=f"runs/{variant}/seed-{seed}")
+            row.update(
+                {
+                    metric: x,
+                    "test_rmse": None if x is None else 1.3 * x,
+                    "test_r2": 0.5,
+                    "test_loss": x,
+                    "epochs": 10,
+                    "best_epoch": 7,
+                }
+            )
+            row.update(
+                stop_reason="max_epochs",
+                wall_seconds=1.5,
+                engine="single",
+                error="" if x is not None else "not run",
+                run_dir=f"runs/{variant}/seed-{seed}",
+            )
             rows.append(row)
     result = ExperimentResult(exp, out, rows, metric, complete=all(r["status"] == "ok" for r in rows))
     result.summary = summary_rows(exp, rows, metric)
@@ -43,8 +63,12 @@ def add_histories(result: ExperimentResult, epochs: dict[str, int], lr_decay: bo
         n, final = epochs.get(r["variant"], 20), float(r[result.metric])
         result.histories[(r["variant"], r["seed"])] = [
             {
-                "epoch": e, "train_loss": 1.0 / e, "val_loss": 1.0 / e + 0.1, "val_mae": final * (1 + 2.0 / e) + 0.01 * r["seed"],
-                "lr": 1e-2 * (0.95 ** e if lr_decay else 1.0), "grad_norm_mean": 1.0,
+                "epoch": e,
+                "train_loss": 1.0 / e,
+                "val_loss": 1.0 / e + 0.1,
+                "val_mae": final * (1 + 2.0 / e) + 0.01 * r["seed"],
+                "lr": 1e-2 * (0.95**e if lr_decay else 1.0),
+                "grad_norm_mean": 1.0,
             }
             for e in range(1, n + 1)
         ]

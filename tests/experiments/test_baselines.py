@@ -23,5 +23,7 @@ def test_classification_baselines(tmp_path):
     label = np.where(x[:, 0] + x[:, 1] > 0, "yes", "no")
     path = tmp_path / "d.csv"
     path.write_text("a,b,label\n" + "\n".join(f"{a},{b},{c}" for (a, b), c in zip(x, label)))
-    rows = {r["model"]: r["test_accuracy"] for r in fit_baselines(DataConfig(name="csv", path=str(path), target="label"))}
+    rows = {
+        r["model"]: r["test_accuracy"] for r in fit_baselines(DataConfig(name="csv", path=str(path), target="label"))
+    }
     assert rows["logistic regression"] > 0.9 and 0.5 < rows["gradient boosting"] <= 1.0

@@ -66,14 +66,36 @@ def test_compare_prints_summary_and_report(tmp_path, capsys):
 def test_train_prints_advice(tmp_path, capsys):
     cfg = tmp_path / "cfg.yaml"
     # a clip threshold far below the gradient norms: the advice says the learning rate is too high
-    cfg.write_text(yaml.safe_dump({**tiny_experiment()["base"], "train": {"max_epochs": 2, "batch_size": 32, "clip_norm": 0.001, "quiet": True}}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                **tiny_experiment()["base"],
+                "train": {"max_epochs": 2, "batch_size": 32, "clip_norm": 0.001, "quiet": True},
+            }
+        )
+    )
     assert main(["train", str(cfg), "--out", str(tmp_path / "run")]) == 0
     assert "advice: learning rate too high: the median pre-clip gradient norm" in capsys.readouterr().out
 
 
 def test_missing_data_folder_exits_2_before_any_run(tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["compare", "--preset", "cnn-upgrade", "--data-path", str(tmp_path / "no-cifar"), "--seeds", "1", "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "compare",
+                "--preset",
+                "cnn-upgrade",
+                "--data-path",
+                str(tmp_path / "no-cifar"),
+                "--seeds",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "variant 'plain'" in err and err.count("\n") == 1
     assert not (out / "runs").exists()
@@ -91,7 +113,10 @@ def test_interrupted_compare_prints_one_line_with_the_command_to_continue(tmp_pa
     assert main(argv) == 130
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err == "interrupted: 3 of 4 runs finished; the report covers those; to continue, run: trainwell compare --preset optimizers --seeds 2 --out 'my out'\n"
+    assert (
+        captured.err
+        == "interrupted: 3 of 4 runs finished; the report covers those; to continue, run: trainwell compare --preset optimizers --seeds 2 --out 'my out'\n"
+    )
     # a command too long for one short line: the line says to run it again instead
     assert main([*argv[:-1], "x" * 150]) == 130
     assert capsys.readouterr().err.endswith("the report covers those; run the same command again to continue\n")

@@ -28,19 +28,34 @@ def test_two_variants_two_seeds_in_worker_processes(tmp_path, tiny):
     for name in ("results.csv", "summary.csv", "report.md", "report.html", "experiment.yaml", "plots/curves.png"):
         assert (out / name).exists(), name
     rows = read_csv(out / "results.csv")
-    assert [(r["variant"], r["seed"], r["status"]) for r in rows] == [("adam", "0", "ok"), ("adam", "1", "ok"), ("sgd", "0", "ok"), ("sgd", "1", "ok")]
+    assert [(r["variant"], r["seed"], r["status"]) for r in rows] == [
+        ("adam", "0", "ok"),
+        ("adam", "1", "ok"),
+        ("sgd", "0", "ok"),
+        ("sgd", "1", "ok"),
+    ]
     assert all(float(r["test_mae"]) > 0 and r["epochs"] == "3" and r["run_dir"].startswith("runs/") for r in rows)
     summary = read_csv(out / "summary.csv")
     assert [s["variant"] for s in summary] == ["adam", "sgd"]
     adam, sgd = summary
     mean = (float(rows[0]["test_mae"]) + float(rows[1]["test_mae"])) / 2
     assert float(adam["test_mae_mean"]) == pytest.approx(mean, rel=1e-5)
-    diff = (float(rows[2]["test_mae"]) - float(rows[0]["test_mae"]) + float(rows[3]["test_mae"]) - float(rows[1]["test_mae"])) / 2
+    diff = (
+        float(rows[2]["test_mae"])
+        - float(rows[0]["test_mae"])
+        + float(rows[3]["test_mae"])
+        - float(rows[1]["test_mae"])
+    ) / 2
     assert float(sgd["diff_vs_reference"]) == pytest.approx(diff, rel=1e-4) and sgd["paired_seeds"] == "2"
     assert adam["diff_vs_reference"] == ""  # the reference itself
     html = (out / "report.html").read_text()
     # the difference plot and the curves; no learning-rate plot, since every run keeps a constant rate
-    assert html.count("data:image/png;base64,") == 2 and "linear regression" in html and "Advice" in html and "In short:" in html
+    assert (
+        html.count("data:image/png;base64,") == 2
+        and "linear regression" in html
+        and "Advice" in html
+        and "In short:" in html
+    )
     assert (out / "plots" / "differences.png").exists() and not (out / "plots" / "lr.png").exists()
     assert "| adam | 2/2 |" in (out / "report.md").read_text()
     assert result.complete and result.failed == 0 and any("workers" in line for line in lines)
@@ -69,16 +84,37 @@ def test_interrupted_compare_keeps_finished_runs(tmp_path, tiny):
 
 def test_changed_plan_reruns_only_changed_runs(tmp_path, tiny):
     out = tmp_path / "out"
-    compare(parse_experiment(tiny(variants={"a": {}, "b": {"optim.lr": 0.01}}, seeds=1)), out, workers=0, quiet=True, baselines=False)
+    compare(
+        parse_experiment(tiny(variants={"a": {}, "b": {"optim.lr": 0.01}}, seeds=1)),
+        out,
+        workers=0,
+        quiet=True,
+        baselines=False,
+    )
     a_time = (out / "runs" / "a" / "seed-0" / "metrics.json").stat().st_mtime_ns
-    compare(parse_experiment(tiny(variants={"a": {}, "b": {"optim.lr": 0.02}}, seeds=1)), out, workers=0, quiet=True, baselines=False)
+    compare(
+        parse_experiment(tiny(variants={"a": {}, "b": {"optim.lr": 0.02}}, seeds=1)),
+        out,
+        workers=0,
+        quiet=True,
+        baselines=False,
+    )
     assert (out / "runs" / "a" / "seed-0" / "metrics.json").stat().st_mtime_ns == a_time
     assert "lr: 0.02" in (out / "runs" / "b" / "seed-0" / "config.yaml").read_text()
 
 
 @pytest.mark.parametrize("stack", [True, False])
 def test_failing_run_does_not_stop_the_others(tmp_path, tiny, stack):
-    exp = parse_experiment(tiny(variants={"ok": {"optim.name": "sgd", "optim.lr": 0.01}, "diverges": {"optim.name": "sgd", "optim.lr": 1e10}}, seeds=1, stack=stack))
+    exp = parse_experiment(
+        tiny(
+            variants={
+                "ok": {"optim.name": "sgd", "optim.lr": 0.01},
+                "diverges": {"optim.name": "sgd", "optim.lr": 1e10},
+            },
+            seeds=1,
+            stack=stack,
+        )
+    )
     result = compare(exp, tmp_path / "out", workers=0, quiet=True, baselines=False)
     rows = {r["variant"]: r for r in result.rows}
     assert rows["ok"]["status"] == "ok"
@@ -99,7 +135,12 @@ def test_exception_in_a_run_is_recorded(tmp_path, tiny):
 def test_threads_per_worker():
     from trainwell.experiments.runner import threads_per_worker
 
-    assert threads_per_worker(2, 2) == 1 and threads_per_worker(1, 2) == 2 and threads_per_worker(4, 2) == 1 and threads_per_worker(2, 16) == 8
+    assert (
+        threads_per_worker(2, 2) == 1
+        and threads_per_worker(1, 2) == 2
+        and threads_per_worker(4, 2) == 1
+        and threads_per_worker(2, 16) == 8
+    )
     assert os.cpu_count()
 
 
@@ -112,7 +153,12 @@ def results_without_execution(path):
 
 def dropout_stack(tiny):
     base = {"model.norm": "batch", "model.dropout": 0.3, "train.ema_decay": 0.9}
-    return parse_experiment(tiny(variants={"a": base, "b": {**base, "optim.lr": 0.01}, "c": {**base, "optim.name": "sgd", "optim.lr": 0.02}}, seeds=2))
+    return parse_experiment(
+        tiny(
+            variants={"a": base, "b": {**base, "optim.lr": 0.01}, "c": {**base, "optim.name": "sgd", "optim.lr": 0.02}},
+            seeds=2,
+        )
+    )
 
 
 def test_worker_count_does_not_change_results(tmp_path, tiny):
@@ -122,7 +168,9 @@ def test_worker_count_does_not_change_results(tmp_path, tiny):
     compare(dropout_stack(tiny), tmp_path / "two", workers=2, quiet=True, baselines=False)
     one, two = read_csv(tmp_path / "one" / "results.csv"), read_csv(tmp_path / "two" / "results.csv")
     assert {r["stacked_with"] for r in one} != {r["stacked_with"] for r in two} or len(one) == 6
-    assert results_without_execution(tmp_path / "one" / "results.csv") == results_without_execution(tmp_path / "two" / "results.csv")
+    assert results_without_execution(tmp_path / "one" / "results.csv") == results_without_execution(
+        tmp_path / "two" / "results.csv"
+    )
 
 
 KILLER = """
@@ -151,14 +199,31 @@ def test_a_stack_killed_mid_compare_resumes_exactly(tmp_path, tiny):
     import subprocess
     import sys
 
-    raw = tiny(variants={"a": {"model.dropout": 0.2, "model.norm": "batch"}, "b": {"model.dropout": 0.2, "model.norm": "batch", "optim.lr": 0.01}}, seeds=[0, 1])
+    raw = tiny(
+        variants={
+            "a": {"model.dropout": 0.2, "model.norm": "batch"},
+            "b": {"model.dropout": 0.2, "model.norm": "batch", "optim.lr": 0.01},
+        },
+        seeds=[0, 1],
+    )
     raw["base"]["train"] = {**raw["base"]["train"], "checkpoint_every_steps": 3, "max_epochs": 4}
     compare(parse_experiment(raw), tmp_path / "straight", workers=0, quiet=True, baselines=False)
-    proc = subprocess.run([sys.executable, "-c", KILLER, json.dumps(raw), str(tmp_path / "killed"), "9"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLER, json.dumps(raw), str(tmp_path / "killed"), "9"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert not list((tmp_path / "killed" / "runs").glob("*/*/metrics.json"))  # killed before any run finished
     compare(parse_experiment(raw), tmp_path / "killed", workers=0, quiet=True, baselines=False)
-    assert results_without_execution(tmp_path / "straight" / "results.csv") == results_without_execution(tmp_path / "killed" / "results.csv")
+    assert results_without_execution(tmp_path / "straight" / "results.csv") == results_without_execution(
+        tmp_path / "killed" / "results.csv"
+    )
     for run in ("a/seed-0", "b/seed-1"):
-        h1, h2 = (json.loads((tmp_path / d / "runs" / run / "history.json").read_text()) for d in ("straight", "killed"))
-        assert [{k: v for k, v in r.items() if k != "seconds"} for r in h1] == [{k: v for k, v in r.items() if k != "seconds"} for r in h2]
+        h1, h2 = (
+            json.loads((tmp_path / d / "runs" / run / "history.json").read_text()) for d in ("straight", "killed")
+        )
+        assert [{k: v for k, v in r.items() if k != "seconds"} for r in h1] == [
+            {k: v for k, v in r.items() if k != "seconds"} for r in h2
+        ]

@@ -32,13 +32,17 @@ def results(folder):
 @pytest.fixture(scope="module")
 def two_workers():
     """A cluster of two single-threaded worker processes on 127.0.0.1, for this module only."""
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0") as cluster:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0"
+    ) as cluster:
         yield cluster
 
 
 @pytest.fixture
 def in_process():
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"
+    ) as cluster:
         yield cluster
 
 
@@ -56,7 +60,9 @@ def test_same_results_on_the_pool_and_on_dask_clusters(tmp_path, tiny, two_worke
     exp = parse_experiment(tiny(variants={"adam": {}, "sgd": {"optim.name": "sgd", "optim.lr": 0.01}}, stack=False))
     pool = compare(exp, tmp_path / "pool", workers=0, quiet=True, baselines=False)
     lines = []
-    dask = compare(exp, tmp_path / "two", workers=2, say=lines.append, baselines=False, cluster=two_workers.scheduler_address)
+    dask = compare(
+        exp, tmp_path / "two", workers=2, say=lines.append, baselines=False, cluster=two_workers.scheduler_address
+    )
     local = compare(exp, tmp_path / "local", workers=2, quiet=True, baselines=False, cluster="local")
     assert results(tmp_path / "pool") == results(tmp_path / "two") == results(tmp_path / "local")
     assert [r["status"] for r in results(tmp_path / "two")] == ["ok"] * 4
@@ -64,7 +70,10 @@ def test_same_results_on_the_pool_and_on_dask_clusters(tmp_path, tiny, two_worke
     # the threads column: each task's share of this machine's cores, the same on every executor
     assert {r["threads"] for r in dask.rows} == {r["threads"] for r in pool.rows} == {r["threads"] for r in local.rows}
     for name in ("config.yaml", "history.csv", "history.json", "metrics.json", "best.pt", "curves.svg"):
-        shipped, written = tmp_path / "two" / "runs" / "sgd" / "seed-1" / name, tmp_path / "pool" / "runs" / "sgd" / "seed-1" / name
+        shipped, written = (
+            tmp_path / "two" / "runs" / "sgd" / "seed-1" / name,
+            tmp_path / "pool" / "runs" / "sgd" / "seed-1" / name,
+        )
         assert shipped.exists(), name
         if name == "best.pt":
             assert shipped.stat().st_size == pytest.approx(written.stat().st_size, abs=64)
@@ -74,7 +83,9 @@ def test_same_results_on_the_pool_and_on_dask_clusters(tmp_path, tiny, two_worke
 def test_stacks_on_an_in_process_cluster_match_the_pool(tmp_path, tiny, in_process):
     exp = parse_experiment(tiny(variants={"a": {}, "b": {"optim.lr": 0.01}}, stack=True))
     compare(exp, tmp_path / "pool", workers=0, quiet=True, baselines=False)
-    result = compare(exp, tmp_path / "dask", workers=0, quiet=True, baselines=False, cluster=in_process.scheduler_address)
+    result = compare(
+        exp, tmp_path / "dask", workers=0, quiet=True, baselines=False, cluster=in_process.scheduler_address
+    )
     assert results(tmp_path / "pool") == results(tmp_path / "dask")
     assert {r["engine"] for r in result.rows} == {"vectorised"} and {r["stacked_with"] for r in result.rows} != {1}
     assert all((tmp_path / "dask" / r["run_dir"] / "metrics.json").exists() for r in result.rows)
@@ -86,8 +97,16 @@ def _kill_when_a_snapshot_ships(cluster, killed):
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            shipped = client.run_on_scheduler(lambda dask_scheduler: [k for k, v in dask_scheduler.extensions["variables"].variables.items() if k.endswith("-snapshot") and v["value"]])
-            busy = [w for w, keys in client.processing().items() if any(str(k).startswith("trainwell-job-") for k in keys)]
+            shipped = client.run_on_scheduler(
+                lambda dask_scheduler: [
+                    k
+                    for k, v in dask_scheduler.extensions["variables"].variables.items()
+                    if k.endswith("-snapshot") and v["value"]
+                ]
+            )
+            busy = [
+                w for w, keys in client.processing().items() if any(str(k).startswith("trainwell-job-") for k in keys)
+            ]
             if shipped and busy:
                 pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
                 os.kill(pid, signal.SIGKILL)
@@ -98,7 +117,9 @@ def _kill_when_a_snapshot_ships(cluster, killed):
         client.close()
 
 
-def test_a_worker_killed_mid_run_resumes_on_another_and_matches_an_uninterrupted_run(tmp_path, tiny, two_workers, pool_threads_as_two_slots):
+def test_a_worker_killed_mid_run_resumes_on_another_and_matches_an_uninterrupted_run(
+    tmp_path, tiny, two_workers, pool_threads_as_two_slots
+):
     base = tiny(seeds=1, stack=False)["base"]
     base["data"]["n"], base["train"]["max_epochs"], base["train"]["batch_size"] = 2000, 40, 16
     exp = parse_experiment(tiny(base=base, seeds=1, stack=False))
@@ -106,7 +127,9 @@ def test_a_worker_killed_mid_run_resumes_on_another_and_matches_an_uninterrupted
     killed, lines = [], []
     killer = threading.Thread(target=_kill_when_a_snapshot_ships, args=(two_workers, killed))
     killer.start()
-    result = compare(exp, tmp_path / "dask", workers=2, say=lines.append, baselines=False, cluster=two_workers.scheduler_address)
+    result = compare(
+        exp, tmp_path / "dask", workers=2, say=lines.append, baselines=False, cluster=two_workers.scheduler_address
+    )
     killer.join()
     assert killed, "the run finished before it shipped a checkpoint: make it longer"
     # the scheduler re-ran the task (or, with allowed-failures 0, the client did), which resumed from the snapshot

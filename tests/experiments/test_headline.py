@@ -21,9 +21,14 @@ def text(result) -> str:
 def test_a_clear_difference_is_named_with_its_size(tmp_path):
     worse = [x + d for x, d in zip(REF, [0.5, 0.52, 0.47, 0.51])]
     t = text(result_from(tmp_path, {"recipe": REF, "no dropout": worse}))
-    assert t.startswith("Best: recipe, with a mean test MAE of 3.088 (lower is better); it beats the runner-up, no dropout, by 0.5")
+    assert t.startswith(
+        "Best: recipe, with a mean test MAE of 3.088 (lower is better); it beats the runner-up, no dropout, by 0.5"
+    )
     assert "more than noise explains" in t
-    assert "Against the reference, recipe, distinguishable from noise at 95% (paired by seed): no dropout is worse by 0.5." in t
+    assert (
+        "Against the reference, recipe, distinguishable from noise at 95% (paired by seed): no dropout is worse by 0.5."
+        in t
+    )
     assert "seeds" not in t.split("no dropout is worse by 0.5.")[1]  # nothing undecided: no seed count
 
 
@@ -55,14 +60,22 @@ def test_a_linear_model_that_beats_every_network_says_the_network_is_not_worth_i
 
 def test_a_baseline_inside_the_interval_is_only_level(tmp_path):
     t = text(result_from(tmp_path, {"recipe": REF}, baselines=[{"model": "linear regression", "test_mae": 3.05}]))
-    assert "beats the mean of the network here by 0.038" in t and "at best level with it" in t and "not worth it" not in t
+    assert (
+        "beats the mean of the network here by 0.038" in t and "at best level with it" in t and "not worth it" not in t
+    )
 
 
 def test_a_network_that_beats_the_baselines_and_the_noise_floor(tmp_path):
     result = result_from(tmp_path, {"recipe": REF, "plain": [x + 0.4 for x in REF]}, baselines=[BOOSTING, FLOOR])
     t = text(result)
-    assert "The best network, recipe (3.088), beats the best classical baseline, gradient boosting (4), by 0.91, beyond its 95% interval; 2 of 2 variants beat it." in t
-    assert "The noise floor (the formula that generated the data, without its noise) is 2.9: the best network, recipe, is 0.19 above it, so at most 0.19 is left to gain." in t
+    assert (
+        "The best network, recipe (3.088), beats the best classical baseline, gradient boosting (4), by 0.91, beyond its 95% interval; 2 of 2 variants beat it."
+        in t
+    )
+    assert (
+        "The noise floor (the formula that generated the data, without its noise) is 2.9: the best network, recipe, is 0.19 above it, so at most 0.19 is left to gain."
+        in t
+    )
 
 
 def test_a_single_variant_is_described_not_compared(tmp_path):
@@ -72,16 +85,34 @@ def test_a_single_variant_is_described_not_compared(tmp_path):
 
 def test_accuracy_is_higher_is_better(tmp_path):
     acc = {"upgraded": [0.91, 0.92, 0.915], "plain": [0.85, 0.86, 0.852]}
-    t = text(result_from(tmp_path, acc, metric="test_accuracy", reference="plain", baselines=[{"model": "logistic regression", "test_accuracy": 0.8}]))
-    assert t.startswith("Best: upgraded, with a mean test accuracy of 0.915 (higher is better); it beats the runner-up, plain, by 0.061")
-    assert "upgraded is better by 0.061" in t and "beats the best classical baseline, a linear model (logistic regression, 0.8)" in t
+    t = text(
+        result_from(
+            tmp_path,
+            acc,
+            metric="test_accuracy",
+            reference="plain",
+            baselines=[{"model": "logistic regression", "test_accuracy": 0.8}],
+        )
+    )
+    assert t.startswith(
+        "Best: upgraded, with a mean test accuracy of 0.915 (higher is better); it beats the runner-up, plain, by 0.061"
+    )
+    assert (
+        "upgraded is better by 0.061" in t
+        and "beats the best classical baseline, a linear model (logistic regression, 0.8)" in t
+    )
 
 
 def test_unfinished_runs_are_left_out(tmp_path):
     t = text(result_from(tmp_path, {"a": REF, "b": [None] * 4}))
     assert t.startswith("a scores a test MAE of 3.088")  # b has no finished run: nothing to compare with
-    assert text(result_from(tmp_path, {"a": [None, None]})) == "No run has finished yet, so there is nothing to compare."
-    assert "the reference, a, has no finished run" in text(result_from(tmp_path, {"a": [None] * 4, "b": REF, "c": REF})).lower()
+    assert (
+        text(result_from(tmp_path, {"a": [None, None]})) == "No run has finished yet, so there is nothing to compare."
+    )
+    assert (
+        "the reference, a, has no finished run"
+        in text(result_from(tmp_path, {"a": [None] * 4, "b": REF, "c": REF})).lower()
+    )
 
 
 def test_wrapped_for_the_terminal():
@@ -90,8 +121,15 @@ def test_wrapped_for_the_terminal():
 
 
 def test_an_ablation_speaks_of_ingredients_sorted_by_size(tmp_path):
-    values = {"full recipe": REF, "no clipping": [x + d for x, d in zip(REF, [0.01, -0.01, 0.02, 0.0])],
-              "no dropout": [x + d for x, d in zip(REF, [0.2, 0.22, 0.19, 0.21])], "no batchnorm": [x + d for x, d in zip(REF, [0.1, -0.05, 0.2, 0.0])]}
+    values = {
+        "full recipe": REF,
+        "no clipping": [x + d for x, d in zip(REF, [0.01, -0.01, 0.02, 0.0])],
+        "no dropout": [x + d for x, d in zip(REF, [0.2, 0.22, 0.19, 0.21])],
+        "no batchnorm": [x + d for x, d in zip(REF, [0.1, -0.05, 0.2, 0.0])],
+    }
     t = text(result_from(tmp_path, values, name="ablation"))
-    assert "Taking one ingredient away from the full recipe, distinguishable from noise at 95% (paired by seed): no dropout is worse by 0.21." in t
+    assert (
+        "Taking one ingredient away from the full recipe, distinguishable from noise at 95% (paired by seed): no dropout is worse by 0.21."
+        in t
+    )
     assert "Not distinguishable from noise: no batchnorm (+0.063), no clipping (+0.005)." in t  # the larger first

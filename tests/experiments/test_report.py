@@ -20,7 +20,11 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 def test_interrupted_report_uses_finished_runs_and_names_the_missing(tmp_path):
-    result = result_from(tmp_path, {"a": REF, "b": [3.3, 3.4, None], "c": [None, None, None]}, baselines=[{"model": "linear regression", "test_mae": 2.9}])
+    result = result_from(
+        tmp_path,
+        {"a": REF, "b": [3.3, 3.4, None], "c": [None, None, None]},
+        baselines=[{"model": "linear regression", "test_mae": 2.9}],
+    )
     add_histories(result, {})
     write_report(result)
     md, page = (tmp_path / "report.md").read_text(), (tmp_path / "report.html").read_text()
@@ -41,20 +45,29 @@ def test_single_variant_has_no_difference_column_or_plot(tmp_path):
 
 
 def test_figures_are_readable_width_and_differences_are_sorted(tmp_path):
-    values = {"full recipe": REF, "no dropout": [x + 0.3 for x in REF], "no clipping": [x + 0.01 * i for i, x in enumerate(REF)], "no batchnorm": [x + 0.1 for x in REF]}
+    values = {
+        "full recipe": REF,
+        "no dropout": [x + 0.3 for x in REF],
+        "no clipping": [x + 0.01 * i for i, x in enumerate(REF)],
+        "no batchnorm": [x + 0.1 for x in REF],
+    }
     result = result_from(tmp_path, values, name="ablation", baselines=[{"model": "linear regression", "test_mae": 2.8}])
     add_histories(result, {"no clipping": 200})  # one variant ran ten times longer
     pngs = write_report(result)
     assert set(pngs) == {"differences.png", "curves.png", "lr.png"}
     for data in pngs.values():
         assert png_size(data)[0] == int(fig.WIDTH * fig.DPI)
-    assert fig._epoch_limit(fig._series(result, "val_mae")) == (22, "no clipping")  # the others' 20 epochs, plus a margin
+    assert fig._epoch_limit(fig._series(result, "val_mae")) == (
+        22,
+        "no clipping",
+    )  # the others' 20 epochs, plus a margin
     assert not (tmp_path / "plots" / "test_metric.png").exists()
 
 
 def test_baselines_that_coincide_share_one_label():
     assert fig._merge([(3.336, "linear regression"), (3.3361, "noise floor"), (3.76, "gradient boosting")]) == [
-        (3.336, "linear regression = noise floor"), (3.76, "gradient boosting"),
+        (3.336, "linear regression = noise floor"),
+        (3.76, "gradient boosting"),
     ]
 
 
@@ -64,6 +77,8 @@ def test_terminal_summaries_are_short(tmp_path):
     text = console_summary(result)
     lines = text.splitlines()
     assert sum(line.startswith("  advice [") for line in lines) == 2
-    assert lines.index("In short:") > max(i for i, line in enumerate(lines) if line.startswith("  advice ["))  # the headline comes last
+    assert lines.index("In short:") > max(
+        i for i, line in enumerate(lines) if line.startswith("  advice [")
+    )  # the headline comes last
     short = suite_summary([result] * 6)  # the demo runs six experiments
     assert len(short.splitlines()) <= 40 and short.splitlines()[-1] == "advice for 12 variants: see the report"

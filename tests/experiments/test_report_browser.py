@@ -20,7 +20,9 @@ from trainwell.experiments.report import write_report
 from .synthetic import add_histories, result_from
 
 BROWSER = next((b for b in ("chromium", "chromium-browser") if shutil.which(b)), None)
-pytestmark = pytest.mark.skipif(BROWSER is None, reason="chromium not installed (apt-get install chromium): browser check skipped")
+pytestmark = pytest.mark.skipif(
+    BROWSER is None, reason="chromium not installed (apt-get install chromium): browser check skipped"
+)
 
 WIDTH = 1400  # px: a laptop browser window
 
@@ -38,12 +40,21 @@ window.addEventListener('load', () => {  // synchronous: the DOM is dumped right
 
 def in_browser(page: str, tmp_path) -> dict:
     """Load the page at WIDTH px with the check script added; what the script found."""
-    home = Path(tempfile.mkdtemp(dir=tmp_path))  # a fresh profile per page: a closing browser may still hold the last one
+    home = Path(
+        tempfile.mkdtemp(dir=tmp_path)
+    )  # a fresh profile per page: a closing browser may still hold the last one
     path = home / "checked.html"
     path.write_text(page.replace("</body>", CHECK + "</body>"))
     cmd = [
-        BROWSER, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={home / 'profile'}",
-        f"--window-size={WIDTH},900", "--virtual-time-budget=30000", "--dump-dom", path.as_uri(),
+        BROWSER,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        f"--user-data-dir={home / 'profile'}",
+        f"--window-size={WIDTH},900",
+        "--virtual-time-budget=30000",
+        "--dump-dom",
+        path.as_uri(),
     ]
     for _ in range(3):  # on a loaded machine the DOM is sometimes dumped before the script has finished
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(home)})
@@ -57,11 +68,21 @@ def in_browser(page: str, tmp_path) -> dict:
 def demo_like(tmp_path):
     """An ablation with eight variants (small multiples, one long run) and a two-variant comparison."""
     ref = [3.42, 3.40, 3.45]
-    ablation = {"full recipe": ref, **{f"no ingredient {i}": [x + 0.02 * i for x in ref] for i in range(1, 7)}, "no early stopping": [x + 0.05 for x in ref]}
-    baselines = [{"model": "linear regression", "test_mae": 3.336}, {"model": "gradient boosting", "test_mae": 3.763}, {"model": "generating function (noise floor)", "test_mae": 3.336}]
+    ablation = {
+        "full recipe": ref,
+        **{f"no ingredient {i}": [x + 0.02 * i for x in ref] for i in range(1, 7)},
+        "no early stopping": [x + 0.05 for x in ref],
+    }
+    baselines = [
+        {"model": "linear regression", "test_mae": 3.336},
+        {"model": "gradient boosting", "test_mae": 3.763},
+        {"model": "generating function (noise floor)", "test_mae": 3.336},
+    ]
     a = result_from(tmp_path / "ablation", ablation, name="ablation", baselines=baselines)
     add_histories(a, {"no early stopping": 200})
-    b = result_from(tmp_path / "optimizers", {"sgd": [3.9, 4.0, 4.1], "adamw": ref}, name="optimizers", baselines=baselines[:2])
+    b = result_from(
+        tmp_path / "optimizers", {"sgd": [3.9, 4.0, 4.1], "adamw": ref}, name="optimizers", baselines=baselines[:2]
+    )
     add_histories(b, {})
     for r in (a, b):
         r.out.mkdir(parents=True)

@@ -15,9 +15,28 @@ def fill(folder, names):
 
 def test_a_finished_run_ships_without_last_pt_and_an_unfinished_one_with_it(tmp_path):
     done, running = tmp_path / "done", tmp_path / "running"
-    fill(done, ["config.yaml", "history.csv", "history.json", "metrics.json", "best.pt", "last.pt", "curves.svg", ".last.pt.123.tmp"])
+    fill(
+        done,
+        [
+            "config.yaml",
+            "history.csv",
+            "history.json",
+            "metrics.json",
+            "best.pt",
+            "last.pt",
+            "curves.svg",
+            ".last.pt.123.tmp",
+        ],
+    )
     fill(running, ["config.yaml", "best.pt", "last.pt"])
-    assert set(shipped_files(done)) == {"config.yaml", "history.csv", "history.json", "metrics.json", "best.pt", "curves.svg"}
+    assert set(shipped_files(done)) == {
+        "config.yaml",
+        "history.csv",
+        "history.json",
+        "metrics.json",
+        "best.pt",
+        "curves.svg",
+    }
     assert set(shipped_files(running)) == {"config.yaml", "best.pt", "last.pt"}
     assert shipped_files(running)["last.pt"] == b"body of last.pt"
 
@@ -27,7 +46,9 @@ def test_written_files_equal_the_shipped_bytes_and_a_finished_run_drops_its_stal
     fill(source, ["config.yaml", "metrics.json", "best.pt"])
     fill(target, ["last.pt"])  # left by an earlier, interrupted attempt
     write_files(target, shipped_files(source))
-    assert read_files(target, ("config.yaml", "metrics.json", "best.pt")) == read_files(source, ("config.yaml", "metrics.json", "best.pt"))
+    assert read_files(target, ("config.yaml", "metrics.json", "best.pt")) == read_files(
+        source, ("config.yaml", "metrics.json", "best.pt")
+    )
     assert not (target / "last.pt").exists()
     assert not [p for p in target.iterdir() if p.name.endswith(".tmp")]
 

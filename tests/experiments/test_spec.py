@@ -9,7 +9,9 @@ from trainwell.experiments.spec import expand, load_experiment, parse_experiment
 
 
 def test_named_variants_dotted_and_nested(tiny):
-    exp = parse_experiment(tiny(variants={"sgd": {"optim.name": "sgd"}, "adamw": {"optim": {"name": "adamw", "lr": 1e-2}}}))
+    exp = parse_experiment(
+        tiny(variants={"sgd": {"optim.name": "sgd"}, "adamw": {"optim": {"name": "adamw", "lr": 1e-2}}})
+    )
     assert list(exp.variants) == ["sgd", "adamw"]
     assert exp.variants["adamw"] == {"optim.name": "adamw", "optim.lr": 1e-2}
     assert exp.reference == "sgd" and exp.seeds == [0, 1]
@@ -39,7 +41,9 @@ def test_no_variants_runs_the_base(tiny):
 
 
 def test_base_from_preset_with_set():
-    exp = parse_experiment({"base": {"preset": "delivery-production", "set": {"train.max_epochs": 7}}, "variants": {"x": {}}})
+    exp = parse_experiment(
+        {"base": {"preset": "delivery-production", "set": {"train.max_epochs": 7}}, "variants": {"x": {}}}
+    )
     cfg = expand(exp)[0].config
     assert cfg.train.max_epochs == 7 and cfg.optim.name == "adamw"
 
@@ -93,7 +97,9 @@ def test_not_a_mapping():
 
 def test_file_with_relative_config(tmp_path):
     (tmp_path / "base.yaml").write_text("model: {hidden: [8]}\ntrain: {max_epochs: 2}\n")
-    (tmp_path / "exp.yaml").write_text("base: {config: base.yaml, data: {n: 200}}\nvariants: {a: {optim.lr: 0.01}}\nseeds: 1\n")
+    (tmp_path / "exp.yaml").write_text(
+        "base: {config: base.yaml, data: {n: 200}}\nvariants: {a: {optim.lr: 0.01}}\nseeds: 1\n"
+    )
     exp = load_experiment(tmp_path / "exp.yaml")
     assert exp.name == "exp"
     cfg = expand(exp)[0].config

@@ -35,7 +35,9 @@ class DataBundle:
     spec: dict[str, Any] = field(default_factory=dict)  # plain data describing the preprocessing
     prepare: Callable[[torch.Tensor], torch.Tensor] | None = None  # stored tensor → float model input
     augment: Augment | None = None  # training batches only, whole batch at once
-    notes: list[str] = field(default_factory=list)  # what loading inferred (task, column roles, warnings), shown before training
+    notes: list[str] = field(
+        default_factory=list
+    )  # what loading inferred (task, column roles, warnings), shown before training
 
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
         return self.prepare(x) if self.prepare is not None else x

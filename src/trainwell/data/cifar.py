@@ -40,7 +40,12 @@ DEFAULT_PADDING = 4  # pixels of random-crop padding
 
 
 class _SafeUnpickler(pickle.Unpickler):
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"), ("numpy", "dtype")}
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in self.ALLOWED:
@@ -50,12 +55,16 @@ class _SafeUnpickler(pickle.Unpickler):
 
 def read_batch(path: Path) -> dict[bytes, Any]:
     if not path.is_file():
-        raise DataError(f"CIFAR-10 batch file {str(path)!r} is missing; the folder needs {', '.join(TRAIN_FILES)}, test_batch and batches.meta")
+        raise DataError(
+            f"CIFAR-10 batch file {str(path)!r} is missing; the folder needs {', '.join(TRAIN_FILES)}, test_batch and batches.meta"
+        )
     try:
         with open(path, "rb") as fh:
             batch = _SafeUnpickler(fh, encoding="bytes").load()
     except Exception as exc:  # truncated, corrupt or unsafe pickles all end here
-        raise DataError(f"CIFAR-10 batch file {str(path)!r} is corrupt or not a CIFAR batch ({type(exc).__name__})") from None
+        raise DataError(
+            f"CIFAR-10 batch file {str(path)!r} is corrupt or not a CIFAR batch ({type(exc).__name__})"
+        ) from None
     if not isinstance(batch, dict):
         raise DataError(f"CIFAR-10 batch file {str(path)!r} does not hold a CIFAR batch dict")
     return batch
@@ -65,12 +74,16 @@ def _images(batch: dict[bytes, Any], path: Path) -> tuple[np.ndarray, np.ndarray
     data, labels = batch.get(b"data"), batch.get(b"labels")
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         shape = getattr(data, "shape", None)
-        raise DataError(f"CIFAR-10 batch {str(path)!r} holds images of shape {shape}; expected uint8 rows of 3072 values (3×32×32)")
+        raise DataError(
+            f"CIFAR-10 batch {str(path)!r} holds images of shape {shape}; expected uint8 rows of 3072 values (3×32×32)"
+        )
     y = np.asarray(labels, dtype=np.int64)
     if y.shape != (len(data),):
         raise DataError(f"CIFAR-10 batch {str(path)!r} has {len(data)} images but {y.size} labels")
     if len(y) and (y.min() < 0 or y.max() > 9):
-        raise DataError(f"CIFAR-10 batch {str(path)!r} has labels {int(y.min())}..{int(y.max())}; labels must lie in 0..9")
+        raise DataError(
+            f"CIFAR-10 batch {str(path)!r} has labels {int(y.min())}..{int(y.max())}; labels must lie in 0..9"
+        )
     return data.reshape(-1, 3, 32, 32), y
 
 
@@ -105,13 +118,19 @@ def download(root: Path, url: str = URL, md5: str = MD5, timeout: float = 60.0) 
             with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
                 for member in tar.getmembers():
                     dest = (staging / member.name).resolve()
-                    if not (member.isfile() or member.isdir()) or not str(dest).startswith(str(staging.resolve()) + os.sep):
-                        raise DataError(f"the CIFAR-10 archive holds an unsafe entry {member.name!r}; nothing was unpacked")
+                    if not (member.isfile() or member.isdir()) or not str(dest).startswith(
+                        str(staging.resolve()) + os.sep
+                    ):
+                        raise DataError(
+                            f"the CIFAR-10 archive holds an unsafe entry {member.name!r}; nothing was unpacked"
+                        )
                 tar.extractall(staging, filter="data")
         except (tarfile.TarError, EOFError, OSError, Exception) as exc:
             if isinstance(exc, DataError):
                 raise
-            raise DataError(f"the CIFAR-10 archive from {url} is truncated or corrupt ({type(exc).__name__}); nothing was unpacked") from None
+            raise DataError(
+                f"the CIFAR-10 archive from {url} is truncated or corrupt ({type(exc).__name__}); nothing was unpacked"
+            ) from None
         if not (staging / FOLDER).is_dir():
             raise DataError(f"the archive from {url} has no {FOLDER} folder; nothing was unpacked")
         os.replace(staging / FOLDER, target)  # atomic on one file system
@@ -126,7 +145,9 @@ def load_cifar10(cfg: DataConfig) -> DataBundle:
     folder = root if root.name == FOLDER else root / FOLDER
     if not folder.is_dir():
         if not cfg.download:
-            raise DataError(f"CIFAR-10 folder {str(folder)!r} not found; put the unpacked {FOLDER} folder there or set data.download=true")
+            raise DataError(
+                f"CIFAR-10 folder {str(folder)!r} not found; put the unpacked {FOLDER} folder there or set data.download=true"
+            )
         folder = download(folder.parent, cfg.url or URL, cfg.md5 or MD5)
     x, y, x_test, y_test, classes = read_folder(folder)
     val_size = cfg.val_size or DEFAULT_VAL_SIZE

@@ -16,7 +16,14 @@ import numpy as np
 from ..config import DataConfig
 from ..errors import DataError, shown
 
-NUMERIC, CATEGORICAL, BOOLEAN, DATE, IDENTIFIER, IGNORED = "numeric", "categorical", "boolean", "date", "identifier", "ignored"
+NUMERIC, CATEGORICAL, BOOLEAN, DATE, IDENTIFIER, IGNORED = (
+    "numeric",
+    "categorical",
+    "boolean",
+    "date",
+    "identifier",
+    "ignored",
+)
 USED_ROLES = (NUMERIC, CATEGORICAL, BOOLEAN, DATE)  # roles that feed the model
 BOOLEAN_WORDS = ({"true", "false"}, {"yes", "no"}, {"y", "n"}, {"t", "f"})
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
@@ -100,12 +107,18 @@ def infer_roles(df: Any, target: str, cfg: DataConfig, where: str) -> list[Colum
     for field, names in named.items():
         for n in names:
             if n not in df.columns:
-                raise DataError(f"data.{field} names column {n!r}, which {where} does not have; columns are: {', '.join(map(str, df.columns))}")
+                raise DataError(
+                    f"data.{field} names column {n!r}, which {where} does not have; columns are: {', '.join(map(str, df.columns))}"
+                )
             if n == target:
                 raise DataError(f"data.{field} names the target column {n!r}; list feature columns only")
-    clash = set(named["categorical"]) & set(named["numeric"]) | (set(named["categorical"]) | set(named["numeric"])) & set(named["ignore"])
+    clash = set(named["categorical"]) & set(named["numeric"]) | (
+        set(named["categorical"]) | set(named["numeric"])
+    ) & set(named["ignore"])
     if clash:
-        raise DataError(f"column {sorted(clash)[0]!r} is named in more than one of data.categorical, data.numeric and data.ignore; name it once")
+        raise DataError(
+            f"column {sorted(clash)[0]!r} is named in more than one of data.categorical, data.numeric and data.ignore; name it once"
+        )
     columns = []
     for name in (str(c) for c in df.columns if c != target):
         if name in named["ignore"]:
@@ -117,7 +130,9 @@ def infer_roles(df: Any, target: str, cfg: DataConfig, where: str) -> list[Colum
         else:
             columns.append(infer_column(name, df[name]))
     if not any(c.role in USED_ROLES for c in columns):
-        raise DataError(f"{where} has no usable feature column (all are the target, ignored or identifiers); it needs at least one")
+        raise DataError(
+            f"{where} has no usable feature column (all are the target, ignored or identifiers); it needs at least one"
+        )
     return columns
 
 
@@ -129,7 +144,9 @@ def numeric_values(col: Any, name: str, where: str) -> np.ndarray:
     bad = values.isna() & col.notna() & (col.astype(str).str.strip() != "")
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"{where}: numeric column {shown(name)} has text {shown(col.iloc[row])} in file row {row + 2}; fix it or list it in data.categorical")
+        raise DataError(
+            f"{where}: numeric column {shown(name)} has text {shown(col.iloc[row])} in file row {row + 2}; fix it or list it in data.categorical"
+        )
     x = values.to_numpy(dtype=np.float64)
     huge = np.abs(np.nan_to_num(x, nan=0.0, posinf=np.inf, neginf=np.inf)) > FLOAT_LIMIT
     if huge.any():
@@ -149,7 +166,9 @@ def sniff_separator(df: Any, where: str) -> None:
     for char, word in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
         if char in header:
             shown = "\\t" if char == "\t" else char
-            raise DataError(f"{where}: the header looks {word}-separated ({header[:60]!r}); pass --set data.sep='{shown}' to read it")
+            raise DataError(
+                f"{where}: the header looks {word}-separated ({header[:60]!r}); pass --set data.sep='{shown}' to read it"
+            )
 
 
 def describe_roles(columns: list[Column], levels: dict[str, str]) -> list[str]:
@@ -161,7 +180,9 @@ def describe_roles(columns: list[Column], levels: dict[str, str]) -> list[str]:
             lines.append(f"columns {role}: {', '.join(names)}")
     for c in columns:
         if c.role == IDENTIFIER:
-            lines.append(f"note: column {c.name!r} looks like an identifier ({c.reason}) and is left out; list it in data.categorical to keep it")
+            lines.append(
+                f"note: column {c.name!r} looks like an identifier ({c.reason}) and is left out; list it in data.categorical to keep it"
+            )
         elif c.role == IGNORED:
             lines.append(f"note: column {c.name!r} is left out ({c.reason})")
     return lines

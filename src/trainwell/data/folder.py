@@ -38,7 +38,9 @@ def scan(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
         raise DataError(f"image folder {str(root)!r} does not exist; give a folder with one subfolder per class")
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(classes) < 2:
-        raise DataError(f"image folder {str(root)!r} has {len(classes)} class subfolders; classification needs 2 or more (one subfolder per class)")
+        raise DataError(
+            f"image folder {str(root)!r} has {len(classes)} class subfolders; classification needs 2 or more (one subfolder per class)"
+        )
     files = []
     for label, name in enumerate(classes):
         for dirpath, dirnames, filenames in os.walk(root / name):
@@ -144,14 +146,18 @@ def stratified_splits(y: np.ndarray, classes: list[str], cfg: DataConfig) -> tup
     counts = np.bincount(y, minlength=len(classes))
     if counts.min() < 3:
         name = classes[int(counts.argmin())]
-        raise DataError(f"class {name!r} has {int(counts.min())} readable image(s); every class needs at least 3 (training, validation, test)")
+        raise DataError(
+            f"class {name!r} has {int(counts.min())} readable image(s); every class needs at least 3 (training, validation, test)"
+        )
     idx = np.arange(len(y))
     try:
         rest, test = train_test_split(idx, test_size=cfg.test_fraction, random_state=cfg.split_seed, stratify=y)
         val_share: Any = cfg.val_size if cfg.val_size is not None else cfg.val_fraction
         train, val = train_test_split(rest, test_size=val_share, random_state=cfg.split_seed, stratify=y[rest])
     except ValueError as exc:  # e.g. fewer held-out images than classes
-        raise DataError(f"cannot split {len(y)} images of {len(classes)} classes stratified: {str(exc).splitlines()[0]}") from None
+        raise DataError(
+            f"cannot split {len(y)} images of {len(classes)} classes stratified: {str(exc).splitlines()[0]}"
+        ) from None
     return train, val, test
 
 

@@ -37,13 +37,20 @@ def random_crop_flip(x: torch.Tensor, gen: torch.Generator, padding: int, flip: 
 
 
 def image_bundle(
-    splits: tuple[tuple[np.ndarray, np.ndarray], ...], classes: list[str], padding: int, flip: bool, mean: list[float] | None = None, std: list[float] | None = None
+    splits: tuple[tuple[np.ndarray, np.ndarray], ...],
+    classes: list[str],
+    padding: int,
+    flip: bool,
+    mean: list[float] | None = None,
+    std: list[float] | None = None,
 ) -> DataBundle:
     """Wrap (x uint8 (N,C,H,W), labels) for train/val/test; normalisation from the training split unless given."""
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = splits
     for name, x, y in (("training", x_tr, y_tr), ("validation", x_va, y_va), ("test", x_te, y_te)):
         if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != x_tr.shape[1:]:
-            raise DataError(f"{name} images have shape {tuple(x.shape)} ({x.dtype}); expected uint8 (N, C, H, W) like {tuple(x_tr.shape[1:])}")
+            raise DataError(
+                f"{name} images have shape {tuple(x.shape)} ({x.dtype}); expected uint8 (N, C, H, W) like {tuple(x_tr.shape[1:])}"
+            )
         if len(y) != len(x):
             raise DataError(f"{name} split has {len(x)} images but {len(y)} labels")
         if len(y) and (y.min() < 0 or y.max() >= len(classes)):
@@ -71,10 +78,16 @@ def image_bundle(
     t = lambda a, dt: torch.as_tensor(np.ascontiguousarray(a), dtype=dt)  # noqa: E731
     return DataBundle(
         task="classification",
-        x_train=t(x_tr, torch.uint8), y_train=t(y_tr, torch.long),
-        x_val=t(x_va, torch.uint8), y_val=t(y_va, torch.long),
-        x_test=t(x_te, torch.uint8), y_test=t(y_te, torch.long),
-        input_shape=(c, h, w), n_outputs=len(classes), default_model="cnn", classes=list(classes),
+        x_train=t(x_tr, torch.uint8),
+        y_train=t(y_tr, torch.long),
+        x_val=t(x_va, torch.uint8),
+        y_val=t(y_va, torch.long),
+        x_test=t(x_te, torch.uint8),
+        y_test=t(y_te, torch.long),
+        input_shape=(c, h, w),
+        n_outputs=len(classes),
+        default_model="cnn",
+        classes=list(classes),
         spec={"kind": "image", "mean": list(mean), "std": list(std), "classes": list(classes)},
         prepare=prepare,
         augment=augment if (padding > 0 or flip) else None,

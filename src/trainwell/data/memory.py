@@ -29,7 +29,9 @@ NAME = "memory"  # data.name of runs trained with trainwell.fit
 
 @DATASETS.register(NAME)
 def _not_from_config(cfg: DataConfig) -> DataBundle:
-    raise DataError("data.name memory means arrays given to trainwell.fit; pass them again: trainwell.resume(run_dir, model=..., train=..., val=..., test=...)")
+    raise DataError(
+        "data.name memory means arrays given to trainwell.fit; pass them again: trainwell.resume(run_dir, model=..., train=..., val=..., test=...)"
+    )
 
 
 def as_array(obj: Any, what: str) -> np.ndarray:
@@ -47,7 +49,14 @@ def from_dataset(ds: Any, seed: int, workers: int = 0) -> tuple[np.ndarray, np.n
     """Every (x, y) of a map-style Dataset, read in order by a DataLoader with seeded workers."""
     from torch.utils.data import DataLoader
 
-    loader = DataLoader(ds, batch_size=256, shuffle=False, num_workers=workers, worker_init_fn=seed_worker, generator=torch.Generator().manual_seed(seed))
+    loader = DataLoader(
+        ds,
+        batch_size=256,
+        shuffle=False,
+        num_workers=workers,
+        worker_init_fn=seed_worker,
+        generator=torch.Generator().manual_seed(seed),
+    )
     xs, ys = [], []
     for batch in loader:
         if not isinstance(batch, (list, tuple)) or len(batch) != 2:
@@ -59,13 +68,17 @@ def from_dataset(ds: Any, seed: int, workers: int = 0) -> tuple[np.ndarray, np.n
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def split_xy(part: Any, target: str | None, what: str, seed: int) -> tuple[np.ndarray, np.ndarray, list[str] | None, str]:
+def split_xy(
+    part: Any, target: str | None, what: str, seed: int
+) -> tuple[np.ndarray, np.ndarray, list[str] | None, str]:
     """(x, y, feature names or None, target name) of one split in any accepted form."""
     if isinstance(part, tuple) and len(part) == 2 and isinstance(part[1], str):
         part, target = part
     if hasattr(part, "columns") and hasattr(part, "drop"):  # a DataFrame holding the target column
         if target is None or target not in part.columns:
-            raise DataError(f"{what} is a DataFrame: name its target column with target=... (columns: {', '.join(map(str, part.columns))})")
+            raise DataError(
+                f"{what} is a DataFrame: name its target column with target=... (columns: {', '.join(map(str, part.columns))})"
+            )
         names = [str(c) for c in part.columns if c != target]
         x = part.drop(columns=[target])
         if not all(np.issubdtype(t, np.number) for t in x.dtypes):
@@ -80,7 +93,9 @@ def split_xy(part: Any, target: str | None, what: str, seed: int) -> tuple[np.nd
         if len(x) != len(y):
             raise DataError(f"{what} has {len(x)} inputs but {len(y)} targets")
         return x, y, None, "target"
-    raise DataError(f"{what} must be (x, y) tensors or arrays, a DataFrame with target=..., or a torch Dataset; got {type(part).__name__}")
+    raise DataError(
+        f"{what} must be (x, y) tensors or arrays, a DataFrame with target=..., or a torch Dataset; got {type(part).__name__}"
+    )
 
 
 def decide_task(task: str, y: np.ndarray) -> str:
@@ -113,9 +128,14 @@ def three_parts(parts: list[Any], cfg: DataConfig) -> list[tuple[np.ndarray, np.
     return [(x, y), val, test]
 
 
-def memory_bundle(train: Any, val: Any, test: Any, task: str, target: str | None, cfg: DataConfig, seed: int) -> DataBundle:
+def memory_bundle(
+    train: Any, val: Any, test: Any, task: str, target: str | None, cfg: DataConfig, seed: int
+) -> DataBundle:
     x, y, names, target_name = split_xy(train, target, "train", seed)
-    raw = [(x, y), *(None if p is None else split_xy(p, target, w, seed)[:2] for p, w in ((val, "val"), (test, "test")))]
+    raw = [
+        (x, y),
+        *(None if p is None else split_xy(p, target, w, seed)[:2] for p, w in ((val, "val"), (test, "test"))),
+    ]
     if len(x) < 3:
         raise DataError(f"train holds {len(x)} samples; training, validation and test need more")
     splits = three_parts(raw, cfg)
@@ -128,13 +148,17 @@ def memory_bundle(train: Any, val: Any, test: Any, task: str, target: str | None
         try:
             splits = [(xs, np.array([index[v] for v in ys.tolist()], dtype=np.int64)) for xs, ys in splits]
         except KeyError as exc:
-            raise DataError(f"label {exc.args[0]!r} of the validation or test data was not seen in training; known: {', '.join(classes)}") from None
+            raise DataError(
+                f"label {exc.args[0]!r} of the validation or test data was not seen in training; known: {', '.join(classes)}"
+            ) from None
     else:
         splits = [(xs, ys.astype(np.float64)) for xs, ys in splits]
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = splits
     if x_tr.ndim == 2:
         names = names or [f"x{i}" for i in range(x_tr.shape[1])]
-        bundle = bundle_from_arrays(x_tr, y_tr, x_va, y_va, x_te, y_te, task=task, feature_names=names, target_name=target_name, classes=classes)
+        bundle = bundle_from_arrays(
+            x_tr, y_tr, x_va, y_va, x_te, y_te, task=task, feature_names=names, target_name=target_name, classes=classes
+        )
     else:
         bundle = unscaled_bundle(splits, task, classes)
     bundle.spec["data_fingerprint"] = fingerprint(x, y)
@@ -155,9 +179,20 @@ def unscaled_bundle(splits: list[tuple[np.ndarray, np.ndarray]], task: str, clas
     spec = {"kind": "array", "task": task, "y_mean": y_mean, "y_std": y_std, "classes": classes}
     n_outputs = len(classes) if classes else (1 if y_tr.ndim == 1 else y_tr.shape[1])
     return DataBundle(
-        task=task, x_train=xs(x_tr), y_train=ys(y_tr), x_val=xs(x_va), y_val=ys(y_va), x_test=xs(x_te), y_test=ys(y_te),
-        input_shape=tuple(x_tr.shape[1:]), n_outputs=n_outputs, default_model="custom", classes=classes,
-        target_mean=y_mean, target_std=y_std, spec=spec,
+        task=task,
+        x_train=xs(x_tr),
+        y_train=ys(y_tr),
+        x_val=xs(x_va),
+        y_val=ys(y_va),
+        x_test=xs(x_te),
+        y_test=ys(y_te),
+        input_shape=tuple(x_tr.shape[1:]),
+        n_outputs=n_outputs,
+        default_model="custom",
+        classes=classes,
+        target_mean=y_mean,
+        target_std=y_std,
+        spec=spec,
     )
 
 

@@ -48,7 +48,15 @@ def date_parts(col: Any, parts: list[str]) -> dict[str, np.ndarray]:
 def _fit_numeric(name: str, x: np.ndarray, scaling: str) -> dict[str, Any]:
     present = x[~np.isnan(x)]
     if len(present) == 0:  # blank in every training row: a constant input
-        return {"kind": NUMERIC, "name": name, "fill": 0.0, "center": 0.0, "factor": 0.0, "indicator": True, "clip": False}
+        return {
+            "kind": NUMERIC,
+            "name": name,
+            "fill": 0.0,
+            "center": 0.0,
+            "factor": 0.0,
+            "indicator": True,
+            "clip": False,
+        }
     median = float(np.median(present))
     if scaling == "standard":
         center, spread = float(present.mean()), float(present.std())
@@ -59,7 +67,15 @@ def _fit_numeric(name: str, x: np.ndarray, scaling: str) -> dict[str, Any]:
         center = median
         factor = 1.0 / (q75 - q25) if q75 > q25 else (2.0 / (hi - lo) if hi > lo else 0.0)
     indicator = bool(np.isnan(x).any())
-    return {"kind": NUMERIC, "name": name, "fill": median, "center": center, "factor": float(factor), "indicator": indicator, "clip": scaling == "robust"}
+    return {
+        "kind": NUMERIC,
+        "name": name,
+        "fill": median,
+        "center": center,
+        "factor": float(factor),
+        "indicator": indicator,
+        "clip": scaling == "robust",
+    }
 
 
 def _fit_categorical(name: str, col: Any, cfg: DataConfig) -> dict[str, Any]:
@@ -82,7 +98,13 @@ def fit_preprocess(train: Any, columns: list[Column], cfg: DataConfig, where: st
             text = train[c.name].dropna().astype(str).str.strip()
             parts = list(DATE_PARTS) + (["hour"] if (text.str.len() > 10).any() else [])
             values = date_parts(train[c.name], parts)
-            entries.append({"kind": DATE, "name": c.name, "parts": [_fit_numeric(f"{c.name}.{p}", values[p], cfg.scaling) for p in parts]})
+            entries.append(
+                {
+                    "kind": DATE,
+                    "name": c.name,
+                    "parts": [_fit_numeric(f"{c.name}.{p}", values[p], cfg.scaling) for p in parts],
+                }
+            )
         elif c.role in (CATEGORICAL, BOOLEAN):
             entries.append(_fit_categorical(c.name, train[c.name], cfg))
     return {"version": VERSION, "columns": entries}
@@ -111,7 +133,9 @@ def transform(df: Any, prep: dict[str, Any], where: str) -> np.ndarray:
     needed = [e["name"] for e in prep["columns"]]
     missing = [n for n in needed if n not in df.columns]
     if missing:
-        shown = ", ".join(repr(n) for n in missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        shown = ", ".join(repr(n) for n in missing[:10]) + (
+            f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        )
         raise DataError(f"{where} lacks {len(missing)} column(s) the run was trained with: {shown}")
     outputs: list[np.ndarray] = []
     for e in prep["columns"]:
@@ -120,7 +144,9 @@ def transform(df: Any, prep: dict[str, Any], where: str) -> np.ndarray:
             outputs += _numeric_outputs(e, numeric_values(col, e["name"], where))
         elif e["kind"] == DATE:
             if col.notna().any() and not is_date_column(col):
-                raise DataError(f"{where}: column {e['name']!r} was a column of ISO dates (YYYY-MM-DD) in training; it holds other text here")
+                raise DataError(
+                    f"{where}: column {e['name']!r} was a column of ISO dates (YYYY-MM-DD) in training; it holds other text here"
+                )
             values = date_parts(col, [p["name"].rsplit(".", 1)[1] for p in e["parts"]])
             for p in e["parts"]:
                 outputs += _numeric_outputs(p, values[p["name"].rsplit(".", 1)[1]])

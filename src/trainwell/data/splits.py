@@ -20,7 +20,9 @@ def train_test_indices(n_rows: int, test_fraction: float, random_state: int) -> 
     return perm[n_test : n_test + n_train], perm[:n_test]
 
 
-def three_way(n_rows: int, test_fraction: float, val_fraction: float, random_state: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def three_way(
+    n_rows: int, test_fraction: float, val_fraction: float, random_state: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Test first, then validation out of the rest: (train_idx, val_idx, test_idx)."""
     rest, test = train_test_indices(n_rows, test_fraction, random_state)
     tr, va = train_test_indices(len(rest), val_fraction, random_state)

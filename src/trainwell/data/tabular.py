@@ -42,11 +42,26 @@ def bundle_from_arrays(
     x_mean, x_std = x_tr.mean(0), x_tr.std(0) + STD_EPS
     spec: dict[str, Any] = {"kind": "tabular", "x_mean": [float(v) for v in x_mean], "x_std": [float(v) for v in x_std]}
     xs = [(a - x_mean) / x_std for a in (x_tr, x_va, x_te)]
-    return make_bundle(xs, [y_tr, y_va, y_te], task=task, feature_names=feature_names, target_name=target_name, classes=classes, spec=spec)
+    return make_bundle(
+        xs,
+        [y_tr, y_va, y_te],
+        task=task,
+        feature_names=feature_names,
+        target_name=target_name,
+        classes=classes,
+        spec=spec,
+    )
 
 
 def make_bundle(
-    xs: list[np.ndarray], ys: list[np.ndarray], *, task: str, feature_names: list[str], target_name: str, classes: list[str] | None, spec: dict[str, Any]
+    xs: list[np.ndarray],
+    ys: list[np.ndarray],
+    *,
+    task: str,
+    feature_names: list[str],
+    target_name: str,
+    classes: list[str] | None,
+    spec: dict[str, Any],
 ) -> DataBundle:
     """Prepared features and raw targets of (train, val, test) as tensors; a regression target
     is standardised with the training rows' mean and standard deviation."""
@@ -64,10 +79,22 @@ def make_bundle(
     x_tr, x_va, x_te = (torch.as_tensor(a, dtype=torch.float32) for a in xs)
     y_tr, y_va, y_te = (to_y(a) for a in ys)
     return DataBundle(
-        task=task, x_train=x_tr, y_train=y_tr, x_val=x_va, y_val=y_va, x_test=x_te, y_test=y_te,
-        input_shape=(x_tr.shape[1],), n_outputs=n_outputs, default_model="mlp",
-        classes=list(classes) if classes is not None else None, feature_names=list(feature_names),
-        target_name=target_name, target_mean=y_mean, target_std=y_std, spec=spec,
+        task=task,
+        x_train=x_tr,
+        y_train=y_tr,
+        x_val=x_va,
+        y_val=y_va,
+        x_test=x_te,
+        y_test=y_te,
+        input_shape=(x_tr.shape[1],),
+        n_outputs=n_outputs,
+        default_model="mlp",
+        classes=list(classes) if classes is not None else None,
+        feature_names=list(feature_names),
+        target_name=target_name,
+        target_mean=y_mean,
+        target_std=y_std,
+        spec=spec,
     )
 
 
@@ -84,7 +111,9 @@ def read_table(path: str | Path, sep: str | None = None, where: str | None = Non
             try:
                 import pyarrow  # noqa: F401
             except ImportError:
-                raise DataError(f"reading {str(p)!r} needs pyarrow: pip install 'trainwell[parquet]', or give a CSV") from None
+                raise DataError(
+                    f"reading {str(p)!r} needs pyarrow: pip install 'trainwell[parquet]', or give a CSV"
+                ) from None
             df = pd.read_parquet(p)
         else:
             df = pd.read_csv(p, sep=sep or ",", skipinitialspace=True)
@@ -100,7 +129,9 @@ def read_table(path: str | Path, sep: str | None = None, where: str | None = Non
     return df
 
 
-def _split(n: int, cfg: DataConfig, has_test_file: bool, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def _split(
+    n: int, cfg: DataConfig, has_test_file: bool, where: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     if n < (4 if has_test_file else 6):
         raise DataError(f"{where} has only {n} rows; training, validation and test splits need more rows than that")
     if has_test_file:
@@ -120,20 +151,40 @@ def load_csv(cfg: DataConfig) -> DataBundle:
     test_where = f"test file {shown_path(cfg.test_path)}"
     test_df = read_table(cfg.test_path, cfg.sep, test_where) if cfg.test_path else None
     tr, va, te = _split(len(df), cfg, test_df is not None, where)
-    test_frame, test_target = (df.iloc[te], target_col.iloc[te]) if test_df is None else (test_df, target_column(test_df, cfg.target, test_where))
+    test_frame, test_target = (
+        (df.iloc[te], target_col.iloc[te])
+        if test_df is None
+        else (test_df, target_column(test_df, cfg.target, test_where))
+    )
     prep = fit_preprocess(df.iloc[tr], columns, cfg, where)
-    xs = [transform(df.iloc[tr], prep, where), transform(df.iloc[va], prep, where), transform(test_frame, prep, test_where if test_df is not None else where)]
+    xs = [
+        transform(df.iloc[tr], prep, where),
+        transform(df.iloc[va], prep, where),
+        transform(test_frame, prep, test_where if test_df is not None else where),
+    ]
     classes = class_names(target_col, cfg.target, where) if task == "classification" else None
     if classes is not None:
-        ys = [encode_labels(target_col.iloc[tr], classes, where), encode_labels(target_col.iloc[va], classes, where), encode_labels(test_target, classes, test_where)]
+        ys = [
+            encode_labels(target_col.iloc[tr], classes, where),
+            encode_labels(target_col.iloc[va], classes, where),
+            encode_labels(test_target, classes, test_where),
+        ]
         balance = balance_notes(ys[0], classes)
     else:
-        ys = [regression_target(target_col.iloc[tr], where), regression_target(target_col.iloc[va], where), regression_target(test_target, test_where)]
+        ys = [
+            regression_target(target_col.iloc[tr], where),
+            regression_target(target_col.iloc[va], where),
+            regression_target(test_target, test_where),
+        ]
         balance = []
     spec = {"kind": "tabular", "preprocess": prep, "embedded": embedded_layout(prep)}
     if classes is not None:
-        spec["class_counts"] = np.bincount(ys[0], minlength=len(classes)).tolist()  # training rows per class, for class weights
-    bundle = make_bundle(xs, ys, task=task, feature_names=output_names(prep), target_name=cfg.target, classes=classes, spec=spec)
+        spec["class_counts"] = np.bincount(
+            ys[0], minlength=len(classes)
+        ).tolist()  # training rows per class, for class weights
+    bundle = make_bundle(
+        xs, ys, task=task, feature_names=output_names(prep), target_name=cfg.target, classes=classes, spec=spec
+    )
     bundle.notes = [f"task: {task} ({why})", *describe_roles(columns, level_summary(prep)), *balance]
     return bundle
 
@@ -152,11 +203,15 @@ def _numeric_features(df: Any, names: list[str], where: str) -> np.ndarray:
 
     missing = [c for c in names if c not in df.columns]
     if missing:
-        raise DataError(f"{where} lacks {len(missing)} column(s) the run was trained with: {', '.join(repr(n) for n in missing)}")
+        raise DataError(
+            f"{where} lacks {len(missing)} column(s) the run was trained with: {', '.join(repr(n) for n in missing)}"
+        )
     x = np.column_stack([numeric_values(df[c], c, where) for c in names])
     if np.isnan(x).any():
         row, col = np.argwhere(np.isnan(x))[0]
-        raise DataError(f"{where}: feature {names[col]!r} is blank in file row {row + 2}; this run was trained on a built-in table without blanks")
+        raise DataError(
+            f"{where}: feature {names[col]!r} is blank in file row {row + 2}; this run was trained on a built-in table without blanks"
+        )
     return x
 
 

@@ -23,7 +23,9 @@ def target_column(df: Any, target: str, where: str) -> Any:
     if blank.any():
         rows = [str(i + 2) for i in np.flatnonzero(blank)[:SHOWN_ROWS]]  # +2: the header is file row 1
         more = ", ..." if blank.sum() > SHOWN_ROWS else ""
-        raise DataError(f"{where}: target {target!r} is blank in {int(blank.sum())} row(s) (file rows {', '.join(rows)}{more}); fill or drop those rows")
+        raise DataError(
+            f"{where}: target {target!r} is blank in {int(blank.sum())} row(s) (file rows {', '.join(rows)}{more}); fill or drop those rows"
+        )
     return col
 
 
@@ -74,7 +76,9 @@ def regression_target(col: Any, where: str) -> np.ndarray:
     y = values.to_numpy(dtype=np.float64)
     if not np.all(np.abs(y) <= FLOAT_LIMIT):
         row = int(np.flatnonzero(~(np.abs(y) <= FLOAT_LIMIT))[0])
-        raise DataError(f"{where}: target {col.name!r} holds {float(y[row]):g} in file row {row + 2}, infinite or too close to the float limit (1e308); targets must be finite numbers of sensible size")
+        raise DataError(
+            f"{where}: target {col.name!r} holds {float(y[row]):g} in file row {row + 2}, infinite or too close to the float limit (1e308); targets must be finite numbers of sensible size"
+        )
     return y
 
 

@@ -1,8 +1,8 @@
 """Experiments: compare training choices over seeds, with intervals, baselines and advice.
 
-    from trainwell.experiments import compare, load_experiment, preset
-    result = compare(preset("optimizers"), out="reports/optimizers", workers=2)
-    print(result.summary)
+from trainwell.experiments import compare, load_experiment, preset
+result = compare(preset("optimizers"), out="reports/optimizers", workers=2)
+print(result.summary)
 """
 
 from __future__ import annotations
@@ -24,10 +24,14 @@ def preset(name: str, data_path: str | None = None) -> Experiment:
     return parse_experiment(preset_experiment(name, data_path), source=f"preset {name}")
 
 
-def resolve(path: str | None, preset_name: str | None, overrides: dict[str, Any] | None = None, seeds: int | None = None) -> Experiment:
+def resolve(
+    path: str | None, preset_name: str | None, overrides: dict[str, Any] | None = None, seeds: int | None = None
+) -> Experiment:
     """The experiment a command names: a file or a built-in preset (exactly one), with --seeds applied."""
     if bool(path) == bool(preset_name):
-        raise TrainwellError("name one experiment: an EXPERIMENT.yaml file or --preset NAME (see 'trainwell compare --list')")
+        raise TrainwellError(
+            "name one experiment: an EXPERIMENT.yaml file or --preset NAME (see 'trainwell compare --list')"
+        )
     data_path = (overrides or {}).get("data.path")
     exp = load_experiment(path) if path else preset(preset_name, data_path)
     return exp.with_seeds(seeds) if seeds is not None else exp
@@ -38,7 +42,12 @@ def console_summary(result: ExperimentResult) -> str:
     variant (the details are in the report) and, last, the headline."""
     lines = [f"{result.experiment.name}:", text_table(table_lines(result))]
     if result.baselines:
-        lines.append("baselines: " + ", ".join(f"{b['model']} {b[result.metric]:.4g}" for b in result.baselines if b.get(result.metric) is not None))
+        lines.append(
+            "baselines: "
+            + ", ".join(
+                f"{b['model']} {b[result.metric]:.4g}" for b in result.baselines if b.get(result.metric) is not None
+            )
+        )
     lines += [f"  advice [{variant}] {line}" for variant, line in result.advice_brief.items()]
     lines += ["In short:", wrapped(headline(result))]
     return "\n".join(lines)
@@ -56,6 +65,22 @@ def suite_summary(results: list[ExperimentResult]) -> str:
 
 
 __all__ = [
-    "Experiment", "ExperimentResult", "compare", "compare_many", "suite_report", "load_experiment", "parse_experiment",
-    "expand", "preset", "resolve", "demo", "console_summary", "suite_summary", "interrupted_line", "headline", "DEMO", "EXPERIMENTS", "DEFAULT_ROOT",
+    "Experiment",
+    "ExperimentResult",
+    "compare",
+    "compare_many",
+    "suite_report",
+    "load_experiment",
+    "parse_experiment",
+    "expand",
+    "preset",
+    "resolve",
+    "demo",
+    "console_summary",
+    "suite_summary",
+    "interrupted_line",
+    "headline",
+    "DEMO",
+    "EXPERIMENTS",
+    "DEFAULT_ROOT",
 ]

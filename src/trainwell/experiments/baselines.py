@@ -34,7 +34,10 @@ def fit_baselines(data_cfg: DataConfig) -> list[dict[str, Any]]:
         from sklearn.linear_model import LinearRegression
 
         y_tr, y_te = bundle.y_train.numpy().ravel(), bundle.y_test.numpy().ravel()
-        for name, model in (("linear regression", LinearRegression()), ("gradient boosting", HistGradientBoostingRegressor(random_state=SEED))):
+        for name, model in (
+            ("linear regression", LinearRegression()),
+            ("gradient boosting", HistGradientBoostingRegressor(random_state=SEED)),
+        ):
             pred = model.fit(x_tr, y_tr).predict(x_te)
             # targets are standardised with the training statistics: × std gives minutes again
             rows.append({"model": name, "test_mae": float(np.abs(pred - y_te).mean() * bundle.target_std)})
@@ -46,7 +49,10 @@ def fit_baselines(data_cfg: DataConfig) -> list[dict[str, Any]]:
         from sklearn.linear_model import LogisticRegression
 
         y_tr, y_te = bundle.y_train.numpy(), bundle.y_test.numpy()
-        for name, model in (("logistic regression", LogisticRegression(max_iter=2000)), ("gradient boosting", HistGradientBoostingClassifier(random_state=SEED))):
+        for name, model in (
+            ("logistic regression", LogisticRegression(max_iter=2000)),
+            ("gradient boosting", HistGradientBoostingClassifier(random_state=SEED)),
+        ):
             pred = model.fit(x_tr, y_tr).predict(x_te)
             rows.append({"model": name, "test_accuracy": float((pred == y_te).mean())})
     return rows

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .. import advice as adv
 from .. import paths, rundir
 from ..errors import ConfigError, TrainwellError, shown, shown_path
-from .. import advice as adv
 from .executors import make_executor
 from .headline import brief, suite_headline
 from .report import PLOTS, ExperimentResult, html_page, html_section, markdown, metric_of, summary_rows, write_report
@@ -79,7 +79,16 @@ def compare_many(
         executor.close()
 
 
-def _run_and_report(executor: Any, experiments: list[Experiment], folders: list[Path], plans: list[list[Run]], dirs: list[list[Path]], stack: bool, baselines: bool, say: Say) -> list[ExperimentResult]:
+def _run_and_report(
+    executor: Any,
+    experiments: list[Experiment],
+    folders: list[Path],
+    plans: list[list[Run]],
+    dirs: list[list[Path]],
+    stack: bool,
+    baselines: bool,
+    say: Say,
+) -> list[ExperimentResult]:
     import time
 
     all_runs = [r for p in plans for r in p]
@@ -111,7 +120,9 @@ def _run_and_report(executor: Any, experiments: list[Experiment], folders: list[
     for i, (e, f, plan, ds) in enumerate(zip(experiments, folders, plans, dirs)):
         rows = [by_dir.get(str(d)) or _missing(r, d) for r, d in zip(plan, ds)]
         for row in rows:
-            row["run_dir"] = str(Path(row["run_dir"]).relative_to(f)) if Path(row["run_dir"]).is_relative_to(f) else row["run_dir"]
+            row["run_dir"] = (
+                str(Path(row["run_dir"]).relative_to(f)) if Path(row["run_dir"]).is_relative_to(f) else row["run_dir"]
+            )
         write_results(f / RESULTS, rows)
         result = summarise(e, f, plan, ds, rows, complete, baseline_rows.get(i, []))
         result.seconds = seconds
@@ -122,8 +133,19 @@ def _run_and_report(executor: Any, experiments: list[Experiment], folders: list[
     return results
 
 
-def compare(experiment: Experiment, out: str | Path, workers: int | None = None, overrides: dict[str, Any] | None = None, quiet: bool = False, say: Say | None = None, baselines: bool = True, cluster: str | None = None) -> ExperimentResult:
-    return compare_many([experiment], out, workers, overrides, quiet, say, nested=False, baselines=baselines, cluster=cluster)[0]
+def compare(
+    experiment: Experiment,
+    out: str | Path,
+    workers: int | None = None,
+    overrides: dict[str, Any] | None = None,
+    quiet: bool = False,
+    say: Say | None = None,
+    baselines: bool = True,
+    cluster: str | None = None,
+) -> ExperimentResult:
+    return compare_many(
+        [experiment], out, workers, overrides, quiet, say, nested=False, baselines=baselines, cluster=cluster
+    )[0]
 
 
 def _continues(folder: Path, e: Experiment) -> bool:
@@ -141,9 +163,13 @@ def _continues(folder: Path, e: Experiment) -> bool:
     except (TrainwellError, OSError, UnicodeDecodeError, yaml.YAMLError):
         raw = None
     if not isinstance(raw, dict) or not isinstance(raw.get("variants"), dict):
-        raise TrainwellError(f"--out {shown_path(folder)} holds an {SPEC} that trainwell did not write; choose another --out")
+        raise TrainwellError(
+            f"--out {shown_path(folder)} holds an {SPEC} that trainwell did not write; choose another --out"
+        )
     if raw.get("name") != e.name:
-        raise TrainwellError(f"--out {shown_path(folder)} holds the results of experiment {shown(raw.get('name'), 40)}; choose another --out")
+        raise TrainwellError(
+            f"--out {shown_path(folder)} holds the results of experiment {shown(raw.get('name'), 40)}; choose another --out"
+        )
     return True
 
 
@@ -173,17 +199,35 @@ def check_out(out: str | Path, experiments: list[Experiment], nested: bool) -> P
 def _missing(run: Run, run_dir: Path) -> dict[str, Any]:
     from .runner import INTERRUPTED, record
 
-    return record(run, run_dir, None, INTERRUPTED, "not run: the compare was interrupted; run the same command again to continue")
+    return record(
+        run, run_dir, None, INTERRUPTED, "not run: the compare was interrupted; run the same command again to continue"
+    )
 
 
 def _write_spec(folder: Path, e: Experiment) -> None:
     import yaml
 
-    body = {"name": e.name, "description": e.description, "base": e.base, "variants": e.variants, "seeds": e.seeds, "reference": e.reference, "stack": e.stack}
+    body = {
+        "name": e.name,
+        "description": e.description,
+        "base": e.base,
+        "variants": e.variants,
+        "seeds": e.seeds,
+        "reference": e.reference,
+        "stack": e.stack,
+    }
     rundir.write_text_atomic(folder / "experiment.yaml", yaml.safe_dump(body, sort_keys=False))
 
 
-def summarise(e: Experiment, folder: Path, plan: list[Run], dirs: list[Path], rows: list[dict[str, Any]], complete: bool, baselines: list[dict[str, Any]]) -> ExperimentResult:
+def summarise(
+    e: Experiment,
+    folder: Path,
+    plan: list[Run],
+    dirs: list[Path],
+    rows: list[dict[str, Any]],
+    complete: bool,
+    baselines: list[dict[str, Any]],
+) -> ExperimentResult:
     metric = metric_of(rows)
     result = ExperimentResult(e, folder, rows, metric, complete=complete)
     result.summary = summary_rows(e, rows, metric)
@@ -197,7 +241,9 @@ def summarise(e: Experiment, folder: Path, plan: list[Run], dirs: list[Path], ro
         configs.setdefault(run.variant, adv.flat_config(run.config))
         if row["status"] not in ("ok", "failed"):
             continue  # not finished: no advice from a partial curve
-        per_variant[run.variant].append(adv.advise(history, adv.context_from_config(run.config, row.get("stop_reason")), row.get("error") or None))
+        per_variant[run.variant].append(
+            adv.advise(history, adv.context_from_config(run.config, row.get("stop_reason")), row.get("error") or None)
+        )
         seeds[run.variant].append(run.seed)
     means = {r["variant"]: number(r.get(f"{metric}_mean")) for r in result.summary}
     per_variant = adv.check_sweep(per_variant, configs, means, result.lower_is_better)
@@ -281,11 +327,20 @@ def interrupted_line(results: list[ExperimentResult], command: str) -> str:
     return line
 
 
-def demo(out: str | Path, seeds: int = 3, workers: int | None = None, quiet: bool = False, say: Say | None = None, cluster: str | None = None) -> tuple[list[ExperimentResult], Path]:
+def demo(
+    out: str | Path,
+    seeds: int = 3,
+    workers: int | None = None,
+    quiet: bool = False,
+    say: Say | None = None,
+    cluster: str | None = None,
+) -> tuple[list[ExperimentResult], Path]:
     """The tabular lesson's comparisons and the ablation on delivery, `seeds` seeds each, in one pool."""
     from .presets import DEMO, preset_experiment
     from .spec import parse_experiment
 
-    experiments = [parse_experiment(preset_experiment(name), source=f"preset {name}").with_seeds(seeds) for name in DEMO]
+    experiments = [
+        parse_experiment(preset_experiment(name), source=f"preset {name}").with_seeds(seeds) for name in DEMO
+    ]
     results = compare_many(experiments, out, workers, quiet=quiet, say=say, cluster=cluster)
     return results, suite_report(results, out)

@@ -57,7 +57,9 @@ def check_address(address: str) -> str:
         return text
     scheme, _, rest = text.rpartition("://")
     if not rest or " " in text or (scheme and scheme not in ALLOWED_SCHEMES) or rest.startswith(":"):
-        raise TrainwellError(f"--cluster {address!r} is not allowed: give 'local' or a Dask scheduler address such as tcp://host:8786")
+        raise TrainwellError(
+            f"--cluster {address!r} is not allowed: give 'local' or a Dask scheduler address such as tcp://host:8786"
+        )
     return text if scheme else f"tcp://{text}"
 
 
@@ -139,7 +141,9 @@ class LocalPool:
         return run_jobs(jobs, self.workers, self.threads, say, meanwhile)
 
 
-def run_jobs(jobs: list[Job], workers: int, threads: int, say: Say, meanwhile: Callable[[], None] | None = None) -> tuple[Rows, bool]:
+def run_jobs(
+    jobs: list[Job], workers: int, threads: int, say: Say, meanwhile: Callable[[], None] | None = None
+) -> tuple[Rows, bool]:
     """Execute jobs (workers 0: in this process) and return their rows and whether all ran.
     `meanwhile` runs in this process while the workers train (baselines, imports for the report)."""
     finished = Collector(jobs, say)
@@ -159,14 +163,24 @@ def run_jobs(jobs: list[Job], workers: int, threads: int, say: Say, meanwhile: C
     return _run_in_pool(jobs, workers, threads, say, meanwhile, finished, rows)
 
 
-def _run_in_pool(jobs: list[Job], workers: int, threads: int, say: Say, meanwhile: Callable[[], None] | None, finished: Callable[[Rows], None], rows: Rows) -> tuple[Rows, bool]:
+def _run_in_pool(
+    jobs: list[Job],
+    workers: int,
+    threads: int,
+    say: Say,
+    meanwhile: Callable[[], None] | None,
+    finished: Callable[[Rows], None],
+    rows: Rows,
+) -> tuple[Rows, bool]:
     ctx = multiprocessing.get_context("spawn")
     # workers are born ignoring Ctrl-C (an ignored signal stays ignored across exec, and Python
     # then installs no KeyboardInterrupt handler), so one that is still importing when Ctrl-C
     # comes does not die with a traceback; a running run installs its own handler
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread() else None
     try:
-        pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker, initargs=(threads,))
+        pool = ProcessPoolExecutor(
+            max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker, initargs=(threads,)
+        )
         pending: dict[Future, Job] = {pool.submit(execute_quietly, job, threads): job for job in jobs}
     finally:
         if previous is not None:
@@ -264,7 +278,9 @@ class DaskExecutor:
             complete = False
             previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread() else None
             try:
-                say("interrupted: runs not yet started are cancelled; running runs keep their last shipped checkpoint for next time")
+                say(
+                    "interrupted: runs not yet started are cancelled; running runs keep their last shipped checkpoint for next time"
+                )
                 self._abandon(pending)
             finally:
                 if previous is not None:
@@ -272,11 +288,9 @@ class DaskExecutor:
         return rows, complete and not pending and all(r["status"] != INTERRUPTED for r in rows)
 
     def _submit(self, task: _Task, pending: dict[Any, _Task]) -> None:
-        from .shipping import run_on_worker
-
         from distributed import Variable
 
-        from .shipping import variable_names
+        from .shipping import run_on_worker, variable_names
 
         if task.submitted == 0:  # set before the task runs, so a worker's get never waits
             attempts, snap = variable_names(task.token)
@@ -284,7 +298,9 @@ class DaskExecutor:
             Variable(snap, client=self.client).set(None)
         task.submitted += 1
         key = f"trainwell-job-{task.token}-{task.submitted}"
-        fut = self.client.submit(run_on_worker, task.job, self.slots_by_host, task.token, task.prior, key=key, pure=False)
+        fut = self.client.submit(
+            run_on_worker, task.job, self.slots_by_host, task.token, task.prior, key=key, pure=False
+        )
         pending[fut] = task
 
     def _collect(self, pending: dict[Any, _Task], finished: Callable[[Rows], None], say: Say) -> None:
@@ -305,7 +321,13 @@ class DaskExecutor:
                 last_seen_workers = checked
             elif checked - last_seen_workers > WAIT_FOR_WORKERS_SECONDS:  # never hang on an empty cluster
                 for fut, task in list(pending.items()):
-                    finished(self._give_up(task, f"no Dask worker for {WAIT_FOR_WORKERS_SECONDS} s; run the same command again to continue", INTERRUPTED))
+                    finished(
+                        self._give_up(
+                            task,
+                            f"no Dask worker for {WAIT_FOR_WORKERS_SECONDS} s; run the same command again to continue",
+                            INTERRUPTED,
+                        )
+                    )
                     fut.cancel()
                 pending.clear()
 
@@ -319,7 +341,7 @@ class DaskExecutor:
         """Rows for a job whose future is done: its results, a retry, or a failure with the reason."""
         from distributed import KilledWorker
 
-        from .shipping import MAX_ATTEMPTS, GAVE_UP, get_or, variable_names, write_files
+        from .shipping import GAVE_UP, MAX_ATTEMPTS, get_or, variable_names, write_files
 
         if fut.status == "finished":
             job_rows, files = fut.result()
@@ -329,7 +351,9 @@ class DaskExecutor:
             self._forget(task)
             return job_rows
         if fut.status != "error":  # cancelled by the scheduler (it went away or restarted)
-            return self._give_up(task, "cancelled by the Dask scheduler; run the same command again to continue", INTERRUPTED)
+            return self._give_up(
+                task, "cancelled by the Dask scheduler; run the same command again to continue", INTERRUPTED
+            )
         exc = fut.exception()
         if not isinstance(exc, KilledWorker):
             return self._give_up(task, one_line(exc))
@@ -418,12 +442,16 @@ def _connect(address: str) -> Any:
         with _quiet_logs():
             client = distributed.Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
     except (OSError, TimeoutError, ValueError):
-        raise TrainwellError(f"cannot reach a Dask scheduler at {address} within {CONNECT_SECONDS} s; start one with 'dask scheduler' or check --cluster") from None
+        raise TrainwellError(
+            f"cannot reach a Dask scheduler at {address} within {CONNECT_SECONDS} s; start one with 'dask scheduler' or check --cluster"
+        ) from None
     try:
         client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS_SECONDS)
     except TimeoutError:
         client.close()
-        raise TrainwellError(f"the Dask scheduler at {address} has no workers after {WAIT_FOR_WORKERS_SECONDS} s; start some with 'dask worker {address}'") from None
+        raise TrainwellError(
+            f"the Dask scheduler at {address} has no workers after {WAIT_FOR_WORKERS_SECONDS} s; start some with 'dask worker {address}'"
+        ) from None
     return client
 
 
@@ -436,7 +464,14 @@ def _local_cluster(workers: int) -> Any:
 
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread() else None
     try:
-        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0", silence_logs=logging.ERROR)
+        return LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=":0",
+            silence_logs=logging.ERROR,
+        )
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)

@@ -40,7 +40,15 @@ def _pyplot() -> Any:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"font.size": 11, "axes.titlesize": 12, "legend.fontsize": 10, "axes.spines.top": False, "axes.spines.right": False})
+    plt.rcParams.update(
+        {
+            "font.size": 11,
+            "axes.titlesize": 12,
+            "legend.fontsize": 10,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+        }
+    )
     return plt
 
 
@@ -80,9 +88,19 @@ def differences(result: "ExperimentResult") -> bytes | None:
             lows.append(lo), highs.append(hi)
         ax.plot([d], [y], "o", color=colour, ms=7)
         lows.append(d), highs.append(d)
-        note = f"{d:+.3g}" + (f"  [{lo:+.2g}, {hi:+.2g}]" if lo is not None and hi is not None else "  (one seed: no interval)")
-        ax.annotate(note, (max(d, hi if hi is not None else d), y), xytext=(6, 0), textcoords="offset points", va="center", fontsize=9, color=colour,
-                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5})  # readable where it crosses a baseline
+        note = f"{d:+.3g}" + (
+            f"  [{lo:+.2g}, {hi:+.2g}]" if lo is not None and hi is not None else "  (one seed: no interval)"
+        )
+        ax.annotate(
+            note,
+            (max(d, hi if hi is not None else d), y),
+            xytext=(6, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=9,
+            color=colour,
+            bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5},
+        )  # readable where it crosses a baseline
     ax.axvline(0, color="black", lw=1)
     centre = _num(next((r.get(f"{metric}_mean") for r in result.summary if r["variant"] == ref), None))
     marks = _baseline_marks(result, centre)
@@ -91,7 +109,9 @@ def differences(result: "ExperimentResult") -> bytes | None:
         y = len(labels)
         ax.axvline(value, color=GREY, lw=1, ls=style)
         ax.plot([value], [y], "D", color=GREY, ms=6)
-        ax.annotate(f"{value:+.3g}", (value, y), xytext=(6, 0), textcoords="offset points", va="center", fontsize=9, color=GREY)
+        ax.annotate(
+            f"{value:+.3g}", (value, y), xytext=(6, 0), textcoords="offset points", va="center", fontsize=9, color=GREY
+        )
         labels.append(f"{label} (baseline)")
         lows.append(value), highs.append(value)
     lo_x, hi_x = min(lows + [0.0]), max(highs + [0.0])
@@ -102,13 +122,21 @@ def differences(result: "ExperimentResult") -> bytes | None:
     words = metric_words(metric)
     better_side = "left" if lower else "right"
     if ablation:
-        ax.set_title(f"What each ingredient is worth, {words}, {'lower' if lower else 'higher'} is better\n"
-                     f"(each row: the {ref} with one ingredient taken away, minus the {ref})")
-        ax.set_xlabel(f"change in {words} when the ingredient is removed (paired by seed, {LEVEL} interval)\n"
-                      f"{'right' if lower else 'left'} of 0: the ingredient helps")
+        ax.set_title(
+            f"What each ingredient is worth, {words}, {'lower' if lower else 'higher'} is better\n"
+            f"(each row: the {ref} with one ingredient taken away, minus the {ref})"
+        )
+        ax.set_xlabel(
+            f"change in {words} when the ingredient is removed (paired by seed, {LEVEL} interval)\n"
+            f"{'right' if lower else 'left'} of 0: the ingredient helps"
+        )
     else:
-        ax.set_title(f"{result.experiment.name}: each variant against {ref}, {words}, {'lower' if lower else 'higher'} is better")
-        ax.set_xlabel(f"{words} of the variant minus {ref} (paired by seed, {LEVEL} interval)\n{better_side} of 0: better than {ref}")
+        ax.set_title(
+            f"{result.experiment.name}: each variant against {ref}, {words}, {'lower' if lower else 'higher'} is better"
+        )
+        ax.set_xlabel(
+            f"{words} of the variant minus {ref} (paired by seed, {LEVEL} interval)\n{better_side} of 0: better than {ref}"
+        )
     ax.tick_params(axis="y", length=0)
     ax.grid(axis="x", color="#e5e5e5")
     return _png(fig)
@@ -118,7 +146,11 @@ def _baseline_marks(result: "ExperimentResult", centre: float | None) -> list[tu
     """Classical baselines at their distance from the reference's mean, merged where they coincide."""
     if centre is None:
         return []
-    marks = [(float(b[result.metric]) - centre, short_name(b)) for b in result.baselines if _num(b.get(result.metric)) is not None]
+    marks = [
+        (float(b[result.metric]) - centre, short_name(b))
+        for b in result.baselines
+        if _num(b.get(result.metric)) is not None
+    ]
     return _merge(marks)
 
 
@@ -143,7 +175,9 @@ def _merge(marks: list[tuple[float, str]], tolerance: float = 1e-3, joiner: str 
 # ---- curves ------------------------------------------------------------------------------------
 
 
-def curve_stats(histories: list[list[dict[str, Any]]], key: str) -> tuple[list[int], list[float], list[float], list[float]]:
+def curve_stats(
+    histories: list[list[dict[str, Any]]], key: str
+) -> tuple[list[int], list[float], list[float], list[float]]:
     """Per epoch: mean, min and max over the seeds that reached it."""
     by_epoch: dict[int, list[float]] = {}
     for h in histories:
@@ -152,7 +186,12 @@ def curve_stats(histories: list[list[dict[str, Any]]], key: str) -> tuple[list[i
             if v is not None:
                 by_epoch.setdefault(int(row["epoch"]), []).append(v)
     epochs = sorted(by_epoch)
-    return epochs, [sum(by_epoch[e]) / len(by_epoch[e]) for e in epochs], [min(by_epoch[e]) for e in epochs], [max(by_epoch[e]) for e in epochs]
+    return (
+        epochs,
+        [sum(by_epoch[e]) / len(by_epoch[e]) for e in epochs],
+        [min(by_epoch[e]) for e in epochs],
+        [max(by_epoch[e]) for e in epochs],
+    )
 
 
 def _series(result: "ExperimentResult", key: str) -> dict[str, tuple[list[int], list[float], list[float], list[float]]]:
@@ -196,14 +235,29 @@ def curves(result: "ExperimentResult") -> bytes | None:
     if not series:
         return None
     lower = lower_is_better(metric) if key != "val_loss" else True
-    baselines = [(float(b[metric]), f"{short_name(b)} {float(b[metric]):.4g}") for b in result.baselines if _num(b.get(metric)) is not None] if key != "val_loss" else []
+    baselines = (
+        [
+            (float(b[metric]), f"{short_name(b)} {float(b[metric]):.4g}")
+            for b in result.baselines
+            if _num(b.get(metric)) is not None
+        ]
+        if key != "val_loss"
+        else []
+    )
     marks = _merge(baselines, tolerance=2e-3, joiner=" ≈ ")  # lines this close are one line on the plot
     words = metric_words(key.replace("val_", "test_")).replace("test", "validation")
     title = f"{result.experiment.name}: {words} per epoch (line: mean over seeds; band: min to max)"
     return _panels(series, title, _y_range(series, [v for v, _ in marks], lower), marks=marks)
 
 
-def _panels(series: dict[str, Any], title: str, y_range: tuple[float, float] | None, marks: list[tuple[float, str]] = (), log: bool = False, ylabel: str = "") -> bytes:  # type: ignore[assignment]
+def _panels(
+    series: dict[str, Any],
+    title: str,
+    y_range: tuple[float, float] | None,
+    marks: list[tuple[float, str]] = (),
+    log: bool = False,
+    ylabel: str = "",
+) -> bytes:  # type: ignore[assignment]
     """One panel with a line style per variant, or from SMALL_MULTIPLES_FROM variants one panel each
     (the others in grey behind), sharing axes; horizontal marks drawn in every panel, labelled once."""
     limit, cut = _epoch_limit(series)
@@ -213,7 +267,15 @@ def _panels(series: dict[str, Any], title: str, y_range: tuple[float, float] | N
     many = len(names) >= SMALL_MULTIPLES_FROM
     cols = min(4, math.ceil(len(names) / math.ceil(len(names) / 4))) if many else 1
     rows = math.ceil(len(names) / cols) if many else 1
-    fig, axes = plt.subplots(rows, cols, figsize=(WIDTH, (2.6 * rows + 0.9) if many else 4.8), sharex=True, sharey=True, squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        rows,
+        cols,
+        figsize=(WIDTH, (2.6 * rows + 0.9) if many else 4.8),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
+    )
     flat = list(axes.flat)
     for i, name in enumerate(names):
         ax = flat[i] if many else flat[0]
@@ -231,7 +293,10 @@ def _panels(series: dict[str, Any], title: str, y_range: tuple[float, float] | N
     for i, ax in enumerate(visible):
         if i + cols >= len(names) or not many:  # nothing below it: its x axis is labelled
             ax.set_xlabel("epoch")
-        handles = [ax.axhline(value, color=GREY, lw=1.1, ls=style, label=f"{label} (test)") for (value, label), style in zip(marks, BASELINE_STYLES)]
+        handles = [
+            ax.axhline(value, color=GREY, lw=1.1, ls=style, label=f"{label} (test)")
+            for (value, label), style in zip(marks, BASELINE_STYLES)
+        ]
         if log:
             ax.set_yscale("log")
         if y_range:
@@ -243,7 +308,7 @@ def _panels(series: dict[str, Any], title: str, y_range: tuple[float, float] | N
     if ylabel:
         for ax in visible[::cols]:
             ax.set_ylabel(ylabel)
-    for ax in flat[len(visible):]:
+    for ax in flat[len(visible) :]:
         ax.set_visible(False)
     fig.suptitle(title, fontsize=12)
     if many:

@@ -19,9 +19,15 @@ if TYPE_CHECKING:
     from .report import ExperimentResult
 
 METRIC_WORDS = {
-    "test_mae": "test MAE", "test_rmse": "test RMSE", "test_r2": "test R²", "test_accuracy": "test accuracy",
-    "test_balanced_accuracy": "test balanced accuracy", "test_macro_f1": "test macro F1", "test_log_loss": "test log loss",
-    "test_roc_auc": "test ROC AUC", "test_loss": "test loss",
+    "test_mae": "test MAE",
+    "test_rmse": "test RMSE",
+    "test_r2": "test R²",
+    "test_accuracy": "test accuracy",
+    "test_balanced_accuracy": "test balanced accuracy",
+    "test_macro_f1": "test macro F1",
+    "test_log_loss": "test log loss",
+    "test_roc_auc": "test ROC AUC",
+    "test_loss": "test loss",
 }
 HIGHER_IS_BETTER = frozenset({"test_accuracy", "test_r2", "test_balanced_accuracy", "test_macro_f1", "test_roc_auc"})
 LEVEL = f"{int(CONFIDENCE * 100)}%"
@@ -80,7 +86,11 @@ class _View:
         return sorted(self.done, key=lambda r: self.mean(r) if self.lower else -self.mean(r))
 
     def by_seed(self, variant: str) -> dict[int, float]:
-        return {int(r["seed"]): v for r in self.rows if r["variant"] == variant and (v := _num(r.get(self.metric))) is not None}
+        return {
+            int(r["seed"]): v
+            for r in self.rows
+            if r["variant"] == variant and (v := _num(r.get(self.metric))) is not None
+        }
 
     def direction(self, diff: float) -> str:
         """'better' or 'worse' for a difference variant − reference."""
@@ -107,14 +117,22 @@ def _best(view: _View) -> list[str]:
     best, runner = view.ranked()[:2]
     sentence = f"Best: {best['variant']}, with a mean {view.words} of {_v(view.mean(best))} ({'lower' if view.lower else 'higher'} is better)"
     first, second = (runner, best) if view.lower else (best, runner)
-    d = paired_difference(view.by_seed(first["variant"]), view.by_seed(second["variant"]))  # > 0: the runner-up is behind
+    d = paired_difference(
+        view.by_seed(first["variant"]), view.by_seed(second["variant"])
+    )  # > 0: the runner-up is behind
     if d.n < 2:
         gap = view.mean(runner) - view.mean(best)
-        return [f"{sentence}; the runner-up, {runner['variant']}, is {_d(gap)} behind (too few shared seeds for an interval)."]
+        return [
+            f"{sentence}; the runner-up, {runner['variant']}, is {_d(gap)} behind (too few shared seeds for an interval)."
+        ]
     span = f"paired {LEVEL} interval {d.low:+.2g} to {d.high:+.2g}"
     if d.excludes_zero():
-        return [f"{sentence}; it beats the runner-up, {runner['variant']}, by {_d(d.mean)} ({span}), more than noise explains."]
-    return [f"{sentence}; the runner-up, {runner['variant']}, is {_d(d.mean)} behind, which noise alone could explain ({span})."]
+        return [
+            f"{sentence}; it beats the runner-up, {runner['variant']}, by {_d(d.mean)} ({span}), more than noise explains."
+        ]
+    return [
+        f"{sentence}; the runner-up, {runner['variant']}, is {_d(d.mean)} behind, which noise alone could explain ({span})."
+    ]
 
 
 def _against_reference(view: _View) -> list[str]:
@@ -124,20 +142,30 @@ def _against_reference(view: _View) -> list[str]:
     others = [r for r in view.done if r["variant"] != ref and _num(r.get("diff_vs_reference")) is not None]
     paired = [r for r in others if (r.get("paired_seeds") or 0) >= 2]
     clear = sorted((r for r in paired if r.get("diff_significant")), key=lambda r: -abs(float(r["diff_vs_reference"])))
-    unclear = sorted((r for r in paired if not r.get("diff_significant")), key=lambda r: -abs(float(r["diff_vs_reference"])))
+    unclear = sorted(
+        (r for r in paired if not r.get("diff_significant")), key=lambda r: -abs(float(r["diff_vs_reference"]))
+    )
     out = []
     against = f"Taking one ingredient away from the {ref}" if view.ablation else f"Against the reference, {ref}"
     if clear:
-        items = ", ".join(f"{r['variant']} is {view.direction(r['diff_vs_reference'])} by {_d(r['diff_vs_reference'])}" for r in clear)
+        items = ", ".join(
+            f"{r['variant']} is {view.direction(r['diff_vs_reference'])} by {_d(r['diff_vs_reference'])}" for r in clear
+        )
         out.append(f"{against}, distinguishable from noise at {LEVEL} (paired by seed): {items}.")
     if unclear:
         items = ", ".join(f"{r['variant']} ({float(r['diff_vs_reference']):+.2g})" for r in unclear)
         lead = "Not distinguishable from noise"
         if not clear:
-            lead = f"{against}, no change is distinguishable from noise at {LEVEL}" if view.ablation else f"No difference from the reference, {ref}, is distinguishable from noise at {LEVEL}"
+            lead = (
+                f"{against}, no change is distinguishable from noise at {LEVEL}"
+                if view.ablation
+                else f"No difference from the reference, {ref}, is distinguishable from noise at {LEVEL}"
+            )
         out.append(f"{lead}: {items}." + (" " + _seeds_to_settle(unclear) if _seeds_to_settle(unclear) else ""))
     if len(paired) < len(others):
-        out.append(f"{len(others) - len(paired)} variant(s) share fewer than two seeds with {ref}: no interval; run at least 3 seeds.")
+        out.append(
+            f"{len(others) - len(paired)} variant(s) share fewer than two seeds with {ref}: no interval; run at least 3 seeds."
+        )
     return out
 
 
@@ -154,7 +182,11 @@ def _seeds_to_settle(rows: list[dict[str, Any]]) -> str:
     parts = [f"{n} seeds ({', '.join(names)})" for n, names in counted]
     if None in groups:
         parts.append(f"more than {MOST_SEEDS} ({', '.join(groups[None])}: too small a difference to matter)")
-    return "If the differences seen are real, a paired comparison would need roughly " + " or ".join(parts) + " to show them."
+    return (
+        "If the differences seen are real, a paired comparison would need roughly "
+        + " or ".join(parts)
+        + " to show them."
+    )
 
 
 def _cap(text: str) -> str:
@@ -179,15 +211,21 @@ def _against_baselines(view: _View) -> list[str]:
     every = "every network here" if len(view.done) > 1 else "the network here"
     if view.better(value, mean):
         if beyond:
-            return [f"{_cap(_label(base, view.metric))} beats {every} by {_d(gap)} (best network: {best['variant']}, {_v(mean)}, "
-                    f"{LEVEL} interval {_v(lo)} to {_v(hi)}): the network is not worth it on this data."]
-        return [f"{_cap(_label(base, view.metric))} beats the mean of {every} by {_d(gap)} (best network: {best['variant']}, {_v(mean)}), "
-                f"though it lies inside that network's {LEVEL} interval: on this data the network is at best level with it."]
+            return [
+                f"{_cap(_label(base, view.metric))} beats {every} by {_d(gap)} (best network: {best['variant']}, {_v(mean)}, "
+                f"{LEVEL} interval {_v(lo)} to {_v(hi)}): the network is not worth it on this data."
+            ]
+        return [
+            f"{_cap(_label(base, view.metric))} beats the mean of {every} by {_d(gap)} (best network: {best['variant']}, {_v(mean)}), "
+            f"though it lies inside that network's {LEVEL} interval: on this data the network is at best level with it."
+        ]
     if view.better(mean, value):
         beating = sum(view.better(view.mean(r), value) for r in view.done)
         count = f"; {beating} of {len(view.done)} variants beat it" if len(view.done) > 1 else ""
         how = f"beyond its {LEVEL} interval" if beyond else f"though it lies inside the network's {LEVEL} interval"
-        return [f"The best network, {best['variant']} ({_v(mean)}), beats the best classical baseline, {_label(base, view.metric)}, by {_d(gap)}, {how}{count}."]
+        return [
+            f"The best network, {best['variant']} ({_v(mean)}), beats the best classical baseline, {_label(base, view.metric)}, by {_d(gap)}, {how}{count}."
+        ]
     return [f"The best network, {best['variant']}, ties the best classical baseline, {_label(base, view.metric)}."]
 
 
@@ -201,7 +239,9 @@ def _floor(view: _View) -> list[str]:
     there = f"; {' and '.join(at_floor)} already reach{'es' if len(at_floor) == 1 else ''} it" if at_floor else ""
     if gap <= 0:
         return [f"{what}: the best network, {best['variant']}, is already at it{there}."]
-    return [f"{what}: the best network, {best['variant']}, is {_d(gap)} above it, so at most {_d(gap)} is left to gain{there}."]
+    return [
+        f"{what}: the best network, {best['variant']}, is {_d(gap)} above it, so at most {_d(gap)} is left to gain{there}."
+    ]
 
 
 def brief(result: "ExperimentResult") -> str:
@@ -213,7 +253,10 @@ def brief(result: "ExperimentResult") -> str:
     if len(view.done) == 1:
         parts = [f"{best['variant']} {_v(view.mean(best))} {view.words}"]
     else:
-        parts = [f"best {best['variant']} ({_v(view.mean(best))} {view.words}, {'lower' if view.lower else 'higher'} is better)", _brief_differences(view)]
+        parts = [
+            f"best {best['variant']} ({_v(view.mean(best))} {view.words}, {'lower' if view.lower else 'higher'} is better)",
+            _brief_differences(view),
+        ]
     if view.classical:
         base = min(view.classical, key=lambda b: b[view.metric] if view.lower else -b[view.metric])
         value, mean = float(base[view.metric]), view.mean(best)
@@ -221,9 +264,14 @@ def brief(result: "ExperimentResult") -> str:
         inside = lo is not None and hi is not None and lo <= value <= hi
         if view.better(value, mean):
             every = "every network's mean" if len(view.done) > 1 else "the network's mean"
-            parts.append(f"{base['model']} ({_v(value)}) beats {every} by {_d(mean - value)}" + (", within noise" if inside else ": no network needed"))
+            parts.append(
+                f"{base['model']} ({_v(value)}) beats {every} by {_d(mean - value)}"
+                + (", within noise" if inside else ": no network needed")
+            )
         else:
-            parts.append(f"beats {base['model']} ({_v(value)}) by {_d(mean - value)}" + (", within noise" if inside else ""))
+            parts.append(
+                f"beats {base['model']} ({_v(value)}) by {_d(mean - value)}" + (", within noise" if inside else "")
+            )
     return "; ".join(p for p in parts if p)
 
 
@@ -237,16 +285,28 @@ def suite_headline(results: list["ExperimentResult"]) -> str:
         base = min(view.classical, key=lambda b: b[view.metric] if view.lower else -b[view.metric])
         best, value = view.ranked()[0], float(base[view.metric])
         lo, hi = _num(best.get(f"{view.metric}_ci_low")), _num(best.get(f"{view.metric}_ci_high"))
-        verdicts.append((view.better(value, view.mean(best)), lo is not None and hi is not None and not lo <= value <= hi, str(base["model"])))
+        verdicts.append(
+            (
+                view.better(value, view.mean(best)),
+                lo is not None and hi is not None and not lo <= value <= hi,
+                str(base["model"]),
+            )
+        )
     if not verdicts:
         return ""
     beaten = [v for v in verdicts if v[0]]
     names = sorted({v[2] for v in beaten})
     if len(beaten) == len(verdicts):
         clear = sum(v[1] for v in beaten)
-        how = f"in {clear} of them by more than the best network's {LEVEL} interval" if clear else "though each time within the best network's interval"
-        return (f"In all {len(verdicts)} experiments {' or '.join(names)} scores better than the best network's mean ({how}): "
-                "on this data a network is not worth it.")
+        how = (
+            f"in {clear} of them by more than the best network's {LEVEL} interval"
+            if clear
+            else "though each time within the best network's interval"
+        )
+        return (
+            f"In all {len(verdicts)} experiments {' or '.join(names)} scores better than the best network's mean ({how}): "
+            "on this data a network is not worth it."
+        )
     if beaten:
         return f"In {len(beaten)} of {len(verdicts)} experiments {' or '.join(names)} scores better than the best network's mean; in the others a network wins."
     return f"In all {len(verdicts)} experiments the best network beats the classical baselines."
@@ -256,9 +316,17 @@ def _brief_differences(view: _View) -> str:
     if not any(r["variant"] == view.reference for r in view.done):
         return f"reference {view.reference} unfinished"
     others = [r for r in view.done if r["variant"] != view.reference and (r.get("paired_seeds") or 0) >= 2]
-    clear = [f"{r['variant']} {view.direction(r['diff_vs_reference'])} by {_d(r['diff_vs_reference'])}" for r in others if r.get("diff_significant")]
+    clear = [
+        f"{r['variant']} {view.direction(r['diff_vs_reference'])} by {_d(r['diff_vs_reference'])}"
+        for r in others
+        if r.get("diff_significant")
+    ]
     unclear = [r for r in others if not r.get("diff_significant")]
-    needs = sorted(n for r in unclear if (std := _num(r.get("diff_std"))) is not None and (n := seeds_needed(float(r["diff_vs_reference"]), std)))
+    needs = sorted(
+        n
+        for r in unclear
+        if (std := _num(r.get("diff_std"))) is not None and (n := seeds_needed(float(r["diff_vs_reference"]), std))
+    )
     seeds = f" (about {needs[0]}{'' if needs[0] == needs[-1] else f'–{needs[-1]}'} seeds would tell)" if needs else ""
     if not clear:
         return f"no difference from {view.reference} beyond noise{seeds}"

@@ -72,7 +72,9 @@ def batchnorm() -> dict[str, Any]:
     }
 
 
-@experiment("dropout", "dropout 0-0.7 on a 256-256-128-64 MLP with 1,000 rows, Adam 1e-3, 150 epochs (as in the tabular lesson)")
+@experiment(
+    "dropout", "dropout 0-0.7 on a 256-256-128-64 MLP with 1,000 rows, Adam 1e-3, 150 epochs (as in the tabular lesson)"
+)
 def dropout() -> dict[str, Any]:
     return {
         "name": "dropout",
@@ -88,7 +90,10 @@ def dropout() -> dict[str, Any]:
     }
 
 
-@experiment("schedules", "no schedule, step, cosine, plateau and one-cycle on a 64-32 MLP with BatchNorm and Dropout 0.2, Adam 0.01 (as in the tabular lesson)")
+@experiment(
+    "schedules",
+    "no schedule, step, cosine, plateau and one-cycle on a 64-32 MLP with BatchNorm and Dropout 0.2, Adam 0.01 (as in the tabular lesson)",
+)
 def schedules() -> dict[str, Any]:
     return {
         "name": "schedules",
@@ -109,9 +114,16 @@ def schedules() -> dict[str, Any]:
     }
 
 
-@experiment("recipe", "the production recipe (preset delivery-production) with early stopping, against classical baselines")
+@experiment(
+    "recipe", "the production recipe (preset delivery-production) with early stopping, against classical baselines"
+)
 def recipe() -> dict[str, Any]:
-    return {"name": "recipe", "description": DESCRIPTIONS["recipe"], "base": {"preset": "delivery-production"}, "variants": {"recipe": {}}}
+    return {
+        "name": "recipe",
+        "description": DESCRIPTIONS["recipe"],
+        "base": {"preset": "delivery-production"},
+        "variants": {"recipe": {}},
+    }
 
 
 # each ablation variant takes one ingredient away from the full recipe
@@ -127,7 +139,9 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 }
 
 
-@experiment("ablation", "the full recipe (delivery-production + clipping at 1.0) with one ingredient taken away at a time")
+@experiment(
+    "ablation", "the full recipe (delivery-production + clipping at 1.0) with one ingredient taken away at a time"
+)
 def ablation() -> dict[str, Any]:
     return {
         "name": "ablation",
@@ -137,7 +151,10 @@ def ablation() -> dict[str, Any]:
     }
 
 
-@experiment("cnn-upgrade", "the plain CNN (Adam, constant lr) against the upgraded one (AdamW, one-cycle, clipping, early stopping), as in the CIFAR-10 lesson: on digits, or on CIFAR-10 with --data-path FOLDER")
+@experiment(
+    "cnn-upgrade",
+    "the plain CNN (Adam, constant lr) against the upgraded one (AdamW, one-cycle, clipping, early stopping), as in the CIFAR-10 lesson: on digits, or on CIFAR-10 with --data-path FOLDER",
+)
 def cnn_upgrade() -> dict[str, Any]:
     # the CIFAR-10 lesson's settings: batch 128, 30 epochs; upgraded: AdamW wd 5e-2, one-cycle to 3e-3, clip 1.0, patience 7
     return {
@@ -146,13 +163,25 @@ def cnn_upgrade() -> dict[str, Any]:
         "base": {"data": {"name": "digits"}, "train": {"max_epochs": 30, "batch_size": 128, "monitor": "val_accuracy"}},
         "variants": {
             "plain": {
-                "model.kind": "cnn-plain", "optim.name": "adam", "optim.lr": 1e-3, "optim.weight_decay": 0.0,
-                "schedule.name": "none", "train.clip_norm": None, **{f"train.{k}": v for k, v in SEED_LOOP.items()},
+                "model.kind": "cnn-plain",
+                "optim.name": "adam",
+                "optim.lr": 1e-3,
+                "optim.weight_decay": 0.0,
+                "schedule.name": "none",
+                "train.clip_norm": None,
+                **{f"train.{k}": v for k, v in SEED_LOOP.items()},
             },
             "upgraded": {
-                "model.kind": "cnn", "optim.name": "adamw", "optim.lr": 3e-3, "optim.weight_decay": 5e-2,
-                "schedule.name": "onecycle", "schedule.max_lr": 3e-3, "train.clip_norm": 1.0,
-                "train.early_stopping": True, "train.patience": 7, "train.restore_best": True,
+                "model.kind": "cnn",
+                "optim.name": "adamw",
+                "optim.lr": 3e-3,
+                "optim.weight_decay": 5e-2,
+                "schedule.name": "onecycle",
+                "schedule.max_lr": 3e-3,
+                "train.clip_norm": 1.0,
+                "train.early_stopping": True,
+                "train.patience": 7,
+                "train.restore_best": True,
             },
         },
     }

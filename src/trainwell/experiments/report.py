@@ -70,9 +70,23 @@ def summary_rows(exp: Experiment, rows: list[dict[str, Any]], metric: str) -> li
             row.update({f"{col}_mean": e.mean, f"{col}_std": e.std, f"{col}_ci_low": e.low, f"{col}_ci_high": e.high})
         if variant != exp.reference:
             d = paired_difference({r["seed"]: _num(r.get(metric)) for r in mine}, ref)
-            row.update(diff_vs_reference=d.mean, diff_ci_low=d.low, diff_ci_high=d.high, paired_seeds=d.n, diff_significant=d.excludes_zero(), diff_std=d.std)
+            row.update(
+                diff_vs_reference=d.mean,
+                diff_ci_low=d.low,
+                diff_ci_high=d.high,
+                paired_seeds=d.n,
+                diff_significant=d.excludes_zero(),
+                diff_std=d.std,
+            )
         else:
-            row.update(diff_vs_reference=None, diff_ci_low=None, diff_ci_high=None, paired_seeds=None, diff_significant=None, diff_std=None)
+            row.update(
+                diff_vs_reference=None,
+                diff_ci_low=None,
+                diff_ci_high=None,
+                paired_seeds=None,
+                diff_significant=None,
+                diff_std=None,
+            )
         out.append(row)
     return out
 
@@ -140,11 +154,16 @@ def _md_table(lines: list[list[str]]) -> str:
 
 
 def baseline_lines(result: ExperimentResult) -> list[list[str]]:
-    return [["baseline (same split)", metric_words(result.metric)], *[[b["model"], _f(b.get(result.metric))] for b in result.baselines]]
+    return [
+        ["baseline (same split)", metric_words(result.metric)],
+        *[[b["model"], _f(b.get(result.metric))] for b in result.baselines],
+    ]
 
 
 def failures(result: ExperimentResult) -> list[str]:
-    return [f"{r['variant']} seed {r['seed']}: {r['status']}: {r['error']}" for r in result.rows if r["status"] == "failed"]
+    return [
+        f"{r['variant']} seed {r['seed']}: {r['status']}: {r['error']}" for r in result.rows if r["status"] == "failed"
+    ]
 
 
 def missing_note(result: ExperimentResult) -> str:
@@ -256,10 +275,14 @@ def html_section(result: ExperimentResult, pngs: dict[str, bytes]) -> str:
     if result.baselines:
         parts.append(_html_table(baseline_lines(result)))
     if failures(result):
-        parts.append("<p>Failed runs:</p><ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in failures(result)) + "</ul>")
+        parts.append(
+            "<p>Failed runs:</p><ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in failures(result)) + "</ul>"
+        )
     for name in PLOTS:
         if name in pngs:
-            parts.append(f'<img alt="{html.escape(FIGURE_WORDS.get(name, name))}" src="data:image/png;base64,{base64.b64encode(pngs[name]).decode()}">')
+            parts.append(
+                f'<img alt="{html.escape(FIGURE_WORDS.get(name, name))}" src="data:image/png;base64,{base64.b64encode(pngs[name]).decode()}">'
+            )
     parts.append(_html_advice(result))
     parts.append("</section>")
     return "\n".join(parts)
@@ -271,9 +294,15 @@ def _html_advice(result: ExperimentResult) -> str:
     for variant in exp.variants:
         lines = result.advice.get(variant) or ["nothing to flag"]
         runs = [(s, result.run_advice.get((variant, s))) for s in exp.seeds]
-        detail = "".join(f"<li>seed {s}: {html.escape('; '.join(msgs) or 'nothing to flag')}</li>" for s, msgs in runs if msgs is not None)
+        detail = "".join(
+            f"<li>seed {s}: {html.escape('; '.join(msgs) or 'nothing to flag')}</li>"
+            for s, msgs in runs
+            if msgs is not None
+        )
         more = f"<details><summary>per run</summary><ul>{detail}</ul></details>" if detail else ""
-        items.append(f"<li><b>{html.escape(variant)}</b>: " + "<br>".join(html.escape(x) for x in lines) + more + "</li>")
+        items.append(
+            f"<li><b>{html.escape(variant)}</b>: " + "<br>".join(html.escape(x) for x in lines) + more + "</li>"
+        )
     return "<h3>Advice</h3><ul>" + "".join(items) + "</ul>"
 
 

@@ -16,7 +16,6 @@ resumes stacks too.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import sys
@@ -71,7 +70,7 @@ def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def disk_state(run: Run, run_dir: Path) -> str:
-    """"done", "resume" or "fresh" for a planned run, from what its directory holds."""
+    """ "done", "resume" or "fresh" for a planned run, from what its directory holds."""
     cfg_path = run_dir / rundir.CONFIG
     if not cfg_path.exists():
         return "fresh"
@@ -150,7 +149,9 @@ def execute(job: Job, threads: int) -> list[dict[str, Any]]:
 # ---- planning and the pool ---------------------------------------------------------------------
 
 
-def plan_jobs(runs: list[Run], dirs: list[Path], stack: bool, workers: int, say: Say) -> tuple[list[Job], list[dict[str, Any]]]:
+def plan_jobs(
+    runs: list[Run], dirs: list[Path], stack: bool, workers: int, say: Say
+) -> tuple[list[Job], list[dict[str, Any]]]:
     """Jobs for the runs still to do, and the rows of runs already finished on disk.
 
     Runs with a last.pt resume, stacked with the others that stand at the same epoch and step;
@@ -176,7 +177,15 @@ def plan_jobs(runs: list[Run], dirs: list[Path], stack: bool, workers: int, say:
     # never mixes groups: it only ever splits one chunk into two)
     resumed = {id(run) for (state, _, _), members in groups.items() if state == "resume" for run, _ in members}
     chunks = split_stacks(list(groups.values()), lambda c: estimate_cost([r.config for r, _ in c]), workers)
-    stacked = [Job([r for r, _ in c], [d for _, d in c], resume=id(c[0][0]) in resumed, cost=estimate_cost([r.config for r, _ in c])) for c in chunks]
+    stacked = [
+        Job(
+            [r for r, _ in c],
+            [d for _, d in c],
+            resume=id(c[0][0]) in resumed,
+            cost=estimate_cost([r.config for r, _ in c]),
+        )
+        for c in chunks
+    ]
     jobs = singles + stacked
     if done:
         say(f"{len(done)} finished runs kept from an earlier compare; {sum(len(j.runs) for j in jobs)} to run")
@@ -203,7 +212,23 @@ def write_results(path: Path, rows: list[dict[str, Any]]) -> None:
 
     df = pd.DataFrame(rows)
     metrics = [c for c in df.columns if c.startswith("test_") and c != "test_loss"]
-    order = ["variant", "seed", "status", *metrics, "test_loss", "epochs", "best_epoch", "stop_reason", "wall_seconds", "engine", "engine_reason", "stacked_with", "threads", "error", "run_dir"]
+    order = [
+        "variant",
+        "seed",
+        "status",
+        *metrics,
+        "test_loss",
+        "epochs",
+        "best_epoch",
+        "stop_reason",
+        "wall_seconds",
+        "engine",
+        "engine_reason",
+        "stacked_with",
+        "threads",
+        "error",
+        "run_dir",
+    ]
     cols = [c for c in order if c in df.columns]
     rundir.write_text_atomic(path, df[cols].to_csv(index=False) if len(df) else ",".join(order[:3]) + "\n")
 

@@ -118,7 +118,9 @@ def share_of_cores(host: str, slots_by_host: dict[str, int]) -> int:
     return max(1, cores() // max(1, slots_by_host.get(host, 1)))
 
 
-def run_on_worker(job: Job, slots_by_host: dict[str, int], token: str, prior: list[Files] | None) -> tuple[list[dict[str, Any]], list[Files]]:
+def run_on_worker(
+    job: Job, slots_by_host: dict[str, int], token: str, prior: list[Files] | None
+) -> tuple[list[dict[str, Any]], list[Files]]:
     """The Dask task: train `job` in a temporary folder; return its rows and its run directories.
     `prior` holds, per run, the resume files the client found on its disk for an unfinished job."""
     from urllib.parse import urlparse

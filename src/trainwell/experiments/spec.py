@@ -43,7 +43,9 @@ NAME_MAX = 200  # characters of an experiment's or a variant's folder name (file
 class Experiment:
     name: str
     base: dict[str, Any]  # raw config dict every variant starts from
-    variants: dict[str, dict[str, Any]]  # variant name → dotted overrides (in order; the first is the default reference)
+    variants: dict[
+        str, dict[str, Any]
+    ]  # variant name → dotted overrides (in order; the first is the default reference)
     seeds: list[int]
     reference: str
     description: str = ""
@@ -53,7 +55,16 @@ class Experiment:
     def with_seeds(self, n: int) -> "Experiment":
         if not 1 <= n <= MAX_SEEDS:
             raise ConfigError(f"--seeds {shown(n)} is not allowed: an integer from 1 to {MAX_SEEDS}")
-        return Experiment(self.name, self.base, self.variants, list(range(n)), self.reference, self.description, self.stack, self.source)
+        return Experiment(
+            self.name,
+            self.base,
+            self.variants,
+            list(range(n)),
+            self.reference,
+            self.description,
+            self.stack,
+            self.source,
+        )
 
 
 @dataclass
@@ -81,7 +92,9 @@ def flatten(overrides: Any, where: str) -> dict[str, Any]:
     if overrides is None:
         return {}
     if not isinstance(overrides, dict):
-        raise ConfigError(f"{where} must be a mapping of fields to values, e.g. {{optim.name: sgd}}; got {shown(overrides)}")
+        raise ConfigError(
+            f"{where} must be a mapping of fields to values, e.g. {{optim.name: sgd}}; got {shown(overrides)}"
+        )
     out: dict[str, Any] = {}
     for key, value in overrides.items():
         key = str(key)
@@ -91,7 +104,9 @@ def flatten(overrides: Any, where: str) -> dict[str, Any]:
         elif key == "name" or "." in key:
             out[key] = value
         else:
-            raise ConfigError(f"{where}: {shown(key, 40)} is not a field; use SECTION.FIELD with SECTION one of {', '.join(SECTIONS)}")
+            raise ConfigError(
+                f"{where}: {shown(key, 40)} is not a field; use SECTION.FIELD with SECTION one of {', '.join(SECTIONS)}"
+            )
     return out
 
 
@@ -103,7 +118,9 @@ def _base_config(raw: Any, folder: Path | None) -> dict[str, Any]:
     if isinstance(raw, str):  # shorthand: base: delivery-production
         raw = {"preset": raw}
     if not isinstance(raw, dict):
-        raise ConfigError(f"experiment base must be a preset name or a mapping ({', '.join(BASE_KEYS)}); got {shown(raw)}")
+        raise ConfigError(
+            f"experiment base must be a preset name or a mapping ({', '.join(BASE_KEYS)}); got {shown(raw)}"
+        )
     unknown = sorted((k for k in raw if k not in BASE_KEYS), key=str)
     if unknown:
         raise ConfigError(f"unknown key base.{shown_name(unknown[0])}; allowed: {', '.join(BASE_KEYS)}")
@@ -138,7 +155,9 @@ def _grid(raw: Any) -> dict[str, dict[str, Any]]:
     points = 1
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
-            raise ConfigError(f"grid.{shown_name(key)} must be a non-empty list of values, e.g. [0.0, 0.3]; got {shown(values)}")
+            raise ConfigError(
+                f"grid.{shown_name(key)} must be a non-empty list of values, e.g. [0.0, 0.3]; got {shown(values)}"
+            )
         points *= len(values)
     if points > MAX_VARIANTS:
         raise ConfigError(f"the grid has {points:,} points; an experiment may have at most {MAX_VARIANTS:,} variants")
@@ -162,7 +181,9 @@ def _seeds(raw: Any) -> list[int]:
             raise ConfigError(f"seeds = {shown(raw)} is not allowed: {allowed}")
         return list(range(raw))
     if (
-        isinstance(raw, list) and 0 < len(raw) <= MAX_SEEDS and len(set(map(repr, raw))) == len(raw)
+        isinstance(raw, list)
+        and 0 < len(raw) <= MAX_SEEDS
+        and len(set(map(repr, raw))) == len(raw)
         and all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < SEED_LIMIT for s in raw)
     ):
         return list(raw)
@@ -185,17 +206,23 @@ def parse_experiment(raw: Any, source: str = "", folder: Path | None = None) -> 
     named = {str(k): flatten(v, f"variants.{shown_name(k)}") for k, v in named_raw.items()}
     grid = _grid(raw.get("grid")) if raw.get("grid") else {}
     if max(len(named), 1) * max(len(grid), 1) > MAX_VARIANTS:
-        raise ConfigError(f"the experiment has {max(len(named), 1) * max(len(grid), 1):,} variants; the limit is {MAX_VARIANTS:,}")
+        raise ConfigError(
+            f"the experiment has {max(len(named), 1) * max(len(grid), 1):,} variants; the limit is {MAX_VARIANTS:,}"
+        )
     if named and grid:  # both: every named variant at every grid point
         variants = {f"{n}/{g}": {**nv, **gv} for n, nv in named.items() for g, gv in grid.items()}
     else:
         variants = named or grid or {"base": {}}
     longest = max(variants, key=lambda v: len(slug(v)))
     if len(slug(longest)) > NAME_MAX:
-        raise ConfigError(f"variant {shown(longest)} has a {len(slug(longest))}-character folder name; the limit is {NAME_MAX}: shorten it")
+        raise ConfigError(
+            f"variant {shown(longest)} has a {len(slug(longest))}-character folder name; the limit is {NAME_MAX}: shorten it"
+        )
     reference = raw.get("reference", next(iter(variants)))
     if not isinstance(reference, str) or reference not in variants:
-        raise ConfigError(f"reference = {shown(reference)} is not a variant; variants: {shown(', '.join(variants), 100)}")
+        raise ConfigError(
+            f"reference = {shown(reference)} is not a variant; variants: {shown(', '.join(variants), 100)}"
+        )
     stack = raw.get("stack", True)
     if not isinstance(stack, bool):
         raise ConfigError(f"stack = {shown(stack)} is not allowed: true or false")

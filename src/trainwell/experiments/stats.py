@@ -57,7 +57,9 @@ def estimate(values: Sequence[float], confidence: float = CONFIDENCE) -> Estimat
     return Estimate(n, mean, std, t_quantile(n - 1, confidence) * std / math.sqrt(n))
 
 
-def paired_difference(values: dict[int, float], reference: dict[int, float], confidence: float = CONFIDENCE) -> Estimate:
+def paired_difference(
+    values: dict[int, float], reference: dict[int, float], confidence: float = CONFIDENCE
+) -> Estimate:
     """Estimate of (variant − reference) over the seeds both have with finite values."""
     shared = sorted(s for s in values.keys() & reference.keys() if _finite(values[s]) and _finite(reference[s]))
     return estimate([values[s] - reference[s] for s in shared], confidence)
