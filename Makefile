@@ -2,21 +2,27 @@
 PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
+CORE   := $(VENV)/.installed-core
 STAMP  := $(VENV)/.installed
 
 .PHONY: demo test install bench bench-experiments clean
 
-$(STAMP): pyproject.toml
+# the demo needs only the core dependencies; the tests add pytest, ruff and the optional integrations they exercise
+$(CORE): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch pinned first so pip never resolves a CUDA build
 	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e .
+	@touch $(CORE)
+
+$(STAMP): $(CORE)
 	$(PY) -m pip install --quiet -e ".[test]"
 	@touch $(STAMP)
 
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(CORE)
 	$(VENV)/bin/trainwell demo
 
 test: $(STAMP)
