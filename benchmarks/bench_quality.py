@@ -33,7 +33,8 @@ import torch
 
 from trainwell.config import DataConfig, load_config, parse_override
 from trainwell.data import load_data
-from trainwell.runner import load_run, train
+from trainwell.inference import load_run
+from trainwell.runner import train
 
 T95 = {
     1: 12.71,

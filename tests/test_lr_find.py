@@ -6,12 +6,13 @@ import pytest
 import torch
 import yaml
 
+from trainwell.build import build_trainer
 from trainwell.cli import main
 from trainwell.config import RunConfig
 from trainwell.errors import ConfigError, TrainwellError
 from trainwell.loop import LoopState, fit
 from trainwell.lr_find import lr_find, range_test_trainer
-from trainwell.runner import build_trainer, train
+from trainwell.runner import train
 
 
 def quiet(*_, **__):

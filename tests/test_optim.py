@@ -4,9 +4,9 @@ from torch import nn
 
 from trainwell.config import ModelConfig, OptimConfig
 from trainwell.errors import ConfigError
-from trainwell.members import ModuleMembers, flat_layout
 from trainwell.models import build_mlp
 from trainwell.optim import OPTIMIZERS, FlatOptimizer, decay_split
+from trainwell.stack import ModuleStack, flat_layout
 
 
 def model(seed=0):
@@ -51,7 +51,7 @@ def test_flat_update_equals_torch_optim(cfg):
     """Three steps of the flat optimizer equal torch.optim's fused optimizer with the same two groups
     (bit for bit where the tensors line up; within 1e-6 relative otherwise)."""
     ours, ref = model(), model()
-    members = ModuleMembers([ours])
+    members = ModuleStack([ours])
     opt = FlatOptimizer(members.flat, members.grad, members.decay_size, [cfg])
     decay = [p for p in ref.parameters() if p.ndim >= 2 or cfg.decay_norm_and_bias]
     rest = [p for p in ref.parameters() if not (p.ndim >= 2 or cfg.decay_norm_and_bias)]
@@ -80,7 +80,7 @@ def test_flat_update_equals_torch_optim(cfg):
 
 def test_adamw_decay_is_decoupled_and_skips_biases():
     m = nn.Linear(2, 1)
-    members = ModuleMembers([m])
+    members = ModuleStack([m])
     opt = FlatOptimizer(
         members.flat, members.grad, members.decay_size, [OptimConfig(name="adamw", lr=0.1, weight_decay=0.5)]
     )
@@ -92,7 +92,7 @@ def test_adamw_decay_is_decoupled_and_skips_biases():
 
 def test_members_with_different_hyperparameters_step_independently():
     a, b = model(1), model(2)
-    members = ModuleMembers([a, b])
+    members = ModuleStack([a, b])
     cfgs = [OptimConfig(name="adamw", lr=0.01), OptimConfig(name="adamw", lr=0.03, weight_decay=0.0)]
     opt = FlatOptimizer(members.flat, members.grad, members.decay_size, cfgs)
     before = members.flat.clone()

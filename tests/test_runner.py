@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from conftest import tiny_config
+from trainwell.build import build_trainer
 from trainwell.checkpoint import BEST, load_checkpoint
 from trainwell.config import RunConfig
 from trainwell.loop import NOT_FINITE
-from trainwell.runner import build_trainer, train
+from trainwell.runner import train
 
 
 def test_run_directory_contents(tmp_path):

@@ -34,6 +34,8 @@ from .errors import CheckpointError, ConfigError, TrainwellError
 if TYPE_CHECKING:
     import torch
 
+    from .stack import ParamStack
+
 # torch is imported inside the functions that use it: the command line reads the environment
 # (launch) before it knows whether a command needs torch at all
 
@@ -161,7 +163,7 @@ class DataParallel:
             torch.manual_seed(seeds[0])
         return [torch.Generator(device=g.device).manual_seed(seed) for g, seed in zip(generators, seeds)]
 
-    def same_statistics(self, stack: Any) -> None:
+    def same_statistics(self, stack: ParamStack) -> None:
         """Rank 0's BatchNorm running statistics (live and averaged) on every process."""
         import torch.distributed as dist
 
@@ -173,7 +175,7 @@ class DataParallel:
                 packed["floats"] = floats.cpu()
                 stack.unpack(k, packed, average)
 
-    def same_start(self, stack: Any) -> None:
+    def same_start(self, stack: ParamStack) -> None:
         """Rank 0's weights everywhere, as DDP broadcasts at construction (seeding already agrees)."""
         import torch.distributed as dist
 

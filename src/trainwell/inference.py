@@ -1,4 +1,5 @@
-"""Using a finished run: evaluate its best weights, or predict on new rows.
+"""Using a finished run: load it (`load_run`; an `Ensemble` for members > 1), evaluate its best
+weights, or predict on new rows.
 
 Both load best.pt with weights_only=True and apply the preprocessing stored in it
 (column roles, fill values, scaling, category levels, class names) to the raw file, never
@@ -15,12 +16,57 @@ from torch import nn
 
 from . import paths, rundir
 from .atomic import atomic_write
+from .checkpoint import BEST, load_checkpoint, load_model_state, validate_spec
+from .config import RunConfig, load_config
 from .data import load_data
 from .data.bundle import DataBundle
 from .data.tabular import features_for_prediction, read_table, targets_for_evaluation
-from .errors import DataError, shown_path
+from .errors import DataError, TrainwellError, shown_path
 from .loop import predict_outputs, score
-from .runner import Ensemble, load_run
+from .models import build_model
+
+
+class Ensemble(nn.Module):
+    """K members predicting together: the mean prediction (regression), or the log of the mean
+    probability (classification; softmax of it gives the mean probability back)."""
+
+    def __init__(self, members: list[nn.Module], task: str) -> None:
+        super().__init__()
+        self.members, self.task = nn.ModuleList(members), task
+
+    def member_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.members])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = self.member_outputs(x)
+        if self.task == "regression":
+            return outs.mean(0)
+        return torch.log(torch.softmax(outs.float(), dim=-1).mean(0).clamp(min=1e-12))
+
+
+def load_run(run_dir: str | Path) -> tuple[RunConfig, nn.Module, dict[str, Any]]:
+    """The run's config, its model with the best weights (eval mode; an Ensemble for members > 1),
+    and the preprocessing spec."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise TrainwellError(f"run directory {str(run_dir)!r} does not exist")
+    cfg_path = run_dir / rundir.CONFIG
+    if not cfg_path.exists():
+        raise TrainwellError(f"{str(run_dir)!r} is not a run directory: it has no config.yaml")
+    cfg = load_config(cfg_path)
+    path = run_dir / rundir.BEST_PT
+    ckpt = load_checkpoint(path, BEST)
+    spec = validate_spec(ckpt.get("spec"), path)  # checked like a config before a model is built from it
+    states = ckpt.get("members") or [ckpt["model"]]
+    models = []
+    for state in states:
+        model = build_model(
+            cfg.model, tuple(spec["input_shape"]), spec["n_outputs"], spec["model_kind"], spec.get("embedded")
+        )
+        load_model_state(model, state, path)
+        models.append(model.eval())
+    model = models[0] if len(models) == 1 else Ensemble(models, spec["task"]).eval()
+    return cfg, model, spec
 
 
 def _bundle_like(spec: dict[str, Any], x: torch.Tensor, y: torch.Tensor) -> DataBundle:
@@ -40,10 +86,6 @@ def _bundle_like(spec: dict[str, Any], x: torch.Tensor, y: torch.Tensor) -> Data
         target_mean=spec.get("y_mean", 0.0),
         spec=spec,
     )
-
-
-def _loss_fn(spec: dict[str, Any]) -> nn.Module:
-    return nn.MSELoss() if spec["task"] == "regression" else nn.CrossEntropyLoss()
 
 
 def _outputs(model: nn.Module, data: DataBundle, x: torch.Tensor) -> torch.Tensor:
@@ -70,7 +112,7 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path | None = None) -> di
         df = read_table(data_path, cfg.data.sep, where)
         data = _bundle_like(spec, features_for_prediction(df, spec, where), targets_for_evaluation(df, spec, where))
     out = _outputs(model, data, data.x_test)
-    metrics = score(out, data.y_test, data, _loss_fn(spec))
+    metrics = score(out, data.y_test, data)
     return {f"test_{k}": v for k, v in metrics.items()} | {"rows": len(data.x_test)}
 
 

@@ -2,7 +2,7 @@
 
 A single run is K = 1; a compare stack is K runs of one member each; an ensemble is one run
 of K members. Every ingredient below exists once and acts on all members at once: batches
-gathered by index from each member's own shuffle order, forward/backward (members.py), the
+gathered by index from each member's own shuffle order, forward/backward (stack.py, fastmlp.py), the
 pre-clip gradient norm and clipping, the optimizer update (optim.py), the schedule at its
 cadence (schedules.py), the weight average, BatchNorm re-estimation, validation metrics
 (metrics.py), the history row and early stopping (early_stopping.py).
@@ -11,7 +11,7 @@ Under torchrun (distributed.py, `Trainer.parallel`) each process trains on its s
 batch and one all_reduce averages the flat gradient right after backward; nothing else changes.
 
 `fit` mutates a LoopState that holds everything a resume needs; files are written by the
-`book` (runner.py) at fixed points. Nothing here raises to stop: a member ends by setting
+`book` (runbook.py) at fixed points. Nothing here raises to stop: a member ends by setting
 its stop_reason, the loop ends when no member trains or an interrupt was asked for.
 """
 
@@ -30,27 +30,17 @@ from .config import RunConfig
 from .data import DataBundle
 from .distributed import DataParallel
 from .early_stopping import EarlyStopping
-from .members import LossFn, Members
+from .losses import LossFn
 from .optim import FlatOptimizer
 from .recalibration import recalibrate_batchnorm
 from .schedules import Schedule
+from .stack import ParamStack
 
 Emit = Callable[..., None]  # emit(event_name, **payload)
 
 # why a member (and its run) ended: the one vocabulary for stop reasons
 EARLY_STOP, MAX_EPOCHS, NOT_FINITE, INTERRUPTED = "early_stop", "max_epochs", "not_finite", "interrupted"
 STOP_REASONS = (EARLY_STOP, MAX_EPOCHS, NOT_FINITE, INTERRUPTED)
-
-
-class _LR:
-    """Stands in for an optimizer so a member's Schedule sets its learning rate here."""
-
-    def __init__(self) -> None:
-        self.param_groups = [{"lr": 0.0}]
-
-    @property
-    def lr(self) -> float:
-        return self.param_groups[0]["lr"]
 
 
 @dataclass
@@ -62,17 +52,21 @@ class Member:
     schedule: Schedule
     generators: dict[str, torch.Generator]  # "shuffle", "dropout", "augment": its own streams
     stopper: EarlyStopping
-    lr: _LR = field(default_factory=_LR)
     history: list[dict[str, Any]] = field(default_factory=list)
     stop_reason: str | None = None
     stop_detail: str = ""
     seconds: float = 0.0  # its share of the training time
-    best: dict[str, torch.Tensor] | None = None  # evaluated weights at the best epoch (members.Members.pack)
+    best: dict[str, torch.Tensor] | None = None  # evaluated weights at the best epoch (stack.ParamStack.pack)
     row: int | None = 0  # its row in the stack while it trains (None once removed)
 
     @property
     def training(self) -> bool:
         return self.stop_reason is None
+
+    @property
+    def lr(self) -> float:
+        """The learning rate of its next optimizer step, as its schedule set it."""
+        return self.schedule.lr
 
 
 @dataclass
@@ -87,7 +81,7 @@ class LoopState:
 
 
 class Book(Protocol):
-    """What the loop tells the run directories (runner.py writes the files)."""
+    """What the loop tells the run directories (runbook.py writes the files)."""
 
     def improved(self, member: Member) -> None: ...
     def checkpoint(self, t: "Trainer", s: LoopState) -> None: ...
@@ -97,7 +91,7 @@ class Book(Protocol):
 @dataclass
 class Trainer:
     members: list[Member]
-    stack: Members
+    stack: ParamStack
     optimizer: FlatOptimizer
     data: DataBundle
     loss_fn: LossFn
@@ -145,9 +139,9 @@ def fit(t: Trainer, s: LoopState) -> LoopState:
                 losses = t.parallel.average(t.stack.grad, losses, share=mine.shape[1] / idx.shape[1])
             norm = clip_gradients(t.stack.grad, [m.cfg.train.clip_norm for m in rows])
             training = [m for m in rows if m.training]
-            t.optimizer.step([m.row for m in training], [m.lr.lr for m in training])
+            t.optimizer.step([m.row for m in training], [m.lr for m in training])
             for m in training:
-                m.schedule.after_batch(m.lr)  # moves the lr only for per-batch schedules
+                m.schedule.after_batch()  # moves the lr only for per-batch schedules
             update_average(t, rows)
             s.step_loss[s.step], s.step_norm[s.step] = losses.float() * idx.shape[1], norm
             s.step += 1
@@ -185,8 +179,25 @@ def fit(t: Trainer, s: LoopState) -> LoopState:
                 if m.training:
                     record_epoch(t, s, m, val, seconds)
         s.perm, s.step, s.epoch_seconds = None, 0, 0.0
-        t.book.epoch_end(t, s)  # best.pt, last.pt, finished runs; may shrink the stack
+        t.book.epoch_end(t, s)  # best.pt, last.pt, finished runs
+        shrink(t)
     return s
+
+
+def shrink(t: Trainer) -> None:
+    """When most members have stopped, the rest train on as a smaller stack (unchanged numbers)."""
+    rows = t.rows()
+    keep = [m for m in rows if m.training]
+    if not keep or len(keep) > len(rows) // 2:
+        return
+    picked = [m.row for m in keep]
+    t.stack = t.stack.subset(picked)
+    t.optimizer = t.optimizer.subset(picked, t.stack.flat, t.stack.grad)
+    t.loss_fn = t.loss_fn.subset(picked)
+    for m in rows:
+        m.row = None
+    for row, m in enumerate(keep):
+        m.row = row
 
 
 def streams(t: Trainer, rows: list[Member], kind: str) -> list[torch.Generator]:
@@ -273,9 +284,9 @@ def history_row(
 def record_epoch(t: Trainer, s: LoopState, m: Member, val: dict[str, list[float]], seconds: float) -> None:
     """The member's history row, its schedule's epoch step and early stopping."""
     cfg = m.cfg.train
-    lr = m.lr.lr  # the lr this epoch trained with (per-batch schedules: the next step's)
+    lr = m.lr  # the lr this epoch trained with (per-batch schedules: the next step's)
     monitored = val[cfg.monitor.removeprefix("val_")][m.row]
-    m.schedule.after_epoch(m.lr, monitored)  # epoch and plateau schedules move here
+    m.schedule.after_epoch(None, monitored)  # epoch and plateau schedules move here
     n_seen = t.steps_per_epoch * t.batch_size if t.drop_last else len(t.data.x_train)
     m.history.append(history_row(m, s.epoch, val, lr, s.step_loss, s.step_norm, n_seen, seconds))
     m.seconds += seconds
@@ -324,7 +335,7 @@ def test_metrics(task: str, outs: list[torch.Tensor], y: torch.Tensor, target_st
     return values
 
 
-def score(out: torch.Tensor, y: torch.Tensor, data: DataBundle, loss_fn: Any = None) -> dict[str, float]:
+def score(out: torch.Tensor, y: torch.Tensor, data: DataBundle) -> dict[str, float]:
     """Metrics and loss of one model's outputs (logits, or an ensemble's log-probabilities) on labelled rows."""
     return test_metrics(
         data.task, [out if data.task == "regression" else torch.log_softmax(out.float(), dim=-1)], y, data.target_std

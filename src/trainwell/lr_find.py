@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from . import lr_range, rundir
+from .build import build_trainer
 from .config import AUTO, RunConfig
 from .errors import ConfigError, TrainwellError
 from .loop import Trainer, clip_gradients
@@ -139,9 +140,7 @@ def with_placeholder_lr(cfg: RunConfig) -> RunConfig:
 
 def find_for_config(cfg: RunConfig, out: Path | None, steps: int = lr_range.STEPS, **given: Any) -> LrFindResult:
     """Build the run the config describes, range-test a copy of it, write the files into `out`.
-    `given`: a model, data or loss of one's own, as runner.build_trainer takes them."""
-    from .runner import build_trainer  # late: runner is the engine's entry point
-
+    `given`: a model, data or loss of one's own, as build.build_trainer takes them."""
     trainer, _, _ = build_trainer([with_placeholder_lr(cfg)], [out or Path(".")], [lambda *a, **k: None], **given)
     test = range_test_trainer(trainer, steps=steps)
     sugg = test.suggestions

@@ -74,7 +74,8 @@ def plateau_update(state: dict[str, Any], metric: float, mode: str, cfg: Schedul
 
 
 class Schedule:
-    """Sets the optimizer's learning rate; `cadence` says which hook moves it."""
+    """The learning rate `lr` over training; `cadence` says which hook moves it. A hook given an
+    optimizer also sets it there (trainwell's loop reads `lr` itself and passes none)."""
 
     cadence = "none"
 
@@ -92,20 +93,22 @@ class Schedule:
         for group in optimizer.param_groups:
             group["lr"] = self.lr
 
-    def after_batch(self, optimizer: torch.optim.Optimizer) -> None:
+    def after_batch(self, optimizer: torch.optim.Optimizer | None = None) -> None:
         """Call right after optimizer.step()."""
         self.steps_done += 1
         if self.cadence == "batch":
             self.lr = self.current()
-            self.apply(optimizer)
+            if optimizer is not None:
+                self.apply(optimizer)
 
-    def after_epoch(self, optimizer: torch.optim.Optimizer, metric: float) -> None:
+    def after_epoch(self, optimizer: torch.optim.Optimizer | None, metric: float) -> None:
         """Call once per epoch, after validation, with the monitored metric."""
         self.epochs_done += 1
         if self.cadence in ("epoch", "metric"):
             self.observe(metric)
             self.lr = self.current()
-            self.apply(optimizer)
+            if optimizer is not None:
+                self.apply(optimizer)
 
     def observe(self, metric: float) -> None:
         pass

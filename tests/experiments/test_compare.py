@@ -175,18 +175,18 @@ def test_worker_count_does_not_change_results(tmp_path, tiny):
 
 KILLER = """
 import os, signal, sys
-import trainwell.runner as runner
+import trainwell.runbook as runbook
 from trainwell.experiments import compare
 from trainwell.experiments.spec import parse_experiment
 import json
 calls = {"n": 0}
-save = runner.save_last
+save = runbook.save_last
 def save_then_maybe_die(*a, **k):
     save(*a, **k)
     calls["n"] += 1
     if calls["n"] == int(sys.argv[3]):
         os.kill(os.getpid(), signal.SIGKILL)
-runner.save_last = save_then_maybe_die
+runbook.save_last = save_then_maybe_die
 compare(parse_experiment(json.loads(sys.argv[1])), sys.argv[2], workers=0, quiet=True, baselines=False)
 """
 

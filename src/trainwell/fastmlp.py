@@ -1,0 +1,327 @@
+"""The fast path for trainwell's MLP: MLPStack.
+
+It recognises trainwell's MLP (Linear → [BatchNorm1d] → activation → [Dropout] blocks and a
+Linear head) and runs all K members as batched matmuls with a hand-written backward: on a
+small model the CPU time goes to per-operator dispatch, which batching and skipping autograd
+remove. Dropout masks come from each member's own generator. Anything else falls back to
+stack.ModuleStack (see CAPABILITIES in planning.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .losses import LossFn
+from .stack import ModuleStack, ParamStack, flat_layout
+
+aten = torch.ops.aten
+
+ACT_FORWARD = {nn.ReLU: torch.relu, nn.Tanh: torch.tanh, nn.SiLU: F.silu, nn.GELU: F.gelu}
+
+
+@dataclass
+class Block:
+    weight: int  # slot index of the Linear weight
+    bias: int
+    norm: tuple[int, int] | None  # slot indices of BatchNorm weight and bias
+    eps: float
+    act: type
+    width: int
+    module_index: int  # index of the Linear in the Sequential (for buffer names)
+    norm_index: int | None
+
+
+def parse_mlp(model: nn.Module) -> tuple[list[Block], tuple[int, int]] | None:
+    """Blocks of a Sequential [Linear, (BatchNorm1d), activation, (Dropout)]* + Linear whose every
+    parameter trains; None for any other model (it then trains on the module path)."""
+    if not isinstance(model, nn.Sequential) or any(not p.requires_grad for p in model.parameters()):
+        return None
+    layers = list(model)
+    slots, _ = flat_layout(model)
+    where = {s.name: i for i, s in enumerate(slots)}
+    blocks, i = [], 0
+    while i < len(layers) - 1:
+        lin = layers[i]
+        if not isinstance(lin, nn.Linear) or lin.bias is None:
+            return None
+        lin_i, i = i, i + 1
+        norm, norm_i = None, None
+        if isinstance(layers[i], nn.BatchNorm1d):
+            n = layers[i]
+            if not (n.affine and n.track_running_stats and n.momentum is not None):
+                return None
+            norm, norm_i, i = n, i, i + 1
+        if type(layers[i]) not in ACT_FORWARD or (isinstance(layers[i], nn.GELU) and layers[i].approximate != "none"):
+            return None
+        act, i = type(layers[i]), i + 1
+        if i < len(layers) - 1 and isinstance(layers[i], nn.Dropout):
+            i += 1
+        blocks.append(
+            Block(
+                where[f"{lin_i}.weight"],
+                where[f"{lin_i}.bias"],
+                (where[f"{norm_i}.weight"], where[f"{norm_i}.bias"]) if norm else None,
+                norm.eps if norm else 0.0,
+                act,
+                lin.out_features,
+                lin_i,
+                norm_i,
+            )
+        )
+    head = layers[-1]
+    if i != len(layers) - 1 or not isinstance(head, nn.Linear) or head.bias is None or not blocks:
+        return None
+    return blocks, (where[f"{len(layers) - 1}.weight"], where[f"{len(layers) - 1}.bias"])
+
+
+def dropout_rates(model: nn.Module, blocks: list[Block]) -> list[float]:
+    """Each block's dropout rate (0 when it has none)."""
+    layers = list(model)
+    rates = []
+    for b in blocks:
+        after = b.module_index + (2 if b.norm is None else 3)
+        rates.append(layers[after].p if after < len(layers) and isinstance(layers[after], nn.Dropout) else 0.0)
+    return rates
+
+
+class MLPStack(ParamStack):
+    engine = "vectorised"
+    BN_MOMENTUM = 0.1  # nn.BatchNorm1d's default, which the module path uses
+
+    def __init__(self, models: list[nn.Module], average: bool = False) -> None:
+        parsed = parse_mlp(models[0])
+        assert parsed is not None, "MLPStack needs trainwell's MLP; check parse_mlp first"
+        self.blocks, self.head = parsed
+        self._init_flat(models, average)
+        self.has_batchnorm = any(b.norm is not None for b in self.blocks)
+        layers = [list(m) for m in models]
+        self.running = [self._stats(layers, b) for b in self.blocks if b.norm is not None]
+        self.avg_running = [(rm.clone(), rv.clone()) for rm, rv in self.running] if average else None
+        rates = torch.tensor([dropout_rates(m, self.blocks) for m in models], dtype=torch.float32)  # (K, blocks)
+        widths = [b.width for b in self.blocks]
+        self._set_dropout(rates, widths)
+
+    def _stats(self, layers: list[list[nn.Module]], b: Block) -> tuple[torch.Tensor, torch.Tensor]:
+        rm = torch.stack([ls[b.norm_index].running_mean for ls in layers]).contiguous()
+        rv = torch.stack([ls[b.norm_index].running_var for ls in layers]).contiguous()
+        return rm, rv
+
+    def _set_dropout(self, rates: torch.Tensor, widths: list[int]) -> None:
+        """Per-column drop probability and keep scale (K, 1, Σ widths of blocks with dropout)."""
+        self.rates = rates
+        self.drop_blocks = [j for j in range(len(widths)) if bool((rates[:, j] > 0).any())]
+        if not self.drop_blocks:
+            self.drop_p = None
+            return
+        cols = [rates[:, j : j + 1].expand(-1, widths[j]) for j in self.drop_blocks]
+        self.drop_p = torch.cat(cols, dim=1).unsqueeze(1).to(self.flat.device)
+        self.keep_scale = torch.where(self.drop_p < 1, 1.0 / (1.0 - self.drop_p), torch.zeros_like(self.drop_p))
+        self.mask_width = sum(widths[j] for j in self.drop_blocks)
+
+    def _masks(self, batch: int, generators: list[torch.Generator]) -> dict[int, torch.Tensor]:
+        """Inverted-dropout masks per block, (K, batch, width): one draw per member from its own generator."""
+        if self.drop_p is None:
+            return {}
+        u = _stack([torch.rand(batch, self.mask_width, generator=g) for g in generators]).to(self.flat.device)
+        keep = (u >= self.drop_p) * self.keep_scale
+        out, start = {}, 0
+        for j in self.drop_blocks:
+            w = self.blocks[j].width
+            out[j] = keep[:, :, start : start + w]
+            start += w
+        return out
+
+    def _views(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        """Per-slot views (K, *shape) of a flat buffer; made once per buffer (they follow in-place updates)."""
+        cache = self.__dict__.setdefault("_view_cache", {})
+        key = (flat.data_ptr(), tuple(flat.shape))
+        if key not in cache:
+            cache.clear() if len(cache) > 4 else None
+            cache[key] = [flat[:, s.offset : s.offset + s.numel].view(self.K, *s.shape) for s in self.slots]
+        return cache[key]
+
+    # -- training ------------------------------------------------------------------------------
+
+    def train_step(
+        self, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn, dropout: list[torch.Generator]
+    ) -> torch.Tensor:
+        v = self._views(self.flat)
+        masks = self._masks(x.shape[1], dropout)
+        h, saved, bn = x, [], 0
+        for j, b in enumerate(self.blocks):
+            z = torch.baddbmm(v[b.bias].unsqueeze(1), h, v[b.weight].transpose(1, 2))
+            stats = None
+            if b.norm is not None:
+                rm, rv = self.running[bn]
+                # one BatchNorm call per member: a call over all members' channels at once
+                # rounds differently with K, and a member's numbers must not depend on its partners
+                parts = [
+                    aten.native_batch_norm(
+                        z[k], v[b.norm[0]][k], v[b.norm[1]][k], rm[k], rv[k], True, self.BN_MOMENTUM, b.eps
+                    )
+                    for k in range(self.K)
+                ]
+                stats = (z, [p[1] for p in parts], [p[2] for p in parts], rm, rv)
+                z, bn = _stack([p[0] for p in parts]), bn + 1
+            a = ACT_FORWARD[b.act](z)
+            if j in masks:
+                a = a * masks[j]
+            saved.append((h, z, a, stats))
+            h = a
+        out = torch.baddbmm(v[self.head[1]].unsqueeze(1), h, v[self.head[0]].transpose(1, 2))
+        losses, g = loss_fn.value_and_grad(out, y)  # closed form: no autograd anywhere on this path
+        self._backward(g, h, saved, masks, v)
+        return losses.detach()
+
+    def _backward(
+        self, g: torch.Tensor, last: torch.Tensor, saved: list, masks: dict[int, torch.Tensor], v: list[torch.Tensor]
+    ) -> None:
+        grads: list[torch.Tensor | None] = [None] * len(self.slots)
+        grads[self.head[0]], grads[self.head[1]] = torch.bmm(g.transpose(1, 2), last), g.sum(1)
+        g = torch.bmm(g, v[self.head[0]])
+        for j in range(len(self.blocks) - 1, -1, -1):
+            b, (inp, z, a, stats) = self.blocks[j], saved[j]
+            if j in masks:
+                g = g * masks[j]
+            g = _act_backward(b.act, g, z, a)
+            if stats is not None:
+                pre, mean, invstd, rm, rv = stats
+                parts = [
+                    aten.native_batch_norm_backward(
+                        g[k], pre[k], v[b.norm[0]][k], rm[k], rv[k], mean[k], invstd[k], True, b.eps, [True, True, True]
+                    )
+                    for k in range(self.K)
+                ]
+                g = _stack([p[0] for p in parts])
+                grads[b.norm[0]], grads[b.norm[1]] = _stack([p[1] for p in parts]), _stack([p[2] for p in parts])
+            grads[b.weight], grads[b.bias] = torch.bmm(g.transpose(1, 2), inp), g.sum(1)
+            if j > 0:
+                g = torch.bmm(g, v[b.weight])
+        torch.cat([t.reshape(self.K, -1) for t in grads], dim=1, out=self.grad)
+
+    # -- evaluation ------------------------------------------------------------------------------
+
+    def _set(self, average: bool) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+        if average and self.avg_flat is not None:
+            return self.avg_flat, self.avg_running
+        return self.flat, self.running
+
+    def _eval_forward(self, x: torch.Tensor, average: bool, calibrate: float | None = None) -> torch.Tensor:
+        flat, running = self._set(average)
+        v = self._views(flat)
+        h, bn = x, 0
+        for b in self.blocks:
+            w, bias = v[b.weight].transpose(1, 2), v[b.bias].unsqueeze(1)
+            z = torch.matmul(h, w) + bias if h.dim() == 2 else torch.baddbmm(bias, h, w)
+            if b.norm is not None:
+                rm, rv = running[bn]
+                gamma, beta = v[b.norm[0]], v[b.norm[1]]
+                if calibrate is not None:  # BatchNorm statistics of this chunk folded into the running ones, per member
+                    z = _stack(
+                        [
+                            F.batch_norm(z[k], rm[k], rv[k], gamma[k], beta[k], True, calibrate, b.eps)
+                            for k in range(self.K)
+                        ]
+                    )
+                else:
+                    z = (z - rm.unsqueeze(1)) * torch.rsqrt(rv.unsqueeze(1) + b.eps) * gamma.unsqueeze(
+                        1
+                    ) + beta.unsqueeze(1)
+                bn += 1
+            h = ACT_FORWARD[b.act](z)
+        return torch.baddbmm(v[self.head[1]].unsqueeze(1), h, v[self.head[0]].transpose(1, 2))
+
+    @torch.no_grad()
+    def outputs(
+        self, x: torch.Tensor, batch: int, autocast: Callable, average: bool = True, prepare: Callable = lambda v: v
+    ) -> torch.Tensor:
+        return torch.cat(
+            [self._eval_forward(prepare(x[i : i + batch]), average) for i in range(0, len(x), batch)], dim=1
+        )
+
+    def reset_batchnorm(self, average: bool) -> list[float | None]:
+        for rm, rv in self._set(average)[1]:
+            rm.zero_(), rv.fill_(1.0)
+        return []
+
+    def restore_momenta(self, average: bool, momenta: list[float | None]) -> None:
+        pass
+
+    @torch.no_grad()
+    def calibration_forward(self, x: torch.Tensor, factor: float, average: bool, autocast: Callable) -> None:
+        self._eval_forward(x, average, calibrate=factor)
+
+    @torch.no_grad()
+    def update_average(self, weight: torch.Tensor) -> None:
+        self.avg_flat.lerp_(self.flat, weight)
+        for (am, av), (rm, rv) in zip(self.avg_running, self.running):
+            am.lerp_(rm, weight), av.lerp_(rv, weight)
+
+    # -- state in the module's own layout -------------------------------------------------------------
+
+    def _buffers(self, k: int, average: bool) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Running mean and variance per BatchNorm layer, in the template's buffer order; the
+        batch counters are not tracked here (momentum is fixed), so none are packed."""
+        running = self._set(average)[1]
+        return [t for rm, rv in running for t in (rm[k], rv[k])], []
+
+    def copy(self) -> MLPStack:
+        new = self.subset(list(range(self.K)))  # index_select copies every buffer
+        new.avg_flat, new.avg_running = None, None
+        return new
+
+    def subset(self, rows: list[int]) -> MLPStack:
+        new = MLPStack.__new__(MLPStack)
+        new.__dict__.update(self.__dict__)
+        new._view_cache = {}
+        idx = torch.tensor(rows, device=self.flat.device)
+        pick = lambda t: t.index_select(0, idx).contiguous()  # noqa: E731
+        new.K = len(rows)
+        new.flat, new.grad = pick(self.flat), pick(self.grad)
+        new.avg_flat = pick(self.avg_flat) if self.avg_flat is not None else None
+        new.running = [(pick(rm), pick(rv)) for rm, rv in self.running]
+        new.avg_running = (
+            [(pick(rm), pick(rv)) for rm, rv in self.avg_running] if self.avg_running is not None else None
+        )
+        new._set_dropout(self.rates.index_select(0, idx.cpu()), [b.width for b in self.blocks])
+        return new
+
+    def rng_state(self, k: int) -> torch.Tensor | None:
+        return None
+
+    def load_rng_state(self, k: int, state: torch.Tensor | None) -> None:
+        pass
+
+
+def _stack(parts: list[torch.Tensor]) -> torch.Tensor:
+    """torch.stack, without a copy for a single member."""
+    return parts[0].unsqueeze(0) if len(parts) == 1 else torch.stack(parts)
+
+
+def _act_backward(act: type, g: torch.Tensor, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """Gradient through the activation; a is its output before dropout (a = act(z))."""
+    if act is nn.ReLU:
+        return aten.threshold_backward(g, z, 0.0)
+    if act is nn.Tanh:
+        return aten.tanh_backward(g, torch.tanh(z))
+    if act is nn.SiLU:
+        return aten.silu_backward(g, z)
+    return aten.gelu_backward(g, z)
+
+
+def build_stack(
+    models: list[nn.Module], average: bool, fast: bool, rng_states: list[torch.Tensor] | None = None
+) -> ParamStack:
+    """MLPStack when allowed and the models are trainwell's MLP, else ModuleStack (which keeps
+    each member's torch generator state, `rng_states`, when K > 1)."""
+    layout = [(n, tuple(t.shape)) for n, t in models[0].state_dict().items()]
+    if any([(n, tuple(t.shape)) for n, t in m.state_dict().items()] != layout for m in models[1:]):
+        raise ValueError("members of one stack must share one architecture (planning.STACK_KEY keeps them apart)")
+    if fast and parse_mlp(models[0]) is not None:
+        return MLPStack(models, average)
+    return ModuleStack(models, average, rng_states)

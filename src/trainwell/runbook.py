@@ -1,0 +1,282 @@
+"""The run book: what the loop's fixed points write into each run directory.
+
+best.pt at each improvement, last.pt at checkpoints and epoch ends (each member's state as
+member_state.py's schema captures it), and when every member of a run has stopped, `finish`:
+the test split scored with the final weights, history, metrics and curves.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import member_state, metric_names, rundir
+from .atomic import fsync_path
+from .checkpoint import BEST, LAST, load_model_state, save_checkpoint
+from .config import RunConfig
+from .data import DataBundle
+from .loop import EARLY_STOP, MAX_EPOCHS, NOT_FINITE, Emit, LoopState, Member, Trainer, predict_outputs, test_metrics
+from .plots import plot_curves
+from .seeding import rng_snapshot
+
+SYNC_SECONDS = 10.0  # last.pt is fsynced at most this often: every write survives a killed process, and a power cut loses at most this much
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    history: list[dict[str, Any]]
+    metrics: dict[str, Any]
+    stop_reason: str
+    message: str = ""
+    config: RunConfig | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.stop_reason in (EARLY_STOP, MAX_EPOCHS)
+
+
+@dataclass
+class RunSlot:
+    """One run directory among the runs a process trains together, and what it has written."""
+
+    cfg: RunConfig
+    run_dir: Path
+    emit: Emit
+    members: list[Member] = field(default_factory=list)
+    spec: dict[str, Any] = field(default_factory=dict)
+    engine: str = ""
+    engine_reason: str = ""
+    dirty: bool = False  # a member improved this epoch: best.pt is due
+    synced: float = 0.0  # time.monotonic() of last.pt's last fsync
+    best_synced: float = 0.0  # and of best.pt's (both are fsynced when the run ends)
+    result: RunResult | None = None
+
+
+# ---- what the loop tells the run directories ------------------------------------------------------
+
+
+class RunBook:
+    """Writes each run's files at the loop's fixed points; finishes runs whose members all stopped."""
+
+    def __init__(self, runs: list[RunSlot]) -> None:
+        self.runs = runs
+
+    def improved(self, member: Member) -> None:
+        self.runs[member.run].dirty = True
+
+    def open_runs(self) -> list[RunSlot]:
+        return [r for r in self.runs if r.result is None]
+
+    def due(self, t: Trainer, s: LoopState, run: RunSlot) -> bool:
+        every = run.cfg.train.checkpoint_every_steps
+        return s.interrupted or bool(every and (s.epoch * t.steps_per_epoch + s.step) % every == 0)
+
+    def checkpoint_due(self, t: Trainer, s: LoopState) -> bool:
+        return any(self.due(t, s, run) for run in self.open_runs())
+
+    def checkpoint(self, t: Trainer, s: LoopState) -> None:
+        for run in self.open_runs():
+            if self.due(t, s, run):
+                save_last(t, s, run)
+                if not s.interrupted:
+                    run.emit("checkpoint", epoch=s.epoch, step=s.step, lr=run.members[0].lr)
+
+    def epoch_end(self, t: Trainer, s: LoopState) -> None:
+        for run in self.open_runs():
+            if run.dirty:
+                save_best(t, run)
+                run.emit("best", epoch=s.epoch, value=run.members[0].stopper.best_value)
+                run.dirty = False
+            if run.members[0].history and run.members[0].history[-1]["epoch"] == s.epoch:
+                run.emit("epoch_end", row=run_history(run)[-1], state=run.members[0].stopper)
+            if all(not m.training for m in run.members):
+                finish(t, s, run)
+            else:
+                save_last(t, s, run)
+                run.emit("checkpoint", epoch=s.epoch, step=0, lr=run.members[0].lr)
+
+
+def run_history(run: RunSlot) -> list[dict[str, Any]]:
+    """The run's per-epoch rows: its member's, or for an ensemble the mean over the members
+    that trained that epoch (with their count)."""
+    if len(run.members) == 1:
+        return run.members[0].history
+    rows = []
+    for epoch in range(1, max(len(m.history) for m in run.members) + 1):
+        present = [m.history[epoch - 1] for m in run.members if len(m.history) >= epoch]
+        row = {k: sum(r[k] for r in present) / len(present) for k in present[0] if k not in ("epoch", "seconds")}
+        rows.append(
+            {"epoch": epoch, **row, "seconds": sum(r["seconds"] for r in present), "members_training": len(present)}
+        )
+    return rows
+
+
+def _sync_due(run: RunSlot, which: str, forced: bool = False) -> bool:
+    """Whether this write of last.pt or best.pt (`which`: "synced" or "best_synced") is fsynced:
+    when forced, or when SYNC_SECONDS have passed since that file's last fsync."""
+    now = time.monotonic()
+    if forced or now - getattr(run, which) >= SYNC_SECONDS:
+        setattr(run, which, now)
+        return True
+    return False
+
+
+def save_last(t: Trainer, s: LoopState, run: RunSlot, durable: bool = False) -> None:
+    durable = _sync_due(run, "synced", durable or s.interrupted)
+    body = {
+        "config": run.cfg.to_dict(),
+        "loop": {
+            "epoch": s.epoch,
+            "step": s.step,
+            "epoch_seconds": s.epoch_seconds,
+            "interrupted": s.interrupted,
+            "world_size": t.parallel.world if t.parallel else 1,
+        },
+        "members": [member_state.capture(t, s, m) for m in run.members],
+        "layout": t.stack.layout,  # the architecture, to check a model given on resume
+        "rng": rng_snapshot({}),
+        "spec": run.spec,
+    }
+    save_checkpoint(LAST, body, run.run_dir / rundir.LAST_PT, durable)
+
+
+def save_best(t: Trainer, run: RunSlot) -> None:
+    durable = _sync_due(run, "best_synced")
+    states = [t.stack.packed_state_dict(m.best) if m.best is not None else None for m in run.members]
+    first = run.members[0]
+    body = {
+        "model": states[0],
+        "epoch": first.stopper.best_epoch,
+        "monitor": run.cfg.train.monitor,
+        "value": first.stopper.best_value,
+        "spec": run.spec,
+    }
+    if len(states) > 1:
+        body["members"] = states
+    save_checkpoint(BEST, body, run.run_dir / rundir.BEST_PT, durable)
+
+
+# ---- finishing a run ------------------------------------------------------------------------------
+
+
+def _final_weights(t: Trainer, m: Member) -> tuple[dict[str, torch.Tensor] | None, bool]:
+    """The weights a member is tested with: its best (restore_best) or its last evaluated ones."""
+    if m.cfg.train.restore_best and m.best is not None:
+        return m.best, True
+    if m.stop_reason == NOT_FINITE:
+        return m.best, m.best is not None
+    return t.stack.pack(m.row, average=True), False
+
+
+def finish(t: Trainer, s: LoopState, run: RunSlot) -> None:
+    """Restore best weights, score the test split, write history, metrics and curves."""
+    cfg = run.cfg
+    save_last(t, s, run, durable=True)
+    if (run.run_dir / rundir.BEST_PT).exists():
+        fsync_path(run.run_dir / rundir.BEST_PT)
+    outs, restored = _test_outputs(t, run)
+    failed = [m for m in run.members if m.stop_reason == NOT_FINITE]
+    reason = (
+        NOT_FINITE
+        if len(failed) == len(run.members)
+        else next(m.stop_reason for m in run.members if m.stop_reason != NOT_FINITE)
+    )
+    first = run.members[0]
+    history = run_history(run)
+    metrics = _run_metrics(t, run, outs, history, restored, reason)
+    message = ""
+    if failed:
+        detail = failed[0].stop_detail
+        metrics["error"] = detail
+        kept = (
+            f"best weights (epoch {first.stopper.best_epoch}) kept in {run.run_dir / rundir.BEST_PT}"
+            if first.best is not None
+            else "no best weights were saved"
+        )
+        message = (
+            f"training stopped: {detail}; {kept}"
+            if reason == NOT_FINITE
+            else f"{len(failed)} of {len(run.members)} members stopped: {detail}"
+        )
+        run.emit("message", text=message)
+    rundir.write_history(run.run_dir, history)
+    rundir.write_json(run.run_dir / rundir.METRICS, metrics)
+    if history and cfg.train.curves:
+        plot_curves(
+            history,
+            run.run_dir / rundir.CURVES,
+            title=f"{cfg.name} (seed {cfg.train.seed})",
+            best_epoch=first.stopper.best_epoch,
+        )
+    run.result = RunResult(run.run_dir, history, metrics, reason, message, cfg)
+    run.emit("end", stop_reason=reason)
+
+
+def _test_outputs(t: Trainer, run: RunSlot) -> tuple[list[torch.Tensor], bool]:
+    """Each member's test-split outputs with its final weights (members without any are left
+    out), and whether every scored member was restored to its best weights."""
+    data = t.data
+    finals = [(m, *_final_weights(t, m)) for m in run.members]
+    scored = [(m, w, r) for m, w, r in finals if w is not None]
+    model = copy.deepcopy(t.stack.template).to(t.device)
+    outs = []
+    for m, weights, _ in scored:
+        load_model_state(model, t.stack.packed_state_dict(weights), run.run_dir / rundir.BEST_PT)
+        outs.append(predict_outputs(model, data, data.x_test, run.cfg.train.eval_batch_size, t.autocast))
+        if m.row is not None:  # the live weights end as tested (a model of one's own keeps its best weights)
+            t.stack.unpack(m.row, weights, average=False)
+    return outs, all(r for _, _, r in scored) and bool(scored)
+
+
+def _run_metrics(
+    t: Trainer,
+    run: RunSlot,
+    outs: list[torch.Tensor],
+    history: list[dict[str, Any]],
+    restored: bool,
+    reason: str,
+) -> dict[str, Any]:
+    """metrics.json of a finished run (the failure detail is added by `finish`)."""
+    data, first = t.data, run.members[0]
+    metrics: dict[str, Any] = {}
+    if outs:
+        test = test_metrics(data.task, outs, data.y_test, data.target_std)
+        metrics.update({f"test_{k}": v for k, v in test.items() if k != "loss"}, test_loss=test["loss"])
+    metrics.update(
+        epochs_run=len(history),
+        best_epoch=first.stopper.best_epoch,
+        best_value=first.stopper.best_value,
+        monitor=run.cfg.train.monitor,
+        restored_best=restored,
+        stop_reason=reason,
+        wall_seconds=round(sum(m.seconds for m in run.members), 3),
+        engine=run.engine,
+        stacked_with=len({m.run for m in t.members}),
+        threads=torch.get_num_threads(),
+    )
+    if run.engine_reason:
+        metrics["engine_reason"] = run.engine_reason
+    if len(run.members) > 1:
+        metrics.update(member_metrics(data, outs))
+    return metrics
+
+
+def member_metrics(data: DataBundle, outs: list[torch.Tensor]) -> dict[str, Any]:
+    """Each member's own test metric, and their mean ± std, beside the ensemble's."""
+    main = metric_names.MAIN[data.task]
+    values = [test_metrics(data.task, [o], data.y_test, data.target_std)[main] for o in outs]
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else float("nan")
+    return {
+        "members": len(outs),
+        f"members_test_{main}": values,
+        f"members_test_{main}_mean": mean,
+        f"members_test_{main}_std": std,
+    }
