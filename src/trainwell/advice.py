@@ -12,6 +12,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Sequence
 
+from . import stop_reasons
+
 
 def median(values: Iterable[float]) -> float:
     """The median (statistics.median without importing the statistics module: ~0.1 s at start-up)."""
@@ -178,7 +180,7 @@ RULES: list[Callable[[Sequence[Row], Context], Advice | None]] = [
 def advise(history: Sequence[Row], ctx: Context = Context(), error: str | None = None) -> list[Advice]:
     """Every rule's advice for one run, in a fixed order."""
     out: list[Advice] = []
-    if ctx.stop_reason == "not_finite":
+    if ctx.stop_reason == stop_reasons.NOT_FINITE:
         out.append(
             Advice(NOT_FINITE, f"{error or 'the loss became non-finite'}: lower the learning rate or clip gradients")
         )
@@ -372,7 +374,7 @@ def _by_kind(per_run: Sequence[list[Advice]]) -> dict[str, list[Advice]]:
 
 def for_result(result: Any) -> list[str]:
     """Advice messages for a finished trainwell.runner.RunResult (what `trainwell train` prints)."""
-    if result.config is None or result.stop_reason == "interrupted":
+    if result.config is None or result.stop_reason == stop_reasons.INTERRUPTED:
         return []
     advices = advise(
         result.history, context_from_config(result.config, result.stop_reason), result.metrics.get("error")

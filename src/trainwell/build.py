@@ -169,13 +169,7 @@ def build_trainer(
     steps = (
         len(data.x_train) // c0.train.batch_size if drop_last else math.ceil(len(data.x_train) / c0.train.batch_size)
     )
-    members = []
-    for row, (i, _) in enumerate(built):
-        cfg = cfgs[i]
-        m = _member(cfg, i, cfg.train.seed + len(runs[i].members), steps, resolve_mode(cfg))
-        m.row = row
-        runs[i].members.append(m)
-        members.append(m)
+    members = add_members(cfgs, runs, [i for i, _ in built], steps)
     trainer = Trainer(
         members=members,
         stack=stack,
@@ -192,6 +186,18 @@ def build_trainer(
         parallel=parallel,
     )
     return trainer, trainer.book, describe(c0, data, runs[0], models[0], n_params, device, drop_last, members[0])
+
+
+def add_members(cfgs: list[RunConfig], runs: list[RunSlot], run_of_row: list[int], steps: int) -> list[Member]:
+    """Each stack row's member (run `run_of_row[row]`, seeded seed + its index in the run), in row order."""
+    members = []
+    for row, i in enumerate(run_of_row):
+        cfg = cfgs[i]
+        m = _member(cfg, i, cfg.train.seed + len(runs[i].members), steps, resolve_mode(cfg))
+        m.row = row
+        runs[i].members.append(m)
+        members.append(m)
+    return members
 
 
 def set_threads(cfg: RunConfig, n_params: int, max_threads: int | None) -> None:

@@ -1,4 +1,4 @@
-"""The training loop (`fit`): one function, read top to bottom, for K members trained together.
+"""The training loop (`fit`, and `evaluate_epoch` at each epoch end), read top to bottom, for K members trained together.
 
 A single run is K = 1; a compare stack is K runs of one member each; an ensemble is one run
 of K members. Every ingredient below exists once and acts on all members at once: batches
@@ -36,11 +36,10 @@ from .recalibration import recalibrate_batchnorm
 from .schedules import Schedule
 from .stack import ParamStack
 
-Emit = Callable[..., None]  # emit(event_name, **payload)
+# why a member ended: the one vocabulary (stop_reasons.py, torch-free); INTERRUPTED is re-exported for the CLI
+from .stop_reasons import EARLY_STOP, INTERRUPTED, MAX_EPOCHS, NOT_FINITE  # noqa: F401
 
-# why a member (and its run) ended: the one vocabulary for stop reasons
-EARLY_STOP, MAX_EPOCHS, NOT_FINITE, INTERRUPTED = "early_stop", "max_epochs", "not_finite", "interrupted"
-STOP_REASONS = (EARLY_STOP, MAX_EPOCHS, NOT_FINITE, INTERRUPTED)
+Emit = Callable[..., None]  # emit(event_name, **payload)
 
 
 @dataclass
@@ -155,33 +154,35 @@ def fit(t: Trainer, s: LoopState) -> LoopState:
                 t.book.checkpoint(t, s)  # writes only where checkpoint_every_steps asks
         s.epoch += 1
         if any(m.training for m in rows):
-            # -- validate (eval mode, no autograd) with BatchNorm statistics as the network is evaluated
-            train_cfg = rows[
-                0
-            ].cfg.train  # recalibration and evaluation batch are shared by a stack (planning.group_key)
-            average = t.stack.has_average
-            if t.parallel:  # every process evaluates the same weights and BatchNorm statistics
-                t.parallel.same_statistics(t.stack)
-            recalibrate_batchnorm(
-                t.stack,
-                data.x_train,
-                data.inputs,
-                train_cfg.bn_recalibration_samples,
-                train_cfg.eval_batch_size,
-                t.autocast,
-                average,
-            )
-            val = validation(
-                t, t.stack.outputs(data.x_val, train_cfg.eval_batch_size, t.autocast, average, data.inputs)
-            )
-            seconds = (s.epoch_seconds + time.perf_counter() - started) / max(1, sum(m.training for m in rows))
-            for m in rows:
-                if m.training:
-                    record_epoch(t, s, m, val, seconds)
+            evaluate_epoch(t, s, rows, started)
         s.perm, s.step, s.epoch_seconds = None, 0, 0.0
         t.book.epoch_end(t, s)  # best.pt, last.pt, finished runs
         shrink(t)
     return s
+
+
+def evaluate_epoch(t: Trainer, s: LoopState, rows: list[Member], started: float) -> None:
+    """Validate (eval mode, no autograd) with BatchNorm statistics as the network is evaluated,
+    then each training member's history row, schedule step and early stopping."""
+    data = t.data
+    train_cfg = rows[0].cfg.train  # recalibration and evaluation batch are shared by a stack (planning.group_key)
+    average = t.stack.has_average
+    if t.parallel:  # every process evaluates the same weights and BatchNorm statistics
+        t.parallel.same_statistics(t.stack)
+    recalibrate_batchnorm(
+        t.stack,
+        data.x_train,
+        data.inputs,
+        train_cfg.bn_recalibration_samples,
+        train_cfg.eval_batch_size,
+        t.autocast,
+        average,
+    )
+    val = validation(t, t.stack.outputs(data.x_val, train_cfg.eval_batch_size, t.autocast, average, data.inputs))
+    seconds = (s.epoch_seconds + time.perf_counter() - started) / max(1, sum(m.training for m in rows))
+    for m in rows:
+        if m.training:
+            record_epoch(t, s, m, val, seconds)
 
 
 def shrink(t: Trainer) -> None:

@@ -23,8 +23,9 @@ import torch
 
 from . import rundir
 from .errors import CheckpointError
-from .loop import INTERRUPTED, MAX_EPOCHS, LoopState, Member, Trainer
+from .loop import LoopState, Member, Trainer
 from .seeding import rng_restore
+from .stop_reasons import INTERRUPTED, MAX_EPOCHS
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,11 @@ from .registry import Registry
 
 @dataclass(frozen=True)
 class OptimInfo:
-    """What an optimizer is: its update kernel, its per-parameter state and how it decays."""
+    """What an optimizer is: its update kernel and its per-parameter state."""
 
     name: str
     state: tuple[str, ...]  # per-parameter buffers, each a (K, P) tensor
-    decoupled_decay: bool  # True: θ ← θ·(1 − lr·λ) outside the update (AdamW); False: L2 added to the gradient
     kernel: Callable[..., None]  # (params, grads, state lists, steps, cfg, lr, weight_decay, first_step)
-    description: str = ""
 
 
 OPTIMIZERS: Registry[OptimInfo] = Registry("optimizer")
@@ -92,19 +90,9 @@ def _sgd_kernel(
 
 
 for _info in (
-    OptimInfo(
-        "sgd", ("momentum_buffer",), False, _sgd_kernel, "SGD with optional (Nesterov) momentum; weight decay as L2"
-    ),
-    OptimInfo(
-        "adam",
-        ("exp_avg", "exp_avg_sq"),
-        False,
-        _adam_kernel(torch._fused_adam_),
-        "Adam; weight decay as L2 (rescaled per weight)",
-    ),
-    OptimInfo(
-        "adamw", ("exp_avg", "exp_avg_sq"), True, _adam_kernel(torch._fused_adamw_), "AdamW; decoupled weight decay"
-    ),
+    OptimInfo("sgd", ("momentum_buffer",), _sgd_kernel),  # optional (Nesterov) momentum; weight decay as L2
+    OptimInfo("adam", ("exp_avg", "exp_avg_sq"), _adam_kernel(torch._fused_adam_)),  # decay as L2, rescaled per weight
+    OptimInfo("adamw", ("exp_avg", "exp_avg_sq"), _adam_kernel(torch._fused_adamw_)),  # θ ← θ·(1 − lr·λ), decoupled
 ):
     OPTIMIZERS.register(_info.name)(_info)
 

@@ -21,9 +21,10 @@ from .atomic import fsync_path
 from .checkpoint import BEST, LAST, load_model_state, save_checkpoint
 from .config import RunConfig
 from .data import DataBundle
-from .loop import EARLY_STOP, MAX_EPOCHS, NOT_FINITE, Emit, LoopState, Member, Trainer, predict_outputs, test_metrics
+from .loop import Emit, LoopState, Member, Trainer, predict_outputs, test_metrics
 from .plots import plot_curves
 from .seeding import rng_snapshot
+from .stop_reasons import EARLY_STOP, MAX_EPOCHS, NOT_FINITE
 
 SYNC_SECONDS = 10.0  # last.pt is fsynced at most this often: every write survives a killed process, and a power cut loses at most this much
 

@@ -17,13 +17,14 @@ from . import distributed, paths, rundir
 from .build import build_trainer
 from .config import RunConfig, dump_yaml
 from .loggers import wrap_emit
-from .loop import INTERRUPTED, Emit, LoopState, fit
+from .loop import Emit, LoopState, fit
 from .lr_find import resolve_auto_lr
 from .member_state import restore
 from .progress import Progress
 from .resume_rules import apply_resume_overrides, load_resumable
 from .runbook import RunResult, RunSlot, finish, run_history
 from .signals import stop_on_signals
+from .stop_reasons import INTERRUPTED
 
 
 def train_runs(

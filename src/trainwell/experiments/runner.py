@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import yaml
 
-from .. import rundir
+from .. import rundir, stop_reasons
 from .spec import Run
 
 OK, FAILED, INTERRUPTED = "ok", "failed", "interrupted"
@@ -110,7 +110,7 @@ def record(run: Run, run_dir: Path, metrics: dict[str, Any] | None, status: str,
 
 def record_from_disk(run: Run, run_dir: Path) -> dict[str, Any]:
     metrics = rundir.read_json(run_dir / rundir.METRICS)
-    status = FAILED if metrics.get("stop_reason") == "not_finite" else OK
+    status = FAILED if metrics.get("stop_reason") == stop_reasons.NOT_FINITE else OK
     return record(run, run_dir, metrics, status)
 
 
@@ -138,10 +138,10 @@ def execute(job: Job, threads: int) -> list[dict[str, Any]]:
         return [record(r, d, None, FAILED, one_line(exc)) for r, d in zip(job.runs, job.dirs)]
     rows = []
     for run, d, result in zip(job.runs, job.dirs, results):
-        if result.stop_reason == "interrupted":
-            rows.append(record(run, d, None, INTERRUPTED, "interrupted"))
+        if result.stop_reason == stop_reasons.INTERRUPTED:
+            rows.append(record(run, d, None, INTERRUPTED, stop_reasons.INTERRUPTED))
             continue
-        status = FAILED if result.stop_reason == "not_finite" else OK
+        status = FAILED if result.stop_reason == stop_reasons.NOT_FINITE else OK
         rows.append(record(run, d, result.metrics, status, result.message if status == FAILED else ""))
     return rows
 
