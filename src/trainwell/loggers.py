@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from .config import LOGGERS, RunConfig
 from .errors import ConfigError
+from .rundir import write_text_atomic
 from .stop_reasons import EARLY_STOP, INTERRUPTED, MAX_EPOCHS, NOT_FINITE
 
 Emit = Callable[..., None]
@@ -98,8 +99,6 @@ class MlflowSink:
         experiment = self.client.get_experiment_by_name(cfg.name)
         exp_id = experiment.experiment_id if experiment else self.client.create_experiment(cfg.name)
         self.run_id = self.client.create_run(exp_id, run_name=self.run_dir.name).info.run_id
-        from .rundir import write_text_atomic
-
         write_text_atomic(id_file, self.run_id + "\n")
         params = [Param(k, str(v)) for k, v in flat_config(cfg).items()]
         for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
