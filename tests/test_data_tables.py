@@ -46,7 +46,7 @@ def one_line(err):
 
 def test_roles_are_inferred_and_shown(tmp_path, capsys):
     data = load(tmp_path, mixed_table())
-    err = "\n".join(data.notes)  # shown before training (runner.describe), also with --quiet
+    err = "\n".join(data.notes)  # shown before training (build.describe), also with --quiet
     assert "task: regression (the target holds numbers with 200 distinct values)" in err
     assert "columns numeric: weight" in err and "columns categorical: city (3 levels, onehot)" in err
     assert "columns boolean: express (2 levels, binary), gift (2 levels, binary)" in err

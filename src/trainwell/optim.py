@@ -5,7 +5,7 @@ and norm scales/shifts are 1-D and excluded: shrinking them fights what normalis
 `decay_split` is the one place that rule lives.
 
 Every trainable parameter of a run lives in one flat buffer with a row per member (see
-members.py), matrices first: a member's row is [decayed segment | no-decay segment]. An
+stack.py), matrices first: a member's row is [decayed segment | no-decay segment]. An
 update is torch's own fused kernel (the one torch.optim.AdamW(fused=True) calls) on those
 row segments, so single runs, stacks and ensembles share one implementation of each
 optimizer's arithmetic, and members whose hyperparameters agree are updated in one call.

@@ -1,8 +1,8 @@
 """What the vectorised fast path can train, declared as data, and how runs are grouped into stacks.
 
-A run goes to the fast path (members.MLPMembers: several members as batched matmuls with a
+A run goes to the fast path (fastmlp.MLPStack: several members as batched matmuls with a
 hand-written backward) only when every property below is one it supports; otherwise it trains
-on the module path (members.ModuleMembers), and the reason is recorded in results. Runs that
+on the module path (stack.ModuleStack), and the reason is recorded in results. Runs that
 agree on every field in STACK_KEY can share one stack (one process, one set of batched
 matmuls); each still owns its generators, so its numbers do not depend on its partners.
 """
