@@ -48,6 +48,7 @@ from .models import build_model, count_parameters, has_batchnorm
 from .optim import FlatOptimizer, decay_split
 from .planning import fast_path_reason
 from .progress import Progress
+from .resume_rules import RESUMABLE_FIELDS, apply_resume_overrides, check_same_run, load_resumable  # noqa: F401
 from .schedules import build_schedule
 from .seeding import make_generator, rng_restore, rng_snapshot, seed_everything, set_deterministic
 
@@ -659,34 +660,6 @@ def run_emit(emit: Emit, cfg: RunConfig, run_dir: Path) -> Emit:
     return wrap_emit(emit, cfg, run_dir)
 
 
-def load_resumable(run_dir: str | Path) -> tuple[RunConfig, dict[str, Any]]:
-    """The config and last.pt payload of an unfinished run, or a one-line error."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise TrainwellError(f"run directory {str(run_dir)!r} does not exist")
-    if (run_dir / rundir.METRICS).exists():
-        raise TrainwellError(
-            f"run {str(run_dir)!r} has already finished (metrics.json exists); there is nothing to resume"
-        )
-    if not (run_dir / rundir.LAST_PT).exists():
-        raise TrainwellError(
-            f"run directory {str(run_dir)!r} has no last.pt, so it cannot be resumed; start it again with 'trainwell train'"
-        )
-    ckpt = load_checkpoint(run_dir / rundir.LAST_PT, LAST)
-    try:
-        cfg = RunConfig.from_dict(ckpt["config"])
-        if (
-            not isinstance(ckpt["members"], list)
-            or len(ckpt["members"]) != cfg.train.members
-            or not isinstance(ckpt["loop"]["epoch"], int)
-        ):
-            raise KeyError("members")
-    except (TrainwellError, TypeError, KeyError):
-        raise CheckpointError(f"checkpoint {str(run_dir / rundir.LAST_PT)!r} holds no valid run state") from None
-    check_same_run(cfg, run_dir)
-    return cfg, ckpt
-
-
 def resume(
     run_dir: str | Path,
     overrides: dict[str, Any] | None = None,
@@ -767,63 +740,6 @@ def _load_bookkeeping(m: Member, saved: dict[str, Any]) -> None:
     )
     for k, state in saved["generators"].items():
         m.generators[k].set_state(state)
-
-
-RESUMABLE_FIELDS = ("train.max_epochs", "train.quiet", "train.checkpoint_every_steps", "train.threads")
-
-
-def _first_difference(a: dict[str, Any], b: dict[str, Any]) -> str:
-    for section, fields in a.items():
-        if not isinstance(fields, dict):
-            if b.get(section) != fields:
-                return section
-            continue
-        for name, value in fields.items():
-            if b.get(section, {}).get(name) != value:
-                return f"{section}.{name}"
-    return "config"
-
-
-def check_same_run(ckpt_cfg: RunConfig, run_dir: Path) -> None:
-    """last.pt must belong to this run: its config equals config.yaml but for resumable fields."""
-    path = run_dir / rundir.CONFIG
-    if not path.exists():
-        return
-    try:
-        on_disk = load_config(path).to_dict()
-    except TrainwellError:
-        raise CheckpointError(f"{str(path)!r} is not a valid config, so last.pt cannot be checked against it") from None
-    mine = ckpt_cfg.to_dict()
-    for key in RESUMABLE_FIELDS:
-        section, name = key.split(".")
-        on_disk[section].pop(name), mine[section].pop(name)
-    if on_disk != mine:
-        diff = _first_difference(mine, on_disk)
-        raise CheckpointError(
-            f"last.pt in {str(run_dir)!r} belongs to another run: its {diff} differs from config.yaml"
-        )
-
-
-def apply_resume_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
-    """Only fields that keep the run's meaning may change on resume; max_epochs may only grow."""
-    raw = cfg.to_dict()
-    for key, value in overrides.items():
-        if key not in RESUMABLE_FIELDS:
-            raise ConfigError(
-                f"--set {key} cannot change on resume; fields that may change: {', '.join(RESUMABLE_FIELDS)}"
-            )
-        section, name = key.split(".")
-        raw[section][name] = value
-    new = RunConfig.from_dict(raw)
-    if new.train.max_epochs < cfg.train.max_epochs:
-        raise ConfigError(
-            f"train.max_epochs = {new.train.max_epochs} is not allowed on resume: it may only grow (it is {cfg.train.max_epochs})"
-        )
-    if new.schedule.name == "onecycle" and new.train.max_epochs != cfg.train.max_epochs:
-        raise ConfigError(
-            "train.max_epochs cannot change on resume with a onecycle schedule: its whole cycle is fixed at the start"
-        )
-    return new
 
 
 # ---- using a finished run ---------------------------------------------------------------------
