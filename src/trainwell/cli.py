@@ -31,14 +31,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _overrides(pairs: Sequence[str] | None) -> dict[str, Any]:
-    from .config import parse_override
+    from .layers import parse_override  # lazy for start-up: it imports PyYAML
 
     return dict(parse_override(p) for p in pairs or [])
 
 
 def _config(args: argparse.Namespace) -> Any:
     """The RunConfig that train's and lr-find's arguments describe."""
-    from .config import load_config
+    from .compose import compose  # lazy for start-up: only train and lr-find compose a config
 
     overrides = _overrides(args.set)
     if args.data:
@@ -65,7 +65,7 @@ def _config(args: argparse.Namespace) -> Any:
         raise TrainwellError(
             "say what to train: a CONFIG file, --preset NAME (see 'trainwell presets') or --data CSV --target COLUMN"
         )
-    return load_config(args.config, preset=args.preset, overrides=overrides)
+    return compose(preset=args.preset, file=args.config, sets=overrides)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

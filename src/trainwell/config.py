@@ -7,7 +7,8 @@ Every default lives in sections.py and nowhere else; nothing trains before a con
 
 from __future__ import annotations
 
-from .compose import apply_overrides, compose, compose_raw, load_config, merge, parse_override, read_yaml
+from .compose import compose, compose_raw, load_config
+from .layers import apply_overrides, merge, parse_override, read_config_file, read_yaml
 from .run_config import RUN_NAME_MAX, RunConfig, dump_yaml
 from .sections import (
     ACTIVATIONS,
@@ -62,5 +63,6 @@ __all__ = [
     "load_config",
     "merge",
     "parse_override",
+    "read_config_file",
     "read_yaml",
 ]

@@ -17,11 +17,7 @@ from typing import Any, Union
 
 import yaml
 
-from .data import DATASETS
 from .errors import ConfigError, shown, shown_name
-from .models import MODELS
-from .optim import OPTIMIZERS
-from .schedules import SCHEDULES
 from .sections import (
     INT_LIMIT,
     SECTION_TYPES,
@@ -48,7 +44,13 @@ class RunConfig:
     def validate(self) -> "RunConfig":
         for section in SECTIONS:
             getattr(self, section).validate()
-        # names checked against their registries (which import sections.py, never this module)
+        # names checked against their registries, imported here to keep `import trainwell.config` free of
+        # torch and pandas: the command line imports it (through distributed.py) before it answers --help
+        from .data import DATASETS
+        from .models import MODELS
+        from .optim import OPTIMIZERS
+        from .schedules import SCHEDULES
+
         DATASETS.get(self.data.name)
         OPTIMIZERS.get(self.optim.name)
         SCHEDULES.get(self.schedule.name)

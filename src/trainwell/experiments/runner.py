@@ -26,10 +26,10 @@ from typing import Any, Callable
 import yaml
 
 from .. import rundir
+from ..same_run import PRESENTATION_FIELDS, same_run
 from .spec import Run
 
 OK, FAILED, INTERRUPTED = "ok", "failed", "interrupted"
-IGNORED_FIELDS = ("quiet", "threads")  # train fields that do not change what a run computes
 Say = Callable[[str], None]
 
 
@@ -62,13 +62,6 @@ class Job:
 # ---- what is already on disk ----------------------------------------------------------------
 
 
-def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
-    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in cfg.items()}
-    for name in IGNORED_FIELDS:
-        out.get("train", {}).pop(name, None)
-    return out
-
-
 def disk_state(run: Run, run_dir: Path) -> str:
     """ "done", "resume" or "fresh" for a planned run, from what its directory holds."""
     cfg_path = run_dir / rundir.CONFIG
@@ -78,7 +71,7 @@ def disk_state(run: Run, run_dir: Path) -> str:
         on_disk = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         return "fresh"
-    if not isinstance(on_disk, dict) or _comparable(on_disk) != _comparable(run.config.to_dict()):
+    if not isinstance(on_disk, dict) or not same_run(on_disk, run.config.to_dict(), PRESENTATION_FIELDS):
         return "fresh"  # the plan changed for this run: its old results no longer apply
     if (run_dir / rundir.METRICS).exists():
         return "done"
