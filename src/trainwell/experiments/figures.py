@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import io
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .headline import LEVEL, is_ablation, lower_is_better, metric_words
+from .headline import LEVEL, is_ablation
+from .result import ExperimentResult, lower_is_better, metric_words
 from .stats import number as _num
-
-if TYPE_CHECKING:
-    from .report import ExperimentResult
 
 DPI = 100
 WIDTH = 10.5  # inches: 1050 px at DPI, the report's column width
@@ -64,7 +62,7 @@ def _png(fig: Any) -> bytes:
 # ---- differences -------------------------------------------------------------------------------
 
 
-def differences(result: "ExperimentResult") -> bytes | None:
+def differences(result: ExperimentResult) -> bytes | None:
     """The forest plot of paired differences to the reference; None with fewer than two finished variants."""
     metric, ref = result.metric, result.experiment.reference
     lower = lower_is_better(metric)
@@ -142,7 +140,7 @@ def differences(result: "ExperimentResult") -> bytes | None:
     return _png(fig)
 
 
-def _baseline_marks(result: "ExperimentResult", centre: float | None) -> list[tuple[float, str]]:
+def _baseline_marks(result: ExperimentResult, centre: float | None) -> list[tuple[float, str]]:
     """Classical baselines at their distance from the reference's mean, merged where they coincide."""
     if centre is None:
         return []
@@ -194,7 +192,7 @@ def curve_stats(
     )
 
 
-def _series(result: "ExperimentResult", key: str) -> dict[str, tuple[list[int], list[float], list[float], list[float]]]:
+def _series(result: ExperimentResult, key: str) -> dict[str, tuple[list[int], list[float], list[float], list[float]]]:
     out = {}
     for variant in result.experiment.variants:
         hs = [h for (v, _), h in result.histories.items() if v == variant and h]
@@ -226,7 +224,7 @@ def _y_range(series: dict[str, Any], values: list[float], lower: bool) -> tuple[
     return lo - span, hi + 0.08 * span
 
 
-def curves(result: "ExperimentResult") -> bytes | None:
+def curves(result: ExperimentResult) -> bytes | None:
     metric = result.metric
     key = metric.replace("test_", "val_")
     series = _series(result, key)
@@ -322,7 +320,7 @@ def _panels(
 # ---- learning rate -----------------------------------------------------------------------------
 
 
-def learning_rates(result: "ExperimentResult") -> bytes | None:
+def learning_rates(result: ExperimentResult) -> bytes | None:
     """Only when some variant's learning rate changes during training; identical schedules share one line."""
     series = _series(result, "lr")
     if not any(max(s[1]) > min(s[1]) * (1 + 1e-9) for s in series.values()):
@@ -341,7 +339,7 @@ def learning_rates(result: "ExperimentResult") -> bytes | None:
 FIGURES = {"differences.png": differences, "curves.png": curves, "lr.png": learning_rates}
 
 
-def make_figures(result: "ExperimentResult") -> dict[str, bytes]:
+def make_figures(result: ExperimentResult) -> dict[str, bytes]:
     """PNG bytes of each figure that has something to show, also written under OUT/plots/ (stale ones removed)."""
     pngs = {name: data for name, draw in FIGURES.items() if (data := draw(result)) is not None}
     folder = result.out / "plots"
