@@ -76,48 +76,64 @@ def differences(result: ExperimentResult) -> bytes | None:
     plt = _pyplot()
     n_marks = len(_baseline_marks(result, 0.0))
     fig, ax = plt.subplots(figsize=(WIDTH, 1.6 + 0.42 * (len(rows) + n_marks)), layout="constrained")
-    ys = range(len(rows))
-    lows, highs = [], []
-    for y, r in zip(ys, rows):
-        d, lo, hi = float(r["diff_vs_reference"]), _num(r.get("diff_ci_low")), _num(r.get("diff_ci_high"))
-        colour = GREY if not r.get("diff_significant") else (GREEN if (d < 0) == lower else RED)
-        if lo is not None and hi is not None:
-            ax.plot([lo, hi], [y, y], color=colour, lw=2.2, solid_capstyle="butt")
-            lows.append(lo), highs.append(hi)
-        ax.plot([d], [y], "o", color=colour, ms=7)
-        lows.append(d), highs.append(d)
-        note = f"{d:+.3g}" + (
-            f"  [{lo:+.2g}, {hi:+.2g}]" if lo is not None and hi is not None else "  (one seed: no interval)"
-        )
-        ax.annotate(
-            note,
-            (max(d, hi if hi is not None else d), y),
-            xytext=(6, 0),
-            textcoords="offset points",
-            va="center",
-            fontsize=9,
-            color=colour,
-            bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5},
-        )  # readable where it crosses a baseline
+    xs: list[float] = []  # every x drawn, for the axis range
+    for y, r in enumerate(rows):
+        xs += _difference_row(ax, y, r, lower)
     ax.axvline(0, color="black", lw=1)
     centre = _num(next((r.get(f"{metric}_mean") for r in result.summary if r["variant"] == ref), None))
-    marks = _baseline_marks(result, centre)
     labels = [r["variant"] for r in rows]
-    for (value, label), style in zip(marks, BASELINE_STYLES):  # baselines: one row each above the variants
-        y = len(labels)
-        ax.axvline(value, color=GREY, lw=1, ls=style)
-        ax.plot([value], [y], "D", color=GREY, ms=6)
-        ax.annotate(
-            f"{value:+.3g}", (value, y), xytext=(6, 0), textcoords="offset points", va="center", fontsize=9, color=GREY
-        )
+    for (value, label), style in zip(_baseline_marks(result, centre), BASELINE_STYLES):
+        _baseline_row(ax, len(labels), value, style)  # baselines: one row each above the variants
         labels.append(f"{label} (baseline)")
-        lows.append(value), highs.append(value)
-    lo_x, hi_x = min(lows + [0.0]), max(highs + [0.0])
+        xs.append(value)
+    lo_x, hi_x = min(xs + [0.0]), max(xs + [0.0])
     pad = 0.08 * (hi_x - lo_x or 1.0)
     ax.set_xlim(lo_x - pad, hi_x + 4.5 * pad)  # room on the right for the numbers
     ax.set_ylim(-0.7, len(labels) - 0.3)
     ax.set_yticks(list(range(len(labels))), labels)
-    words = metric_words(metric)
+    _difference_words(ax, result, lower, ablation)
+    ax.tick_params(axis="y", length=0)
+    ax.grid(axis="x", color="#e5e5e5")
+    return _png(fig)
+
+
+def _difference_row(ax: Any, y: int, r: dict[str, Any], lower: bool) -> list[float]:
+    """One variant's difference and interval at height y; returns the x values it drew."""
+    d, lo, hi = float(r["diff_vs_reference"]), _num(r.get("diff_ci_low")), _num(r.get("diff_ci_high"))
+    colour = GREY if not r.get("diff_significant") else (GREEN if (d < 0) == lower else RED)
+    xs = []
+    if lo is not None and hi is not None:
+        ax.plot([lo, hi], [y, y], color=colour, lw=2.2, solid_capstyle="butt")
+        xs += [lo, hi]
+    ax.plot([d], [y], "o", color=colour, ms=7)
+    xs.append(d)
+    note = f"{d:+.3g}" + (
+        f"  [{lo:+.2g}, {hi:+.2g}]" if lo is not None and hi is not None else "  (one seed: no interval)"
+    )
+    ax.annotate(
+        note,
+        (max(d, hi if hi is not None else d), y),
+        xytext=(6, 0),
+        textcoords="offset points",
+        va="center",
+        fontsize=9,
+        color=colour,
+        bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5},
+    )  # readable where it crosses a baseline
+    return xs
+
+
+def _baseline_row(ax: Any, y: int, value: float, style: Any) -> None:
+    ax.axvline(value, color=GREY, lw=1, ls=style)
+    ax.plot([value], [y], "D", color=GREY, ms=6)
+    ax.annotate(
+        f"{value:+.3g}", (value, y), xytext=(6, 0), textcoords="offset points", va="center", fontsize=9, color=GREY
+    )
+
+
+def _difference_words(ax: Any, result: ExperimentResult, lower: bool, ablation: bool) -> None:
+    """The forest plot's title and x label: what a row shows and which side is better."""
+    ref, words = result.experiment.reference, metric_words(result.metric)
     better_side = "left" if lower else "right"
     if ablation:
         ax.set_title(
@@ -135,9 +151,6 @@ def differences(result: ExperimentResult) -> bytes | None:
         ax.set_xlabel(
             f"{words} of the variant minus {ref} (paired by seed, {LEVEL} interval)\n{better_side} of 0: better than {ref}"
         )
-    ax.tick_params(axis="y", length=0)
-    ax.grid(axis="x", color="#e5e5e5")
-    return _png(fig)
 
 
 def _baseline_marks(result: ExperimentResult, centre: float | None) -> list[tuple[float, str]]:
@@ -286,10 +299,36 @@ def _panels(
         label = name + (f" (ran to epoch {e[-1]}, cut)" if name == cut else "")
         ax.plot(e, mean, color=colours(i % 10), ls="-" if many else STYLES[i % len(STYLES)], lw=1.8, label=label)
         ax.fill_between(e, lo, hi, color=colours(i % 10), alpha=0.15, lw=0)
-    handles = []
     visible = flat[: len(names) if many else 1]
+    handles = _panel_axes(visible, len(names), cols, many, marks, log, y_range, limit)
+    if ylabel:
+        for ax in visible[::cols]:
+            ax.set_ylabel(ylabel)
+    for ax in flat[len(visible) :]:
+        ax.set_visible(False)
+    fig.suptitle(title, fontsize=12)
+    if many:
+        if handles:  # the baselines, labelled once for every panel
+            fig.legend(handles=handles, loc="outside lower center", ncols=min(3, len(handles)), frameon=False)
+    else:
+        flat[0].legend(loc="best")
+    return _png(fig)
+
+
+def _panel_axes(
+    visible: list[Any],
+    n: int,
+    cols: int,
+    many: bool,
+    marks: list[tuple[float, str]],
+    log: bool,
+    y_range: tuple[float, float] | None,
+    limit: int | None,
+) -> list[Any]:
+    """Axes, scales and baseline marks of each panel shown; returns the last panel's mark handles."""
+    handles = []
     for i, ax in enumerate(visible):
-        if i + cols >= len(names) or not many:  # nothing below it: its x axis is labelled
+        if i + cols >= n or not many:  # nothing below it: its x axis is labelled
             ax.set_xlabel("epoch")
         handles = [
             ax.axhline(value, color=GREY, lw=1.1, ls=style, label=f"{label} (test)")
@@ -303,18 +342,7 @@ def _panels(
             ax.set_xlim(0, limit)
         ax.grid(color="#eeeeee")
         ax.tick_params(labelbottom=True)
-    if ylabel:
-        for ax in visible[::cols]:
-            ax.set_ylabel(ylabel)
-    for ax in flat[len(visible) :]:
-        ax.set_visible(False)
-    fig.suptitle(title, fontsize=12)
-    if many:
-        if handles:  # the baselines, labelled once for every panel
-            fig.legend(handles=handles, loc="outside lower center", ncols=min(3, len(handles)), frameon=False)
-    else:
-        flat[0].legend(loc="best")
-    return _png(fig)
+    return handles
 
 
 # ---- learning rate -----------------------------------------------------------------------------
