@@ -38,8 +38,7 @@ SHOWN_NAMES = 8  # parameter names quoted in the weight-decay audit
 def fit_config(config: RunConfig | dict[str, Any] | None, task: str, quiet: bool | None = None) -> RunConfig:
     """The config of a fit: the one given (named "fit" unless it has a name) on data in memory."""
     raw = config.to_dict() if isinstance(config, RunConfig) else copy.deepcopy(config or {})
-    shown = {} if quiet is None else {"train.quiet": bool(quiet)}
-    return compose(base=merge({"name": "fit"}, raw), sections={"data": {"name": MEMORY, "task": task}}, sets=shown)
+    return compose(base=merge({"name": "fit"}, raw), sections={"data": {"name": MEMORY, "task": task}}, quiet=quiet)
 
 
 def metric_emit(

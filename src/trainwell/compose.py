@@ -47,10 +47,12 @@ def compose(
     sets: Layer | None = None,
     resume_overrides: Layer | None = None,
     base: RunConfig | Layer | None = None,
+    quiet: bool | None = None,
 ) -> RunConfig:
     """A validated RunConfig from its layers: base → preset → file → sections (merged field by
     field) → `sets` (dotted keys, e.g. {"train.max_epochs": 50}) → `resume_overrides` (only the
-    fields a resume may change, see same_run.py). Raises ConfigError naming the first problem."""
+    fields a resume may change, see same_run.py) → `quiet` (train.quiet, when not None: the caller's
+    display wins over the config's). Raises ConfigError naming the first problem."""
     raw = compose_raw(preset, file, sections, sets, base)
     if resume_overrides:
         for key in resume_overrides:
@@ -59,6 +61,8 @@ def compose(
                     f"--set {key} cannot change on resume; fields that may change: {', '.join(RESUMABLE_FIELDS)}"
                 )
         raw = apply_overrides(raw, dict(resume_overrides))
+    if quiet is not None:
+        raw = apply_overrides(raw, {"train.quiet": bool(quiet)})
     return RunConfig.from_dict(raw)
 
 

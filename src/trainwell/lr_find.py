@@ -129,12 +129,12 @@ def plot(test: lr_range.RangeTest, suggestions: dict[str, float], path: Path, ti
 
 def with_placeholder_lr(cfg: RunConfig) -> RunConfig:
     """A copy whose "auto" rates are numbers, so that the trainer can be built."""
-    placeholders = {"train.quiet": True}
+    placeholders: dict[str, Any] = {}
     if cfg.optim.lr == AUTO:
         placeholders["optim.lr"] = PLACEHOLDER_LR
     if cfg.schedule.max_lr == AUTO:
         placeholders["schedule.max_lr"] = None
-    return compose(base=cfg, sets=placeholders)
+    return compose(base=cfg, sets=placeholders, quiet=True)
 
 
 def find_for_config(cfg: RunConfig, out: Path | None, steps: int = lr_range.STEPS, **given: Any) -> LrFindResult:

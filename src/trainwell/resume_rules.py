@@ -59,9 +59,10 @@ def check_same_run(ckpt_cfg: RunConfig, run_dir: Path) -> None:
         )
 
 
-def apply_resume_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
-    """Only fields that keep the run's meaning may change on resume; max_epochs may only grow."""
-    new = compose(base=cfg, resume_overrides=overrides)
+def apply_resume_overrides(cfg: RunConfig, overrides: dict[str, Any], quiet: bool | None = None) -> RunConfig:
+    """Only fields that keep the run's meaning may change on resume; max_epochs may only grow.
+    `quiet` (when not None) sets train.quiet last, over the overrides."""
+    new = compose(base=cfg, resume_overrides=overrides, quiet=quiet)
     if new.train.max_epochs < cfg.train.max_epochs:
         raise ConfigError(
             f"train.max_epochs = {new.train.max_epochs} is not allowed on resume: it may only grow (it is {cfg.train.max_epochs})"
