@@ -18,13 +18,15 @@ from torch import nn
 
 from . import rundir
 from .checkpoint import BEST, LAST, load_checkpoint
-from .config import RunConfig, merge
+from .compose import compose
 from .data.memory import NAME as MEMORY
 from .data.memory import memory_bundle
 from .errors import CheckpointError, ConfigError
+from .layers import merge
 from .loop import predict_outputs
 from .models import MODELS
 from .progress import Progress
+from .run_config import RunConfig
 from .runner import RunResult
 from .runner import resume as resume_run
 from .runner import train as train_run
@@ -33,11 +35,10 @@ Metric = Callable[[torch.Tensor, torch.Tensor], float]
 SHOWN_NAMES = 8  # parameter names quoted in the weight-decay audit
 
 
-def fit_config(config: RunConfig | dict[str, Any] | None, task: str) -> RunConfig:
+def fit_config(config: RunConfig | dict[str, Any] | None, task: str, quiet: bool | None = None) -> RunConfig:
+    """The config of a fit: the one given (named "fit" unless it has a name) on data in memory."""
     raw = config.to_dict() if isinstance(config, RunConfig) else copy.deepcopy(config or {})
-    raw = merge({"name": "fit"}, raw)
-    raw = merge(raw, {"data": {"name": MEMORY, "task": task}})
-    return RunConfig.from_dict(raw)
+    return compose(base=merge({"name": "fit"}, raw), sections={"data": {"name": MEMORY, "task": task}}, quiet=quiet)
 
 
 def metric_emit(
@@ -103,11 +104,9 @@ def fit(
     """
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module, not {type(model).__name__}")
-    cfg = fit_config(config, task)
-    if quiet is not None:
-        cfg.train.quiet = quiet
+    cfg = fit_config(config, task, quiet)
     data = memory_bundle(train, val, test, cfg.data.task, target, cfg.data, cfg.train.seed)
-    cfg.data.task = data.task  # config.yaml records what "auto" decided
+    cfg = compose(base=cfg, sets={"data.task": data.task})  # config.yaml records what "auto" decided
     run_dir = rundir.new_run_dir(out, cfg.name)
     shown = audit_emit(Progress(cfg.train.quiet), model, cfg)
     emit = metric_emit(

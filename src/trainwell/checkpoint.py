@@ -8,6 +8,7 @@ only, so a crafted pickle cannot run code.
 
 from __future__ import annotations
 
+import math
 import pickle
 import zipfile
 from pathlib import Path
@@ -17,6 +18,7 @@ import torch
 
 from .atomic import atomic_write
 from .errors import CheckpointError, shown, shown_path
+from .models import MODELS
 
 FORMAT = "trainwell"
 FORMAT_VERSION = 2  # 2: last.pt holds a list of members (flat optimizer state); best.pt unchanged
@@ -95,8 +97,6 @@ def _is_int(v: Any, low: int = 1, high: int = MAX_DIM) -> bool:
 
 def _numbers(v: Any, n: int, positive: bool = False) -> bool:
     """A list of n finite numbers (each > 0 when `positive`)."""
-    import math
-
     return (
         isinstance(v, list)
         and len(v) == n
@@ -113,10 +113,6 @@ def _strings(v: Any, n: int) -> bool:
 
 def _spec_problem(spec: Any) -> str | None:
     """What is wrong with a stored preprocessing spec (a phrase), or None."""
-    import math
-
-    from .models import MODELS
-
     if not isinstance(spec, dict):
         return "holds no preprocessing spec"
     missing = [k for k in SPEC_KEYS if k not in spec]

@@ -31,14 +31,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _overrides(pairs: Sequence[str] | None) -> dict[str, Any]:
-    from .config import parse_override
+    from .layers import parse_override  # lazy for start-up: it imports PyYAML
 
     return dict(parse_override(p) for p in pairs or [])
 
 
 def _config(args: argparse.Namespace) -> Any:
     """The RunConfig that train's and lr-find's arguments describe."""
-    from .config import load_config
+    from .compose import compose  # lazy for start-up: only train and lr-find compose a config
 
     overrides = _overrides(args.set)
     if args.data:
@@ -65,7 +65,7 @@ def _config(args: argparse.Namespace) -> Any:
         raise TrainwellError(
             "say what to train: a CONFIG file, --preset NAME (see 'trainwell presets') or --data CSV --target COLUMN"
         )
-    return load_config(args.config, preset=args.preset, overrides=overrides)
+    return compose(preset=args.preset, file=args.config, sets=overrides)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -214,17 +214,26 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no live progress display")
 
 
+Add = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="trainwell", description="Train PyTorch networks with the production recipe.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    commands: dict[str, Callable[[argparse.Namespace], int]] = {}
 
     def add(name: str, fn: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(func=fn)
-        commands[name] = fn
         return p
 
+    _training_commands(add)
+    _run_commands(add)
+    _compare_commands(add)
+    return parser
+
+
+def _training_commands(add: Add) -> None:
+    """train and lr-find: what to train, and where its files go."""
     p = add("train", cmd_train, "train a network and write a run directory")
     _run_arguments(p)
     p.add_argument("--out", help="run directory (default: runs/NAME-TIMESTAMP)")
@@ -234,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=100, help="optimizer steps of the test (default 100)")
     p.add_argument("--out", help="folder for lr_find.csv and lr_find.png (default: runs/NAME-lr-find-TIMESTAMP)")
 
+
+def _run_commands(add: Add) -> None:
+    """resume, evaluate and predict (commands on a run directory), and presets."""
     p = add("resume", cmd_resume, "continue an interrupted run from its last.pt")
     p.add_argument("run_dir")
     p.add_argument(
@@ -257,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("presets", cmd_presets, "list the built-in presets")
 
+
+def _compare_commands(add: Add) -> None:
+    """compare and demo: experiments over seeds, with a report."""
     p = add("compare", cmd_compare, "compare training choices over seeds: an experiment file or a built-in one")
     p.add_argument("experiment", nargs="?", help="experiment YAML (base, variants and/or grid, seeds)")
     p.add_argument("--preset", help="a built-in experiment instead of a file (see --list)")
@@ -286,7 +301,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=3, help="seeds per variant (default 3)")
     p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
     p.add_argument("--quiet", action="store_true", help="no per-run progress lines")
-    return parser
 
 
 @contextlib.contextmanager

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from .config import ModelConfig
-from .models import ACTIVATIONS, MODELS
+from .mlp import ACTIVATIONS
+from .sections import ModelConfig
 
 
 def conv_block(c_in: int, c_out: int, norm: bool, activation: str, p_drop: float, pool: bool) -> nn.Sequential:
@@ -31,7 +31,7 @@ def conv_block(c_in: int, c_out: int, norm: bool, activation: str, p_drop: float
     return nn.Sequential(*layers)
 
 
-def build_cnn(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int, plain: bool) -> nn.Module:
+def conv_net(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int, plain: bool) -> nn.Module:
     if len(input_shape) != 3:
         raise ValueError(f"a CNN needs images (C, H, W), got input shape {input_shape}")
     c, h, w = input_shape
@@ -58,11 +58,11 @@ def build_cnn(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int, pl
     return nn.Sequential(nn.Sequential(*stages), nn.Sequential(*head))
 
 
-@MODELS.register("cnn")
-def _cnn(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
-    return build_cnn(cfg, input_shape, n_outputs, plain=False)
+def build_cnn(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
+    """The upgraded CNN, registered as "cnn" (models.py)."""
+    return conv_net(cfg, input_shape, n_outputs, plain=False)
 
 
-@MODELS.register("cnn-plain")
-def _cnn_plain(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
-    return build_cnn(cfg, input_shape, n_outputs, plain=True)
+def build_plain_cnn(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
+    """The CIFAR-10 lesson's plain CNN, registered as "cnn-plain" (models.py)."""
+    return conv_net(cfg, input_shape, n_outputs, plain=True)

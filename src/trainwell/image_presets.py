@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .presets import preset
+from .preset_registry import preset
 
 
 def _cifar_upgraded() -> dict[str, Any]:

@@ -9,7 +9,6 @@ the arithmetic lives in lr_range.py.
 
 from __future__ import annotations
 
-import copy
 import csv
 import io
 import math
@@ -19,12 +18,14 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from . import lr_range, rundir
+from . import lr_range, paths, rundir
 from .build import build_trainer
-from .config import AUTO, RunConfig
+from .compose import compose
 from .errors import ConfigError, TrainwellError
 from .loop import Trainer, clip_gradients
 from .optim import FlatOptimizer
+from .run_config import RunConfig
+from .sections import AUTO
 
 CSV_NAME, PLOT_NAME = "lr_find.csv", "lr_find.png"
 PLACEHOLDER_LR = 1e-3  # builds the trainer while the lr is still "auto"; the test sets its own rates
@@ -129,13 +130,12 @@ def plot(test: lr_range.RangeTest, suggestions: dict[str, float], path: Path, ti
 
 def with_placeholder_lr(cfg: RunConfig) -> RunConfig:
     """A copy whose "auto" rates are numbers, so that the trainer can be built."""
-    cfg = copy.deepcopy(cfg)
+    placeholders: dict[str, Any] = {}
     if cfg.optim.lr == AUTO:
-        cfg.optim.lr = PLACEHOLDER_LR
+        placeholders["optim.lr"] = PLACEHOLDER_LR
     if cfg.schedule.max_lr == AUTO:
-        cfg.schedule.max_lr = None
-    cfg.train.quiet = True
-    return cfg
+        placeholders["schedule.max_lr"] = None
+    return compose(base=cfg, sets=placeholders, quiet=True)
 
 
 def find_for_config(cfg: RunConfig, out: Path | None, steps: int = lr_range.STEPS, **given: Any) -> LrFindResult:
@@ -156,8 +156,7 @@ def lr_find(
     """Range-test the run a config describes; writes lr_find.csv and lr_find.png into `out`."""
     if steps < 4:
         raise ConfigError(f"a range test of {steps} steps is too short: give 4 or more (100 is usual)")
-    cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
-    cfg.validate()
+    cfg = compose(base=config)
     if out is not None and any((Path(out) / name).exists() for name in (CSV_NAME, PLOT_NAME)):
         raise TrainwellError(f"--out {str(out)!r} already holds a range test (lr_find.csv/png); choose another folder")
     folder = rundir.new_run_dir(out, f"{cfg.name}-lr-find")
@@ -170,15 +169,14 @@ def resolve_auto_lr(
     """Replace "auto" in optim.lr / schedule.max_lr by the range test's suggestion (files go into run_dir)."""
     if AUTO not in (cfg.optim.lr, cfg.schedule.max_lr):
         return cfg
-    from . import paths
-
     result = find_for_config(cfg, paths.prepare_dir(run_dir, "run directory"), **given)
-    cfg = copy.deepcopy(cfg)
-    fields = []
+    suggested = {}
     if cfg.optim.lr == AUTO:
-        cfg.optim.lr, _ = result.suggested, fields.append("optim.lr")
+        suggested["optim.lr"] = result.suggested
     if cfg.schedule.max_lr == AUTO:
-        cfg.schedule.max_lr, _ = result.suggested, fields.append("schedule.max_lr")
+        suggested["schedule.max_lr"] = result.suggested
+    cfg = compose(base=cfg, sets=suggested)
+    fields = list(suggested)
     for line in result.lines():
         say(line)
     say(f"{' and '.join(fields)} = {result.suggested:.3g} (the {lr_range.AUTO_RULE} suggestion)")

@@ -18,8 +18,8 @@ from typing import Any, Callable
 
 import torch
 
-from .config import OptimConfig
 from .registry import Registry
+from .sections import OptimConfig
 
 
 @dataclass(frozen=True)

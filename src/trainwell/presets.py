@@ -3,20 +3,10 @@ from the defaults in config.py only), so every default still lives in one place.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
-from .registry import Registry
-
-PRESETS: Registry[Callable[[], dict[str, Any]]] = Registry("preset")
-DESCRIPTIONS: dict[str, str] = {}
-
-
-def preset(name: str, description: str) -> Callable[[Callable[[], dict[str, Any]]], Callable[[], dict[str, Any]]]:
-    def add(fn: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
-        DESCRIPTIONS[name] = description
-        return PRESETS.register(name)(fn)
-
-    return add
+from . import image_presets  # noqa: F401  (registers the image presets)
+from .preset_registry import DESCRIPTIONS, PRESETS, describe, preset
 
 
 @preset(
@@ -69,8 +59,4 @@ def tabular() -> dict[str, Any]:
     return cfg
 
 
-def describe() -> list[tuple[str, str]]:
-    return [(name, DESCRIPTIONS.get(name, "")) for name in PRESETS.names()]
-
-
-from . import image_presets  # noqa: E402,F401  (registers the image presets)
+__all__ = ["DESCRIPTIONS", "PRESETS", "describe", "preset"]

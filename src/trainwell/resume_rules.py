@@ -8,8 +8,10 @@ from typing import Any
 
 from . import rundir
 from .checkpoint import LAST, load_checkpoint
-from .config import RunConfig, load_config
+from .compose import compose, load_config
 from .errors import CheckpointError, ConfigError, TrainwellError
+from .run_config import RunConfig
+from .same_run import RESUMABLE_FIELDS, first_difference, same_run, without
 
 
 def load_resumable(run_dir: str | Path) -> tuple[RunConfig, dict[str, Any]]:
@@ -40,21 +42,6 @@ def load_resumable(run_dir: str | Path) -> tuple[RunConfig, dict[str, Any]]:
     return cfg, ckpt
 
 
-RESUMABLE_FIELDS = ("train.max_epochs", "train.quiet", "train.checkpoint_every_steps", "train.threads")
-
-
-def _first_difference(a: dict[str, Any], b: dict[str, Any]) -> str:
-    for section, fields in a.items():
-        if not isinstance(fields, dict):
-            if b.get(section) != fields:
-                return section
-            continue
-        for name, value in fields.items():
-            if b.get(section, {}).get(name) != value:
-                return f"{section}.{name}"
-    return "config"
-
-
 def check_same_run(ckpt_cfg: RunConfig, run_dir: Path) -> None:
     """last.pt must belong to this run: its config equals config.yaml but for resumable fields."""
     path = run_dir / rundir.CONFIG
@@ -65,27 +52,17 @@ def check_same_run(ckpt_cfg: RunConfig, run_dir: Path) -> None:
     except TrainwellError:
         raise CheckpointError(f"{str(path)!r} is not a valid config, so last.pt cannot be checked against it") from None
     mine = ckpt_cfg.to_dict()
-    for key in RESUMABLE_FIELDS:
-        section, name = key.split(".")
-        on_disk[section].pop(name), mine[section].pop(name)
-    if on_disk != mine:
-        diff = _first_difference(mine, on_disk)
+    if not same_run(mine, on_disk, RESUMABLE_FIELDS):
+        diff = first_difference(without(mine, RESUMABLE_FIELDS), without(on_disk, RESUMABLE_FIELDS))
         raise CheckpointError(
             f"last.pt in {str(run_dir)!r} belongs to another run: its {diff} differs from config.yaml"
         )
 
 
-def apply_resume_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
-    """Only fields that keep the run's meaning may change on resume; max_epochs may only grow."""
-    raw = cfg.to_dict()
-    for key, value in overrides.items():
-        if key not in RESUMABLE_FIELDS:
-            raise ConfigError(
-                f"--set {key} cannot change on resume; fields that may change: {', '.join(RESUMABLE_FIELDS)}"
-            )
-        section, name = key.split(".")
-        raw[section][name] = value
-    new = RunConfig.from_dict(raw)
+def apply_resume_overrides(cfg: RunConfig, overrides: dict[str, Any], quiet: bool | None = None) -> RunConfig:
+    """Only fields that keep the run's meaning may change on resume; max_epochs may only grow.
+    `quiet` (when not None) sets train.quiet last, over the overrides."""
+    new = compose(base=cfg, resume_overrides=overrides, quiet=quiet)
     if new.train.max_epochs < cfg.train.max_epochs:
         raise ConfigError(
             f"train.max_epochs = {new.train.max_epochs} is not allowed on resume: it may only grow (it is {cfg.train.max_epochs})"

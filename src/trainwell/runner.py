@@ -15,6 +15,7 @@ from typing import Any
 
 from . import distributed, paths, rundir
 from .build import build_trainer
+from .compose import compose
 from .config import RunConfig, dump_yaml
 from .loggers import wrap_emit
 from .loop import Emit, LoopState, fit
@@ -89,10 +90,7 @@ def train(
 ) -> RunResult:
     """Train a run from a config (a RunConfig or a raw dict) and write its run directory.
     `given`: a model, data (DataBundle) or loss_fn of one's own (see trainwell.fit)."""
-    cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
-    cfg.validate()
-    if quiet is not None:
-        cfg.train.quiet = quiet
+    cfg = compose(base=config, quiet=quiet)
     distributed.check(cfg)
     emit = emit or Progress(cfg.train.quiet)
     # the folder is checked now and created only once every input has been read and checked
@@ -123,9 +121,7 @@ def resume(
     """Continue a run from its last.pt; the result equals an uninterrupted run's (on the CPU)."""
     cfg, ckpt = load_resumable(run_dir)
     distributed.check_resume(ckpt["loop"].get("world_size", 1), Path(run_dir) / rundir.LAST_PT)
-    cfg = apply_resume_overrides(cfg, overrides or {})
-    if quiet is not None:
-        cfg.train.quiet = quiet
+    cfg = apply_resume_overrides(cfg, overrides or {}, quiet)
     distributed.check(cfg)
     emit = emit or Progress(cfg.train.quiet)
     return train_runs([cfg], [Path(run_dir)], [run_emit(emit, cfg, Path(run_dir))], resume_from=[ckpt], **given)[0]

@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from .config import ScheduleConfig
 from .registry import Registry
+from .sections import ScheduleConfig
 
 # ---- pure functions -------------------------------------------------------------------------
 

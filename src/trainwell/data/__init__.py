@@ -1,21 +1,12 @@
-"""Data sets by name. Each loader takes a DataConfig and returns a DataBundle."""
+"""Data sets by name. Each loader takes a DataConfig and returns a DataBundle.
+
+Importing this package imports every data module, so that each has registered its data sets in
+data/registry.py before a name is looked up."""
 
 from __future__ import annotations
 
-from typing import Callable
-
-from ..config import DataConfig
-from ..registry import Registry
+from . import cifar, delivery, folder, images, memory, tabular  # noqa: F401  (register their data sets)
 from .bundle import DataBundle
-
-DATASETS: Registry[Callable[[DataConfig], DataBundle]] = Registry("data set")
-
-
-def load_data(cfg: DataConfig) -> DataBundle:
-    return DATASETS.get(cfg.name)(cfg)
-
-
-# the modules below register their data sets on import
-from . import cifar, delivery, folder, images, memory, tabular  # noqa: E402,F401
+from .registry import DATASETS, load_data
 
 __all__ = ["DATASETS", "DataBundle", "load_data"]

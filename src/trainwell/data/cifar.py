@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from ..config import DataConfig
 from ..errors import DataError
-from . import DATASETS
+from ..sections import DataConfig
 from .bundle import DataBundle
 from .images import image_bundle
+from .registry import DATASETS
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 MD5 = "c58f30108f718f92721af3b95e74349a"

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ..config import DataConfig
 from ..errors import DataError, shown
+from ..sections import DataConfig
 
 NUMERIC, CATEGORICAL, BOOLEAN, DATE, IDENTIFIER, IGNORED = (
     "numeric",

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import DataConfig
-from . import DATASETS
+from ..sections import DataConfig
 from .bundle import DataBundle
+from .registry import DATASETS
 from .splits import three_way
 from .tabular import bundle_from_arrays
 

@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_write
-from ..config import DataConfig
 from ..errors import DataError
-from . import DATASETS
+from ..sections import DataConfig
 from .bundle import DataBundle
 from .images import image_bundle
+from .registry import DATASETS
 
 CACHE_VERSION = 1  # bump when the decoding changes, so old caches are rebuilt
 SHOWN_BAD = 3  # names of unreadable files quoted in messages

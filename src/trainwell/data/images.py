@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..config import DataConfig
 from ..errors import DataError
-from . import DATASETS
+from ..sections import DataConfig
 from .bundle import DataBundle
+from .registry import DATASETS
 from .splits import three_way, train_test_indices
 
 

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import DataConfig
 from ..errors import DataError
+from ..sections import DataConfig
 from ..seeding import seed_worker
-from . import DATASETS
 from .bundle import DataBundle
+from .registry import DATASETS
 from .splits import three_way, train_test_indices
 from .tabular import STD_EPS, bundle_from_arrays
 

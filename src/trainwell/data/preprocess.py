@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from ..config import DataConfig
 from ..errors import DataError
+from ..sections import DataConfig
 from .columns import BOOLEAN, CATEGORICAL, DATE, NUMERIC, Column, as_text, is_date_column, numeric_values
 
 VERSION = 1

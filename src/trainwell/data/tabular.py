@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import DataConfig
 from ..errors import DataError, shown_path
-from . import DATASETS
+from ..sections import DataConfig
 from .bundle import DataBundle
-from .columns import describe_roles, infer_roles, sniff_separator
+from .columns import describe_roles, infer_roles, numeric_values, sniff_separator
 from .preprocess import embedded_layout, fit_preprocess, level_summary, output_names, transform
+from .registry import DATASETS
 from .splits import three_way, train_test_indices
 from .target import balance_notes, class_names, decide_task, encode_labels, regression_target, target_column
 
@@ -199,8 +199,6 @@ def features_for_prediction(df: Any, spec: dict[str, Any], where: str) -> torch.
 
 def _numeric_features(df: Any, names: list[str], where: str) -> np.ndarray:
     """A built-in table's numeric columns from a file (runs on delivery predicted from a CSV)."""
-    from .columns import numeric_values
-
     missing = [c for c in names if c not in df.columns]
     if missing:
         raise DataError(

@@ -10,14 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from .. import advice as adv
-from .. import paths, rundir
+from .. import paths, rundir, safeyaml
 from ..errors import ConfigError, TrainwellError, shown, shown_path
 from .executors import make_executor
 from .headline import brief, suite_headline
+from .presets import DEMO, preset_experiment
 from .report import PLOTS, ExperimentResult, html_page, html_section, markdown, metric_of, summary_rows, write_report
-from .runner import Say, cores, plan_jobs, read_history, stderr_say, write_results
-from .spec import Experiment, Run, expand, slug
+from .runner import INTERRUPTED, Say, cores, plan_jobs, read_history, record, stderr_say, write_results
+from .spec import Experiment, Run, expand, parse_experiment, slug
 from .stats import number
 
 RESULTS, SUMMARY, REPORT_MD, REPORT_HTML = "results.csv", "summary.csv", "report.md", "report.html"
@@ -154,10 +157,6 @@ def _continues(folder: Path, e: Experiment) -> bool:
     spec = folder / SPEC
     if not spec.is_file():
         return False
-    import yaml
-
-    from .. import safeyaml
-
     try:
         raw = safeyaml.load(spec.read_text(encoding="utf-8"), shown_path(spec))
     except (TrainwellError, OSError, UnicodeDecodeError, yaml.YAMLError):
@@ -197,16 +196,12 @@ def check_out(out: str | Path, experiments: list[Experiment], nested: bool) -> P
 
 
 def _missing(run: Run, run_dir: Path) -> dict[str, Any]:
-    from .runner import INTERRUPTED, record
-
     return record(
         run, run_dir, None, INTERRUPTED, "not run: the compare was interrupted; run the same command again to continue"
     )
 
 
 def _write_spec(folder: Path, e: Experiment) -> None:
-    import yaml
-
     body = {
         "name": e.name,
         "description": e.description,
@@ -258,8 +253,7 @@ def summarise(
 def check_data(runs: list[Run]) -> None:
     """Load each distinct data set once before any run starts, so a missing file or folder stops
     the compare with one line instead of failing every run."""
-    from ..data import load_data
-    from ..errors import TrainwellError
+    from ..data import load_data  # lazy: `import trainwell.experiments` stays free of torch and pandas
 
     seen: dict[str, Run] = {}
     for run in runs:
@@ -273,7 +267,7 @@ def check_data(runs: list[Run]) -> None:
 
 def _baselines(plan: list[Run]) -> list[dict[str, Any]]:
     """Baselines on the data of the runs (one data set per experiment: the first run's)."""
-    from .baselines import fit_baselines
+    from .baselines import fit_baselines  # lazy: `import trainwell.experiments` stays free of numpy
 
     if not plan:
         return []
@@ -336,9 +330,6 @@ def demo(
     cluster: str | None = None,
 ) -> tuple[list[ExperimentResult], Path]:
     """The tabular lesson's comparisons and the ablation on delivery, `seeds` seeds each, in one pool."""
-    from .presets import DEMO, preset_experiment
-    from .spec import parse_experiment
-
     experiments = [
         parse_experiment(preset_experiment(name), source=f"preset {name}").with_seeds(seeds) for name in DEMO
     ]

@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import io
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .headline import LEVEL, is_ablation, lower_is_better, metric_words
+from .headline import LEVEL, is_ablation
+from .result import ExperimentResult, lower_is_better, metric_words
 from .stats import number as _num
-
-if TYPE_CHECKING:
-    from .report import ExperimentResult
 
 DPI = 100
 WIDTH = 10.5  # inches: 1050 px at DPI, the report's column width
@@ -64,7 +62,7 @@ def _png(fig: Any) -> bytes:
 # ---- differences -------------------------------------------------------------------------------
 
 
-def differences(result: "ExperimentResult") -> bytes | None:
+def differences(result: ExperimentResult) -> bytes | None:
     """The forest plot of paired differences to the reference; None with fewer than two finished variants."""
     metric, ref = result.metric, result.experiment.reference
     lower = lower_is_better(metric)
@@ -78,48 +76,64 @@ def differences(result: "ExperimentResult") -> bytes | None:
     plt = _pyplot()
     n_marks = len(_baseline_marks(result, 0.0))
     fig, ax = plt.subplots(figsize=(WIDTH, 1.6 + 0.42 * (len(rows) + n_marks)), layout="constrained")
-    ys = range(len(rows))
-    lows, highs = [], []
-    for y, r in zip(ys, rows):
-        d, lo, hi = float(r["diff_vs_reference"]), _num(r.get("diff_ci_low")), _num(r.get("diff_ci_high"))
-        colour = GREY if not r.get("diff_significant") else (GREEN if (d < 0) == lower else RED)
-        if lo is not None and hi is not None:
-            ax.plot([lo, hi], [y, y], color=colour, lw=2.2, solid_capstyle="butt")
-            lows.append(lo), highs.append(hi)
-        ax.plot([d], [y], "o", color=colour, ms=7)
-        lows.append(d), highs.append(d)
-        note = f"{d:+.3g}" + (
-            f"  [{lo:+.2g}, {hi:+.2g}]" if lo is not None and hi is not None else "  (one seed: no interval)"
-        )
-        ax.annotate(
-            note,
-            (max(d, hi if hi is not None else d), y),
-            xytext=(6, 0),
-            textcoords="offset points",
-            va="center",
-            fontsize=9,
-            color=colour,
-            bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5},
-        )  # readable where it crosses a baseline
+    xs: list[float] = []  # every x drawn, for the axis range
+    for y, r in enumerate(rows):
+        xs += _difference_row(ax, y, r, lower)
     ax.axvline(0, color="black", lw=1)
     centre = _num(next((r.get(f"{metric}_mean") for r in result.summary if r["variant"] == ref), None))
-    marks = _baseline_marks(result, centre)
     labels = [r["variant"] for r in rows]
-    for (value, label), style in zip(marks, BASELINE_STYLES):  # baselines: one row each above the variants
-        y = len(labels)
-        ax.axvline(value, color=GREY, lw=1, ls=style)
-        ax.plot([value], [y], "D", color=GREY, ms=6)
-        ax.annotate(
-            f"{value:+.3g}", (value, y), xytext=(6, 0), textcoords="offset points", va="center", fontsize=9, color=GREY
-        )
+    for (value, label), style in zip(_baseline_marks(result, centre), BASELINE_STYLES):
+        _baseline_row(ax, len(labels), value, style)  # baselines: one row each above the variants
         labels.append(f"{label} (baseline)")
-        lows.append(value), highs.append(value)
-    lo_x, hi_x = min(lows + [0.0]), max(highs + [0.0])
+        xs.append(value)
+    lo_x, hi_x = min(xs + [0.0]), max(xs + [0.0])
     pad = 0.08 * (hi_x - lo_x or 1.0)
     ax.set_xlim(lo_x - pad, hi_x + 4.5 * pad)  # room on the right for the numbers
     ax.set_ylim(-0.7, len(labels) - 0.3)
     ax.set_yticks(list(range(len(labels))), labels)
-    words = metric_words(metric)
+    _difference_words(ax, result, lower, ablation)
+    ax.tick_params(axis="y", length=0)
+    ax.grid(axis="x", color="#e5e5e5")
+    return _png(fig)
+
+
+def _difference_row(ax: Any, y: int, r: dict[str, Any], lower: bool) -> list[float]:
+    """One variant's difference and interval at height y; returns the x values it drew."""
+    d, lo, hi = float(r["diff_vs_reference"]), _num(r.get("diff_ci_low")), _num(r.get("diff_ci_high"))
+    colour = GREY if not r.get("diff_significant") else (GREEN if (d < 0) == lower else RED)
+    xs = []
+    if lo is not None and hi is not None:
+        ax.plot([lo, hi], [y, y], color=colour, lw=2.2, solid_capstyle="butt")
+        xs += [lo, hi]
+    ax.plot([d], [y], "o", color=colour, ms=7)
+    xs.append(d)
+    note = f"{d:+.3g}" + (
+        f"  [{lo:+.2g}, {hi:+.2g}]" if lo is not None and hi is not None else "  (one seed: no interval)"
+    )
+    ax.annotate(
+        note,
+        (max(d, hi if hi is not None else d), y),
+        xytext=(6, 0),
+        textcoords="offset points",
+        va="center",
+        fontsize=9,
+        color=colour,
+        bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5},
+    )  # readable where it crosses a baseline
+    return xs
+
+
+def _baseline_row(ax: Any, y: int, value: float, style: Any) -> None:
+    ax.axvline(value, color=GREY, lw=1, ls=style)
+    ax.plot([value], [y], "D", color=GREY, ms=6)
+    ax.annotate(
+        f"{value:+.3g}", (value, y), xytext=(6, 0), textcoords="offset points", va="center", fontsize=9, color=GREY
+    )
+
+
+def _difference_words(ax: Any, result: ExperimentResult, lower: bool, ablation: bool) -> None:
+    """The forest plot's title and x label: what a row shows and which side is better."""
+    ref, words = result.experiment.reference, metric_words(result.metric)
     better_side = "left" if lower else "right"
     if ablation:
         ax.set_title(
@@ -137,12 +151,9 @@ def differences(result: "ExperimentResult") -> bytes | None:
         ax.set_xlabel(
             f"{words} of the variant minus {ref} (paired by seed, {LEVEL} interval)\n{better_side} of 0: better than {ref}"
         )
-    ax.tick_params(axis="y", length=0)
-    ax.grid(axis="x", color="#e5e5e5")
-    return _png(fig)
 
 
-def _baseline_marks(result: "ExperimentResult", centre: float | None) -> list[tuple[float, str]]:
+def _baseline_marks(result: ExperimentResult, centre: float | None) -> list[tuple[float, str]]:
     """Classical baselines at their distance from the reference's mean, merged where they coincide."""
     if centre is None:
         return []
@@ -194,7 +205,7 @@ def curve_stats(
     )
 
 
-def _series(result: "ExperimentResult", key: str) -> dict[str, tuple[list[int], list[float], list[float], list[float]]]:
+def _series(result: ExperimentResult, key: str) -> dict[str, tuple[list[int], list[float], list[float], list[float]]]:
     out = {}
     for variant in result.experiment.variants:
         hs = [h for (v, _), h in result.histories.items() if v == variant and h]
@@ -226,7 +237,7 @@ def _y_range(series: dict[str, Any], values: list[float], lower: bool) -> tuple[
     return lo - span, hi + 0.08 * span
 
 
-def curves(result: "ExperimentResult") -> bytes | None:
+def curves(result: ExperimentResult) -> bytes | None:
     metric = result.metric
     key = metric.replace("test_", "val_")
     series = _series(result, key)
@@ -288,23 +299,8 @@ def _panels(
         label = name + (f" (ran to epoch {e[-1]}, cut)" if name == cut else "")
         ax.plot(e, mean, color=colours(i % 10), ls="-" if many else STYLES[i % len(STYLES)], lw=1.8, label=label)
         ax.fill_between(e, lo, hi, color=colours(i % 10), alpha=0.15, lw=0)
-    handles = []
     visible = flat[: len(names) if many else 1]
-    for i, ax in enumerate(visible):
-        if i + cols >= len(names) or not many:  # nothing below it: its x axis is labelled
-            ax.set_xlabel("epoch")
-        handles = [
-            ax.axhline(value, color=GREY, lw=1.1, ls=style, label=f"{label} (test)")
-            for (value, label), style in zip(marks, BASELINE_STYLES)
-        ]
-        if log:
-            ax.set_yscale("log")
-        if y_range:
-            ax.set_ylim(*y_range)
-        if limit:
-            ax.set_xlim(0, limit)
-        ax.grid(color="#eeeeee")
-        ax.tick_params(labelbottom=True)
+    handles = _panel_axes(visible, len(names), cols, many, marks, log, y_range, limit)
     if ylabel:
         for ax in visible[::cols]:
             ax.set_ylabel(ylabel)
@@ -319,10 +315,40 @@ def _panels(
     return _png(fig)
 
 
+def _panel_axes(
+    visible: list[Any],
+    n: int,
+    cols: int,
+    many: bool,
+    marks: list[tuple[float, str]],
+    log: bool,
+    y_range: tuple[float, float] | None,
+    limit: int | None,
+) -> list[Any]:
+    """Axes, scales and baseline marks of each panel shown; returns the last panel's mark handles."""
+    handles = []
+    for i, ax in enumerate(visible):
+        if i + cols >= n or not many:  # nothing below it: its x axis is labelled
+            ax.set_xlabel("epoch")
+        handles = [
+            ax.axhline(value, color=GREY, lw=1.1, ls=style, label=f"{label} (test)")
+            for (value, label), style in zip(marks, BASELINE_STYLES)
+        ]
+        if log:
+            ax.set_yscale("log")
+        if y_range:
+            ax.set_ylim(*y_range)
+        if limit:
+            ax.set_xlim(0, limit)
+        ax.grid(color="#eeeeee")
+        ax.tick_params(labelbottom=True)
+    return handles
+
+
 # ---- learning rate -----------------------------------------------------------------------------
 
 
-def learning_rates(result: "ExperimentResult") -> bytes | None:
+def learning_rates(result: ExperimentResult) -> bytes | None:
     """Only when some variant's learning rate changes during training; identical schedules share one line."""
     series = _series(result, "lr")
     if not any(max(s[1]) > min(s[1]) * (1 + 1e-9) for s in series.values()):
@@ -341,7 +367,7 @@ def learning_rates(result: "ExperimentResult") -> bytes | None:
 FIGURES = {"differences.png": differences, "curves.png": curves, "lr.png": learning_rates}
 
 
-def make_figures(result: "ExperimentResult") -> dict[str, bytes]:
+def make_figures(result: ExperimentResult) -> dict[str, bytes]:
     """PNG bytes of each figure that has something to show, also written under OUT/plots/ (stale ones removed)."""
     pngs = {name: data for name, draw in FIGURES.items() if (data := draw(result)) is not None}
     folder = result.out / "plots"

@@ -10,43 +10,21 @@ Everything here reads an ExperimentResult's summary rows (report.summary_rows), 
 from __future__ import annotations
 
 import textwrap
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .result import ExperimentResult, lower_is_better, metric_words
 from .stats import CONFIDENCE, MOST_SEEDS, paired_difference, seeds_needed
 from .stats import number as _num
 
-if TYPE_CHECKING:
-    from .report import ExperimentResult
-
-METRIC_WORDS = {
-    "test_mae": "test MAE",
-    "test_rmse": "test RMSE",
-    "test_r2": "test R²",
-    "test_accuracy": "test accuracy",
-    "test_balanced_accuracy": "test balanced accuracy",
-    "test_macro_f1": "test macro F1",
-    "test_log_loss": "test log loss",
-    "test_roc_auc": "test ROC AUC",
-    "test_loss": "test loss",
-}
-HIGHER_IS_BETTER = frozenset({"test_accuracy", "test_r2", "test_balanced_accuracy", "test_macro_f1", "test_roc_auc"})
 LEVEL = f"{int(CONFIDENCE * 100)}%"
 FLOOR_WORDS = "noise floor"  # baselines.py names the noise-free generating function "... (noise floor)"
 LINEAR_MODELS = ("linear regression", "logistic regression")
 AT_FLOOR = 0.002  # a baseline within this share of the noise floor is at it
 
 
-def is_ablation(result: "ExperimentResult") -> bool:
+def is_ablation(result: ExperimentResult) -> bool:
     """Each variant takes one ingredient away from the reference (the ablation preset, or any experiment named so)."""
     return "ablation" in result.experiment.name.lower()
-
-
-def metric_words(metric: str) -> str:
-    return METRIC_WORDS.get(metric, metric.replace("_", " "))
-
-
-def lower_is_better(metric: str) -> bool:
-    return metric not in HIGHER_IS_BETTER
 
 
 def _v(x: float) -> str:  # an absolute value
@@ -64,7 +42,7 @@ def _seeds(n: int) -> str:
 class _View:
     """What the sentences need, read once from a result."""
 
-    def __init__(self, result: "ExperimentResult") -> None:
+    def __init__(self, result: ExperimentResult) -> None:
         self.metric = result.metric
         self.words = metric_words(result.metric)
         self.lower = lower_is_better(result.metric)
@@ -97,7 +75,7 @@ class _View:
         return "better" if self.better(diff, 0.0) else "worse"
 
 
-def headline(result: "ExperimentResult") -> list[str]:
+def headline(result: ExperimentResult) -> list[str]:
     """The headline's sentences, most important first; [] when no run finished."""
     view = _View(result)
     if not view.done:
@@ -244,7 +222,7 @@ def _floor(view: _View) -> list[str]:
     ]
 
 
-def brief(result: "ExperimentResult") -> str:
+def brief(result: ExperimentResult) -> str:
     """The headline in one or two terminal lines: best, what is distinguishable, the best baseline."""
     view = _View(result)
     if not view.done:
@@ -275,7 +253,7 @@ def brief(result: "ExperimentResult") -> str:
     return "; ".join(p for p in parts if p)
 
 
-def suite_headline(results: list["ExperimentResult"]) -> str:
+def suite_headline(results: list[ExperimentResult]) -> str:
     """One sentence over several experiments on the same kind of data: do the networks beat the classical baselines at all?"""
     verdicts = []  # per experiment with baselines: (a baseline's mean is better, beyond the best network's interval, its name)
     for result in results:

@@ -190,8 +190,8 @@ def cnn_upgrade() -> dict[str, Any]:
 def preset_experiment(name: str, data_path: str | None = None) -> dict[str, Any]:
     """The raw mapping of a built-in experiment; cnn-upgrade moves to CIFAR-10 when a folder is given."""
     raw = EXPERIMENTS.get(name)()
-    if name == "cnn-upgrade" and data_path:
-        raw["base"]["data"] = {"name": "cifar10", "path": data_path}
+    if name == "cnn-upgrade" and data_path:  # a layer of the base, composed with the rest (compose.py)
+        raw["base"]["set"] = {**raw["base"].get("set", {}), "data.name": "cifar10", "data.path": data_path}
     return raw
 
 

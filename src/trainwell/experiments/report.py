@@ -10,48 +10,18 @@ from __future__ import annotations
 
 import base64
 import html
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .. import rundir
 from .figures import FIGURES, make_figures
-from .headline import headline, lower_is_better, metric_words
+from .headline import headline
+from .result import ExperimentResult, metric_words
 from .spec import Experiment
 from .stats import CONFIDENCE, estimate, paired_difference
 from .stats import number as _num
 
 PLOTS = tuple(FIGURES)  # in the order a reader needs them: differences first
-
-
-@dataclass
-class ExperimentResult:
-    experiment: Experiment
-    out: Path
-    rows: list[dict[str, Any]]  # results.csv, in plan order
-    metric: str  # "test_mae" or "test_accuracy"
-    summary: list[dict[str, Any]] = field(default_factory=list)
-    baselines: list[dict[str, Any]] = field(default_factory=list)
-    advice: dict[str, list[str]] = field(default_factory=dict)  # variant → summary lines
-    advice_brief: dict[str, str] = field(default_factory=dict)  # variant → at most one terminal line
-    run_advice: dict[tuple[str, int], list[str]] = field(default_factory=dict)  # (variant, seed) → messages
-    histories: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
-    complete: bool = True
-    seconds: float = 0.0
-    timings: dict[str, float] = field(default_factory=dict)  # wall seconds of training, baselines, report
-
-    @property
-    def lower_is_better(self) -> bool:
-        return lower_is_better(self.metric)
-
-    @property
-    def failed(self) -> int:
-        return sum(r["status"] == "failed" for r in self.rows)
-
-    @property
-    def missing(self) -> list[dict[str, Any]]:
-        """Rows of runs that did not finish: the compare was interrupted before or while they ran."""
-        return [r for r in self.rows if r["status"] not in ("ok", "failed")]
 
 
 def metric_of(rows: list[dict[str, Any]]) -> str:

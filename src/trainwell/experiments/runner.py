@@ -26,10 +26,12 @@ from typing import Any, Callable
 import yaml
 
 from .. import rundir, stop_reasons
+from ..errors import TrainwellError
+from ..planning import estimate_cost, fast_path_reason, group_key, split_stacks
+from ..same_run import PRESENTATION_FIELDS, same_run
 from .spec import Run
 
 OK, FAILED, INTERRUPTED = "ok", "failed", "interrupted"
-IGNORED_FIELDS = ("quiet", "threads")  # train fields that do not change what a run computes
 Say = Callable[[str], None]
 
 
@@ -62,13 +64,6 @@ class Job:
 # ---- what is already on disk ----------------------------------------------------------------
 
 
-def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
-    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in cfg.items()}
-    for name in IGNORED_FIELDS:
-        out.get("train", {}).pop(name, None)
-    return out
-
-
 def disk_state(run: Run, run_dir: Path) -> str:
     """ "done", "resume" or "fresh" for a planned run, from what its directory holds."""
     cfg_path = run_dir / rundir.CONFIG
@@ -78,7 +73,7 @@ def disk_state(run: Run, run_dir: Path) -> str:
         on_disk = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         return "fresh"
-    if not isinstance(on_disk, dict) or _comparable(on_disk) != _comparable(run.config.to_dict()):
+    if not isinstance(on_disk, dict) or not same_run(on_disk, run.config.to_dict(), PRESENTATION_FIELDS):
         return "fresh"  # the plan changed for this run: its old results no longer apply
     if (run_dir / rundir.METRICS).exists():
         return "done"
@@ -118,8 +113,6 @@ def record_from_disk(run: Run, run_dir: Path) -> dict[str, Any]:
 
 
 def one_line(exc: BaseException) -> str:
-    from ..errors import TrainwellError
-
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return text if isinstance(exc, TrainwellError) else f"{type(exc).__name__}: {text}".rstrip(": ")
 
@@ -156,8 +149,6 @@ def plan_jobs(
 
     Runs with a last.pt resume, stacked with the others that stand at the same epoch and step;
     fresh runs that the fast path can train are stacked by stack key; the rest run alone."""
-    from ..planning import estimate_cost, fast_path_reason, group_key, split_stacks
-
     done: list[dict[str, Any]] = []
     groups: dict[tuple, list[tuple[Run, Path]]] = {}
     singles: list[Job] = []

@@ -20,6 +20,7 @@ from typing import Any
 
 from .. import rundir
 from ..atomic import atomic_write
+from .job_rows import execute_quietly, failed_rows
 from .runner import Job, cores
 
 Files = dict[str, bytes]
@@ -126,8 +127,6 @@ def run_on_worker(
     from urllib.parse import urlparse
 
     from distributed import Variable, get_client, get_worker
-
-    from .executors import execute_quietly, failed_rows
 
     threads = share_of_cores(urlparse(get_worker().address).hostname or "", slots_by_host)
     client = get_client()  # bound now: the shipper thread has no task context to find it

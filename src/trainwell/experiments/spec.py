@@ -28,8 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import RUN_NAME_MAX, SECTIONS, SEED_LIMIT, RunConfig, apply_overrides, merge, read_yaml
-from ..errors import ConfigError, shown, shown_name, shown_path
+from ..compose import compose, compose_raw
+from ..errors import ConfigError, shown, shown_name
+from ..layers import read_yaml
+from ..run_config import RUN_NAME_MAX, RunConfig
+from ..sections import SECTIONS, SEED_LIMIT
 
 DEFAULT_SEEDS = 3  # seeds per variant when an experiment names none: the fewest that give an interval
 TOP_KEYS = ("name", "description", "base", "variants", "grid", "seeds", "reference", "stack")
@@ -111,8 +114,7 @@ def flatten(overrides: Any, where: str) -> dict[str, Any]:
 
 
 def _base_config(raw: Any, folder: Path | None) -> dict[str, Any]:
-    from ..presets import PRESETS
-
+    """The raw config dict every variant starts from: the base's layers composed, not yet checked."""
     if raw is None:
         return {}
     if isinstance(raw, str):  # shorthand: base: delivery-production
@@ -124,21 +126,15 @@ def _base_config(raw: Any, folder: Path | None) -> dict[str, Any]:
     unknown = sorted((k for k in raw if k not in BASE_KEYS), key=str)
     if unknown:
         raise ConfigError(f"unknown key base.{shown_name(unknown[0])}; allowed: {', '.join(BASE_KEYS)}")
-    out: dict[str, Any] = PRESETS.get(raw["preset"])() if raw.get("preset") else {}
-    if raw.get("config"):
-        path = Path(raw["config"])
-        if folder is not None and not path.is_absolute():
-            path = folder / path
-        file_raw = read_yaml(path)
-        if not isinstance(file_raw, dict):
-            raise ConfigError(f"config file {shown_path(path)} must hold a mapping of sections ({', '.join(SECTIONS)})")
-        out = merge(out, file_raw)
+    path = Path(raw["config"]) if raw.get("config") else None
+    if path is not None and folder is not None and not path.is_absolute():
+        path = folder / path  # relative to the experiment file
+    start = compose_raw(preset=raw.get("preset") or None, file=path)
     sections = {k: v for k, v in raw.items() if k in SECTIONS or k == "name"}
     for key, value in sections.items():
         if key != "name" and not isinstance(value, dict):
             raise ConfigError(f"base.{key} must be a mapping of fields, not {shown(value)}")
-    out = merge(out, sections)
-    return apply_overrides(out, flatten(raw.get("set"), "base.set"))
+    return compose_raw(base=start, sections=sections, sets=flatten(raw.get("set"), "base.set"))
 
 
 def _value_name(value: Any) -> str:
@@ -251,12 +247,11 @@ def expand(exp: Experiment, overrides: dict[str, Any] | None = None) -> list[Run
     (after the variant, so a command-line --set wins). Raises ConfigError before any run starts."""
     runs: list[Run] = []
     for variant, changes in exp.variants.items():
-        raw = apply_overrides(exp.base, {**changes, **(overrides or {})})
+        raw = compose_raw(base=exp.base, sets={**changes, **(overrides or {})})
         for seed in exp.seeds:
             name = f"{slug(exp.name)}-{slug(variant)}"[:RUN_NAME_MAX]  # a label; folders use the variant's slug
-            seeded = apply_overrides(raw, {"train.seed": seed, "train.quiet": True, "name": name})
             try:
-                cfg = RunConfig.from_dict(seeded)
+                cfg = compose(base=raw, sets={"train.seed": seed, "train.quiet": True, "name": name})
             except ConfigError as exc:
                 raise ConfigError(f"experiment {shown(exp.name, 40)}, variant {shown(variant, 40)}: {exc}") from None
             runs.append(Run(exp.name, variant, seed, cfg))

@@ -1,0 +1,73 @@
+"""Composing a run's config: the one way every entry point builds a RunConfig.
+
+Layers apply in this order, each over the last: a starting config (`base`), a named preset, a
+YAML file, config sections merged field by field, dotted `--set` overrides, and last the fields
+a resume may change; the result is validated once, at the end. Raw layers are merged without
+checks (`compose_raw`) so that an error names the field wherever it was set.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .layers import apply_overrides, merge, read_config_file
+from .presets import PRESETS
+from .run_config import RunConfig
+from .same_run import RESUMABLE_FIELDS
+
+Layer = Mapping[str, Any]
+
+
+def compose_raw(
+    preset: str | None = None,
+    file: str | Path | None = None,
+    sections: Layer | None = None,
+    sets: Layer | None = None,
+    base: RunConfig | Layer | None = None,
+) -> dict[str, Any]:
+    """The raw config dict the layers make, not yet checked (see `compose`)."""
+    raw: dict[str, Any] = base.to_dict() if isinstance(base, RunConfig) else copy.deepcopy(dict(base or {}))
+    if preset:
+        raw = merge(raw, PRESETS.get(preset)())
+    if file is not None:
+        raw = merge(raw, read_config_file(file))
+    if sections:
+        raw = merge(raw, dict(sections))
+    return apply_overrides(raw, dict(sets or {}))
+
+
+def compose(
+    preset: str | None = None,
+    file: str | Path | None = None,
+    sections: Layer | None = None,
+    sets: Layer | None = None,
+    resume_overrides: Layer | None = None,
+    base: RunConfig | Layer | None = None,
+    quiet: bool | None = None,
+) -> RunConfig:
+    """A validated RunConfig from its layers: base → preset → file → sections (merged field by
+    field) → `sets` (dotted keys, e.g. {"train.max_epochs": 50}) → `resume_overrides` (only the
+    fields a resume may change, see same_run.py) → `quiet` (train.quiet, when not None: the caller's
+    display wins over the config's). Raises ConfigError naming the first problem."""
+    raw = compose_raw(preset, file, sections, sets, base)
+    if resume_overrides:
+        for key in resume_overrides:
+            if key not in RESUMABLE_FIELDS:
+                raise ConfigError(
+                    f"--set {key} cannot change on resume; fields that may change: {', '.join(RESUMABLE_FIELDS)}"
+                )
+        raw = apply_overrides(raw, dict(resume_overrides))
+    if quiet is not None:
+        raw = apply_overrides(raw, {"train.quiet": bool(quiet)})
+    return RunConfig.from_dict(raw)
+
+
+def load_config(
+    path: str | Path | None = None, preset: str | None = None, overrides: dict[str, Any] | None = None
+) -> RunConfig:
+    """Build a validated RunConfig: preset (if any), then the YAML file (if any), then overrides."""
+    return compose(preset=preset, file=path, sets=overrides)
