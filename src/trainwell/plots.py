@@ -16,6 +16,27 @@ from .atomic import atomic_write
 W, H, PAD = 330, 230, 46  # one panel's size and its margin for axis labels, in pixels
 
 
+def nice_ticks(lo: float, hi: float, most: int = 6) -> list[float]:
+    """Round values between lo and hi, 1, 2 or 5 times a power of ten apart, at most `most` of them."""
+    if not hi > lo:
+        return [lo]
+    power = 10 ** math.floor(math.log10((hi - lo) / most))
+    for step in (m * power for m in (1, 2, 5, 10, 20, 50)):
+        first, last = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
+        if last - first + 1 <= most:
+            return [round(k * step, 12) for k in range(first, last + 1)]
+    return [lo, hi]  # pragma: no cover - a step of 50 powers always fits
+
+
+def log_ticks(lo: float, hi: float) -> list[float]:
+    """Ticks for a log axis, as exponents (log10): powers of ten, thinned to at most 6; when the
+    range spans less than two of them, round values of the quantity itself."""
+    decades = [float(e) for e in range(math.ceil(lo - 1e-9), math.floor(hi + 1e-9) + 1)]
+    if len(decades) >= 2:
+        return decades[:: math.ceil(len(decades) / 6)]
+    return [math.log10(v) for v in nice_ticks(10**lo, 10**hi, most=4) if v > 0]
+
+
 def _panel(
     x0: int,
     title: str,
@@ -24,6 +45,8 @@ def _panel(
     log: bool,
     best_epoch: int | None,
 ) -> str:
+    """One chart. Every panel shares a linear epoch axis; `log` makes the value axis logarithmic
+    (said in the panel's title), with ticks at round values on both axes."""
     values = [v for _, _, vs in series for v in vs if math.isfinite(v) and (v > 0 or not log)]
     if not values or not epochs:
         return ""
@@ -33,26 +56,32 @@ def _panel(
         lo, hi = lo - 0.5, hi + 0.5
     e0, e1 = min(epochs), max(max(epochs), min(epochs) + 1)
     px = lambda e: x0 + PAD + (e - e0) / (e1 - e0) * (W - PAD - 10)  # noqa: E731
-    py = lambda v: 20 + (1 - (f(v) - lo) / (hi - lo)) * (H - 20 - PAD)  # noqa: E731
+    py = lambda u: 20 + (1 - (u - lo) / (hi - lo)) * (H - 20 - PAD)  # noqa: E731  (u: a value on the axis's scale)
+    heading = f"{title} (log scale)" if log else title
     out = [
-        f'<text x="{x0 + W / 2}" y="14" text-anchor="middle" font-size="13">{html.escape(title)}</text>',
+        f'<text x="{x0 + W / 2}" y="14" text-anchor="middle" font-size="13">{html.escape(heading)}</text>',
         f'<rect x="{x0 + PAD}" y="20" width="{W - PAD - 10}" height="{H - 20 - PAD}" fill="none" stroke="#999"/>',
     ]
-    for v in (min(values), max(values)):
-        out.append(f'<text x="{x0 + PAD - 4}" y="{py(v) + 4:.1f}" text-anchor="end" font-size="10">{v:.3g}</text>')
-    out.append(
-        f'<text x="{px(e0):.1f}" y="{H - PAD + 14}" font-size="10">{e0}</text><text x="{px(e1):.1f}" y="{H - PAD + 14}" text-anchor="end" font-size="10">{e1}</text>'
-    )
-    out.append(
-        f'<text x="{x0 + W / 2}" y="{H - PAD + 28}" text-anchor="middle" font-size="11">epoch{" (log scale)" if log else ""}</text>'
-    )
+    for u in log_ticks(lo, hi) if log else nice_ticks(lo, hi):
+        label = f"{10**u:.3g}" if log else f"{u:.4g}"
+        out.append(
+            f'<line x1="{x0 + PAD - 3}" x2="{x0 + PAD}" y1="{py(u):.1f}" y2="{py(u):.1f}" stroke="#999"/>'
+            f'<text x="{x0 + PAD - 5}" y="{py(u) + 4:.1f}" text-anchor="end" font-size="10">{label}</text>'
+        )
+    for e in nice_ticks(e0, e1):
+        if e == int(e):  # epochs are whole numbers
+            out.append(
+                f'<line x1="{px(e):.1f}" x2="{px(e):.1f}" y1="{H - PAD}" y2="{H - PAD + 3}" stroke="#999"/>'
+                f'<text x="{px(e):.1f}" y="{H - PAD + 14}" text-anchor="middle" font-size="10">{int(e)}</text>'
+            )
+    out.append(f'<text x="{x0 + W / 2}" y="{H - PAD + 28}" text-anchor="middle" font-size="11">epoch</text>')
     if best_epoch is not None:
         out.append(
             f'<line x1="{px(best_epoch):.1f}" x2="{px(best_epoch):.1f}" y1="20" y2="{H - PAD}" stroke="#888" stroke-dasharray="3,3"/>'
         )
     for i, (label, color, vs) in enumerate(series):
         pts = " ".join(
-            f"{px(e):.1f},{py(v):.1f}" for e, v in zip(epochs, vs) if math.isfinite(v) and (v > 0 or not log)
+            f"{px(e):.1f},{py(f(v)):.1f}" for e, v in zip(epochs, vs) if math.isfinite(v) and (v > 0 or not log)
         )
         out.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="1.6"/>')
         out.append(

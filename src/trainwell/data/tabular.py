@@ -20,7 +20,15 @@ from .columns import describe_roles, infer_roles, numeric_values, sniff_separato
 from .preprocess import embedded_layout, fit_preprocess, level_summary, output_names, transform
 from .registry import DATASETS
 from .splits import three_way, train_test_indices
-from .target import balance_notes, class_names, decide_task, encode_labels, regression_target, target_column
+from .target import (
+    balance_notes,
+    class_names,
+    decide_task,
+    drop_blank_targets,
+    encode_labels,
+    regression_target,
+    target_column,
+)
 
 STD_EPS = 1e-8  # added to standard deviations, so a constant column cannot divide by zero
 
@@ -104,6 +112,8 @@ def read_table(path: str | Path, sep: str | None = None, where: str | None = Non
 
     p = Path(path)
     where = where or f"data file {shown_path(p)}"
+    if p.is_dir():  # a folder exists: saying it does not would send the user looking for a typo
+        raise DataError(f"{where} is a folder, not a file; give a CSV or Parquet file inside it")
     if not p.is_file():
         raise DataError(f"{where} does not exist; give a CSV or Parquet file")
     try:
@@ -145,11 +155,17 @@ def load_csv(cfg: DataConfig) -> DataBundle:
     assert cfg.path and cfg.target  # DataConfig.validate guarantees both
     where = f"data file {shown_path(cfg.path)}"
     df = read_table(cfg.path, cfg.sep, where)
+    dropped: list[str] = []
+    if cfg.drop_blank_target:
+        df, dropped = drop_blank_targets(df, cfg.target, where)
     target_col = target_column(df, cfg.target, where)
     task, why = decide_task(cfg.task, target_col, cfg.target)
     columns = infer_roles(df, cfg.target, cfg, where)
     test_where = f"test file {shown_path(cfg.test_path)}"
     test_df = read_table(cfg.test_path, cfg.sep, test_where) if cfg.test_path else None
+    if test_df is not None and cfg.drop_blank_target:
+        test_df, test_dropped = drop_blank_targets(test_df, cfg.target, test_where)
+        dropped += [f"test file: {n}" for n in test_dropped]
     tr, va, te = _split(len(df), cfg, test_df is not None, where)
     test_frame, test_target = (
         (df.iloc[te], target_col.iloc[te])
@@ -185,7 +201,7 @@ def load_csv(cfg: DataConfig) -> DataBundle:
     bundle = make_bundle(
         xs, ys, task=task, feature_names=output_names(prep), target_name=cfg.target, classes=classes, spec=spec
     )
-    bundle.notes = [f"task: {task} ({why})", *describe_roles(columns, level_summary(prep)), *balance]
+    bundle.notes = [f"task: {task} ({why})", *dropped, *describe_roles(columns, level_summary(prep)), *balance]
     return bundle
 
 

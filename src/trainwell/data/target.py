@@ -14,17 +14,36 @@ DOMINANT_SHARE = 0.8  # above this share of the training rows, one class dominat
 SHOWN_ROWS = 5  # file rows named in a message about blanks
 
 
-def target_column(df: Any, target: str, where: str) -> Any:
-    """The target column; refuses a missing column and blanks (counted, first file rows named)."""
+def _present(df: Any, target: str, where: str) -> Any:
     if target not in df.columns:
         raise DataError(f"{where} has no target column {target!r}; columns are: {', '.join(map(str, df.columns))}")
-    col = df[target]
-    blank = col.isna().to_numpy() | (col.astype(str).str.strip() == "").to_numpy()
+    return df[target]
+
+
+def _blank(col: Any) -> np.ndarray:
+    return col.isna().to_numpy() | (col.astype(str).str.strip() == "").to_numpy()
+
+
+def drop_blank_targets(df: Any, target: str, where: str) -> tuple[Any, list[str]]:
+    """(the rows whose target is not blank, a note counting those left out); data.drop_blank_target."""
+    blank = _blank(_present(df, target, where))
+    if not blank.any():
+        return df, []
+    if blank.all():
+        raise DataError(f"{where}: target {target!r} is blank in every row; there is nothing to learn from")
+    note = f"left out {int(blank.sum())} of {len(df)} rows whose target {target!r} is blank (data.drop_blank_target)"
+    return df[~blank].reset_index(drop=True), [note]
+
+
+def target_column(df: Any, target: str, where: str) -> Any:
+    """The target column; refuses a missing column and blanks (counted, first file rows named)."""
+    col = _present(df, target, where)
+    blank = _blank(col)
     if blank.any():
         rows = [str(i + 2) for i in np.flatnonzero(blank)[:SHOWN_ROWS]]  # +2: the header is file row 1
         more = ", ..." if blank.sum() > SHOWN_ROWS else ""
         raise DataError(
-            f"{where}: target {target!r} is blank in {int(blank.sum())} row(s) (file rows {', '.join(rows)}{more}); fill or drop those rows"
+            f"{where}: target {target!r} is blank in {int(blank.sum())} row(s) (file rows {', '.join(rows)}{more}); fill or drop those rows, or set data.drop_blank_target: true"
         )
     return col
 
