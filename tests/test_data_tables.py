@@ -255,3 +255,23 @@ def test_text_columns_round_trip_through_a_csv_with_blanks(tmp_path):
     assert with_blank["zone"].dtype == float
     x = features_for_prediction(with_blank, data.spec, "new")
     assert x[0, data.feature_names.index("zone=2")] == 1 and x[1].sum() == 0
+
+
+def test_a_folder_given_as_the_data_file_is_named_a_folder(tmp_path):
+    (tmp_path / "tables").mkdir()
+    with pytest.raises(DataError) as err:
+        load_data(DataConfig(name="csv", path=str(tmp_path / "tables"), target="cost"))
+    assert "is a folder, not a file" in one_line(err) and "does not exist" not in one_line(err)
+
+
+def test_blank_targets_are_refused_unless_dropped_and_counted(tmp_path):
+    df = mixed_table()
+    df["cost"] = df["cost"].astype(object)
+    df.loc[[3, 7, 11], "cost"] = None
+    with pytest.raises(DataError) as err:
+        load(tmp_path, df)
+    assert "blank in 3 row(s)" in one_line(err) and "data.drop_blank_target" in one_line(err)
+    data = load(tmp_path, df, drop_blank_target=True)
+    assert len(data.x_train) + len(data.x_val) + len(data.x_test) == len(df) - 3
+    assert "left out 3 of 200 rows whose target 'cost' is blank (data.drop_blank_target)" in data.notes
+    assert DataConfig().drop_blank_target is False  # off by default

@@ -109,9 +109,9 @@ def _run_and_report(
 
         begun = time.perf_counter()
         with threadpool_limits(limits=1):  # one thread: the cores belong to the workers
-            for i, plan in enumerate(plans):
+            for i, (plan, e) in enumerate(zip(plans, experiments)):
                 if baselines:
-                    baseline_rows[i] = _baselines(plan)
+                    baseline_rows[i] = _baselines(plan, e.reference)
         timings["baselines"] = time.perf_counter() - begun
 
     new_rows, complete = executor.run(jobs, say, meanwhile)
@@ -265,8 +265,9 @@ def check_data(runs: list[Run]) -> None:
             raise type(exc)(f"experiment {run.experiment!r}, variant {run.variant!r}: {exc}") from None
 
 
-def _baselines(plan: list[Run]) -> list[dict[str, Any]]:
-    """Baselines on the data of the runs (one data set per experiment: the first run's)."""
+def _baselines(plan: list[Run], reference: str) -> list[dict[str, Any]]:
+    """Baselines on the data of the runs (one data set per experiment: the first run's), with
+    classes weighted as the reference variant's networks weight them."""
     from .baselines import fit_baselines  # lazy: `import trainwell.experiments` stays free of numpy
 
     if not plan:
@@ -274,8 +275,9 @@ def _baselines(plan: list[Run]) -> list[dict[str, Any]]:
     data_cfgs = {repr(r.config.data): r.config.data for r in plan}
     if len(data_cfgs) > 1:  # variants on different data: baselines would not be comparable in one table
         return []
+    ref = next((r for r in plan if r.variant == reference), plan[0])
     try:
-        return fit_baselines(next(iter(data_cfgs.values())))
+        return fit_baselines(next(iter(data_cfgs.values())), balanced=ref.config.train.class_weights != "none")
     except Exception:  # a baseline that cannot be fitted must not lose the experiment's report
         return []
 

@@ -124,10 +124,14 @@ def _md_table(lines: list[list[str]]) -> str:
 
 
 def baseline_lines(result: ExperimentResult) -> list[list[str]]:
-    return [
-        ["baseline (same split)", metric_words(result.metric)],
-        *[[b["model"], _f(b.get(result.metric))] for b in result.baselines],
+    """Each baseline's score on the compare's metric, and how its classes were weighted (as the networks')."""
+    weighted = any("class_weights" in b for b in result.baselines)
+    head = ["baseline (same split)", metric_words(result.metric)] + (["class weights"] if weighted else [])
+    rows = [
+        [b["model"], _f(b.get(result.metric))] + ([str(b.get("class_weights", "none"))] if weighted else [])
+        for b in result.baselines
     ]
+    return [head, *rows]
 
 
 def failures(result: ExperimentResult) -> list[str]:
