@@ -162,7 +162,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     overrides = _overrides(args.set)
     if args.data_path:
         overrides["data.path"] = args.data_path
-    exp = ex.resolve(args.experiment, args.preset, overrides, args.seeds)
+    exp = ex.resolve(args.experiment, args.preset, overrides, args.seeds).with_metric(args.metric)
     out = args.out or f"{ex.DEFAULT_ROOT}/{ex.spec.slug(exp.name)}"
     result = ex.compare(exp, out, workers=args.workers, overrides=overrides, quiet=args.quiet, cluster=args.cluster)
     if result.missing:  # interrupted before every run finished
@@ -281,6 +281,11 @@ def _compare_commands(add: Add) -> None:
         "--data-path", help="data folder or file for every run (cnn-upgrade: a CIFAR-10 folder moves it to cifar10)"
     )
     p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    p.add_argument(
+        "--metric",
+        help="test metric that ranks the variants, e.g. rmse, roc_auc, log_loss (default: RMSE for regression; "
+        "log loss for classification, ROC AUC when classes are weighted; the lessons' data keep their lesson's)",
+    )
     p.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="override a field in every run, e.g. train.max_epochs=20"
     )

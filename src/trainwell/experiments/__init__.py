@@ -40,7 +40,10 @@ def resolve(
 def console_summary(result: ExperimentResult) -> str:
     """What `trainwell compare` prints: the table, the baselines, at most one advice line per
     variant (the details are in the report) and, last, the headline."""
-    lines = [f"{result.experiment.name}:", text_table(table_lines(result))]
+    from .compare import data_line
+
+    title = f"{result.experiment.name} ({data_line(result.data)}):" if result.data else f"{result.experiment.name}:"
+    lines = [title, text_table(table_lines(result))]
     if result.baselines:
         lines.append(
             "baselines: "

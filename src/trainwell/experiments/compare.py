@@ -66,7 +66,8 @@ def compare_many(
     folders = [out / slug(e.name) if nested else out for e in experiments]
     # every config of every variant is validated before the first run starts
     plans = [expand(e, overrides) for e in experiments]
-    check_data([r for p in plans for r in p])
+    facts = check_data([r for p in plans for r in p])
+    rankings = [ranking(e, p, facts) for e, p in zip(experiments, plans)]
     dirs = [run_dirs(f, p) for f, p in zip(folders, plans)]
     for d in (d for ds in dirs for d in ds):
         paths.check_text(d, "run directory")
@@ -77,7 +78,9 @@ def compare_many(
     # before planning, which clears stale run directories: an unreachable cluster changes nothing
     executor = make_executor(cluster, workers)
     try:
-        return _run_and_report(executor, experiments, folders, plans, dirs, stack, baselines, say)
+        for e, r in zip(experiments, rankings):
+            say(f"{e.name}: {data_line(r)}")
+        return _run_and_report(executor, experiments, folders, plans, dirs, stack, baselines, say, rankings)
     finally:
         executor.close()
 
@@ -91,6 +94,7 @@ def _run_and_report(
     stack: bool,
     baselines: bool,
     say: Say,
+    rankings: list[dict[str, Any]],
 ) -> list[ExperimentResult]:
     import time
 
@@ -127,7 +131,7 @@ def _run_and_report(
                 str(Path(row["run_dir"]).relative_to(f)) if Path(row["run_dir"]).is_relative_to(f) else row["run_dir"]
             )
         write_results(f / RESULTS, rows)
-        result = summarise(e, f, plan, ds, rows, complete, baseline_rows.get(i, []))
+        result = summarise(e, f, plan, ds, rows, complete, baseline_rows.get(i, []), rankings[i])
         result.seconds = seconds
         write_report(result)
         results.append(result)
@@ -222,9 +226,10 @@ def summarise(
     rows: list[dict[str, Any]],
     complete: bool,
     baselines: list[dict[str, Any]],
+    rank: dict[str, Any] | None = None,
 ) -> ExperimentResult:
-    metric = metric_of(rows)
-    result = ExperimentResult(e, folder, rows, metric, complete=complete)
+    metric = rank["metric"] if rank else metric_of(rows)
+    result = ExperimentResult(e, folder, rows, metric, complete=complete, data=dict(rank or {}))
     result.summary = summary_rows(e, rows, metric)
     result.baselines = baselines
     per_variant: dict[str, list[list[adv.Advice]]] = {v: [] for v in e.variants}
@@ -250,19 +255,59 @@ def summarise(
     return result
 
 
-def check_data(runs: list[Run]) -> None:
+def check_data(runs: list[Run]) -> dict[str, dict[str, Any]]:
     """Load each distinct data set once before any run starts, so a missing file or folder stops
-    the compare with one line instead of failing every run."""
+    the compare with one line instead of failing every run. Returns what each holds (data_facts),
+    keyed by repr(DataConfig)."""
     from ..data import load_data  # lazy: `import trainwell.experiments` stays free of torch and pandas
 
     seen: dict[str, Run] = {}
     for run in runs:
         seen.setdefault(repr(run.config.data), run)
-    for run in seen.values():
+    facts = {}
+    for key, run in seen.items():
         try:
-            load_data(run.config.data)
+            facts[key] = data_facts(run.config.data, load_data(run.config.data))
         except TrainwellError as exc:
             raise type(exc)(f"experiment {run.experiment!r}, variant {run.variant!r}: {exc}") from None
+    return facts
+
+
+def data_facts(cfg: Any, bundle: Any) -> dict[str, Any]:
+    """Where the rows come from, how many there are in each split, the target and the task."""
+    if cfg.name == "csv":
+        source = str(cfg.path)
+    else:
+        source = f"{cfg.name} ({cfg.path})" if cfg.path else f"built-in {cfg.name}"
+    split = [len(bundle.x_train), len(bundle.x_val), len(bundle.x_test)]
+    return {"source": source, "rows": sum(split), "split": split, "target": bundle.target_name, "task": bundle.task}
+
+
+def ranking(e: Experiment, plan: list[Run], facts: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The data facts of the reference variant, how its classes are weighted, and the metric that
+    ranks the variants (the experiment's, checked against the task, or the task's default)."""
+    from ..metric_names import default_metric, metric_problem
+
+    ref = next((r for r in plan if r.variant == e.reference), plan[0])
+    fact = facts[repr(ref.config.data)]
+    weighted = fact["task"] == "classification" and ref.config.train.class_weights != "none"
+    metric = e.metric or "test_" + default_metric(ref.config.data.name, fact["task"], weighted)
+    problem = metric_problem(metric, fact["task"])
+    if problem:
+        raise ConfigError(f"experiment {shown(e.name, 40)}: metric = {shown(metric)} is not allowed: {problem}")
+    return {**fact, "metric": metric, "class_weights": "balanced" if weighted else "none"}
+
+
+def data_line(rank: dict[str, Any]) -> str:
+    """'data churn.csv: 400 rows (270/48/80 train/val/test), target churn, classification, classes weighted balanced; ranked by test ROC AUC'"""
+    from .headline import metric_words
+
+    split = "/".join(map(str, rank["split"]))
+    weights = f", classes weighted {rank['class_weights']}" if rank["task"] == "classification" else ""
+    return (
+        f"data {rank['source']}: {rank['rows']:,} rows ({split} train/val/test), target {rank['target']}, "
+        f"{rank['task']}{weights}; ranked by {metric_words(rank['metric'])}"
+    )
 
 
 def _baselines(plan: list[Run], reference: str) -> list[dict[str, Any]]:

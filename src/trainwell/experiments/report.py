@@ -173,9 +173,22 @@ def method_note(result: ExperimentResult) -> str:
     compared = f"; reference: {exp.reference}" if n_var > 1 else ""
     paired = "; Δ is the paired difference to the reference over the seeds both finished" if n_var > 1 else ""
     return (
-        f"{what}{compared}; {'lower' if result.lower_is_better else 'higher'} {metric_words(result.metric)} is better. "
+        f"{data_note(result)}{what}{compared}; {'lower' if result.lower_is_better else 'higher'} {metric_words(result.metric)} is better. "
         f"Intervals are {int(CONFIDENCE * 100)}% Student-t over seeds{paired}.{engine_note(result)}"
     )
+
+
+def data_note(result: ExperimentResult) -> str:
+    """'Data: churn.csv, 400 rows (...), target churn, classification; classes weighted balanced (the baselines too). '"""
+    d = result.data
+    if not d:
+        return ""
+    split = "/".join(map(str, d["split"]))
+    weights = ""
+    if d["task"] == "classification":
+        baselines = " (the baselines too)" if result.baselines else ""
+        weights = f"; classes weighted {d['class_weights']} in training{baselines}"
+    return f"Data: {d['source']}, {d['rows']:,} rows ({split} train/validation/test), target {d['target']}, {d['task']}{weights}. "
 
 
 def markdown(result: ExperimentResult, heading: str = "#", plots: str = "plots") -> str:

@@ -15,6 +15,7 @@ An experiment file is YAML:
       model.dropout: [0.0, 0.3]
     seeds: 3                    # a count (seeds 0..N-1) or a list of seeds
     reference: sgd              # variant the others are compared with (default: the first)
+    metric: rmse                # what ranks them: any metric trainwell computes (default: see metric_names.default_metric)
 
 `expand` turns it into one validated RunConfig per (variant, seed) before anything trains,
 so an unknown field or a bad value in any variant fails with one line up front.
@@ -22,6 +23,7 @@ so an unknown field or a bad value in any variant fails with one line up front.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -35,7 +37,7 @@ from ..run_config import RUN_NAME_MAX, RunConfig
 from ..sections import SECTIONS, SEED_LIMIT
 
 DEFAULT_SEEDS = 3  # seeds per variant when an experiment names none: the fewest that give an interval
-TOP_KEYS = ("name", "description", "base", "variants", "grid", "seeds", "reference", "stack")
+TOP_KEYS = ("name", "description", "base", "variants", "grid", "seeds", "reference", "stack", "metric")
 BASE_KEYS = ("preset", "config", "set", "name", *SECTIONS)
 MAX_SEEDS = 1000  # seeds per variant: far more than any interval needs, few enough to plan instantly
 MAX_VARIANTS = 1000  # variants (named × grid points) per experiment
@@ -54,20 +56,26 @@ class Experiment:
     description: str = ""
     stack: bool = True  # allow training same-shape runs together as one vectorised model (see trainwell.planning)
     source: str = ""  # file or preset it came from, for reports
+    metric: str | None = None  # test_<name> the variants are ranked by (None: metric_names.default_metric)
 
     def with_seeds(self, n: int) -> "Experiment":
         if not 1 <= n <= MAX_SEEDS:
             raise ConfigError(f"--seeds {shown(n)} is not allowed: an integer from 1 to {MAX_SEEDS}")
-        return Experiment(
-            self.name,
-            self.base,
-            self.variants,
-            list(range(n)),
-            self.reference,
-            self.description,
-            self.stack,
-            self.source,
-        )
+        return dataclasses.replace(self, seeds=list(range(n)))
+
+    def with_metric(self, name: str | None) -> "Experiment":
+        """The experiment ranked by `name` (bare, e.g. roc_auc, or test_roc_auc); None keeps its own."""
+        return self if name is None else dataclasses.replace(self, metric=check_metric(name, "--metric"))
+
+
+def check_metric(name: Any, where: str) -> str:
+    """test_<name> for a metric trainwell computes, or a one-line ConfigError (the task is checked once the data is read)."""
+    from ..metric_names import metric_problem
+
+    problem = metric_problem(name) if isinstance(name, str) else "a metric name"
+    if problem:
+        raise ConfigError(f"{where} = {shown(name)} is not allowed: {problem}")
+    return "test_" + name.removeprefix("test_")
 
 
 @dataclass
@@ -234,6 +242,7 @@ def parse_experiment(raw: Any, source: str = "", folder: Path | None = None) -> 
         description=str(raw.get("description") or ""),
         stack=stack,
         source=source,
+        metric=check_metric(raw["metric"], "metric") if raw.get("metric") is not None else None,
     )
 
 
