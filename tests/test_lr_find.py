@@ -69,3 +69,36 @@ def test_auto_lr_records_the_suggestion_and_trains_like_that_number(tmp_path, ti
         tiny(schedule={"name": "onecycle", "max_lr": "auto"}, train={"max_epochs": 1}), out=tmp_path / "oc"
     )
     assert isinstance(onecycle.config.schedule.max_lr, float)
+
+
+def test_lr_find_and_auto_on_an_ensemble_test_one_member_and_apply_the_rate_to_all(tmp_path, tiny):
+    cfg = tiny(train={"members": 3, "max_epochs": 2})
+    assert main(["lr-find", *_as_file(tmp_path, cfg), "--out", str(tmp_path / "lf"), "--steps", "30"]) == 0
+    assert (tmp_path / "lf" / "lr_find.csv").exists()
+    result = train(tiny(train={"members": 3, "max_epochs": 2}, optim={"lr": "auto"}), out=tmp_path / "run")
+    lr = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["optim"]["lr"]
+    assert isinstance(lr, float) and result.metrics["members"] == 3
+    assert result.history[0]["lr"] == pytest.approx(lr)  # every member trains at the found rate
+
+
+def _as_file(tmp_path, cfg):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return [str(path)]
+
+
+def test_a_failed_range_test_is_one_line_exit_2_and_leaves_no_folder(tmp_path, tiny, capsys, monkeypatch):
+    from trainwell import lr_range
+
+    def diverges_at_once(step, start, end, steps, *a, **k):
+        step(start)
+        return lr_range.RangeTest(lrs=[start], losses=[1.0], smoothed=[1.0], stop_reason="stopped: loss not finite")
+
+    monkeypatch.setattr(lr_range, "run_range_test", diverges_at_once)
+    assert main(["lr-find", *_as_file(tmp_path, tiny()), "--out", str(tmp_path / "lf")]) == 2
+    err = capsys.readouterr().err
+    assert "range test diverged" in err and err.count("\n") == 1
+    assert not (tmp_path / "lf").exists()
+    auto = tiny(optim={"lr": "auto"}, train={"members": 2})
+    assert main(["train", *_as_file(tmp_path, auto), "--out", str(tmp_path / "run")]) == 2
+    assert not (tmp_path / "run").exists()

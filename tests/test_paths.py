@@ -66,3 +66,13 @@ def test_messages_show_bounded_values():
     long = "/very/long" * 20 + "/file.csv"
     assert shown_path(long).endswith("/file.csv'") and len(shown_path(long)) <= 60
     assert os.fspath(paths.check_text("ok/x", "--out")) == "ok/x"
+
+
+def test_a_finished_run_is_not_offered_to_resume(tmp_path):
+    (tmp_path / "best.pt").write_text("x")
+    with pytest.raises(TrainwellError, match="did not finish; continue it with 'trainwell resume"):
+        rundir.check_run_out(tmp_path)
+    (tmp_path / "metrics.json").write_text("{}")
+    with pytest.raises(TrainwellError) as err:
+        rundir.check_run_out(tmp_path)
+    assert "finished" in str(err.value) and "continue it with" not in str(err.value)

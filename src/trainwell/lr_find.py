@@ -129,8 +129,9 @@ def plot(test: lr_range.RangeTest, suggestions: dict[str, float], path: Path, ti
 
 
 def with_placeholder_lr(cfg: RunConfig) -> RunConfig:
-    """A copy whose "auto" rates are numbers, so that the trainer can be built."""
-    placeholders: dict[str, Any] = {}
+    """A copy whose "auto" rates are numbers, so that the trainer can be built, with one member:
+    an ensemble's members share one config, so the test on the first member gives the rate for all."""
+    placeholders: dict[str, Any] = {"train.members": 1}
     if cfg.optim.lr == AUTO:
         placeholders["optim.lr"] = PLACEHOLDER_LR
     if cfg.schedule.max_lr == AUTO:
@@ -139,12 +140,14 @@ def with_placeholder_lr(cfg: RunConfig) -> RunConfig:
 
 
 def find_for_config(cfg: RunConfig, out: Path | None, steps: int = lr_range.STEPS, **given: Any) -> LrFindResult:
-    """Build the run the config describes, range-test a copy of it, write the files into `out`.
+    """Build the run the config describes, range-test a copy of it, write the files into `out`
+    (created only once the test has succeeded, so a failed test leaves no folder behind).
     `given`: a model, data or loss of one's own, as build.build_trainer takes them."""
     trainer, _, _ = build_trainer([with_placeholder_lr(cfg)], [out or Path(".")], [lambda *a, **k: None], **given)
     test = range_test_trainer(trainer, steps=steps)
     sugg = test.suggestions
     if out is not None:
+        paths.prepare_dir(out, "--out")
         write_csv(test, out / CSV_NAME)
         plot(test, sugg, out / PLOT_NAME, title=f"learning-rate range test: {cfg.name}")
     return LrFindResult(test, sugg, sugg[lr_range.AUTO_RULE], out)
@@ -159,7 +162,7 @@ def lr_find(
     cfg = compose(base=config)
     if out is not None and any((Path(out) / name).exists() for name in (CSV_NAME, PLOT_NAME)):
         raise TrainwellError(f"--out {str(out)!r} already holds a range test (lr_find.csv/png); choose another folder")
-    folder = rundir.new_run_dir(out, f"{cfg.name}-lr-find")
+    folder = rundir.check_run_out(out) if out is not None else rundir.default_run_dir(f"{cfg.name}-lr-find")
     return find_for_config(cfg, folder, steps)
 
 
@@ -169,7 +172,7 @@ def resolve_auto_lr(
     """Replace "auto" in optim.lr / schedule.max_lr by the range test's suggestion (files go into run_dir)."""
     if AUTO not in (cfg.optim.lr, cfg.schedule.max_lr):
         return cfg
-    result = find_for_config(cfg, paths.prepare_dir(run_dir, "run directory"), **given)
+    result = find_for_config(cfg, run_dir, **given)
     suggested = {}
     if cfg.optim.lr == AUTO:
         suggested["optim.lr"] = result.suggested

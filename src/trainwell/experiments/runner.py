@@ -126,6 +126,10 @@ def execute(job: Job, threads: int) -> list[dict[str, Any]]:
         if job.resume:
             loaded = [load_resumable(d) for d in job.dirs]
             cfgs, payloads = [c for c, _ in loaded], [p for _, p in loaded]
+        else:  # "auto" rates become numbers (the range test's files go into each run's folder), as train does
+            from ..lr_find import resolve_auto_lr
+
+            cfgs = [resolve_auto_lr(c, d) for c, d in zip(cfgs, job.dirs)]
         results = train_runs(cfgs, job.dirs, resume_from=payloads, max_threads=threads)
     except Exception as exc:  # a failed run is a result, not the end of the experiment
         return [record(r, d, None, FAILED, one_line(exc)) for r, d in zip(job.runs, job.dirs)]
