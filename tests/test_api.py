@@ -104,3 +104,38 @@ def test_registered_model_is_named_by_configs(tmp_path, tiny):
 
     result = trainwell.train(tiny(model={"kind": "test-two-layer"}), out=tmp_path / "run")
     assert result.ok and "test_mae" in evaluate_run(tmp_path / "run")
+
+
+def loans_frame(n=300, seed=0, text_dtype=None):
+    """A loans-like table as a user holds it: numbers with blanks, text, booleans, dates, a text target."""
+    rs = np.random.RandomState(seed)
+    income = rs.normal(50, 15, n)
+    grade = rs.choice(list("ABCD"), n)
+    df = pd.DataFrame(
+        {
+            "income": np.where(np.arange(n) % 17 == 0, np.nan, income),
+            "grade": grade,
+            "owner": rs.rand(n) < 0.5,
+            "issued": pd.date_range("2020-01-01", periods=n, freq="D"),
+            "purpose": np.where(np.arange(n) % 5 == 0, "", np.where(rs.rand(n) < 0.5, "car", "home")),
+            "status": np.where(income + 10 * (grade == "A") > 55, "paid", "late"),
+        }
+    )
+    if text_dtype is not None:
+        df = df.astype({c: text_dtype for c in ("grade", "purpose", "status")})
+    return df
+
+
+@pytest.mark.parametrize("text_dtype", [None, "object", "string"])
+def test_fit_takes_a_dataframe_with_text_boolean_date_and_blank_columns(tmp_path, text_dtype):
+    """The same preprocessing as `train --data` (saved with the weights), pandas 2 and 3 string dtypes."""
+    df = loans_frame(text_dtype=text_dtype)
+    with pytest.raises(DataError, match="cannot take the prepared inputs: each sample is 15 numbers"):
+        trainwell.fit(Net(d_in=3, n_out=2), df, target="status", config=CONFIG, out=tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()
+    result = trainwell.fit(Net(d_in=15, n_out=2), df, target="status", config=CONFIG, out=tmp_path / "run")
+    assert result.ok and 0 <= result.metrics["test_accuracy"] <= 1
+    spec = torch.load(tmp_path / "run" / "best.pt", weights_only=True)["spec"]
+    kinds = {c["name"]: c["kind"] for c in spec["preprocess"]["columns"]}
+    assert set(kinds) == {"income", "grade", "owner", "issued", "purpose"}
+    assert kinds["income"] == "numeric" and kinds["issued"] == "date" and kinds["grade"] == "categorical"

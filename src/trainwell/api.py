@@ -21,7 +21,7 @@ from .checkpoint import BEST, LAST, load_checkpoint
 from .compose import compose
 from .data.memory import NAME as MEMORY
 from .data.memory import memory_bundle
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, DataError
 from .layers import merge
 from .loop import predict_outputs
 from .models import MODELS
@@ -39,6 +39,26 @@ def fit_config(config: RunConfig | dict[str, Any] | None, task: str, quiet: bool
     """The config of a fit: the one given (named "fit" unless it has a name) on data in memory."""
     raw = config.to_dict() if isinstance(config, RunConfig) else copy.deepcopy(config or {})
     return compose(base=merge({"name": "fit"}, raw), sections={"data": {"name": MEMORY, "task": task}}, quiet=quiet)
+
+
+def check_inputs(model: nn.Module, data: Any) -> None:
+    """Refuse, in one line, a model that cannot read the prepared inputs (a table's text and date
+    columns become several numeric ones), naming how many it must take; nothing is written yet."""
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(data.x_train[:2])
+    except (RuntimeError, ValueError, TypeError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:150]
+        shape = "×".join(map(str, data.input_shape))
+        names = data.feature_names or []
+        shown = f" ({', '.join(names[:6])}{', ...' if len(names) > 6 else ''})" if names else ""
+        raise DataError(
+            f"the model cannot take the prepared inputs: each sample is {shape} numbers{shown}; "
+            f"build its first layer for that ({first})"
+        ) from None
+    finally:
+        model.train(was_training)
 
 
 def metric_emit(
@@ -107,6 +127,7 @@ def fit(
     cfg = fit_config(config, task, quiet)
     data = memory_bundle(train, val, test, cfg.data.task, target, cfg.data, cfg.train.seed)
     cfg = compose(base=cfg, sets={"data.task": data.task})  # config.yaml records what "auto" decided
+    check_inputs(model, data)
     run_dir = rundir.new_run_dir(out, cfg.name)
     shown = audit_emit(Progress(cfg.train.quiet), model, cfg)
     emit = metric_emit(

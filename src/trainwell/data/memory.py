@@ -68,6 +68,63 @@ def from_dataset(ds: Any, seed: int, workers: int = 0) -> tuple[np.ndarray, np.n
     return np.concatenate(xs), np.concatenate(ys)
 
 
+def as_frame(part: Any, target: str | None) -> tuple[Any, str | None] | None:
+    """(DataFrame, target) when `part` is a DataFrame or a (DataFrame, target) pair, else None."""
+    if isinstance(part, tuple) and len(part) == 2 and isinstance(part[1], str):
+        part, target = part
+    if hasattr(part, "columns") and hasattr(part, "drop"):
+        return part, target
+    return None
+
+
+ONEHOT_ALWAYS = 2**31  # a module of one's own reads a flat vector of numbers: every category one-hot, none embedded
+
+
+def frame_bundle(train: Any, val: Any, test: Any, task: str, target: str | None, cfg: DataConfig) -> DataBundle:
+    """DataFrames through the preprocessing `train --data` uses (tabular.table_bundle): text,
+    boolean, date and blank cells included, every statistic saved in the bundle's spec."""
+    import dataclasses
+
+    from .tabular import table_bundle
+
+    df, target = as_frame(train, target) or (None, None)
+    if target is None or target not in df.columns:
+        raise DataError(
+            f"train is a DataFrame: name its target column with target=... (columns: {', '.join(map(str, df.columns))})"
+        )
+    others = []
+    for part, what in ((val, "val"), (test, "test")):
+        frame = None if part is None else as_frame(part, target)
+        if part is not None and frame is None:
+            raise DataError(f"{what} must be a DataFrame with the target column {target!r}, as train is")
+        others.append(None if frame is None else (_plain(frame[0]), f"{what} DataFrame"))
+    table = dataclasses.replace(cfg, target=target, task=task, onehot_max_levels=ONEHOT_ALWAYS)
+    bundle = table_bundle(table, (_plain(df), "train DataFrame"), *others)
+    bundle.spec["data_fingerprint"] = frame_fingerprint(df)
+    return bundle
+
+
+def _plain(df: Any) -> Any:
+    """A DataFrame as a CSV would give it: a fresh 0..n-1 index (the splits index by position) and
+    datetime columns as ISO text (dates are read from text, as in a file)."""
+    import pandas as pd
+
+    out = df.reset_index(drop=True)
+    for name in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[name]):
+            out[name] = out[name].dt.strftime("%Y-%m-%dT%H:%M:%S").astype(object)
+    return out
+
+
+def frame_fingerprint(df: Any) -> str:
+    """Identifies a training DataFrame (values, column names and types), so a resume can refuse another."""
+    import pandas as pd
+
+    h = hashlib.sha256(repr([(str(c), str(t)) for c, t in df.dtypes.items()]).encode())
+    h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
 def split_xy(
     part: Any, target: str | None, what: str, seed: int
 ) -> tuple[np.ndarray, np.ndarray, list[str] | None, str]:
@@ -131,6 +188,8 @@ def three_parts(parts: list[Any], cfg: DataConfig) -> list[tuple[np.ndarray, np.
 def memory_bundle(
     train: Any, val: Any, test: Any, task: str, target: str | None, cfg: DataConfig, seed: int
 ) -> DataBundle:
+    if as_frame(train, target) is not None:
+        return frame_bundle(train, val, test, task, target, cfg)
     x, y, names, target_name = split_xy(train, target, "train", seed)
     raw = [
         (x, y),

@@ -139,70 +139,81 @@ def read_table(path: str | Path, sep: str | None = None, where: str | None = Non
     return df
 
 
-def _split(
-    n: int, cfg: DataConfig, has_test_file: bool, where: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    if n < (4 if has_test_file else 6):
-        raise DataError(f"{where} has only {n} rows; training, validation and test splits need more rows than that")
-    if has_test_file:
-        tr, va = train_test_indices(n, cfg.val_fraction, cfg.split_seed)
-        return tr, va, None
-    return three_way(n, cfg.test_fraction, cfg.val_fraction, cfg.split_seed)
-
-
 @DATASETS.register("csv")
 def load_csv(cfg: DataConfig) -> DataBundle:
     assert cfg.path and cfg.target  # DataConfig.validate guarantees both
     where = f"data file {shown_path(cfg.path)}"
     df = read_table(cfg.path, cfg.sep, where)
+    test = None
+    if cfg.test_path:
+        test_where = f"test file {shown_path(cfg.test_path)}"
+        test = (read_table(cfg.test_path, cfg.sep, test_where), test_where)
+    return table_bundle(cfg, (df, where), None, test)
+
+
+Frame = tuple[Any, str]  # a raw table and how messages name it ("data file 'x.csv'")
+
+
+def table_bundle(cfg: DataConfig, train: Frame, val: Frame | None = None, test: Frame | None = None) -> DataBundle:
+    """A raw table's bundle: column roles, the task, splits, the fitted preprocessing and the
+    targets. `val`/`test`, when given, are separate tables; a missing one is split off `train`
+    (data.val_fraction, data.test_fraction, data.split_seed). What `train --data` and
+    `trainwell.fit` on a DataFrame both use."""
+    assert cfg.target
     dropped: list[str] = []
     if cfg.drop_blank_target:
-        df, dropped = drop_blank_targets(df, cfg.target, where)
+        train = _without_blank_targets(train, cfg.target, dropped, named=False)
+        val, test = (_without_blank_targets(f, cfg.target, dropped, named=True) for f in (val, test))
+    df, where = train
     target_col = target_column(df, cfg.target, where)
     task, why = decide_task(cfg.task, target_col, cfg.target)
     columns = infer_roles(df, cfg.target, cfg, where)
-    test_where = f"test file {shown_path(cfg.test_path)}"
-    test_df = read_table(cfg.test_path, cfg.sep, test_where) if cfg.test_path else None
-    if test_df is not None and cfg.drop_blank_target:
-        test_df, test_dropped = drop_blank_targets(test_df, cfg.target, test_where)
-        dropped += [f"test file: {n}" for n in test_dropped]
-    tr, va, te = _split(len(df), cfg, test_df is not None, where)
-    test_frame, test_target = (
-        (df.iloc[te], target_col.iloc[te])
-        if test_df is None
-        else (test_df, target_column(test_df, cfg.target, test_where))
-    )
-    prep = fit_preprocess(df.iloc[tr], columns, cfg, where)
-    xs = [
-        transform(df.iloc[tr], prep, where),
-        transform(df.iloc[va], prep, where),
-        transform(test_frame, prep, test_where if test_df is not None else where),
-    ]
+    frames = _three_frames(cfg, train, val, test)
+    prep = fit_preprocess(frames[0][0], columns, cfg, where)
+    xs = [transform(f, prep, w) for f, w in frames]
+    targets = [(target_column(f, cfg.target, w), w) for f, w in frames]
     classes = class_names(target_col, cfg.target, where) if task == "classification" else None
     if classes is not None:
-        ys = [
-            encode_labels(target_col.iloc[tr], classes, where),
-            encode_labels(target_col.iloc[va], classes, where),
-            encode_labels(test_target, classes, test_where),
-        ]
+        ys = [encode_labels(t, classes, w) for t, w in targets]
         balance = balance_notes(ys[0], classes)
     else:
-        ys = [
-            regression_target(target_col.iloc[tr], where),
-            regression_target(target_col.iloc[va], where),
-            regression_target(test_target, test_where),
-        ]
+        ys = [regression_target(t, w) for t, w in targets]
         balance = []
     spec = {"kind": "tabular", "preprocess": prep, "embedded": embedded_layout(prep)}
-    if classes is not None:
-        spec["class_counts"] = np.bincount(
-            ys[0], minlength=len(classes)
-        ).tolist()  # training rows per class, for class weights
+    if classes is not None:  # training rows per class, for class weights
+        spec["class_counts"] = np.bincount(ys[0], minlength=len(classes)).tolist()
     bundle = make_bundle(
         xs, ys, task=task, feature_names=output_names(prep), target_name=cfg.target, classes=classes, spec=spec
     )
     bundle.notes = [f"task: {task} ({why})", *dropped, *describe_roles(columns, level_summary(prep)), *balance]
     return bundle
+
+
+def _without_blank_targets(frame: Frame | None, target: str, notes: list[str], named: bool) -> Any:
+    """The frame without rows whose target is blank; the count goes to `notes` (prefixed by the
+    table's name when `named`: a separate validation or test table)."""
+    if frame is None:
+        return None
+    df, where = frame
+    kept, note = drop_blank_targets(df, target, where)
+    notes += [f"{where}: {n}" if named else n for n in note]
+    return kept, where
+
+
+def _three_frames(cfg: DataConfig, train: Frame, val: Frame | None, test: Frame | None) -> list[Frame]:
+    """(train, validation, test) tables: the ones given, the rest split off `train`."""
+    df, where = train
+    n = len(df)
+    if n < 6 - 2 * ((val is not None) + (test is not None)):
+        raise DataError(f"{where} has only {n} rows; training, validation and test splits need more rows than that")
+    rows = lambda idx: (df.iloc[idx], where)  # noqa: E731
+    if val is None and test is None:
+        tr, va, te = three_way(n, cfg.test_fraction, cfg.val_fraction, cfg.split_seed)
+        return [rows(tr), rows(va), rows(te)]
+    if val is not None and test is not None:
+        return [train, val, test]
+    tr, held = train_test_indices(n, cfg.val_fraction if val is None else cfg.test_fraction, cfg.split_seed)
+    return [rows(tr), rows(held), test] if val is None else [rows(tr), val, rows(held)]
 
 
 def features_for_prediction(df: Any, spec: dict[str, Any], where: str) -> torch.Tensor:
