@@ -161,3 +161,19 @@ def test_help_and_argument_errors_import_neither_torch_nor_pandas():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_evaluate_on_rows_the_run_trained_on_warns(tmp_path, table, capsys):
+    path, df = table
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(path), "--target", "price", "--out", str(run), *QUICK[2:]]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--data", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["rows_seen_in_training"] == 96  # of 120 rows: 24 are test rows (20%)
+    assert "rows the run trained or validated on" in captured.err and captured.err.count("\n") == 1
+    unseen = tmp_path / "unseen.csv"
+    df.assign(size=df["size"] + 0.5).to_csv(unseen, index=False)
+    assert main(["evaluate", str(run), "--data", str(unseen)]) == 0
+    captured = capsys.readouterr()
+    assert "rows_seen_in_training" not in captured.out and captured.err == ""

@@ -275,3 +275,14 @@ def test_blank_targets_are_refused_unless_dropped_and_counted(tmp_path):
     assert len(data.x_train) + len(data.x_val) + len(data.x_test) == len(df) - 3
     assert "left out 3 of 200 rows whose target 'cost' is blank (data.drop_blank_target)" in data.notes
     assert DataConfig().drop_blank_target is False  # off by default
+
+
+def test_rows_seen_in_training_are_counted(tmp_path):
+    from trainwell.data.tabular import rows_seen_in_training
+
+    df = mixed_table()
+    df.to_csv(tmp_path / "t.csv", index=False)
+    cfg = DataConfig(name="csv", path=str(tmp_path / "t.csv"), target="cost")
+    test_rows = df.iloc[three_way(len(df), cfg.test_fraction, cfg.val_fraction, cfg.split_seed)[2]]
+    assert rows_seen_in_training(pd.read_csv(tmp_path / "t.csv").iloc[test_rows.index], cfg) == 0
+    assert rows_seen_in_training(pd.read_csv(tmp_path / "t.csv"), cfg) == len(df) - len(test_rows)

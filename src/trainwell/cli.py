@@ -127,7 +127,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .inference import evaluate_run
 
-    print(json.dumps(evaluate_run(args.run_dir, args.data), indent=2))
+    metrics = evaluate_run(args.run_dir, args.data)
+    print(json.dumps(metrics, indent=2))
+    if metrics.get("rows_seen_in_training"):
+        print(
+            f"trainwell: warning: {metrics['rows_seen_in_training']} of {metrics['rows']} rows of {args.data} are rows the run "
+            "trained or validated on; these test_* metrics flatter the model: evaluate on rows it never saw",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -20,7 +20,7 @@ from .checkpoint import BEST, load_checkpoint, load_model_state, validate_spec
 from .config import RunConfig, load_config
 from .data import load_data
 from .data.bundle import DataBundle
-from .data.tabular import features_for_prediction, read_table, targets_for_evaluation
+from .data.tabular import features_for_prediction, read_table, rows_seen_in_training, targets_for_evaluation
 from .errors import DataError, TrainwellError, shown_path
 from .loop import predict_outputs, score
 from .models import build_model
@@ -112,8 +112,13 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path | None = None) -> di
         df = read_table(data_path, cfg.data.sep, where)
         data = _bundle_like(spec, features_for_prediction(df, spec, where), targets_for_evaluation(df, spec, where))
     out = _outputs(model, data, data.x_test)
-    metrics = score(out, data.y_test, data)
-    return {f"test_{k}": v for k, v in metrics.items()} | {"rows": len(data.x_test)}
+    metrics = score(out, data.y_test, data, _loss_fn(spec))
+    seen = rows_seen_in_training(df, cfg.data) if data_path is not None else 0
+    return (
+        {f"test_{k}": v for k, v in metrics.items()}
+        | {"rows": len(data.x_test)}
+        | ({"rows_seen_in_training": seen} if seen else {})
+    )
 
 
 def check_predict_out(

@@ -246,3 +246,33 @@ def targets_for_evaluation(df: Any, spec: dict[str, Any], where: str) -> torch.T
         return torch.as_tensor(encode_labels(col, spec["classes"], where), dtype=torch.long)
     y = regression_target(col, where)
     return torch.as_tensor((y - spec["y_mean"]) / spec["y_std"], dtype=torch.float32).reshape(-1, 1)
+
+
+def rows_seen_in_training(df: Any, cfg: DataConfig) -> int:
+    """How many rows of `df` equal a training or validation row of the run whose data config is
+    `cfg` (every shared column the same), read again from the run's own file and split as it was;
+    0 when that file is gone or the run did not train on a file. Metrics on such rows flatter the model."""
+    import pandas as pd
+
+    if cfg.name != "csv" or not cfg.path or not Path(cfg.path).is_file() or not cfg.target:
+        return 0
+    where = f"data file {shown_path(cfg.path)}"
+    own = read_table(cfg.path, cfg.sep, where)
+    if cfg.drop_blank_target:
+        own, _ = drop_blank_targets(own, cfg.target, where)
+    test = (own.iloc[:0], where) if cfg.test_path else None  # a separate test file: nothing of `own` is test
+    frames = _three_frames(cfg, (own, where), None, test)
+    seen = pd.concat([frames[0][0], frames[1][0]], ignore_index=True)
+    shared = [c for c in df.columns if c in seen.columns]
+    if not shared:
+        return 0
+    known = set(_row_keys(seen[shared]))
+    return sum(key in known for key in _row_keys(df[shared]))
+
+
+def _row_keys(df: Any) -> list[tuple[Any, ...]]:
+    """Each row's cells as canonical text (columns.as_text), so a file read twice compares equal
+    whatever dtypes pandas chose for each reading."""
+    from .columns import as_text
+
+    return list(zip(*(as_text(df[c]) for c in df.columns)))
