@@ -32,7 +32,10 @@ def test_interrupted_report_uses_finished_runs_and_names_the_missing(tmp_path):
     assert note in md and note in page
     assert "–" not in md.split("## Advice")[0]  # no row of dashes for a variant that never ran
     assert [row[0] for row in table_lines(result)[1:]] == ["a", "b"] and table_lines(result)[2][1] == "2/3"
-    assert "| c |" not in md and "**c**: nothing to flag" in md  # c is listed where runs are named, not in the table
+    assert "| c |" not in md and "**c**: no finished run yet, so no advice" in md  # listed where runs are named
+    assert (
+        "**a**: nothing to flag" in md and "c</b>: nothing to flag" not in page
+    )  # only a finished run has nothing to flag
     assert "In short:" in md.split(note)[1] and "In short:" in page.split(note)[1]  # the headline follows the warning
 
 

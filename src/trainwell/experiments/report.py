@@ -156,6 +156,14 @@ def missing_note(result: ExperimentResult) -> str:
     )
 
 
+def no_advice(result: ExperimentResult, variant: str) -> str:
+    """What the advice list says of a variant without advice: nothing to flag only when a run of
+    it finished (advice is read from finished runs' histories)."""
+    if any(r["variant"] == variant and r["status"] in ("ok", "failed") for r in result.rows):
+        return "nothing to flag"
+    return "no finished run yet, so no advice"
+
+
 def engine_note(result: ExperimentResult) -> str:
     stacked = sum((r.get("stacked_with") or 1) > 1 for r in result.rows)
     if not stacked:
@@ -206,7 +214,7 @@ def markdown(result: ExperimentResult, heading: str = "#", plots: str = "plots")
         parts += ["Failed runs:", "", *[f"- {f}" for f in failures(result)], ""]
     parts += [f"{heading}# Advice", ""]
     for variant in exp.variants:
-        lines = result.advice.get(variant) or ["nothing to flag"]
+        lines = result.advice.get(variant) or [no_advice(result, variant)]
         parts += [f"- **{variant}**: " + lines[0], *[f"  - {line}" for line in lines[1:]]]
     shown = [p for p in PLOTS if (result.out / "plots" / p).exists()]
     if shown:
@@ -279,7 +287,7 @@ def _html_advice(result: ExperimentResult) -> str:
     exp = result.experiment
     items = []
     for variant in exp.variants:
-        lines = result.advice.get(variant) or ["nothing to flag"]
+        lines = result.advice.get(variant) or [no_advice(result, variant)]
         runs = [(s, result.run_advice.get((variant, s))) for s in exp.seeds]
         detail = "".join(
             f"<li>seed {s}: {html.escape('; '.join(msgs) or 'nothing to flag')}</li>"
