@@ -215,3 +215,18 @@ def test_flat_config_leaves_out_what_runs_of_a_variant_differ_in():
     cfg = load_config(preset="delivery-production")
     flat = adv.flat_config(cfg)
     assert flat["model.dropout"] == "0.2" and "train.seed" not in flat and "optim.lr" in flat
+
+
+def test_the_best_epoch_follows_the_runs_monitor():
+    """Early-stopping advice names the epoch the run's own rule picked (metrics.json's best_epoch)."""
+    history = [
+        {"epoch": e, "train_loss": 1.0 / e, "val_loss": 0.5 + abs(e - 3) * 0.01, "val_accuracy": 0.5 + 0.01 * min(e, 9)}
+        for e in range(1, 31)
+    ]
+    by_loss = adv.early_stopping_value(history, adv.Context(patience=5))
+    assert by_loss is not None and by_loss.message.startswith("best epoch 3 of 30")
+    ctx = adv.context_from_config({"train": {"monitor": "val_accuracy", "mode": "auto", "patience": 5}}, "max_epochs")
+    assert (ctx.monitor, ctx.mode) == ("val_accuracy", "max")
+    by_accuracy = adv.early_stopping_value(history, ctx)
+    assert by_accuracy is not None and by_accuracy.message.startswith("best epoch 9 of 30")
+    assert "did not improve val_accuracy" in by_accuracy.message

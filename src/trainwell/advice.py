@@ -66,10 +66,20 @@ class Context:
     early_stopping: bool = False
     patience: int = 0
     stop_reason: str | None = None
+    monitor: str = "val_loss"  # what early stopping watched, and in which direction
+    mode: str = "min"
 
 
 def _best(history: Sequence[Row]) -> Row:
     return min(history, key=lambda r: r["val_loss"])
+
+
+def _best_monitored(history: Sequence[Row], ctx: Context) -> int:
+    """The best epoch by the run's own rule (its monitor and mode), as metrics.json gives it."""
+    from .early_stopping import replayed
+
+    best = replayed(list(history), ctx.monitor, ctx.mode).best_epoch
+    return best if best is not None else _best(history)["epoch"]
 
 
 def growing_gap(history: Sequence[Row], ctx: Context = Context()) -> Advice | None:
@@ -146,7 +156,7 @@ def early_stopping_value(history: Sequence[Row], ctx: Context = Context()) -> Ad
     """The best epoch came long before the last: what early stopping saved, or would save."""
     if len(history) < MIN_EPOCHS:
         return None
-    best, last = _best(history)["epoch"], history[-1]["epoch"]
+    best, last = _best_monitored(history, ctx), history[-1]["epoch"]
     late = last - best
     if late < max(MIN_EPOCHS, LATE_BEST * last):
         return None
@@ -162,7 +172,7 @@ def early_stopping_value(history: Sequence[Row], ctx: Context = Context()) -> Ad
         return None
     return Advice(
         EARLY_STOPPING,
-        f"best epoch {best} of {last}: the last {plural(late, 'epoch')} did not improve validation loss; "
+        f"best epoch {best} of {last}: the last {plural(late, 'epoch')} did not improve {'validation loss' if ctx.monitor == 'val_loss' else ctx.monitor}; "
         f"early stopping (patience {ctx.patience}) would have saved {plural(would, 'epoch')} "
         f"(rule: best epoch at least {MIN_EPOCHS} and {LATE_BEST:.0%} of the epochs before the last)",
         {"best_epoch": best, "epochs_run": last, "epochs_saved": would},
@@ -223,13 +233,18 @@ def _finite_row(r: Row) -> bool:
 
 def context_from_config(cfg: Any, stop_reason: str | None) -> Context:
     """A Context from a RunConfig (or its dict form)."""
+    from .metric_names import mode_of
+
     train = cfg["train"] if isinstance(cfg, dict) else cfg.to_dict()["train"]
+    monitor = train.get("monitor") or "val_loss"
     return Context(
         clip_norm=train.get("clip_norm"),
         max_epochs=train.get("max_epochs"),
         early_stopping=bool(train.get("early_stopping")),
         patience=int(train.get("patience") or 0),
         stop_reason=stop_reason,
+        monitor=monitor,
+        mode=train.get("mode") if train.get("mode") in ("min", "max") else mode_of(monitor),
     )
 
 

@@ -49,3 +49,15 @@ class EarlyStopping:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def replayed(history: list[dict[str, Any]], monitor: str, mode: str, min_delta: float = 0.0) -> EarlyStopping:
+    """The stopper's own rule run over a history's `monitor` column: its best epoch and value. An
+    ensemble's best is read this way from its averaged rows, so the live mark, metrics.json and
+    the advice name the same epoch."""
+    tracker = EarlyStopping(patience=0, min_delta=min_delta, mode=mode, enabled=False)
+    for row in history:
+        value = row.get(monitor)
+        if value is not None:
+            tracker.update(int(row["epoch"]), float(value))
+    return tracker
