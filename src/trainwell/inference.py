@@ -112,7 +112,7 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path | None = None) -> di
         df = read_table(data_path, cfg.data.sep, where)
         data = _bundle_like(spec, features_for_prediction(df, spec, where), targets_for_evaluation(df, spec, where))
     out = _outputs(model, data, data.x_test)
-    metrics = score(out, data.y_test, data, _loss_fn(spec))
+    metrics = score(out, data.y_test, data)
     seen = rows_seen_in_training(df, cfg.data) if data_path is not None else 0
     return (
         {f"test_{k}": v for k, v in metrics.items()}
