@@ -36,8 +36,14 @@ class Progress:
         width = len(str(self.max_epochs))
         self.say(
             f"epoch {row['epoch']:>{width}}/{self.max_epochs}  train {row['train_loss']:.4f}  val {row['val_loss']:.4f}"
-            f"{shown}  lr {row['lr']:.2e}  |g| {row['grad_norm_mean']:.2f}  {row['seconds']:.2f}s{best}"
+            f"{shown}  lr {_rates(row)}  |g| {row['grad_norm_mean']:.2f}  {row['seconds']:.2f}s{best}"
         )
 
     def on_message(self, text: str, **_: Any) -> None:
         self.say(text)
+
+
+def _rates(row: dict[str, Any]) -> str:
+    """The learning rate, or an ensemble's lowest–highest member rate when they differ."""
+    low = row.get("lr_min", row["lr"])
+    return f"{row['lr']:.2e}" if low == row["lr"] else f"{low:.2e}–{row['lr']:.2e}"

@@ -21,6 +21,7 @@ from .atomic import fsync_path
 from .checkpoint import BEST, LAST, load_model_state, save_checkpoint
 from .config import RunConfig
 from .data import DataBundle
+from .early_stopping import EarlyStopping, replayed
 from .loop import Emit, LoopState, Member, Trainer, predict_outputs, test_metrics
 from .plots import plot_curves
 from .seeding import rng_snapshot
@@ -91,12 +92,15 @@ class RunBook:
 
     def epoch_end(self, t: Trainer, s: LoopState) -> None:
         for run in self.open_runs():
-            if run.dirty:
+            if run.dirty:  # a member improved: its best weights go into best.pt
                 save_best(t, run)
-                run.emit("best", epoch=s.epoch, value=run.members[0].stopper.best_value)
                 run.dirty = False
-            if run.members[0].history and run.members[0].history[-1]["epoch"] == s.epoch:
-                run.emit("epoch_end", row=run_history(run)[-1], state=run.members[0].stopper)
+            history = run_history(run)
+            if history and history[-1]["epoch"] == s.epoch:  # some member trained this epoch
+                best = run_best(run, history)
+                if best.best_epoch == s.epoch:
+                    run.emit("best", epoch=s.epoch, value=best.best_value)
+                run.emit("epoch_end", row=history[-1], state=best)
             if all(not m.training for m in run.members):
                 finish(t, s, run)
             else:
@@ -106,17 +110,37 @@ class RunBook:
 
 def run_history(run: RunSlot) -> list[dict[str, Any]]:
     """The run's per-epoch rows: its member's, or for an ensemble the mean over the members
-    that trained that epoch (with their count)."""
+    that trained that epoch (with their count), except the learning rate: `lr` is the highest
+    member's rate and `lr_min` the lowest (a mean over the members still training rises when a
+    member with a low rate stops, against a schedule that only lowers it)."""
     if len(run.members) == 1:
         return run.members[0].history
     rows = []
     for epoch in range(1, max(len(m.history) for m in run.members) + 1):
         present = [m.history[epoch - 1] for m in run.members if len(m.history) >= epoch]
-        row = {k: sum(r[k] for r in present) / len(present) for k in present[0] if k not in ("epoch", "seconds")}
+        row = {k: sum(r[k] for r in present) / len(present) for k in present[0] if k not in ("epoch", "seconds", "lr")}
+        rates = [r["lr"] for r in present]
         rows.append(
-            {"epoch": epoch, **row, "seconds": sum(r["seconds"] for r in present), "members_training": len(present)}
+            {
+                "epoch": epoch,
+                **row,
+                "lr": max(rates),
+                "lr_min": min(rates),
+                "seconds": sum(r["seconds"] for r in present),
+                "members_training": len(present),
+            }
         )
     return rows
+
+
+def run_best(run: RunSlot, history: list[dict[str, Any]]) -> EarlyStopping:
+    """The run's best epoch and value by its own rule: its member's early stopping, or for an
+    ensemble the same rule over the averaged rows' monitored metric (`history`: run_history(run)).
+    The live mark, metrics.json, curves.svg and the advice all read it."""
+    first = run.members[0]
+    if len(run.members) == 1:
+        return first.stopper
+    return replayed(history, run.cfg.train.monitor, first.stopper.mode, run.cfg.train.min_delta)
 
 
 def _sync_due(run: RunSlot, which: str, forced: bool = False) -> bool:
@@ -191,7 +215,8 @@ def finish(t: Trainer, s: LoopState, run: RunSlot) -> None:
     )
     first = run.members[0]
     history = run_history(run)
-    metrics = _run_metrics(t, run, outs, history, restored, reason)
+    best = run_best(run, history)
+    metrics = _run_metrics(t, run, outs, history, restored, reason, best)
     message = ""
     if failed:
         detail = failed[0].stop_detail
@@ -214,7 +239,7 @@ def finish(t: Trainer, s: LoopState, run: RunSlot) -> None:
             history,
             run.run_dir / rundir.CURVES,
             title=f"{cfg.name} (seed {cfg.train.seed})",
-            best_epoch=first.stopper.best_epoch,
+            best_epoch=best.best_epoch,
         )
     run.result = RunResult(run.run_dir, history, metrics, reason, message, cfg)
     run.emit("end", stop_reason=reason)
@@ -243,17 +268,18 @@ def _run_metrics(
     history: list[dict[str, Any]],
     restored: bool,
     reason: str,
+    best: EarlyStopping,
 ) -> dict[str, Any]:
     """metrics.json of a finished run (the failure detail is added by `finish`)."""
-    data, first = t.data, run.members[0]
+    data = t.data
     metrics: dict[str, Any] = {}
     if outs:
         test = test_metrics(data.task, outs, data.y_test, data.target_std)
         metrics.update({f"test_{k}": v for k, v in test.items() if k != "loss"}, test_loss=test["loss"])
     metrics.update(
         epochs_run=len(history),
-        best_epoch=first.stopper.best_epoch,
-        best_value=first.stopper.best_value,
+        best_epoch=best.best_epoch,
+        best_value=best.best_value,
         monitor=run.cfg.train.monitor,
         restored_best=restored,
         stop_reason=reason,
