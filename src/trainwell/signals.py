@@ -1,25 +1,58 @@
-"""SIGINT and SIGTERM as a request: the loop stops after the current step and writes last.pt."""
+"""SIGINT and SIGTERM as a request: the loop stops after the current step and writes last.pt.
+
+A compare's worker calls `remember_interrupts(stop)` as it starts: a Ctrl-C it receives later, or
+the compare's shared `stop` event (set when the compare itself is interrupted, which covers a
+Ctrl-C the worker missed while still starting up), means: start no further run, and stop a
+running one after its current step. So the compare exits 130 promptly."""
 
 from __future__ import annotations
 
 import contextlib
 import signal
 import threading
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
+
+_remembered = threading.Event()  # this worker was interrupted (set only after remember_interrupts())
+_worker: dict[str, Any] = {}  # in a compare's worker: "stop", the compare's shared stop event
+
+
+def remember_interrupts(stop: Any = None) -> None:
+    """In a compare's worker, from its first moment: SIGINT is recorded, not raised or ignored;
+    `stop` (a multiprocessing Event the compare sets when it is interrupted) counts as one too."""
+    _worker["stop"] = stop
+    signal.signal(signal.SIGINT, lambda *_: _remembered.set())
+
+
+def interrupted_before() -> bool:
+    """Whether this worker, or the compare it works for, was interrupted (then it starts no run)."""
+    stop = _worker.get("stop")
+    return _remembered.is_set() or (stop is not None and stop.is_set())
 
 
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[Callable[[], bool]]:
-    """SIGINT/SIGTERM ask the loop to stop after the current step (it then writes last.pt)."""
+    """SIGINT/SIGTERM ask the loop to stop after the current step (it then writes last.pt); in a
+    worker that was already interrupted, the loop stops at its first step."""
     flag = threading.Event()
+    in_worker = "stop" in _worker
+
+    def stop_requested() -> bool:
+        return flag.is_set() or (in_worker and interrupted_before())
+
     if threading.current_thread() is not threading.main_thread():
-        yield flag.is_set
+        yield stop_requested
         return
+
+    def requested(*_: object) -> None:
+        flag.set()
+        if in_worker:  # a worker keeps it for the runs it would start next
+            _remembered.set()
+
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     for s in previous:
-        signal.signal(s, lambda *_: flag.set())
+        signal.signal(s, requested)
     try:
-        yield flag.is_set
+        yield stop_requested
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)

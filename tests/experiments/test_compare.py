@@ -227,3 +227,36 @@ def test_a_stack_killed_mid_compare_resumes_exactly(tmp_path, tiny):
         assert [{k: v for k, v in r.items() if k != "seconds"} for r in h1] == [
             {k: v for k, v in r.items() if k != "seconds"} for r in h2
         ]
+
+
+def test_ctrl_c_while_workers_start_exits_130_promptly(tmp_path, tiny):
+    """Ctrl-C (SIGINT to the process group) in a compare's first second: the workers are still
+    importing; the runs they were about to start must not train to their end (here ~minutes)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    raw = tiny(variants={"a": {}, "b": {"optim.lr": 0.01}}, seeds=[0, 1])
+    raw["base"]["data"] = {"name": "delivery", "n": 3000}
+    raw["base"]["train"] = {**raw["base"]["train"], "max_epochs": 5000}
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(raw))
+    argv = [sys.executable, "-m", "trainwell", "compare", str(tmp_path / "exp.yaml"), "--workers", "2"]
+    proc = subprocess.Popen(
+        [*argv, "--out", str(tmp_path / "out")], start_new_session=True, stderr=subprocess.PIPE, text=True
+    )
+    while " jobs) on " not in (line := proc.stderr.readline()) and line:  # the pool is about to start
+        pass
+    time.sleep(0.3)  # the workers are being spawned or are importing torch
+    started = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err[-1500:]
+    assert time.monotonic() - started < 45, "the compare waited for runs that started after Ctrl-C"
+    assert "interrupted: 0 of 4 runs finished" in err

@@ -55,12 +55,15 @@ def check_address(address: str) -> str:
 # ---- this machine ------------------------------------------------------------------------------
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, stop: Any) -> None:
     os.environ["OMP_NUM_THREADS"] = str(threads)  # before torch is imported in this process
     os.environ["MKL_NUM_THREADS"] = str(threads)
-    # Ctrl-C reaches the whole process group: an idle worker ignores it, while a training run
-    # installs its own handler (stop after this step, write last.pt) for its duration
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C reaches the whole process group: from here on a worker records it, as it records the
+    # compare's `stop` event (signals.py), so a run it is about to start does not start, and a
+    # running run stops after the current step (writing last.pt)
+    from ..signals import remember_interrupts
+
+    remember_interrupts(stop)
     import torch
 
     torch.set_num_threads(threads)
@@ -117,11 +120,13 @@ def _run_in_pool(
     ctx = multiprocessing.get_context("spawn")
     # workers are born ignoring Ctrl-C (an ignored signal stays ignored across exec, and Python
     # then installs no KeyboardInterrupt handler), so one that is still importing when Ctrl-C
-    # comes does not die with a traceback; a running run installs its own handler
+    # comes does not die with a traceback. The Ctrl-C is not lost: this process sets `stop`,
+    # which a worker reads before each job and a running run after each step (signals.py).
+    stop = ctx.Event()
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread() else None
     try:
         pool = ProcessPoolExecutor(
-            max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker, initargs=(threads,)
+            max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker, initargs=(threads, stop)
         )
         pending: dict[Future, Job] = {pool.submit(execute_quietly, job, threads): job for job in jobs}
     finally:
@@ -151,6 +156,7 @@ def _run_in_pool(
             collect()
         except KeyboardInterrupt:
             complete = False
+            stop.set()  # running runs stop after their current step; workers start no other job
             if main_thread():  # a second Ctrl-C must not cut the collection short
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
             for fut in list(pending):

@@ -40,7 +40,12 @@ def failed_rows(job: Job, reason: str) -> Rows:
 
 
 def execute_quietly(job: Job, threads: int) -> Rows:
-    """execute(), with the thread count in every row; an unexpected error becomes failed rows."""
+    """execute(), with the thread count in every row; an unexpected error becomes failed rows.
+    A worker interrupted before the job started starts nothing: the job's runs are left for next time."""
+    from ..signals import interrupted_before
+
+    if interrupted_before():
+        return [record(r, d, None, INTERRUPTED, "interrupted") for r, d in zip(job.runs, job.dirs)]
     try:
         rows = execute(job, threads)
     except Exception as exc:  # pragma: no cover - execute catches run failures itself
