@@ -125,5 +125,5 @@ def test_fit_on_a_dataframe_with_text_columns_then_predict_raw_rows(tmp_path):
     result = trainwell.fit(model, df, target="status", config=config, out=tmp_path / "run")
     assert result.ok and "test_roc_auc" in result.metrics
     raw = df.drop(columns=["status"]).head(5)
-    predicted = trainwell.predict(tmp_path / "run", raw, model=model)
+    predicted = trainwell.predict_run(tmp_path / "run", raw, model=model)
     assert list(predicted["predicted_status"].unique()) and {"probability_late", "probability_paid"} <= set(predicted)

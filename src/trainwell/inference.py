@@ -44,9 +44,10 @@ class Ensemble(nn.Module):
         return torch.log(torch.softmax(outs.float(), dim=-1).mean(0).clamp(min=1e-12))
 
 
-def load_run(run_dir: str | Path) -> tuple[RunConfig, nn.Module, dict[str, Any]]:
+def load_run(run_dir: str | Path, own: nn.Module | None = None) -> tuple[RunConfig, nn.Module, dict[str, Any]]:
     """The run's config, its model with the best weights (eval mode; an Ensemble for members > 1),
-    and the preprocessing spec."""
+    and the preprocessing spec. `own`: the module a run of trainwell.fit trained (its architecture
+    is not in the run), which receives the best weights."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise TrainwellError(f"run directory {str(run_dir)!r} does not exist")
@@ -58,6 +59,14 @@ def load_run(run_dir: str | Path) -> tuple[RunConfig, nn.Module, dict[str, Any]]
     ckpt = load_checkpoint(path, BEST)
     spec = validate_spec(ckpt.get("spec"), path)  # checked like a config before a model is built from it
     states = ckpt.get("members") or [ckpt["model"]]
+    if own is not None or spec["model_kind"] == "custom":
+        if own is None:
+            raise DataError(
+                f"run {shown_path(run_dir)} trained a model of one's own (trainwell.fit): pass it, "
+                "trainwell.predict_run(run_dir, rows, model=MyNet())"
+            )
+        load_model_state(own, states[0], path)
+        return cfg, own.eval(), spec
     models = []
     for state in states:
         model = build_model(
@@ -122,11 +131,11 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path | None = None) -> di
 
 
 def check_predict_out(
-    run_dir: str | Path, input_path: str | Path, out_path: str | Path, overwrite: bool = False
+    run_dir: str | Path, input_path: str | Path | None, out_path: str | Path, overwrite: bool = False
 ) -> Path:
     """Where predictions may go: never onto the input or a run's own files, and onto another
     existing file only with `overwrite`. Checked before anything is read."""
-    protected = [input_path, *(Path(run_dir) / f for f in rundir.RUN_FILES)]
+    protected = [*([input_path] if input_path is not None else []), *(Path(run_dir) / f for f in rundir.RUN_FILES)]
     return paths.check_out_file(out_path, "--out", protected, overwrite)
 
 
@@ -143,18 +152,28 @@ def members_spread(model: Ensemble, x: torch.Tensor, spec: dict[str, Any], targe
 
 
 def predict_run(
-    run_dir: str | Path, input_path: str | Path, out_path: str | Path | None = None, overwrite: bool = False
+    run_dir: str | Path,
+    input_path: Any,
+    out_path: str | Path | None = None,
+    overwrite: bool = False,
+    model: nn.Module | None = None,
 ) -> Any:
-    """Predictions for the rows of a CSV (a DataFrame); written to out_path when given (an
-    existing file there is replaced only with `overwrite`)."""
+    """Predictions (a DataFrame) for raw rows: a CSV/Parquet file or a DataFrame, prepared with
+    the preprocessing saved in best.pt; written to out_path when given (an existing file there
+    is replaced only with `overwrite`). `model`: the module a run of trainwell.fit trained."""
+    from .data.memory import as_table
+
+    given = hasattr(input_path, "columns")  # a DataFrame rather than a file
     paths.check_text(run_dir, "run directory")
-    paths.check_text(input_path, "input file")
-    target_file = check_predict_out(run_dir, input_path, out_path, overwrite) if out_path is not None else None
-    cfg, model, spec = load_run(run_dir)
+    if not given:
+        paths.check_text(input_path, "input file")
+    protected = None if given else input_path
+    target_file = check_predict_out(run_dir, protected, out_path, overwrite) if out_path is not None else None
+    cfg, model, spec = load_run(run_dir, model)
     if spec.get("kind") != "tabular":
         raise DataError("predict reads a CSV of features, which only tabular runs can use")
-    where = f"input file {shown_path(input_path)}"
-    df = read_table(input_path, cfg.data.sep, where)
+    where = "the rows given" if given else f"input file {shown_path(input_path)}"
+    df = as_table(input_path) if given else read_table(input_path, cfg.data.sep, where)
     x = features_for_prediction(df, spec, where)
     data = _bundle_like(spec, x, torch.zeros(len(x)))
     out = _outputs(model, data, x)

@@ -97,15 +97,15 @@ def frame_bundle(train: Any, val: Any, test: Any, task: str, target: str | None,
         frame = None if part is None else as_frame(part, target)
         if part is not None and frame is None:
             raise DataError(f"{what} must be a DataFrame with the target column {target!r}, as train is")
-        others.append(None if frame is None else (_plain(frame[0]), f"{what} DataFrame"))
+        others.append(None if frame is None else (as_table(frame[0]), f"{what} DataFrame"))
     table = dataclasses.replace(cfg, target=target, task=task, onehot_max_levels=ONEHOT_ALWAYS)
-    bundle = table_bundle(table, (_plain(df), "train DataFrame"), *others)
+    bundle = table_bundle(table, (as_table(df), "train DataFrame"), *others)
     bundle.spec["data_fingerprint"] = frame_fingerprint(df)
     return bundle
 
 
-def _plain(df: Any) -> Any:
-    """A DataFrame as a CSV would give it: a fresh 0..n-1 index (the splits index by position) and
+def as_table(df: Any) -> Any:
+    """A DataFrame (training rows, or rows to predict) as a CSV would give it: a fresh 0..n-1 index (the splits index by position) and
     datetime columns as ISO text (dates are read from text, as in a file)."""
     import pandas as pd
 
