@@ -139,3 +139,15 @@ def test_fit_takes_a_dataframe_with_text_boolean_date_and_blank_columns(tmp_path
     kinds = {c["name"]: c["kind"] for c in spec["preprocess"]["columns"]}
     assert set(kinds) == {"income", "grade", "owner", "issued", "purpose"}
     assert kinds["income"] == "numeric" and kinds["issued"] == "date" and kinds["grade"] == "categorical"
+
+
+def test_fit_start_lines_name_the_rate_max_lr_auto_found(tmp_path, capsys):
+    x, y = regression_data(400)
+    config = {"train": {"max_epochs": 4, "batch_size": 32}, "schedule": {"name": "onecycle", "max_lr": "auto"}}
+    result = trainwell.fit(Net(), (x, y), config=config, out=tmp_path / "run", quiet=False)
+    err = capsys.readouterr().err
+    found = float(next(line for line in err.splitlines() if line.startswith("schedule.max_lr = ")).split()[2])
+    optimizer = next(line for line in err.splitlines() if line.startswith("optimizer: "))
+    assert f"peak of {found:.3g}" in optimizer and "lr 0.001," not in optimizer
+    peak = max(r["lr"] for r in result.history)
+    assert peak == pytest.approx(found, rel=0.3)  # the history samples the schedule once per epoch

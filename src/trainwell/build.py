@@ -271,10 +271,23 @@ def describe(
         *data.notes,  # what loading inferred: the task and why, column roles, warnings
         f"model: {run.spec['model_kind']}, {n_params:,} parameters, on {device}, {run.engine} path{ensemble}"
         + (f" ({run.engine_reason})" if run.engine_reason else ""),
-        f"optimizer: {cfg.optim.name} lr {cfg.optim.lr:g}, {split.describe(cfg.optim.weight_decay, cfg.optim.decay_norm_and_bias)}",
+        f"optimizer: {cfg.optim.name} {_rate_words(cfg)}, {split.describe(cfg.optim.weight_decay, cfg.optim.decay_norm_and_bias)}",
         f"schedule: {cfg.schedule.name} (steps {m.schedule.cadence if m.schedule.cadence != 'none' else 'never'}), "
         f"monitor {cfg.train.monitor} ({mode}), early stopping {'patience ' + str(cfg.train.patience) if cfg.train.early_stopping else 'off'}",
     ]
+
+
+def _rate_words(cfg: RunConfig) -> str:
+    """The learning rate the run trains at: optim.lr, or under one-cycle the rates it moves through
+    (from peak / div_factor up to the peak, schedule.max_lr or optim.lr, then down to the final)."""
+    sc = cfg.schedule
+    if sc.name != "onecycle":
+        return f"lr {cfg.optim.lr:.3g}"
+    peak = float(sc.max_lr if isinstance(sc.max_lr, (int, float)) else cfg.optim.lr)
+    start = peak / sc.div_factor
+    return (
+        f"lr {start:.3g} rising to a peak of {peak:.3g} (one-cycle), then falling to {start / sc.final_div_factor:.3g}"
+    )
 
 
 __all__ = ["build_trainer", "build_models", "pick_device", "describe"]
