@@ -71,7 +71,9 @@ class DataConfig:
     categorical: list[str] | None = None  # csv: columns to treat as categories whatever their values
     numeric: list[str] | None = None  # csv: columns to treat as numbers (blanks allowed, text refused)
     ignore: list[str] | None = None  # csv: columns left out, e.g. an id
-    drop_blank_target: bool = False  # csv: leave out rows whose target is blank (counted in the notes) instead of refusing the file
+    drop_blank_target: bool = (
+        False  # csv: leave out rows whose target is blank (counted in the notes) instead of refusing the file
+    )
     scaling: str = "robust"  # csv: robust (median/IQR, then smooth clipping, as RealMLP) or standard (mean/std)
     onehot_max_levels: int = (
         10  # csv: categories with at most this many levels are one-hot; more get a learned embedding

@@ -12,7 +12,7 @@ import multiprocessing
 import os
 import signal
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 from ..errors import TrainwellError
 from .dask_executor import DaskExecutor

@@ -46,7 +46,9 @@ class ExperimentResult:
     complete: bool = True
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # wall seconds of training, baselines, report
-    data: dict[str, Any] = field(default_factory=dict)  # compare.ranking: source, rows, split, target, task, class_weights
+    data: dict[str, Any] = field(
+        default_factory=dict
+    )  # compare.ranking: source, rows, split, target, task, class_weights
 
     @property
     def lower_is_better(self) -> bool:
