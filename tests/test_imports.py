@@ -42,6 +42,7 @@ LAZY_FOR_STARTUP: dict[tuple[str, str], str] = {
     ("trainwell.experiments.baselines", "trainwell.data.delivery"): LIGHT_EXPERIMENTS,
     ("trainwell.experiments.runner", "trainwell.checkpoint"): LIGHT_EXPERIMENTS,
     ("trainwell.experiments.runner", "trainwell.runner"): LIGHT_EXPERIMENTS,
+    ("trainwell.experiments.runner", "trainwell.lr_find"): LIGHT_EXPERIMENTS,
 }
 
 # function-level imports in modules another branch is rewriting (issue 16's split of runner.py); each

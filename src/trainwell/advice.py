@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Sequence
 
 from . import stop_reasons
+from .early_stopping import replayed
+from .metric_names import mode_of
 
 
 def median(values: Iterable[float]) -> float:
@@ -76,8 +78,6 @@ def _best(history: Sequence[Row]) -> Row:
 
 def _best_monitored(history: Sequence[Row], ctx: Context) -> int:
     """The best epoch by the run's own rule (its monitor and mode), as metrics.json gives it."""
-    from .early_stopping import replayed
-
     best = replayed(list(history), ctx.monitor, ctx.mode).best_epoch
     return best if best is not None else _best(history)["epoch"]
 
@@ -233,8 +233,6 @@ def _finite_row(r: Row) -> bool:
 
 def context_from_config(cfg: Any, stop_reason: str | None) -> Context:
     """A Context from a RunConfig (or its dict form)."""
-    from .metric_names import mode_of
-
     train = cfg["train"] if isinstance(cfg, dict) else cfg.to_dict()["train"]
     monitor = train.get("monitor") or "val_loss"
     return Context(

@@ -13,11 +13,11 @@ import argparse
 import contextlib
 import json
 import os
-import signal
 import sys
-from typing import Any, Callable, Iterator, NoReturn, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 from .errors import TrainwellError
+from .signals import interrupts_noticed
 
 EXIT_BAD_INPUT = 2
 EXIT_TRAINING_FAILED = 1
@@ -313,43 +313,6 @@ def _compare_commands(add: Add) -> None:
     p.add_argument("--seeds", type=int, default=3, help="seeds per variant (default 3)")
     p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
     p.add_argument("--quiet", action="store_true", help="no per-run progress lines")
-
-
-@contextlib.contextmanager
-def interrupts_noticed() -> Iterator[Callable[[], bool]]:
-    """For the command's duration: SIGTERM interrupts like Ctrl-C (KeyboardInterrupt), and
-    `noticed()` says whether SIGINT or SIGTERM arrived at all. Training installs its own handlers
-    (finish the step, write last.pt), and a signal they take can end up unacted on (one during the
-    last epoch's evaluation); the wakeup fd records every signal at the C level whichever Python
-    handler runs, so the command still exits 130."""
-    if not _in_main_thread():
-        yield lambda: False
-        return
-    read_end, write_end = os.pipe()
-    os.set_blocking(write_end, False)
-    os.set_blocking(read_end, False)
-    previous_fd = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
-    previous_term = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    seen: set[int] = set()
-
-    def noticed() -> bool:
-        with contextlib.suppress(BlockingIOError):
-            seen.update(os.read(read_end, 512))
-        return bool(seen & {signal.SIGINT, signal.SIGTERM})
-
-    try:
-        yield noticed
-    finally:
-        signal.signal(signal.SIGTERM, previous_term)
-        signal.set_wakeup_fd(previous_fd)
-        os.close(read_end)
-        os.close(write_end)
-
-
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def _quiet_stdout() -> None:

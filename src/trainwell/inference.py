@@ -20,6 +20,7 @@ from .checkpoint import BEST, load_checkpoint, load_model_state, validate_spec
 from .config import RunConfig, load_config
 from .data import load_data
 from .data.bundle import DataBundle
+from .data.memory import as_table
 from .data.tabular import features_for_prediction, read_table, rows_seen_in_training, targets_for_evaluation
 from .errors import DataError, TrainwellError, shown_path
 from .loop import predict_outputs, score
@@ -161,8 +162,6 @@ def predict_run(
     """Predictions (a DataFrame) for raw rows: a CSV/Parquet file or a DataFrame, prepared with
     the preprocessing saved in best.pt; written to out_path when given (an existing file there
     is replaced only with `overwrite`). `model`: the module a run of trainwell.fit trained."""
-    from .data.memory import as_table
-
     given = hasattr(input_path, "columns")  # a DataFrame rather than a file
     paths.check_text(run_dir, "run directory")
     if not given:

@@ -8,6 +8,7 @@ running one after its current step. So the compare exits 130 promptly."""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from typing import Any, Callable, Iterator
@@ -56,3 +57,34 @@ def stop_on_signals() -> Iterator[Callable[[], bool]]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+@contextlib.contextmanager
+def interrupts_noticed() -> Iterator[Callable[[], bool]]:
+    """For the command's duration: SIGTERM interrupts like Ctrl-C (KeyboardInterrupt), and
+    `noticed()` says whether SIGINT or SIGTERM arrived at all. Training installs its own handlers
+    (finish the step, write last.pt), and a signal they take can end up unacted on (one during the
+    last epoch's evaluation); the wakeup fd records every signal at the C level whichever Python
+    handler runs, so the command still exits 130."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    os.set_blocking(read_end, False)
+    previous_fd = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    previous_term = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    seen: set[int] = set()
+
+    def noticed() -> bool:
+        with contextlib.suppress(BlockingIOError):
+            seen.update(os.read(read_end, 512))
+        return bool(seen & {signal.SIGINT, signal.SIGTERM})
+
+    try:
+        yield noticed
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+        signal.set_wakeup_fd(previous_fd)
+        os.close(read_end)
+        os.close(write_end)

@@ -10,6 +10,7 @@ kind of data keeps the index-gathering fast path.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from typing import Any
 
@@ -22,7 +23,7 @@ from ..seeding import seed_worker
 from .bundle import DataBundle
 from .registry import DATASETS
 from .splits import three_way, train_test_indices
-from .tabular import STD_EPS, bundle_from_arrays
+from .tabular import STD_EPS, bundle_from_arrays, table_bundle
 
 NAME = "memory"  # data.name of runs trained with trainwell.fit
 
@@ -83,10 +84,6 @@ ONEHOT_ALWAYS = 2**31  # a module of one's own reads a flat vector of numbers: e
 def frame_bundle(train: Any, val: Any, test: Any, task: str, target: str | None, cfg: DataConfig) -> DataBundle:
     """DataFrames through the preprocessing `train --data` uses (tabular.table_bundle): text,
     boolean, date and blank cells included, every statistic saved in the bundle's spec."""
-    import dataclasses
-
-    from .tabular import table_bundle
-
     df, target = as_frame(train, target) or (None, None)
     if target is None or target not in df.columns:
         raise DataError(

@@ -16,7 +16,7 @@ import torch
 from ..errors import DataError, shown_path
 from ..sections import DataConfig
 from .bundle import DataBundle
-from .columns import describe_roles, infer_roles, numeric_values, sniff_separator
+from .columns import as_text, describe_roles, infer_roles, numeric_values, sniff_separator
 from .preprocess import embedded_layout, fit_preprocess, level_summary, output_names, transform
 from .registry import DATASETS
 from .splits import three_way, train_test_indices
@@ -273,6 +273,4 @@ def rows_seen_in_training(df: Any, cfg: DataConfig) -> int:
 def _row_keys(df: Any) -> list[tuple[Any, ...]]:
     """Each row's cells as canonical text (columns.as_text), so a file read twice compares equal
     whatever dtypes pandas chose for each reading."""
-    from .columns import as_text
-
     return list(zip(*(as_text(df[c]) for c in df.columns)))

@@ -11,7 +11,7 @@ import textwrap
 from typing import Any
 
 from ..errors import TrainwellError
-from .compare import compare, compare_many, demo, interrupted_line, suite_report
+from .compare import compare, compare_many, data_line, demo, interrupted_line, suite_report
 from .headline import brief, headline, suite_headline, wrapped
 from .presets import DEMO, EXPERIMENTS, preset_experiment
 from .report import ExperimentResult, table_lines, text_table
@@ -40,8 +40,6 @@ def resolve(
 def console_summary(result: ExperimentResult) -> str:
     """What `trainwell compare` prints: the table, the baselines, at most one advice line per
     variant (the details are in the report) and, last, the headline."""
-    from .compare import data_line
-
     title = f"{result.experiment.name} ({data_line(result.data)}):" if result.data else f"{result.experiment.name}:"
     lines = [title, text_table(table_lines(result))]
     if result.baselines:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..config import DataConfig
+from ..metrics import compute
 
 SEED = 0  # random_state of the gradient-boosting model
 PROBABILITY_FLOOR = 1e-15  # as scikit-learn's log_loss clips
@@ -45,8 +46,6 @@ def fit_baselines(data_cfg: DataConfig, balanced: bool = False) -> list[dict[str
 def _scored(task: str, outputs: np.ndarray, bundle: Any) -> dict[str, float]:
     """test_<name> for every metric of the task; outputs as the networks give them (see metrics.py)."""
     import torch
-
-    from ..metrics import compute
 
     out = torch.as_tensor(outputs, dtype=torch.float64).unsqueeze(0)
     values = compute(task, out, bundle.y_test, bundle.target_std)

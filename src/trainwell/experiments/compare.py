@@ -15,10 +15,21 @@ import yaml
 from .. import advice as adv
 from .. import paths, rundir, safeyaml
 from ..errors import ConfigError, TrainwellError, shown, shown_path
+from ..metric_names import default_metric, metric_problem
 from .executors import make_executor
 from .headline import brief, suite_headline
 from .presets import DEMO, preset_experiment
-from .report import PLOTS, ExperimentResult, html_page, html_section, markdown, metric_of, summary_rows, write_report
+from .report import (
+    PLOTS,
+    ExperimentResult,
+    html_page,
+    html_section,
+    markdown,
+    metric_of,
+    metric_words,
+    summary_rows,
+    write_report,
+)
 from .runner import INTERRUPTED, Say, cores, plan_jobs, read_history, record, stderr_say, write_results
 from .spec import Experiment, Run, expand, parse_experiment, slug
 from .stats import number
@@ -286,8 +297,6 @@ def data_facts(cfg: Any, bundle: Any) -> dict[str, Any]:
 def ranking(e: Experiment, plan: list[Run], facts: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The data facts of the reference variant, how its classes are weighted, and the metric that
     ranks the variants (the experiment's, checked against the task, or the task's default)."""
-    from ..metric_names import default_metric, metric_problem
-
     ref = next((r for r in plan if r.variant == e.reference), plan[0])
     fact = facts[repr(ref.config.data)]
     weighted = fact["task"] == "classification" and ref.config.train.class_weights != "none"
@@ -300,8 +309,6 @@ def ranking(e: Experiment, plan: list[Run], facts: dict[str, dict[str, Any]]) ->
 
 def data_line(rank: dict[str, Any]) -> str:
     """'data churn.csv: 400 rows (270/48/80 train/val/test), target churn, classification, classes weighted balanced; ranked by test ROC AUC'"""
-    from .headline import metric_words
-
     split = "/".join(map(str, rank["split"]))
     weights = f", classes weighted {rank['class_weights']}" if rank["task"] == "classification" else ""
     return (

@@ -15,6 +15,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from typing import Any, Callable, Protocol
 
 from ..errors import TrainwellError
+from ..signals import remember_interrupts
 from .dask_executor import DaskExecutor
 from .job_rows import Collector, Rows, execute_quietly, failed_rows, main_thread
 from .runner import INTERRUPTED, Job, Say, one_line, threads_per_worker
@@ -61,8 +62,6 @@ def _init_worker(threads: int, stop: Any) -> None:
     # Ctrl-C reaches the whole process group: from here on a worker records it, as it records the
     # compare's `stop` event (signals.py), so a run it is about to start does not start, and a
     # running run stops after the current step (writing last.pt)
-    from ..signals import remember_interrupts
-
     remember_interrupts(stop)
     import torch
 

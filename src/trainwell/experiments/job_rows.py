@@ -7,6 +7,7 @@ import threading
 import traceback
 from typing import Any
 
+from ..signals import interrupted_before
 from .runner import FAILED, INTERRUPTED, OK, Job, Say, execute, one_line, record
 
 Rows = list[dict[str, Any]]
@@ -42,8 +43,6 @@ def failed_rows(job: Job, reason: str) -> Rows:
 def execute_quietly(job: Job, threads: int) -> Rows:
     """execute(), with the thread count in every row; an unexpected error becomes failed rows.
     A worker interrupted before the job started starts nothing: the job's runs are left for next time."""
-    from ..signals import interrupted_before
-
     if interrupted_before():
         return [record(r, d, None, INTERRUPTED, "interrupted") for r, d in zip(job.runs, job.dirs)]
     try:

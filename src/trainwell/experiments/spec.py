@@ -33,6 +33,7 @@ from typing import Any
 from ..compose import compose, compose_raw
 from ..errors import ConfigError, shown, shown_name
 from ..layers import read_yaml
+from ..metric_names import metric_problem
 from ..run_config import RUN_NAME_MAX, RunConfig
 from ..sections import SECTIONS, SEED_LIMIT
 
@@ -70,8 +71,6 @@ class Experiment:
 
 def check_metric(name: Any, where: str) -> str:
     """test_<name> for a metric trainwell computes, or a one-line ConfigError (the task is checked once the data is read)."""
-    from ..metric_names import metric_problem
-
     problem = metric_problem(name) if isinstance(name, str) else "a metric name"
     if problem:
         raise ConfigError(f"{where} = {shown(name)} is not allowed: {problem}")
