@@ -167,8 +167,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
             print(f"{name:<12}  {text}")
         return 0
     overrides = _overrides(args.set)
-    if args.data_path:
+    if args.data_path:  # that file (or folder) for every run, whatever the experiment's data (compose.py)
         overrides["data.path"] = args.data_path
+    if args.target:
+        overrides["data.target"] = args.target
     exp = ex.resolve(args.experiment, args.preset, overrides, args.seeds).with_metric(args.metric)
     out = args.out or f"{ex.DEFAULT_ROOT}/{ex.spec.slug(exp.name)}"
     result = ex.compare(exp, out, workers=args.workers, overrides=overrides, quiet=args.quiet, cluster=args.cluster)
@@ -285,8 +287,13 @@ def _compare_commands(add: Add) -> None:
     p.add_argument("--list", action="store_true", help="list the built-in experiments")
     p.add_argument("--seeds", type=int, help="seeds per variant (0..N-1), replacing the experiment's")
     p.add_argument(
-        "--data-path", help="data folder or file for every run (cnn-upgrade: a CIFAR-10 folder moves it to cifar10)"
+        "--data",
+        "--data-path",
+        dest="data_path",
+        help="CSV/Parquet file (or data folder) for every run, whatever data the experiment names; "
+        "cnn-upgrade: a CIFAR-10 folder moves it to cifar10",
     )
+    p.add_argument("--target", help="name of the target column in --data")
     p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
     p.add_argument(
         "--metric",

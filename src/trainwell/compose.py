@@ -18,6 +18,7 @@ from .layers import apply_overrides, merge, read_config_file
 from .presets import PRESETS
 from .run_config import RunConfig
 from .same_run import RESUMABLE_FIELDS
+from .sections import FILELESS_DATA, GENERATOR_FIELDS, DataConfig
 
 Layer = Mapping[str, Any]
 
@@ -32,12 +33,30 @@ def compose_raw(
     """The raw config dict the layers make, not yet checked (see `compose`)."""
     raw: dict[str, Any] = base.to_dict() if isinstance(base, RunConfig) else copy.deepcopy(dict(base or {}))
     if preset:
-        raw = merge(raw, PRESETS.get(preset)())
+        layer = PRESETS.get(preset)()
+        raw = file_means_file(merge(raw, layer), layer.get("data"))
     if file is not None:
-        raw = merge(raw, read_config_file(file))
+        layer = read_config_file(file)
+        raw = file_means_file(merge(raw, layer), layer.get("data"))
     if sections:
-        raw = merge(raw, dict(sections))
-    return apply_overrides(raw, dict(sets or {}))
+        raw = file_means_file(merge(raw, dict(sections)), dict(sections).get("data"))
+    data_sets = {k.partition(".")[2]: v for k, v in (sets or {}).items() if k.startswith("data.")}
+    return file_means_file(apply_overrides(raw, dict(sets or {})), data_sets)
+
+
+def file_means_file(raw: dict[str, Any], layer_data: Any) -> dict[str, Any]:
+    """The one rule for data across layers: a data path a layer gives (a file, a variant,
+    --data-path, compare --data) means that file for the run, whatever built-in data the layers
+    below named (a preset's generated delivery, say): data.name becomes csv and the generator's
+    fields go. A layer that names a built-in data set beside its own path is left for
+    DataConfig.validate to refuse in one line."""
+    if not isinstance(layer_data, Mapping) or layer_data.get("path") is None or "name" in layer_data:
+        return raw
+    data = raw.get("data")
+    if not isinstance(data, dict) or data.get("name", DataConfig.name) not in FILELESS_DATA:
+        return raw
+    kept = {k: v for k, v in data.items() if k not in GENERATOR_FIELDS}
+    return {**raw, "data": {**kept, "name": "csv"}}
 
 
 def compose(

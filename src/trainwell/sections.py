@@ -44,6 +44,10 @@ def _choice(cfg: Any, name: str, choices: tuple[str, ...]) -> None:
     _require(cfg, name, getattr(cfg, name) in choices, "one of " + ", ".join(choices))
 
 
+FILELESS_DATA = ("delivery", "digits")  # data sets trainwell generates or ships: they read no file (data.path)
+GENERATOR_FIELDS = ("n", "generator_seed")  # what only the generated delivery data reads
+
+
 @dataclass
 class DataConfig:
     SECTION = "data"
@@ -112,6 +116,13 @@ class DataConfig:
             value = getattr(self, name)
             problem = path_problem(value) if value is not None else None
             _require(self, name, problem is None, f"a usable path (this one {problem})")
+        if self.name in FILELESS_DATA and self.path is not None:
+            _fail(
+                self.SECTION,
+                "path",
+                self.path,
+                f"null with data.name {self.name}, which reads no file; for a file leave data.name out or set it to csv",
+            )
         if self.name == "csv":
             _require(self, "path", bool(self.path), "a CSV or Parquet file when data.name is csv")
             _require(self, "target", bool(self.target), "the target column's name when data.name is csv")
