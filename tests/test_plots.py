@@ -37,3 +37,9 @@ def test_ticks_between_the_ends():
     assert [round(10**u, 6) for u in log_ticks(math.log10(5e-5), math.log10(2e-2))] == [1e-4, 1e-3, 1e-2]
     inside_a_decade = [round(10**u, 6) for u in log_ticks(math.log10(6.5e-4), math.log10(1e-3))]
     assert len(inside_a_decade) >= 2 and all(6.5e-4 <= v <= 1e-3 for v in inside_a_decade)
+
+
+def test_an_ensembles_learning_rate_panel_shows_its_members_range():
+    history = [{**row, "lr_min": row["lr"] / 2} for row in _history(20)]
+    svg = curves_svg(history)
+    assert "highest member" in svg and "lowest member" in svg

@@ -110,9 +110,13 @@ def curves_svg(history: list[dict[str, Any]], title: str = "", best_epoch: int |
                 best_epoch,
             )
         )
-    panels.append(
-        _panel(W * len(panels), "learning rate", [("lr", "#9467bd", [r["lr"] for r in history])], epochs, True, None)
-    )
+    rates = [("lr", "#9467bd", [r["lr"] for r in history])]
+    if history and "lr_min" in history[0]:  # an ensemble: its members' highest and lowest rate
+        rates = [
+            ("highest member", "#9467bd", rates[0][2]),
+            ("lowest member", "#c5b0d5", [r["lr_min"] for r in history]),
+        ]
+    panels.append(_panel(W * len(panels), "learning rate", rates, epochs, True, None))
     width = W * len(panels)
     head = (
         f'<text x="{width / 2}" y="{H + 16}" text-anchor="middle" font-size="12">{html.escape(title)}'

@@ -117,3 +117,18 @@ def test_with_seeds_and_slug(tiny):
     with pytest.raises(ConfigError):
         exp.with_seeds(0)
     assert slug("adam with L2") == "adam-with-L2" and slug("dropout=0.1,lr=1") == "dropout=0.1-lr=1"
+
+
+def test_metric_names_any_metric_trainwell_computes(tiny):
+    from trainwell.metric_names import default_metric
+
+    assert parse_experiment(tiny(metric="roc_auc")).metric == "test_roc_auc"
+    assert parse_experiment(tiny(metric="test_rmse")).metric == "test_rmse"
+    assert parse_experiment(tiny()).with_metric("log_loss").metric == "test_log_loss"
+    with pytest.raises(ConfigError, match="metric = 'auc' is not allowed: a metric trainwell computes: one of mae"):
+        parse_experiment(tiny(metric="auc"))
+    # the defaults: RMSE for regression; log loss, or ROC AUC when classes are weighted; the lessons' own metric
+    assert default_metric("csv", "regression", False) == "rmse"
+    assert default_metric("csv", "classification", False) == "log_loss"
+    assert default_metric("csv", "classification", True) == "roc_auc"
+    assert default_metric("delivery", "regression", False) == "mae"
