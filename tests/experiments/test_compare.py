@@ -260,3 +260,15 @@ def test_ctrl_c_while_workers_start_exits_130_promptly(tmp_path, tiny):
     assert proc.returncode == 130, err[-1500:]
     assert time.monotonic() - started < 45, "the compare waited for runs that started after Ctrl-C"
     assert "interrupted: 0 of 4 runs finished" in err
+
+
+def test_lr_auto_in_a_variant_of_an_ensemble(tmp_path, tiny):
+    """The range test runs in the worker on one member; the found rate is what config.yaml records."""
+    import yaml
+
+    raw = tiny(variants={"fixed": {}, "auto": {"optim.lr": "auto"}}, seeds=[0])
+    raw["base"]["train"] = {**raw["base"]["train"], "members": 2}
+    result = compare(parse_experiment(raw), tmp_path / "out", workers=0, quiet=True, baselines=False)
+    assert [r["status"] for r in result.rows] == ["ok", "ok"], [r["error"] for r in result.rows]
+    lr = yaml.safe_load((tmp_path / "out" / "runs" / "auto" / "seed-0" / "config.yaml").read_text())["optim"]["lr"]
+    assert isinstance(lr, float) and (tmp_path / "out" / "runs" / "auto" / "seed-0" / "lr_find.csv").exists()
