@@ -291,7 +291,8 @@ def data_facts(cfg: Any, bundle: Any) -> dict[str, Any]:
     else:
         source = f"{cfg.name} ({cfg.path})" if cfg.path else f"built-in {cfg.name}"
     split = [len(bundle.x_train), len(bundle.x_val), len(bundle.x_test)]
-    return {"source": source, "rows": sum(split), "split": split, "target": bundle.target_name, "task": bundle.task}
+    target = bundle.target_name or "the class of each image"
+    return {"source": source, "rows": sum(split), "split": split, "target": target, "task": bundle.task}
 
 
 def ranking(e: Experiment, plan: list[Run], facts: dict[str, dict[str, Any]]) -> dict[str, Any]:
