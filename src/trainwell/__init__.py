@@ -26,6 +26,7 @@ _LAZY = {
     "register_model": "api",
     "resume": "api",
     "lr_find": "lr_find",
+    "check": "checks",
 }
 __all__ = list(_LAZY)
 

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from . import rundir
+from .check_io import check_emit, fit_check
 from .checkpoint import BEST, LAST, load_checkpoint
 from .compose import compose
 from .data.memory import NAME as MEMORY
@@ -25,6 +26,7 @@ from .errors import CheckpointError, ConfigError, DataError
 from .layers import merge
 from .loop import predict_outputs
 from .models import MODELS
+from .optim import decays
 from .progress import Progress
 from .run_config import RunConfig
 from .runner import RunResult
@@ -81,7 +83,7 @@ def audit_emit(emit: Callable[..., None], model: nn.Module, cfg: RunConfig) -> C
     """Adds to the start lines which of the user's own parameters get no weight decay."""
     if cfg.optim.decay_norm_and_bias:
         return emit
-    names = [n for n, p in model.named_parameters() if p.requires_grad and p.ndim < 2]
+    names = [n for n, p in model.named_parameters() if p.requires_grad and not decays(p)]
     shown = ", ".join(names[:SHOWN_NAMES]) + (f", ... ({len(names)} in all)" if len(names) > SHOWN_NAMES else "")
 
     def emitting(event: str, **payload: Any) -> None:
@@ -129,17 +131,27 @@ def fit(
     cfg = compose(base=cfg, sets={"data.task": data.task})  # config.yaml records what "auto" decided
     check_inputs(model, data)
     run_dir = rundir.new_run_dir(out, cfg.name)
-    shown = audit_emit(Progress(cfg.train.quiet), model, cfg)
+    report = fit_check(model, data, cfg)  # before training touches the model: its modes as the user left them
+    shown = check_emit(audit_emit(Progress(cfg.train.quiet), model, cfg), report)
     emit = metric_emit(
         shown, model, data, metric, cfg.train.eval_batch_size
     )  # trainers' loggers are added by runner.train
     result = train_run(cfg, out=run_dir, emit=emit, model=model, data=data, loss_fn=loss)
-    return finish_fit(result, emit, model, data, metric, cfg)
+    return finish_fit(result, emit, model, data, metric, cfg, report)
 
 
 def finish_fit(
-    result: RunResult, emit: Any, model: nn.Module, data: Any, metric: Metric | None, cfg: RunConfig
+    result: RunResult,
+    emit: Any,
+    model: nn.Module,
+    data: Any,
+    metric: Metric | None,
+    cfg: RunConfig,
+    report: Any = None,
 ) -> RunResult:
+    if report is not None and result.metrics:  # a finished run: metrics.json keeps the model check's findings
+        result.metrics["check"] = report.to_dicts()
+        rundir.write_json(result.run_dir / rundir.METRICS, result.metrics)
     if metric is not None and result.metrics:
         name = f"test_{getattr(metric, '__name__', 'metric')}"
         result.metrics[name] = custom_metric(model, data, data.x_test, data.y_test, metric, cfg.train.eval_batch_size)

@@ -1,7 +1,7 @@
 """Command line: parses arguments and calls the library; nothing else.
 
 Exit statuses: 0 done; 1 failed (a run's loss became non-finite, or the system refused, e.g. a
-full disk); 2 bad input (one line on stderr, never a traceback); 130 interrupted (Ctrl-C,
+full disk), or `check` found warnings; 2 bad input (one line on stderr, never a traceback); 130 interrupted (Ctrl-C,
 SIGINT or SIGTERM, however it arrives); 141 standard output closed early (`| head`).
 Only the standard library is imported here at start-up, so --help and argument errors answer
 at once; torch and pandas are imported inside the commands that need them.
@@ -204,6 +204,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """The lessons' rules on a model of one's own: 0 nothing to warn about, 1 warnings."""
+    from .check_io import checked, load_model, parse_shape, sample_batch
+
+    shape = parse_shape(args.input_shape)  # bad arguments are refused before the user's code runs
+    sample = sample_batch(shape, args.input_dtype)
+    report = checked(load_model(args.model), sample, batch_size=args.batch_size, train_size=args.train_size)
+    print(json.dumps(report.to_dicts(), indent=2) if args.json else "\n".join(report.lines()))
+    return 1 if report.warnings else 0
+
+
+def _check_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="MODULE:CALLABLE, e.g. nets:Net or nets.py:Net (called with no arguments)")
+    p.add_argument("--input-shape", required=True, help="one sample's shape without the batch, e.g. 3,32,32 or 8")
+    p.add_argument("--input-dtype", default="float32", help="float32 (default), float64 or int64")
+    p.add_argument("--batch-size", type=int, default=64, help="training batch size (default 64, train.batch_size)")
+    p.add_argument("--train-size", type=int, help="training rows: checks for a last batch of one row")
+    p.add_argument("--json", action="store_true", help="the findings as JSON")
+
+
 def _run_arguments(p: argparse.ArgumentParser) -> None:
     """What to train: the arguments train and lr-find share."""
     p.add_argument("config", nargs="?", help="YAML config file (sections data, model, optim, schedule, train)")
@@ -254,7 +274,7 @@ def _training_commands(add: Add) -> None:
 
 
 def _run_commands(add: Add) -> None:
-    """resume, evaluate and predict (commands on a run directory), and presets."""
+    """resume, evaluate and predict (commands on a run directory), presets, and check (a model of one's own)."""
     p = add("resume", cmd_resume, "continue an interrupted run from its last.pt")
     p.add_argument("run_dir")
     p.add_argument(
@@ -277,6 +297,9 @@ def _run_commands(add: Add) -> None:
     )
 
     add("presets", cmd_presets, "list the built-in presets")
+
+    p = add("check", cmd_check, "check a model of one's own against the lessons' rules (exit 1: warnings)")
+    _check_arguments(p)
 
 
 def _compare_commands(add: Add) -> None:
