@@ -132,7 +132,7 @@ def fit(
     check_inputs(model, data)
     run_dir = rundir.new_run_dir(out, cfg.name)
     report = fit_check(model, data, cfg)  # before training touches the model: its modes as the user left them
-    shown = check_emit(audit_emit(Progress(cfg.train.quiet), model, cfg), report)
+    shown = audit_emit(check_emit(Progress(cfg.train.quiet), report), model, cfg)  # the findings come last
     emit = metric_emit(
         shown, model, data, metric, cfg.train.eval_batch_size
     )  # trainers' loggers are added by runner.train
