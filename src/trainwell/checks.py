@@ -19,7 +19,7 @@ from torch import nn
 from .config import OptimConfig, TrainConfig
 from .errors import ConfigError
 from .forward_trace import Call, trace
-from .models import has_batchnorm
+from .models import drops_last_batch
 from .optim import decays
 
 WARNING, INFO = "warning", "info"
@@ -150,7 +150,7 @@ def bias_before_batchnorm(calls: list[Call], cfg: CheckConfig) -> list[Finding]:
                     WARNING,
                     tuple(label(c) for c in path),
                     f"{bias.numel():,} dead parameters: BatchNorm subtracts the batch mean, which cancels the "
-                    f"bias, and the optimizer still tracks them",
+                    "bias; the optimizer still tracks them, and Adam turns their rounding-noise gradient into full steps",
                     f"{kind}(..., bias=False) for {source.name}",
                 )
             )
@@ -212,12 +212,6 @@ def _has_parameters(module: nn.Module) -> bool:
 
 
 # ---- rules on the model as a whole -------------------------------------------------------------
-
-
-def drops_last_batch(model: nn.Module, train_size: int, batch_size: int) -> bool:
-    """trainwell's loop drops a last batch of one row when the model has BatchNorm (it cannot
-    normalise one row); the loop and this check ask this one function."""
-    return has_batchnorm(model) and train_size % batch_size == 1
 
 
 def last_batch_of_one(model: nn.Module, cfg: CheckConfig) -> list[Finding]:
@@ -382,4 +376,4 @@ def check(model: nn.Module, sample: Any, **settings: Any) -> CheckReport:
     return CheckReport(tuple(findings))
 
 
-__all__ = ["CheckConfig", "CheckReport", "Finding", "check", "drops_last_batch"]
+__all__ = ["CheckConfig", "CheckReport", "Finding", "check"]

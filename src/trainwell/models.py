@@ -44,6 +44,12 @@ def has_batchnorm(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
+def drops_last_batch(model: nn.Module, train_size: int, batch_size: int) -> bool:
+    """Whether training drops a last batch of one row: BatchNorm cannot normalise one row. The
+    loop and the model check (checks.py) both ask this."""
+    return has_batchnorm(model) and train_size % batch_size == 1
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
@@ -56,6 +62,7 @@ __all__ = [
     "build_mlp",
     "build_model",
     "count_parameters",
+    "drops_last_batch",
     "has_batchnorm",
     "mlp_block",
 ]
