@@ -210,7 +210,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     shape = parse_shape(args.input_shape)  # bad arguments are refused before the user's code runs
     sample = sample_batch(shape, args.input_dtype)
-    report = checked(load_model(args.model), sample, batch_size=args.batch_size, train_size=args.train_size)
+    sizes = {k: v for k, v in (("batch_size", args.batch_size), ("train_size", args.train_size)) if v is not None}
+    report = checked(load_model(args.model), sample, **sizes)
     print(json.dumps(report.to_dicts(), indent=2) if args.json else "\n".join(report.lines()))
     return 1 if report.warnings else 0
 
@@ -219,7 +220,7 @@ def _check_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="MODULE:CALLABLE, e.g. nets:Net or nets.py:Net (called with no arguments)")
     p.add_argument("--input-shape", required=True, help="one sample's shape without the batch, e.g. 3,32,32 or 8")
     p.add_argument("--input-dtype", default="float32", help="float32 (default), float64 or int64")
-    p.add_argument("--batch-size", type=int, default=64, help="training batch size (default 64, train.batch_size)")
+    p.add_argument("--batch-size", type=int, help="training batch size (default: train.batch_size's)")
     p.add_argument("--train-size", type=int, help="training rows: checks for a last batch of one row")
     p.add_argument("--json", action="store_true", help="the findings as JSON")
 
