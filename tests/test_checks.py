@@ -163,3 +163,26 @@ def test_bad_settings_are_one_line_errors():
         trainwell.check(nn.Linear(8, 1), ROWS, batch_size=0)
     with pytest.raises(ConfigError, match="must be a torch.nn.Module"):
         trainwell.check("net", ROWS)
+
+
+def own_models():
+    """(name, model, sample) for every preset's model, and the MLP with each norm and with embedded categories."""
+    from trainwell.config import ModelConfig, load_config
+    from trainwell.models import build_model
+    from trainwell.presets import PRESETS
+
+    for preset in PRESETS.names():
+        model_cfg = load_config(preset=preset).model
+        for kind in ["mlp", "cnn"] if model_cfg.kind == "auto" else [model_cfg.kind]:
+            sample = IMAGES if kind.startswith("cnn") else ROWS
+            yield f"{preset}:{kind}", build_model(model_cfg, tuple(sample.shape[1:]), 3, kind), sample
+    for norm in ("batch", "layer", "none"):
+        yield f"mlp-{norm}", build_model(ModelConfig(norm=norm), (8,), 1, "mlp"), ROWS
+    embedded = [{"index": 1, "rows": 4, "width": 2}]
+    yield "mlp-embedded", build_model(ModelConfig(), (8,), 1, "mlp", embedded), ROWS.abs().round()
+
+
+def test_trainwells_own_models_have_nothing_to_warn_about():
+    checked = {name: trainwell.check(model, sample).findings for name, model, sample in own_models()}
+    assert {"delivery-production:mlp", "mlp-batch", "mlp-embedded"} <= set(checked) and any("cnn" in n for n in checked)
+    assert {name: found for name, found in checked.items() if found} == {}

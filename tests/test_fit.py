@@ -200,3 +200,21 @@ def test_runs_with_and_without_dropout_never_share_a_stack(tmp_path):
     assert group_key(with_dropout) != group_key(without) and group_key(with_dropout) == group_key(
         cfg(model__dropout=0.5)
     )
+
+
+def test_the_fast_path_computes_what_the_module_path_does_with_bias_free_linears(tmp_path):
+    """trainwell's MLP has no Linear bias before BatchNorm; the vectorised path's hand-written
+    forward and backward must agree with autograd on the same modules (no dropout: the two paths
+    draw dropout masks from different streams)."""
+    from trainwell.models import build_model
+    from trainwell.seeding import seed_everything
+
+    config = cfg(model__dropout=0.0, train__seed=4)
+    fast = train(config, out=tmp_path / "fast")
+    seed_everything(4)
+    data_shape, outputs = (4,), 1  # delivery: four features, one target
+    model = build_model(config.model, data_shape, outputs, "mlp")
+    assert model[0].bias is None and model[1].__class__.__name__ == "BatchNorm1d"
+    module = train(config, out=tmp_path / "module", model=model)
+    assert (fast.metrics["engine"], module.metrics["engine"]) == ("vectorised", "module")
+    assert [r["val_loss"] for r in fast.history] == pytest.approx([r["val_loss"] for r in module.history], rel=1e-4)

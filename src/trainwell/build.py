@@ -24,7 +24,7 @@ from .errors import ConfigError, DataError
 from .fastmlp import build_stack
 from .loop import Emit, Member, Trainer
 from .losses import member_losses
-from .models import build_model, count_parameters, has_batchnorm
+from .models import build_model, count_parameters, drops_last_batch, has_batchnorm
 from .optim import FlatOptimizer, decay_split
 from .planning import fast_path_reason
 from .runbook import RunBook, RunSlot
@@ -242,7 +242,7 @@ def needs_drop_last(
 ) -> bool:
     """Whether the last partial batch is dropped: BatchNorm cannot normalise a batch of one (nor
     a shard of one under torchrun). Under torchrun every process also starts from rank 0's weights."""
-    drop_last = has_batchnorm(model) and len(data.x_train) % cfg.train.batch_size == 1
+    drop_last = drops_last_batch(model, len(data.x_train), cfg.train.batch_size)  # the model check asks the same
     if parallel:
         drop_last = drop_last or parallel.needs_drop_last(len(data.x_train), cfg.train.batch_size, has_batchnorm(model))
         parallel.same_start(stack)

@@ -73,10 +73,27 @@ def load_checkpoint(path: str | Path, kind: str) -> dict[str, Any]:
     return payload
 
 
+def fold_cancelled_biases(model: torch.nn.Module, state: dict[str, Any]) -> dict[str, Any]:
+    """Weights saved before trainwell's MLP dropped the Linear biases that BatchNorm cancels
+    (Linear(bias=False) → BatchNorm1d), made to fit the model as it is now: each such bias is
+    folded into the next BatchNorm's running mean, which gives the same outputs in eval mode
+    (BatchNorm(Wx + b) with running mean m equals BatchNorm(Wx) with running mean m − b)."""
+    mine = model.state_dict()
+    folded = dict(state)
+    for key in [k for k in state if k.endswith(".bias") and k not in mine]:
+        prefix, _, index = key[: -len(".bias")].rpartition(".")
+        if not index.isdigit():
+            continue
+        mean = f"{prefix + '.' if prefix else ''}{int(index) + 1}.running_mean"
+        if mean in mine and isinstance(folded.get(mean), torch.Tensor) and isinstance(state[key], torch.Tensor):
+            folded[mean] = folded[mean] - folded.pop(key)
+    return folded
+
+
 def load_model_state(model: torch.nn.Module, state: Any, path: str | Path) -> None:
     """load_state_dict(strict), turning a shape or key mismatch into a one-line CheckpointError."""
     try:
-        model.load_state_dict(state)
+        model.load_state_dict(fold_cancelled_biases(model, state) if isinstance(state, dict) else state)
     except (RuntimeError, TypeError, AttributeError) as exc:
         detail = str(exc).replace("\n", " ").replace("\t", "")
         raise CheckpointError(

@@ -1,7 +1,7 @@
 """The fast path for trainwell's MLP: MLPStack.
 
 It recognises trainwell's MLP (Linear → [BatchNorm1d] → activation → [Dropout] blocks and a
-Linear head) and runs all K members as batched matmuls with a hand-written backward: on a
+Linear head; a Linear before BatchNorm has no bias, whose role BatchNorm's shift takes) and runs all K members as batched matmuls with a hand-written backward: on a
 small model the CPU time goes to per-operator dispatch, which batching and skipping autograd
 remove. Dropout masks come from each member's own generator. Anything else falls back to
 stack.ModuleStack (see CAPABILITIES in planning.py).
@@ -27,7 +27,7 @@ ACT_FORWARD = {nn.ReLU: torch.relu, nn.Tanh: torch.tanh, nn.SiLU: F.silu, nn.GEL
 @dataclass
 class Block:
     weight: int  # slot index of the Linear weight
-    bias: int
+    bias: int | None  # None: a Linear without bias (before BatchNorm, which would cancel one)
     norm: tuple[int, int] | None  # slot indices of BatchNorm weight and bias
     eps: float
     act: type
@@ -47,7 +47,7 @@ def parse_mlp(model: nn.Module) -> tuple[list[Block], tuple[int, int]] | None:
     blocks, i = [], 0
     while i < len(layers) - 1:
         lin = layers[i]
-        if not isinstance(lin, nn.Linear) or lin.bias is None:
+        if not isinstance(lin, nn.Linear):
             return None
         lin_i, i = i, i + 1
         norm, norm_i = None, None
@@ -64,7 +64,7 @@ def parse_mlp(model: nn.Module) -> tuple[list[Block], tuple[int, int]] | None:
         blocks.append(
             Block(
                 where[f"{lin_i}.weight"],
-                where[f"{lin_i}.bias"],
+                where[f"{lin_i}.bias"] if lin.bias is not None else None,
                 (where[f"{norm_i}.weight"], where[f"{norm_i}.bias"]) if norm else None,
                 norm.eps if norm else 0.0,
                 act,
@@ -154,7 +154,7 @@ class MLPStack(ParamStack):
         masks = self._masks(x.shape[1], dropout)
         h, saved, bn = x, [], 0
         for j, b in enumerate(self.blocks):
-            z = torch.baddbmm(v[b.bias].unsqueeze(1), h, v[b.weight].transpose(1, 2))
+            z = _affine(h, v[b.weight].transpose(1, 2), v[b.bias] if b.bias is not None else None)
             stats = None
             if b.norm is not None:
                 rm, rv = self.running[bn]
@@ -199,7 +199,9 @@ class MLPStack(ParamStack):
                 ]
                 g = _stack([p[0] for p in parts])
                 grads[b.norm[0]], grads[b.norm[1]] = _stack([p[1] for p in parts]), _stack([p[2] for p in parts])
-            grads[b.weight], grads[b.bias] = torch.bmm(g.transpose(1, 2), inp), g.sum(1)
+            grads[b.weight] = torch.bmm(g.transpose(1, 2), inp)
+            if b.bias is not None:
+                grads[b.bias] = g.sum(1)
             if j > 0:
                 g = torch.bmm(g, v[b.weight])
         torch.cat([t.reshape(self.K, -1) for t in grads], dim=1, out=self.grad)
@@ -216,8 +218,7 @@ class MLPStack(ParamStack):
         v = self._views(flat)
         h, bn = x, 0
         for b in self.blocks:
-            w, bias = v[b.weight].transpose(1, 2), v[b.bias].unsqueeze(1)
-            z = torch.matmul(h, w) + bias if h.dim() == 2 else torch.baddbmm(bias, h, w)
+            z = _affine(h, v[b.weight].transpose(1, 2), v[b.bias] if b.bias is not None else None)
             if b.norm is not None:
                 rm, rv = running[bn]
                 gamma, beta = v[b.norm[0]], v[b.norm[1]]
@@ -296,6 +297,15 @@ class MLPStack(ParamStack):
 
     def load_rng_state(self, k: int, state: torch.Tensor | None) -> None:
         pass
+
+
+def _affine(h: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """h @ w (+ bias) for every member: h is (K, B, in), or (B, in) shared by all members; w is
+    (K, in, out), bias (K, out) or None."""
+    if h.dim() == 2:
+        z = torch.matmul(h, w)
+        return z if bias is None else z + bias.unsqueeze(1)
+    return torch.bmm(h, w) if bias is None else torch.baddbmm(bias.unsqueeze(1), h, w)
 
 
 def _stack(parts: list[torch.Tensor]) -> torch.Tensor:

@@ -13,8 +13,12 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "si
 
 def mlp_block(d_in: int, d_out: int, norm: str, activation: str, dropout: float) -> list[nn.Module]:
     """Linear → norm → activation → Dropout: BatchNorm normalises pre-activations, and Dropout
-    sits after the activation so BatchNorm never sees dropout-mangled statistics."""
-    layers: list[nn.Module] = [nn.Linear(d_in, d_out)]
+    sits after the activation so BatchNorm never sees dropout-mangled statistics. Before BatchNorm
+    the Linear has no bias: BatchNorm's mean subtraction would cancel it (its shift takes that role)."""
+    linear = nn.Linear(d_in, d_out)
+    if norm == "batch":  # the bias is still drawn and then dropped, so a seed gives the weights it always gave
+        linear.register_parameter("bias", None)
+    layers: list[nn.Module] = [linear]
     if norm == "batch":
         layers.append(nn.BatchNorm1d(d_out))
     elif norm == "layer":
@@ -26,9 +30,9 @@ def mlp_block(d_in: int, d_out: int, norm: str, activation: str, dropout: float)
 
 
 class MLP(nn.Sequential):
-    """trainwell's MLP: [Linear → norm → activation → Dropout]* + Linear. Training recognises
-    this definition and runs it on the vectorised fast path (members.MLPMembers); the
-    state_dict keys are those of the plain Sequential."""
+    """trainwell's MLP: [Linear → norm → activation → Dropout]* + Linear (no Linear bias before
+    BatchNorm). Training recognises this definition and runs it on the vectorised fast path
+    (fastmlp.MLPStack); the state_dict keys are those of the plain Sequential."""
 
 
 class CategoryEmbedding(nn.Module):
