@@ -34,8 +34,10 @@ def test_no_linear_bias_before_batchnorm_and_old_weights_still_load():
     old = torch.nn.Sequential(
         torch.nn.Linear(3, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(), torch.nn.Dropout(0.2), torch.nn.Linear(8, 1)
     )
-    old.train()(torch.randn(64, 3))  # running statistics that are not the defaults
+    torch.manual_seed(0)
     new = build_mlp(ModelConfig(hidden=[8], dropout=0.2), (3,), 1)
+    assert torch.equal(new[0].weight, old[0].weight) and torch.equal(new[4].weight, old[4].weight)  # a seed's weights
+    old.train()(torch.randn(64, 3))  # running statistics that are not the defaults
     load_model_state(new, old.state_dict(), "best.pt")
     x = torch.randn(16, 3)
     assert torch.allclose(new.eval()(x), old.eval()(x), atol=1e-6)
