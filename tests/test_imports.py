@@ -21,6 +21,7 @@ LIGHT_EXPERIMENTS = "`import trainwell.experiments` (compare --list, the CLI's c
 # (module, imported module): a trainwell import inside a function, allowed because it keeps start-up fast
 LAZY_FOR_STARTUP: dict[tuple[str, str], str] = {
     ("trainwell.cli", "trainwell.advice"): CLI,
+    ("trainwell.cli", "trainwell.check_io"): CLI,
     ("trainwell.cli", "trainwell.compose"): CLI,
     ("trainwell.cli", "trainwell.distributed"): CLI,
     ("trainwell.cli", "trainwell.experiments"): CLI,

@@ -1,8 +1,9 @@
 """How a model check meets the user: `trainwell check`'s inputs, and trainwell.fit's start lines.
 
-The CLI names a model as MODULE:CALLABLE and a sample by its shape. MODULE is an importable module (`mypkg.nets`, found from the current directory too) or a Python
-file (`nets.py`, `path/to/nets.py`); CALLABLE is a name in it: a class or function called with no
-arguments, or an nn.Module instance. Every problem is a one-line ConfigError (exit status 2).
+The CLI names a model as MODULE:CALLABLE and a sample by its shape. MODULE is an importable
+module (`mypkg.nets`, found from the current directory too) or a Python file (`nets.py`,
+`path/to/nets.py`); CALLABLE is a name in it: a class or function called with no arguments, or
+an nn.Module instance. Every problem is a one-line ConfigError (exit status 2).
 trainwell.fit checks the model on the first rows of its training split, with the run's batch size
 and weight-decay settings, shows the findings among the start lines (warnings in quiet mode too)
 and records them in metrics.json under "check".
@@ -20,6 +21,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from .checks import CheckReport, check
 from .errors import ConfigError, shown
 
 SAMPLE_ROWS = 4  # BatchNorm in train mode needs 2+ rows; a few more make a batch's shapes plain
@@ -100,10 +102,8 @@ def _first_line(exc: BaseException) -> str:
     return (text[0] if text else "")[:200]
 
 
-def checked(model: nn.Module, sample: Any, **settings: Any) -> Any:
+def checked(model: nn.Module, sample: Any, **settings: Any) -> CheckReport:
     """trainwell.check, with a forward pass that fails on the sample turned into one line."""
-    from .checks import check
-
     try:
         return check(model, sample, **settings)
     except ConfigError:
@@ -115,11 +115,9 @@ def checked(model: nn.Module, sample: Any, **settings: Any) -> Any:
         ) from None
 
 
-def fit_check(model: nn.Module, data: Any, cfg: Any) -> Any:
+def fit_check(model: nn.Module, data: Any, cfg: Any) -> CheckReport | None:
     """The CheckReport of a model about to be trained on `data` (a DataBundle) with `cfg` (a
     RunConfig), or None when its forward pass fails on the sample: training then reports that itself."""
-    from .checks import check
-
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     sample = data.inputs(data.x_train[: 2 * SAMPLE_ROWS]).to(device)
     try:
@@ -135,7 +133,7 @@ def fit_check(model: nn.Module, data: Any, cfg: Any) -> Any:
         return None
 
 
-def check_emit(emit: Callable[..., None], report: Any) -> Callable[..., None]:
+def check_emit(emit: Callable[..., None], report: CheckReport | None) -> Callable[..., None]:
     """Adds the findings to the start lines; warnings also to the notes, which quiet mode still shows."""
     if report is None or not report.findings:
         return emit

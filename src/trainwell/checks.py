@@ -16,11 +16,11 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .config import OptimConfig, TrainConfig
 from .errors import ConfigError
 from .forward_trace import Call, trace
 from .models import drops_last_batch
 from .optim import decays
+from .sections import OptimConfig, TrainConfig
 
 WARNING, INFO = "warning", "info"
 SHOWN_NAMES = 6  # names quoted in one finding before "... (N in all)"
@@ -150,7 +150,8 @@ def bias_before_batchnorm(calls: list[Call], cfg: CheckConfig) -> list[Finding]:
                     WARNING,
                     tuple(label(c) for c in path),
                     f"{bias.numel():,} dead parameters: BatchNorm subtracts the batch mean, which cancels the "
-                    "bias; the optimizer still tracks them, and Adam turns their rounding-noise gradient into full steps",
+                    "bias; the optimizer still tracks them, and Adam turns their rounding-noise gradient into "
+                    "full steps",
                     f"{kind}(..., bias=False) for {source.name}",
                 )
             )
@@ -335,7 +336,8 @@ def frozen_parameters(model: nn.Module, cfg: CheckConfig) -> list[Finding]:
             "frozen-parameters",
             INFO,
             (names([n for n, _ in frozen]),),
-            f"{count:,} of {total:,} parameters ({len(frozen)} tensor{'s' if len(frozen) > 1 else ''}) have requires_grad=False: "
+            f"{count:,} of {total:,} parameters ({len(frozen)} tensor{'s' if len(frozen) > 1 else ''}) "
+            "have requires_grad=False: "
             "neither trained nor decayed",
             "p.requires_grad_(True) if they are meant to train",
         )
