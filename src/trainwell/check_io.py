@@ -115,6 +115,15 @@ def checked(model: nn.Module, sample: Any, **settings: Any) -> CheckReport:
         ) from None
 
 
+def check_command(
+    spec: str, input_shape: str, input_dtype: str, batch_size: int | None, train_size: int | None
+) -> CheckReport:
+    """`trainwell check`: the arguments are checked before the user's code runs."""
+    sample = sample_batch(parse_shape(input_shape), input_dtype)
+    sizes = {k: v for k, v in (("batch_size", batch_size), ("train_size", train_size)) if v is not None}
+    return checked(load_model(spec), sample, **sizes)
+
+
 def fit_check(model: nn.Module, data: Any, cfg: Any) -> CheckReport | None:
     """The CheckReport of a model about to be trained on `data` (a DataBundle) with `cfg` (a
     RunConfig), or None when its forward pass fails on the sample: training then reports that itself."""

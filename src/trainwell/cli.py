@@ -1,10 +1,9 @@
 """Command line: parses arguments and calls the library; nothing else.
 
-Exit statuses: 0 done; 1 failed (a run's loss became non-finite, or the system refused, e.g. a
-full disk), or `check` found warnings; 2 bad input (one line on stderr, never a traceback); 130 interrupted (Ctrl-C,
-SIGINT or SIGTERM, however it arrives); 141 standard output closed early (`| head`).
-Only the standard library is imported here at start-up, so --help and argument errors answer
-at once; torch and pandas are imported inside the commands that need them.
+Exit statuses: 0 done; 1 failed (a run's loss became non-finite, or the system refused, e.g. a full disk) or `check`
+found warnings; 2 bad input (one line on stderr, never a traceback); 130 interrupted (Ctrl-C, SIGINT or SIGTERM,
+however it arrives); 141 standard output closed early (`| head`). Only the standard library is imported at start-up,
+so --help and argument errors answer at once; torch and pandas are imported inside the commands that need them.
 """
 
 from __future__ import annotations
@@ -206,12 +205,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """The lessons' rules on a model of one's own: 0 nothing to warn about, 1 warnings."""
-    from .check_io import checked, load_model, parse_shape, sample_batch
+    from .check_io import check_command
 
-    shape = parse_shape(args.input_shape)  # bad arguments are refused before the user's code runs
-    sample = sample_batch(shape, args.input_dtype)
-    sizes = {k: v for k, v in (("batch_size", args.batch_size), ("train_size", args.train_size)) if v is not None}
-    report = checked(load_model(args.model), sample, **sizes)
+    report = check_command(args.model, args.input_shape, args.input_dtype, args.batch_size, args.train_size)
     print(json.dumps(report.to_dicts(), indent=2) if args.json else "\n".join(report.lines()))
     return 1 if report.warnings else 0
 
