@@ -12,7 +12,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -25,7 +25,7 @@ from .early_stopping import EarlyStopping, replayed
 from .loop import Emit, LoopState, Member, Trainer, predict_outputs, test_metrics
 from .plots import plot_curves
 from .seeding import rng_snapshot
-from .stop_reasons import EARLY_STOP, MAX_EPOCHS, NOT_FINITE
+from .stop_reasons import EARLY_STOP, HALVED, MAX_EPOCHS, NOT_FINITE
 
 SYNC_SECONDS = 10.0  # last.pt is fsynced at most this often: every write survives a killed process, and a power cut loses at most this much
 
@@ -41,7 +41,7 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        return self.stop_reason in (EARLY_STOP, MAX_EPOCHS)
+        return self.stop_reason in (EARLY_STOP, MAX_EPOCHS, HALVED)
 
 
 @dataclass
@@ -69,6 +69,8 @@ class RunBook:
 
     def __init__(self, runs: list[RunSlot]) -> None:
         self.runs = runs
+        # called first at each epoch end, e.g. a search's successive halving stopping members
+        self.on_epoch_end: Callable[[Trainer, LoopState], None] | None = None
 
     def improved(self, member: Member) -> None:
         self.runs[member.run].dirty = True
@@ -91,6 +93,8 @@ class RunBook:
                     run.emit("checkpoint", epoch=s.epoch, step=s.step, lr=run.members[0].lr)
 
     def epoch_end(self, t: Trainer, s: LoopState) -> None:
+        if self.on_epoch_end is not None:
+            self.on_epoch_end(t, s)
         for run in self.open_runs():
             if run.dirty:  # a member improved: its best weights go into best.pt
                 save_best(t, run)
