@@ -26,6 +26,8 @@ _LAZY = {
     "register_model": "api",
     "resume": "api",
     "lr_find": "lr_find",
+    "search": "tune",
+    "SearchResult": "tune",
 }
 __all__ = list(_LAZY)
 

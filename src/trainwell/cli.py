@@ -73,6 +73,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .rundir import check_run_out
     from .runner import train
 
+    if args.search is not None or args.time is not None:
+        return cmd_search(args)
+    if args.dials is not None:
+        raise TrainwellError("--dials goes with --search N or --time SECONDS")
     if args.out is not None and not is_follower():  # under torchrun rank 0 checks and writes it
         check_run_out(args.out)  # refuse a bad --out before reading any input
     result = train(_config(args), out=args.out)
@@ -83,6 +87,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     for line in for_result(result):
         print(f"advice: {line}")
     return _report(result)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """train --search N: configurations around the default, the best kept as an ensemble."""
+    from .tune import search
+
+    dials = [d.strip() for d in args.dials.split(",") if d.strip()] if args.dials is not None else None
+    say = (lambda _t: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
+    result = search(_config(args), args.search, out=args.out, dials=dials, say=say, seconds=args.time)
+    if result.interrupted:
+        _say(result.message)
+        return EXIT_INTERRUPTED
+    from .tune.report import headline
+
+    print(headline(result.summary))
+    print(f"ensemble: {result.ensemble_dir}  (evaluate, predict and load_run take it); report: {result.report}")
+    return 0
 
 
 def _report(result: Any) -> int:
@@ -245,7 +266,20 @@ def _training_commands(add: Add) -> None:
     """train and lr-find: what to train, and where its files go."""
     p = add("train", cmd_train, "train a network and write a run directory")
     _run_arguments(p)
-    p.add_argument("--out", help="run directory (default: runs/NAME-TIMESTAMP)")
+    p.add_argument("--out", help="run directory (default: runs/NAME-TIMESTAMP; with --search runs/NAME-searchN)")
+    p.add_argument(
+        "--search",
+        type=int,
+        metavar="N",
+        help="train N configurations around the default as stacks and keep the best as an ensemble (continues when run again)",
+    )
+    p.add_argument(
+        "--time",
+        type=float,
+        metavar="SECONDS",
+        help="a search's training-time budget: no stack starts after it is spent (alone: up to 64 configurations)",
+    )
+    p.add_argument("--dials", help="with --search: the dials to vary, comma-separated (default: all; see the README)")
 
     p = add("lr-find", cmd_lr_find, "learning-rate range test: suggested rates, lr_find.png and lr_find.csv")
     _run_arguments(p)
