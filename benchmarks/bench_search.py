@@ -1,0 +1,98 @@
+"""`--search N` against the default on a few tables: test score and wall time.
+
+For each table the search trains the default run (the `tabular` preset, what `trainwell train
+--data FILE --target COL` runs) and N configurations around it, then keeps an ensemble chosen on
+the selection half of validation. Printed per table: the default's and the ensemble's test
+metric (MAE for regression, accuracy for classification), the best single configuration's, the
+training-time ratio of the search to the default run (summed member seconds), and the wall
+seconds of the whole search command beside the default run's.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_search.py [--trials 32] [--tables delivery,digits]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+torch.set_num_threads(1)  # the machine's cores are shared: one thread per benchmark process
+
+
+def table_config(name: str, folder: Path) -> dict[str, Any]:
+    """The raw config `trainwell train --data` would build for this table (the tabular preset)."""
+    from trainwell.presets import PRESETS
+
+    raw = PRESETS.get("tabular")()
+    raw["name"] = name
+    if name == "delivery":
+        raw["data"] = {"name": "delivery", "n": 5000}
+        return raw
+    from sklearn import datasets
+
+    loaders = {
+        "digits": (datasets.load_digits, "classification"),
+        "breast_cancer": (datasets.load_breast_cancer, "classification"),
+        "diabetes": (datasets.load_diabetes, "regression"),
+    }
+    loader, task = loaders[name]
+    frame = loader(as_frame=True).frame
+    if task == "classification":
+        frame["target"] = "c" + frame["target"].astype(str)
+    path = folder / f"{name}.csv"
+    frame.to_csv(path, index=False)
+    raw["data"] = {"name": "csv", "path": str(path), "target": "target", "task": task}
+    return raw
+
+
+def one_table(name: str, trials: int, folder: Path) -> dict[str, Any]:
+    import trainwell
+    from trainwell.config import RunConfig
+    from trainwell.rundir import read_json
+
+    cfg = RunConfig.from_dict(table_config(name, folder))
+    cfg.train.quiet = True
+    started = time.perf_counter()
+    result = trainwell.search(cfg, trials, out=folder / f"{name}-search")
+    wall = time.perf_counter() - started
+    default = read_json(folder / f"{name}-search" / "default" / "metrics.json")
+    s = result.summary
+    return {
+        "table": name,
+        "metric": s["main_metric"],
+        "default": s["default_test"],
+        "search": s["ensemble_test"],
+        "best_single": s["single_test"],
+        "members": s["ensemble_size"],
+        "stacks": s["stacks"],
+        "cost_ratio": s["cost_ratio"],
+        "default_wall": default["wall_seconds"],
+        "search_wall": wall,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=32)
+    parser.add_argument("--tables", default="delivery,digits,breast_cancer,diabetes")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        print(
+            "| table | metric | default | search | best single | members | stacks | training-time ratio | default s | search s (whole command) |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for name in args.tables.split(","):
+            r = one_table(name, args.trials, Path(tmp))
+            print(
+                f"| {r['table']} | {r['metric']} | {r['default']:.4f} | {r['search']:.4f} | {r['best_single']:.4f} | "
+                f"{r['members']} | {r['stacks']} | {r['cost_ratio']:.2f} | {r['default_wall']:.1f} | {r['search_wall']:.1f} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
