@@ -5,6 +5,9 @@ half, and bad input is one line."""
 import json
 import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -97,6 +100,32 @@ def test_search_interrupted_mid_stack_continues_to_the_same_result(tmp_path, mon
         json.loads((p / "ensemble" / "metrics.json").read_text()) for p in (tmp_path / "straight", tmp_path / "stopped")
     )
     assert a == b
+
+
+def test_search_killed_mid_stack_continues_to_the_same_result(tmp_path):
+    """SIGKILL inside the second stack, between spaced-out checkpoints: the same call continues
+    from the stack's last save and ends where an uninterrupted search ends."""
+    raw = tiny_config(train={"max_epochs": 8, "patience": 3})
+    straight = search(raw, 5, out=tmp_path / "straight", seed=1)
+    child = Path(__file__).with_name("search_child.py")
+    proc = subprocess.run(
+        [sys.executable, str(child), str(tmp_path / "killed"), json.dumps(raw), "5", "2", "3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert not (tmp_path / "killed" / "ensemble").exists()
+    unfinished = [d for d in (tmp_path / "killed" / "runs").iterdir() if not (d / "metrics.json").exists()]
+    assert any((d / "last.pt").exists() for d in unfinished)  # a stack stands part-way: it is resumed
+    resumed = search(raw, 5, out=tmp_path / "killed", seed=1)
+    for d in sorted((tmp_path / "straight" / "runs").iterdir()):
+        assert history_without_time(d) == history_without_time(tmp_path / "killed" / "runs" / d.name)
+        assert all(
+            torch.equal(a, b)
+            for a, b in zip(best_weights(d).values(), best_weights(tmp_path / "killed" / "runs" / d.name).values())
+        )
+    assert resumed.summary["ensemble_test"] == straight.summary["ensemble_test"]
 
 
 def test_ensemble_is_chosen_on_the_selection_half_and_loads_like_a_run(tmp_path, monkeypatch):

@@ -95,7 +95,7 @@ def search(
         f"halving at epochs {plan.rungs or 'none'}; members early-stop on {STOP_HALF}"
     )
     say("training the default run (for the comparison and the cost ratio)")
-    if interrupted(run_stack([base], [out_dir / DEFAULT_DIR], data)):
+    if interrupted(run_stack([base], [out_dir / DEFAULT_DIR], data, checkpoint_seconds=0.0)):  # as train writes it
         return _stop(out_dir, plan, data)
     dirs = candidate_dirs(out_dir, plan)
     for k, stack in enumerate(plan.stacks):

@@ -23,6 +23,9 @@ from ..stop_reasons import INTERRUPTED
 
 STOP_HALF = "the first half of the validation rows (a fixed random half, data.split_seed)"
 SELECT_HALF = "the other half of the validation rows"
+# a stack's last.pt and best.pt at most this often (and whenever one of its runs finishes): on small
+# tables writing them every epoch for every member costs more than training; a kill loses at most this
+CHECKPOINT_SECONDS = 10.0
 
 
 def split_validation(data: DataBundle, seed: int) -> tuple[DataBundle, DataBundle]:
@@ -52,6 +55,7 @@ def run_stack(
     dirs: list[Path],
     data: DataBundle,
     on_epoch_end: Callable[[Any, Any], None] | None = None,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
 ) -> list[Any]:
     """Train (or continue) these runs as one stack; [] when every one has finished on disk.
     A stack interrupted mid-way continues from last.pt; one killed before its first checkpoint
@@ -70,7 +74,12 @@ def run_stack(
             if dirs[i].exists():
                 shutil.rmtree(dirs[i])
     return train_runs(
-        [cfgs[i] for i in todo], [dirs[i] for i in todo], resume_from=payloads, data=data, on_epoch_end=on_epoch_end
+        [cfgs[i] for i in todo],
+        [dirs[i] for i in todo],
+        resume_from=payloads,
+        data=data,
+        on_epoch_end=on_epoch_end,
+        checkpoint_seconds=checkpoint_seconds,
     )
 
 
