@@ -13,6 +13,7 @@ from .. import paths
 from ..config import RunConfig
 from ..errors import ConfigError, TrainwellError, shown_path
 from ..planning import MAX_MEMBERS, estimate_cost, expected_epochs, fast_path_reason, group_key
+from ..same_run import PRESENTATION_FIELDS, without
 from .halving import rungs
 from .sampler import draw
 from .space import Dial, apply, default_values, restrict, space_around
@@ -64,12 +65,10 @@ class Plan:
 
     def fingerprint(self) -> dict[str, Any]:
         """What search.json records: a search continues only where this is unchanged."""
-        from ..experiments.runner import comparable
-
         return {
             "search": {k: v for k, v in asdict(self.search).items() if k != "seconds"},  # a budget may change
-            "base": comparable(self.base.to_dict()),
-            "configs": [comparable(c.to_dict()) for c in self.configs],
+            "base": without(self.base.to_dict(), PRESENTATION_FIELDS),
+            "configs": [without(c.to_dict(), PRESENTATION_FIELDS) for c in self.configs],
             "stacks": self.stacks,
         }
 
