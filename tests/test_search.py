@@ -212,6 +212,18 @@ def test_bad_search_input_is_one_line_and_exit_2(tmp_path, capsys, argv, phrase)
     assert not (tmp_path / "out").exists()
 
 
+def test_a_config_file_may_ask_for_a_search(tmp_path, capsys):
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(json.dumps({**tiny_config(train={"max_epochs": 2}), "search": 2}))
+    assert main(["train", str(cfg), "--out", str(tmp_path / "s"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "The searched ensemble" in out and (tmp_path / "s" / "ensemble" / "best.pt").exists()
+    assert len(json.loads((tmp_path / "s" / "search.json").read_text())["configs"]) == 2
+    cfg.write_text(json.dumps({**tiny_config(), "search": 0}))
+    assert main(["train", str(cfg), "--out", str(tmp_path / "t")]) == 2
+    assert "search = 0 is not allowed" in capsys.readouterr().err
+
+
 def test_a_different_search_in_the_same_folder_is_refused(tmp_path):
     base = base_config(max_epochs=2)
     search(base, 2, out=tmp_path / "s")

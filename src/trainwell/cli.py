@@ -38,7 +38,12 @@ def _overrides(pairs: Sequence[str] | None) -> dict[str, Any]:
 
 def _config(args: argparse.Namespace) -> Any:
     """The RunConfig that train's and lr-find's arguments describe."""
-    from .compose import compose  # lazy for start-up: only train and lr-find compose a config
+    return _config_and_search(args)[0]
+
+
+def _config_and_search(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The RunConfig, and the `search: N` its preset or file asks for (None when none does)."""
+    from .compose import compose_search  # lazy for start-up: only train and lr-find compose a config
 
     overrides = _overrides(args.set)
     if args.data:
@@ -65,7 +70,7 @@ def _config(args: argparse.Namespace) -> Any:
         raise TrainwellError(
             "say what to train: a CONFIG file, --preset NAME (see 'trainwell presets') or --data CSV --target COLUMN"
         )
-    return compose(preset=args.preset, file=args.config, sets=overrides)
+    return compose_search(preset=args.preset, file=args.config, sets=overrides)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -74,12 +79,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .runner import train
 
     if args.search is not None or args.time is not None:
-        return cmd_search(args)
-    if args.dials is not None:
-        raise TrainwellError("--dials goes with --search N or --time SECONDS")
+        return cmd_search(args, *_config_and_search(args))
     if args.out is not None and not is_follower():  # under torchrun rank 0 checks and writes it
         check_run_out(args.out)  # refuse a bad --out before reading any input
-    result = train(_config(args), out=args.out)
+    cfg, trials = _config_and_search(args)
+    if trials is not None:  # the config file asks for a search
+        return cmd_search(args, cfg, trials)
+    if args.dials is not None:
+        raise TrainwellError("--dials goes with --search N, --time SECONDS or a config's search: N")
+    result = train(cfg, out=args.out)
     if is_follower():
         return _report(result)
     from .advice import for_result
@@ -89,13 +97,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     return _report(result)
 
 
-def cmd_search(args: argparse.Namespace) -> int:
-    """train --search N: configurations around the default, the best kept as an ensemble."""
+def cmd_search(args: argparse.Namespace, cfg: Any, trials: Any) -> int:
+    """train --search N (or a config's search: N): configurations around the default, the best kept as an ensemble."""
     from .tune import search
 
     dials = [d.strip() for d in args.dials.split(",") if d.strip()] if args.dials is not None else None
     say = (lambda _t: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
-    result = search(_config(args), args.search, out=args.out, dials=dials, say=say, seconds=args.time)
+    trials = args.search if args.search is not None else trials  # --search N wins over the file's
+    result = search(cfg, trials, out=args.out, dials=dials, say=say, seconds=args.time)
     if result.interrupted:
         _say(result.message)
         return EXIT_INTERRUPTED

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import metric_names, rundir
+from ..compose import SEARCH
 from ..config import RunConfig
 from ..data import DataBundle, load_data
 from ..errors import ConfigError
@@ -74,6 +75,10 @@ def search(
     `seed` seeds the sampler (default: the config's train.seed); `dials` names the dials to vary;
     `seconds`: a training-time budget (default run and members) after which no further stack
     starts (with no `trials`, 64 are planned)."""
+    if not isinstance(config, RunConfig):  # a raw config may say `search: N` itself
+        config = dict(config)
+        trials = config.pop(SEARCH, None) if trials is None else trials
+        config.pop(SEARCH, None)
     base = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
     base.validate()
     if trials is None and seconds is None:
