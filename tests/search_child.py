@@ -1,7 +1,7 @@
-"""Child process for the search kill test: runs a search and SIGKILLs itself in stack STACK at
-epoch EPOCH (after that epoch's halving, before its files are written).
+"""A search that signals itself in stack STACK at epoch EPOCH (after that epoch's halving, before
+its files are written); run as a child process for the kill test, imported for the Ctrl-C test.
 
-    python search_child.py OUT CONFIG_JSON TRIALS STACK EPOCH
+    python search_child.py OUT CONFIG_JSON TRIALS STACK EPOCH     (SIGKILLs itself)
 """
 
 import json
@@ -9,33 +9,32 @@ import os
 import signal
 import sys
 
-import torch
-
 from trainwell.tune import driver
 
-torch.set_num_threads(1)
-out, cfg, trials, stack, epoch = (
-    sys.argv[1],
-    json.loads(sys.argv[2]),
-    int(sys.argv[3]),
-    int(sys.argv[4]),
-    int(sys.argv[5]),
-)
-calls = {"n": 0}
-real = driver.halver
+
+def signalling_halver(stack: int, epoch: int, sig: int):
+    """driver.halver, but the given stack (1-based) sends itself `sig` at the end of `epoch`."""
+    calls = {"n": 0}
+    real = driver.halver
+
+    def halver(at, earlier=None):
+        hook = real(at, earlier)
+        calls["n"] += 1
+
+        def at_epoch_end(t, s):
+            hook(t, s)
+            if calls["n"] == stack and s.epoch == epoch:
+                os.kill(os.getpid(), sig)
+
+        return at_epoch_end
+
+    return halver
 
 
-def killing(at, earlier=None):
-    hook = real(at, earlier)
-    calls["n"] += 1
+if __name__ == "__main__":
+    import torch
 
-    def at_epoch_end(t, s):
-        hook(t, s)
-        if calls["n"] == stack and s.epoch == epoch:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return at_epoch_end
-
-
-driver.halver = killing
-driver.search(cfg, trials, out=out, seed=1)
+    torch.set_num_threads(1)
+    out, cfg, trials, stack, epoch = sys.argv[1], json.loads(sys.argv[2]), *map(int, sys.argv[3:6])
+    driver.halver = signalling_halver(stack, epoch, signal.SIGKILL)
+    driver.search(cfg, trials, out=out, seed=1)

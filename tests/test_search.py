@@ -3,7 +3,6 @@ interrupted mid-stack continues to the same result, the ensemble is chosen on th
 half, and bad input is one line."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import pytest
 import torch
 
 from conftest import tiny_config
+from search_child import signalling_halver
 from trainwell.checkpoint import BEST, load_checkpoint
 from trainwell.cli import main
 from trainwell.config import RunConfig
@@ -72,21 +72,8 @@ def test_search_interrupted_mid_stack_continues_to_the_same_result(tmp_path, mon
     base = base_config()
     straight = search(base, 5, out=tmp_path / "straight", seed=1)
     assert not straight.interrupted
-    calls = {"n": 0}
     real = driver.halver
-
-    def interrupting(at, earlier=None):
-        hook = real(at, earlier)
-        calls["n"] += 1
-
-        def at_epoch_end(t, s):
-            if calls["n"] == 2 and s.epoch == 2:  # the second stack, mid-way: as Ctrl-C would
-                os.kill(os.getpid(), signal.SIGINT)
-            hook(t, s)
-
-        return at_epoch_end
-
-    monkeypatch.setattr(driver, "halver", interrupting)
+    monkeypatch.setattr(driver, "halver", signalling_halver(2, 2, signal.SIGINT))  # mid-way, as Ctrl-C would
     stopped = search(base, 5, out=tmp_path / "stopped", seed=1)
     assert stopped.interrupted and "run the same command" in stopped.message
     assert (tmp_path / "stopped" / "report.md").exists() and not (tmp_path / "stopped" / "ensemble").exists()

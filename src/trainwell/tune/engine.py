@@ -19,6 +19,8 @@ import torch
 from ..config import RunConfig
 from ..data import DataBundle
 from ..errors import DataError
+from ..experiments.runner import disk_state
+from ..runner import load_resumable, train_runs
 from ..stop_reasons import INTERRUPTED
 
 STOP_HALF = "the first half of the validation rows (a fixed random half, data.split_seed)"
@@ -45,8 +47,6 @@ def split_validation(data: DataBundle, seed: int) -> tuple[DataBundle, DataBundl
 
 
 def _states(cfgs: list[RunConfig], dirs: list[Path]) -> list[str]:
-    from ..experiments.runner import disk_state
-
     return [disk_state(SimpleNamespace(config=c), d) for c, d in zip(cfgs, dirs)]
 
 
@@ -60,8 +60,6 @@ def run_stack(
     """Train (or continue) these runs as one stack; [] when every one has finished on disk.
     A stack interrupted mid-way continues from last.pt; one killed before its first checkpoint
     starts again, so every member keeps the partners it had."""
-    from ..runner import load_resumable, train_runs
-
     states = _states(cfgs, dirs)
     todo = [i for i, s in enumerate(states) if s != "done"]
     if not todo:

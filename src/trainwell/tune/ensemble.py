@@ -14,6 +14,7 @@ from .. import rundir
 from ..checkpoint import BEST, load_checkpoint, save_checkpoint
 from ..config import RunConfig, dump_yaml
 from ..data import DataBundle
+from ..inference import load_run
 from ..loop import predict_outputs, test_metrics
 from ..stop_reasons import NOT_FINITE
 from .selection import Selection
@@ -34,8 +35,6 @@ def finished_members(dirs: list[Path]) -> list[int]:
 
 def outputs(run_dir: Path, data: DataBundle, x: torch.Tensor) -> torch.Tensor:
     """A finished run's raw outputs (logits or standardised predictions) for stored inputs x."""
-    from ..inference import load_run
-
     _, model, _ = load_run(run_dir)
     return predict_outputs(model, data, x, EVAL_BATCH, contextlib.nullcontext)
 

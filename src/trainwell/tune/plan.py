@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import paths
+from .. import paths, rundir
 from ..config import RunConfig
 from ..errors import ConfigError, TrainwellError, shown_path
 from ..planning import MAX_MEMBERS, estimate_cost, expected_epochs, fast_path_reason, group_key
@@ -140,8 +140,6 @@ def claim_out(out: Path, plan: Plan) -> bool:
                 "give another --out"
             )
         return True
-    from .. import rundir
-
     paths.prepare_dir(out, "--out")
     rundir.write_text_atomic(path, record)
     return False
