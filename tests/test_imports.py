@@ -33,7 +33,6 @@ LAZY_FOR_STARTUP: dict[tuple[str, str], str] = {
     ("trainwell.cli", "trainwell.rundir"): CLI,
     ("trainwell.cli", "trainwell.runner"): CLI,
     ("trainwell.cli", "trainwell.tune"): CLI,
-    ("trainwell.cli", "trainwell.tune.report"): CLI,
     ("trainwell.run_config", "trainwell.data"): LIGHT_CONFIG,
     ("trainwell.run_config", "trainwell.models"): LIGHT_CONFIG,
     ("trainwell.run_config", "trainwell.optim"): LIGHT_CONFIG,

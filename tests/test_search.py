@@ -217,4 +217,22 @@ def test_a_different_search_in_the_same_folder_is_refused(tmp_path):
     with pytest.raises(Exception, match="holds a different search"):
         search(base, 3, out=tmp_path / "s")
     with pytest.raises(ConfigError, match="cannot be searched"):
-        search(RunConfig.from_dict(tiny_config(model={"norm": "layer"})), 2, out=tmp_path / "t")
+        search(RunConfig.from_dict(tiny_config(model={"kind": "cnn"})), 2, out=tmp_path / "t")
+
+
+def test_scikit_learn_estimators_take_search():
+    from sklearn.datasets import load_breast_cancer, load_diabetes
+
+    from trainwell.sklearn import TrainwellClassifier, TrainwellRegressor
+
+    X, y = load_diabetes(return_X_y=True)
+    reg = TrainwellRegressor(hidden=(16,), max_epochs=4, patience=2, search=3, random_state=0).fit(X[:300], y[:300])
+    assert reg.predict(X[300:]).shape == (len(X) - 300,) and reg.search_summary_["trials"] == 3
+    again = TrainwellRegressor(hidden=(16,), max_epochs=4, patience=2, search=3, random_state=0).fit(X[:300], y[:300])
+    assert (again.predict(X[300:]) == reg.predict(X[300:])).all()  # seeded: the same search, the same ensemble
+    X, y = load_breast_cancer(return_X_y=True)
+    clf = TrainwellClassifier(hidden=(16,), max_epochs=3, search=2, random_state=0).fit(X, y)
+    proba = clf.predict_proba(X[:5])
+    assert proba.shape == (5, 2) and abs(proba.sum(1) - 1).max() < 1e-5
+    with pytest.raises(ValueError, match="cannot be combined with module="):
+        TrainwellClassifier(search=2, module=lambda i, o: torch.nn.Linear(i, o)).fit(X, y)

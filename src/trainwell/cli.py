@@ -36,13 +36,9 @@ def _overrides(pairs: Sequence[str] | None) -> dict[str, Any]:
     return dict(parse_override(p) for p in pairs or [])
 
 
-def _config(args: argparse.Namespace) -> Any:
-    """The RunConfig that train's and lr-find's arguments describe."""
-    return _config_and_search(args)[0]
-
-
-def _config_and_search(args: argparse.Namespace) -> tuple[Any, Any]:
-    """The RunConfig, and the `search: N` its preset or file asks for (None when none does)."""
+def _config(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The RunConfig that train's and lr-find's arguments describe, and the `search: N` its
+    preset or file asks for (None when none does)."""
     from .compose import compose_search  # lazy for start-up: only train and lr-find compose a config
 
     overrides = _overrides(args.set)
@@ -79,10 +75,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .runner import train
 
     if args.search is not None or args.time is not None:
-        return cmd_search(args, *_config_and_search(args))
+        return cmd_search(args, *_config(args))
     if args.out is not None and not is_follower():  # under torchrun rank 0 checks and writes it
         check_run_out(args.out)  # refuse a bad --out before reading any input
-    cfg, trials = _config_and_search(args)
+    cfg, trials = _config(args)
     if trials is not None:  # the config file asks for a search
         return cmd_search(args, cfg, trials)
     if args.dials is not None:
@@ -105,14 +101,8 @@ def cmd_search(args: argparse.Namespace, cfg: Any, trials: Any) -> int:
     say = (lambda _t: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     trials = args.search if args.search is not None else trials  # --search N wins over the file's
     result = search(cfg, trials, out=args.out, dials=dials, say=say, seconds=args.time)
-    if result.interrupted:
-        _say(result.message)
-        return EXIT_INTERRUPTED
-    from .tune.report import headline
-
-    print(headline(result.summary))
-    print(f"ensemble: {result.ensemble_dir}  (evaluate, predict and load_run take it); report: {result.report}")
-    return 0
+    print(*result.lines(), sep="\n", file=sys.stderr if result.interrupted else sys.stdout)
+    return EXIT_INTERRUPTED if result.interrupted else 0
 
 
 def _report(result: Any) -> int:
@@ -141,7 +131,7 @@ def _report(result: Any) -> int:
 def cmd_lr_find(args: argparse.Namespace) -> int:
     from .lr_find import lr_find
 
-    for line in lr_find(_config(args), out=args.out, steps=args.steps).lines():
+    for line in lr_find(_config(args)[0], out=args.out, steps=args.steps).lines():
         print(line)
     return 0
 
@@ -276,18 +266,8 @@ def _training_commands(add: Add) -> None:
     p = add("train", cmd_train, "train a network and write a run directory")
     _run_arguments(p)
     p.add_argument("--out", help="run directory (default: runs/NAME-TIMESTAMP; with --search runs/NAME-searchN)")
-    p.add_argument(
-        "--search",
-        type=int,
-        metavar="N",
-        help="train N configurations around the default as stacks and keep the best as an ensemble (continues when run again)",
-    )
-    p.add_argument(
-        "--time",
-        type=float,
-        metavar="SECONDS",
-        help="a search's training-time budget: no stack starts after it is spent (alone: up to 64 configurations)",
-    )
+    p.add_argument("--search", type=int, metavar="N", help="N configurations around the default, the best kept")
+    p.add_argument("--time", type=float, metavar="SECONDS", help="a search's training-time budget (alone: 64 at most)")
     p.add_argument("--dials", help="with --search: the dials to vary, comma-separated (default: all; see the README)")
 
     p = add("lr-find", cmd_lr_find, "learning-rate range test: suggested rates, lr_find.png and lr_find.csv")

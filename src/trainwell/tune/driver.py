@@ -30,6 +30,7 @@ from .plan import (
     check_base,
     check_budget,
     check_out,
+    check_table,
     claim_out,
     default_out,
     make_plan,
@@ -55,6 +56,15 @@ class SearchResult:
     def report(self) -> Path:
         return self.out / REPORT_MD
 
+    def lines(self) -> list[str]:
+        """What `train --search` prints: the headline and where things are, or how to continue."""
+        if self.interrupted:
+            return [f"trainwell: {self.message}; what has finished is in {self.report}"]
+        return [
+            report.headline(self.summary),
+            f"ensemble: {self.ensemble_dir}  (evaluate, predict and load_run take it); report: {self.report}",
+        ]
+
 
 def candidate_dirs(out: Path, plan: Plan) -> list[Path]:
     return [out / RUNS_DIR / f"c{i:02d}" for i in range(len(plan.configs))]
@@ -68,13 +78,15 @@ def search(
     dials: list[str] | None = None,
     say: Say | None = None,
     seconds: float | None = None,
+    data: DataBundle | None = None,
 ) -> SearchResult:
     """Train `trials` configurations around `config` (the default, then Sobol points), as few
     stacks as their layouts allow, halving each stack at fixed epochs; choose an ensemble on the
     selection half of validation; write OUT/report.md and OUT/ensemble (a run directory).
     `seed` seeds the sampler (default: the config's train.seed); `dials` names the dials to vary;
     `seconds`: a training-time budget (default run and members) after which no further stack
-    starts (with no `trials`, 64 are planned)."""
+    starts (with no `trials`, 64 are planned); `data`: rows in memory instead of the config's
+    data (the scikit-learn estimators)."""
     if not isinstance(config, RunConfig):  # a raw config may say `search: N` itself
         config = dict(config)
         trials = config.pop(SEARCH, None) if trials is None else trials
@@ -89,7 +101,8 @@ def search(
     say = say or (lambda _text: None)
     out_dir = Path(out) if out is not None else default_out(base, trials)
     check_out(out_dir)
-    data = load_data(base.data)
+    data = data if data is not None else load_data(base.data)
+    check_table(data)
     plan = make_plan(base, settings, data.task, len(data.x_train))
     check_budget(base, settings, len(data.x_train))
     stop_data, select_data = split_validation(data, base.data.split_seed)
@@ -99,27 +112,8 @@ def search(
         f"search: {len(plan.configs)} configurations in {len(plan.stacks)} stacks, "
         f"halving at epochs {plan.rungs or 'none'}; members early-stop on {STOP_HALF}"
     )
-    say("training the default run (for the comparison and the cost ratio)")
-    if interrupted(run_stack([base], [out_dir / DEFAULT_DIR], data, checkpoint_seconds=0.0)):  # as train writes it
+    if not _train_all(out_dir, plan, data, stop_data, say):
         return _stop(out_dir, plan, data)
-    dirs = candidate_dirs(out_dir, plan)
-    for k, stack in enumerate(plan.stacks):
-        spent = training_seconds(out_dir, plan)
-        if k > 0 and settings.seconds is not None and spent >= settings.seconds:
-            say(
-                f"--time {settings.seconds:g} spent ({spent:.0f} s of training): {len(plan.stacks) - k} stacks left out"
-            )
-            break
-        c = plan.configs[stack[0]]
-        say(
-            f"stack {k + 1}/{len(plan.stacks)}: {len(stack)} configuration{'s' if len(stack) > 1 else ''}, hidden {c.model.hidden}, batch {c.train.batch_size}"
-        )
-        earlier = rung_values(plan, [dirs[i] for s in plan.stacks[:k] for i in s])
-        results = run_stack(
-            [plan.configs[i] for i in stack], [dirs[i] for i in stack], stop_data, halver(plan.rungs, earlier)
-        )
-        if interrupted(results):
-            return _stop(out_dir, plan, data)
     return _conclude(out_dir, plan, data, select_data, say)
 
 
@@ -141,6 +135,31 @@ def rung_values(plan: Plan, dirs: list[Path]) -> dict[int, list[float]]:
             if value is not None:
                 out[r].append(value)
     return out
+
+
+def _train_all(out: Path, plan: Plan, data: DataBundle, stop_data: DataBundle, say: Say) -> bool:
+    """The default run, then each stack in turn (until a --time budget is spent); False when interrupted."""
+    say("training the default run (for the comparison and the cost ratio)")
+    if interrupted(run_stack([plan.base], [out / DEFAULT_DIR], data, checkpoint_seconds=0.0)):  # as train writes it
+        return False
+    dirs, budget = candidate_dirs(out, plan), plan.search.seconds
+    for k, stack in enumerate(plan.stacks):
+        spent = training_seconds(out, plan)
+        if k > 0 and budget is not None and spent >= budget:
+            say(f"--time {budget:g} spent ({spent:.0f} s of training): {len(plan.stacks) - k} stacks left out")
+            break
+        c = plan.configs[stack[0]]
+        plural = "s" if len(stack) > 1 else ""
+        say(
+            f"stack {k + 1}/{len(plan.stacks)}: {len(stack)} configuration{plural}, hidden {c.model.hidden}, batch {c.train.batch_size}"
+        )
+        earlier = rung_values(plan, [dirs[i] for s in plan.stacks[:k] for i in s])
+        results = run_stack(
+            [plan.configs[i] for i in stack], [dirs[i] for i in stack], stop_data, halver(plan.rungs, earlier)
+        )
+        if interrupted(results):
+            return False
+    return True
 
 
 def _stop(out: Path, plan: Plan, data: DataBundle) -> SearchResult:

@@ -11,8 +11,10 @@ from typing import Any
 
 from .. import paths, rundir
 from ..config import RunConfig
+from ..data import DataBundle
+from ..data.memory import NAME as MEMORY
 from ..errors import ConfigError, TrainwellError, shown_path
-from ..planning import MAX_MEMBERS, estimate_cost, expected_epochs, fast_path_reason, group_key
+from ..planning import MAX_MEMBERS, estimate_cost, expected_epochs, group_key
 from ..same_run import PRESENTATION_FIELDS, without
 from .halving import rungs
 from .sampler import draw
@@ -21,6 +23,7 @@ from .space import Dial, apply, default_values, restrict, space_around
 PLAN, REPORT_MD, TABLE = "search.json", "report.md", "search.csv"
 DEFAULT_DIR, RUNS_DIR, ENSEMBLE_DIR = "default", "runs", "ensemble"
 MAX_TRIALS = 1024  # beyond this a search is better split into several
+SEARCHABLE_DATA = ("csv", "delivery", MEMORY)
 TIME_TRIALS = 64  # configurations planned when only a --time budget is given
 
 
@@ -74,10 +77,19 @@ class Plan:
 
 
 def check_base(base: RunConfig) -> None:
-    reason = fast_path_reason(base)
-    if base.data.name not in ("csv", "delivery") or reason is not None:
-        why = reason or f"data.name = {base.data.name!r}"
-        raise ConfigError(f"--search trains tabular MLPs as stacks; this config cannot be searched ({why})")
+    """A search varies an MLP on a table: a CSV, delivery, or rows in memory (the scikit-learn estimators)."""
+    if base.data.name not in SEARCHABLE_DATA or base.model.kind not in ("auto", "mlp"):
+        raise ConfigError(
+            f"--search trains MLPs on tables; this config cannot be searched (data.name = {base.data.name!r}, "
+            f"model.kind = {base.model.kind!r}; allowed: data.name {', '.join(SEARCHABLE_DATA)} with model.kind auto or mlp)"
+        )
+
+
+def check_table(data: DataBundle) -> None:
+    if len(data.input_shape) != 1:
+        raise ConfigError(
+            f"--search trains MLPs on tables; these inputs have shape {list(data.input_shape)}, not rows of features"
+        )
 
 
 def make_plan(base: RunConfig, search: SearchConfig, task: str, train_rows: int) -> Plan:
