@@ -21,6 +21,7 @@ from .halving import best_up_to, halver
 from .plan import (
     DEFAULT_DIR,
     ENSEMBLE_DIR,
+    REPORT_HTML,
     REPORT_MD,
     RUNS_DIR,
     TABLE,
@@ -260,7 +261,9 @@ def _write_report(out: Path, plan: Plan, data: DataBundle, selection: dict[str, 
         for i, c in sorted(counts.items(), key=lambda ic: -ic[1]):
             values = ", ".join(f"{k} {_short(v)}" for k, v in plan.values[i].items())
             chosen_lines.append(f"c{i:02d} × {c}: {values}")
-    rundir.write_text_atomic(out / REPORT_MD, report.markdown(summary, effects, chosen_lines))
+    parts, title = report.blocks(summary, effects, chosen_lines), f"trainwell search: {plan.base.name}"
+    rundir.write_text_atomic(out / REPORT_MD, report.render_markdown(title, parts))
+    rundir.write_text_atomic(out / REPORT_HTML, report.render_html(title, parts))
     rundir.write_text_atomic(out / TABLE, _csv(rows))
     rundir.write_json(out / "summary.json", summary)
     return summary

@@ -20,7 +20,7 @@ from .halving import rungs
 from .sampler import draw
 from .space import Dial, apply, default_values, restrict, space_around
 
-PLAN, REPORT_MD, TABLE = "search.json", "report.md", "search.csv"
+PLAN, REPORT_MD, REPORT_HTML, TABLE = "search.json", "report.md", "report.html", "search.csv"
 DEFAULT_DIR, RUNS_DIR, ENSEMBLE_DIR = "default", "runs", "ensemble"
 MAX_TRIALS = 1024  # beyond this a search is better split into several
 SEARCHABLE_DATA = ("csv", "delivery", MEMORY)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from html import escape
 from typing import Any
 
+from ..experiments.report import html_page, html_table
 from .space import CHOICE, Dial
 
 BINS = 3  # continuous dials: low, middle and high thirds of the values drawn
@@ -54,15 +56,13 @@ def dial_effects(
     return sorted(effects, key=lambda e: -e.spread)
 
 
-def effects_table(effects: list[DialEffect], metric: str) -> list[str]:
-    lines = [
-        f"| dial | spread of best {metric.removeprefix('val_')} | best value per setting (configurations) |",
-        "|---|---|---|",
-    ]
+def effects_table(effects: list[DialEffect], metric: str) -> list[list[str]]:
+    name = metric.removeprefix("val_")
+    rows = [["dial", f"spread of best {name}", "best value per setting (configurations)"]]
     for e in effects:
         cells = "; ".join(f"{label}: {best:.4g} ({n})" for label, best, n in e.best_by_value)
-        lines.append(f"| {e.dial} | {e.spread:.4g} | {cells} |")
-    return lines
+        rows.append([e.dial, f"{e.spread:.4g}", cells])
+    return rows
 
 
 def headline(summary: dict[str, Any]) -> str:
@@ -86,42 +86,78 @@ def headline(summary: dict[str, Any]) -> str:
     )
 
 
-def markdown(summary: dict[str, Any], effects: list[DialEffect], chosen: list[str]) -> str:
+Block = tuple[str, Any]  # ("h2" | "p" | "ul" | "table", text, items or rows): one part of the report
+
+
+def blocks(summary: dict[str, Any], effects: list[DialEffect], chosen: list[str]) -> list[Block]:
+    """The report's parts, rendered as markdown (report.md) and HTML (report.html)."""
     metric = summary["monitor"]
-    lines = [
-        f"# Search: {summary['name']}",
-        "",
-        headline(summary),
-        "",
-        f"- {summary['trials']} configurations ({summary['finished']} finished) in {summary['stacks']} stacks; "
-        f"successive halving at epochs {summary['rungs'] or 'none (too few epochs)'}",
-        f"- members early-stopped on {summary['stop_half']}; the ensemble was chosen on {summary['select_half']} "
-        f"(Caruana's greedy selection with replacement, {summary['monitor']})",
-        f"- training time: search {summary['search_seconds']:.1f} s, default run {summary['default_seconds']:.1f} s "
-        f"(cost ratio {summary['cost_ratio']:.2f})",
-        "",
-        "## Which settings mattered",
-        "",
-        f"Best validation {metric.removeprefix('val_')} (on the early-stopping half) among the configurations with each value; "
-        "halved configurations count with the value they had reached.",
-        "",
-        *effects_table(effects, metric),
-        "",
-        *_small_selection_note(summary),
-        "## The chosen ensemble and the default",
-        "",
-        "| model | test " + summary["main_metric"] + " | selection-half " + metric + " |",
-        "|---|---|---|",
-        f"| searched ensemble | {_num(summary.get('ensemble_test'))} | {_num(summary.get('ensemble_select'))} |",
-        f"| best single configuration | {_num(summary.get('single_test'))} | {_num(summary.get('single_select'))} |",
-        f"| default ({summary['default_name']}) | {_num(summary.get('default_test'))} | — |",
-        "",
-        "Members (weight = times picked):",
-        "",
-        *[f"- {line}" for line in chosen],
-        "",
+    return [
+        ("headline", headline(summary)),
+        (
+            "ul",
+            [
+                f"{summary['trials']} configurations ({summary['finished']} finished) in {summary['stacks']} stacks; "
+                f"successive halving at epochs {summary['rungs'] or 'none (too few epochs)'}",
+                f"members early-stopped on {summary['stop_half']}; the ensemble was chosen on {summary['select_half']} "
+                f"(Caruana's greedy selection with replacement, {metric})",
+                f"training time: search {summary['search_seconds']:.1f} s, default run {summary['default_seconds']:.1f} s "
+                f"(cost ratio {summary['cost_ratio']:.2f})",
+            ],
+        ),
+        ("h2", "Which settings mattered"),
+        (
+            "p",
+            f"Best validation {metric.removeprefix('val_')} (on the early-stopping half) among the configurations "
+            "with each value; halved configurations count with the value they had reached.",
+        ),
+        ("table", effects_table(effects, metric)),
+        *(("p", note) for note in _small_selection_note(summary)),
+        ("h2", "The chosen ensemble and the default"),
+        (
+            "table",
+            [
+                ["model", f"test {summary['main_metric']}", f"selection-half {metric}"],
+                ["searched ensemble", _num(summary.get("ensemble_test")), _num(summary.get("ensemble_select"))],
+                ["best single configuration", _num(summary.get("single_test")), _num(summary.get("single_select"))],
+                [f"default ({summary['default_name']})", _num(summary.get("default_test")), "—"],
+            ],
+        ),
+        ("p", "Members (weight = times picked):"),
+        ("ul", chosen),
     ]
+
+
+def render_markdown(title: str, parts: list[Block]) -> str:
+    lines = [f"# {title}", ""]
+    for kind, body in parts:
+        if kind in ("p", "headline"):
+            lines += [body, ""]
+        elif kind == "h2":
+            lines += [f"## {body}", ""]
+        elif kind == "ul":
+            lines += [*(f"- {item}" for item in body), ""]
+        else:
+            lines += ["| " + " | ".join(body[0]) + " |", "|" + "---|" * len(body[0])]
+            lines += ["| " + " | ".join(row) + " |" for row in body[1:]] + [""]
     return "\n".join(lines)
+
+
+def render_html(title: str, parts: list[Block]) -> str:
+    """The same parts as a page in compare's style (its CSS, tables and headline box)."""
+    out = []
+    for kind, body in parts:
+        if kind == "headline":
+            out.append(f'<p class="headline"><b>In short:</b> {escape(body)}</p>')
+        elif kind == "p":
+            out.append(f"<p>{escape(body)}</p>")
+        elif kind == "h2":
+            out.append(f"<h2>{escape(body)}</h2>")
+        elif kind == "ul":
+            out.append("<ul>" + "".join(f"<li>{escape(item)}</li>" for item in body) + "</ul>")
+        else:
+            out.append(html_table(body))
+    return html_page(title, ["<section>" + "".join(out) + "</section>"])
 
 
 def _small_selection_note(summary: dict[str, Any]) -> list[str]:
@@ -130,8 +166,7 @@ def _small_selection_note(summary: dict[str, Any]) -> list[str]:
         return []
     return [
         f"The selection half holds only {rows} rows: the ensemble's choice is noisy on so few, and the default "
-        "(an ensemble of seeds that early-stopped on every validation row) may well score better on the test rows.",
-        "",
+        "(an ensemble of seeds that early-stopped on every validation row) may well score better on the test rows."
     ]
 
 
