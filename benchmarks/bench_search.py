@@ -9,6 +9,9 @@ report), and the wall and CPU seconds of `trainwell.search` (which trains the de
 beside those of `trainwell.train` with the default, both in this process.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_search.py [--trials 32] [--tables delivery,digits]
+
+Besides delivery and scikit-learn's digits, breast_cancer and diabetes, any table of
+benchmarks/tables.py (bench_tables.py's) may be named, e.g. --tables attrition,males.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ def table_config(name: str, folder: Path) -> dict[str, Any]:
     if name == "delivery":
         raw["data"] = {"name": "delivery", "n": 5000}
         return raw
+    if name not in SKLEARN_TABLES:
+        return real_table_config(raw, name, folder)
     from sklearn import datasets
 
     loaders = {
@@ -47,6 +52,24 @@ def table_config(name: str, folder: Path) -> dict[str, Any]:
     path = folder / f"{name}.csv"
     frame.to_csv(path, index=False)
     raw["data"] = {"name": "csv", "path": str(path), "target": "target", "task": task}
+    return raw
+
+
+SKLEARN_TABLES = ("digits", "breast_cancer", "diabetes")
+
+
+def real_table_config(raw: dict[str, Any], name: str, folder: Path) -> dict[str, Any]:
+    """A table of benchmarks/tables.py (bench_tables.py's public tables; `pip install 'trainwell[bench]'`),
+    with its fixed train/test split written as two CSV files."""
+    import tables  # benchmarks/tables.py, beside this script
+
+    table = tables.load_table(name)
+    train, test = tables.split(table)
+    paths = folder / f"{name}-train.csv", folder / f"{name}-test.csv"
+    train.to_csv(paths[0], index=False)
+    test.to_csv(paths[1], index=False)
+    raw["data"] = {"name": "csv", "path": str(paths[0]), "test_path": str(paths[1]), "target": table.target}
+    raw["data"]["task"] = table.task
     return raw
 
 
