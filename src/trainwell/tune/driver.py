@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import metric_names, rundir
+from ..build import resolve_mode
 from ..compose import SEARCH
 from ..config import RunConfig
 from ..data import DataBundle, load_data
@@ -127,7 +128,7 @@ def training_seconds(out: Path, plan: Plan) -> float:
 def rung_values(plan: Plan, dirs: list[Path]) -> dict[int, list[float]]:
     """Per rung, the best monitored value each finished earlier configuration had reached by then."""
     monitor = plan.base.train.monitor
-    mode = plan.base.train.mode if plan.base.train.mode != "auto" else metric_names.mode_of(monitor)
+    mode = resolve_mode(plan.base)
     out: dict[int, list[float]] = {r: [] for r in plan.rungs}
     for d in dirs:
         history = json.loads((d / rundir.HISTORY_JSON).read_text(encoding="utf-8"))
@@ -177,7 +178,7 @@ def _conclude(out: Path, plan: Plan, data: DataBundle, select_data: DataBundle, 
         raise ConfigError("no configuration of the search trained to finite weights; lower the learning rate range")
     monitor = plan.base.train.monitor
     metric = monitor.removeprefix("val_")
-    mode = plan.base.train.mode if plan.base.train.mode != "auto" else metric_names.mode_of(monitor)
+    mode = resolve_mode(plan.base)
     say(f"choosing the ensemble on {SELECT_HALF} from {len(usable)} configurations")
     sel_outs = [ensemble.outputs(dirs[i], select_data, select_data.x_val) for i in usable]
     chosen = caruana(data.task, sel_outs, select_data.y_val, metric, mode, data.target_std)
@@ -221,7 +222,7 @@ def _write_report(out: Path, plan: Plan, data: DataBundle, selection: dict[str, 
     rows = _candidate_rows(plan, candidate_dirs(out, plan))
     default_m = _metrics(out / DEFAULT_DIR)
     main = metric_names.MAIN[data.task]
-    mode = metric_names.mode_of(plan.base.train.monitor)
+    mode = resolve_mode(plan.base)
     effects = report.dial_effects(plan.dials, plan.values, [r["best_value"] for r in rows], mode)
     search_seconds = sum(r["wall_seconds"] or 0.0 for r in rows)
     default_seconds = float(default_m.get("wall_seconds") or 0.0)
