@@ -186,7 +186,7 @@ def test_worse_half_ranks_missing_values_last():
         (["--search", "3", "--dials", ""], "the search space is empty"),
         (["--search", "3", "--dials", "label_smoothing"], "the search space is empty"),
         (["--search", "3", "--dials", "colour"], "search dial 'colour' is unknown"),
-        (["--dials", "lr"], "--dials goes with --search"),
+        (["--dials", "lr"], "say how large a search"),
         (["--time", "0"], "--time 0.0 is not allowed"),
         (["--search", "3", "--time", "0.000001"], "is too small: one epoch of the default run takes about"),
     ],

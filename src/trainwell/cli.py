@@ -37,8 +37,7 @@ def _overrides(pairs: Sequence[str] | None) -> dict[str, Any]:
 
 
 def _config(args: argparse.Namespace) -> tuple[Any, Any]:
-    """The RunConfig that train's and lr-find's arguments describe, and the `search: N` its
-    preset or file asks for (None when none does)."""
+    """The RunConfig that train's and lr-find's arguments describe, and the `search: N` its file asks for."""
     from .compose import compose_search  # lazy for start-up: only train and lr-find compose a config
 
     overrides = _overrides(args.set)
@@ -79,10 +78,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.out is not None and not is_follower():  # under torchrun rank 0 checks and writes it
         check_run_out(args.out)  # refuse a bad --out before reading any input
     cfg, trials = _config(args)
-    if trials is not None:  # the config file asks for a search
+    if trials is not None or args.dials is not None:  # the config file asks for a search (--dials alone: refused there)
         return cmd_search(args, cfg, trials)
-    if args.dials is not None:
-        raise TrainwellError("--dials goes with --search N, --time SECONDS or a config's search: N")
     result = train(cfg, out=args.out)
     if is_follower():
         return _report(result)
