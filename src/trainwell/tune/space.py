@@ -71,7 +71,11 @@ def space_around(base: RunConfig, task: str, train_rows: int) -> list[Dial]:
         Dial("dropout", UNIFORM, 0.02, 0.5, why="after each hidden activation"),
         Dial("width", CHOICE, values=(d["width"], 2 * d["width"]), why="units per hidden layer"),
         Dial("depth", CHOICE, values=(d["depth"], d["depth"] + 1), why="hidden layers"),
-        Dial("batch_size", CHOICE, values=_batches(d["batch_size"], train_rows), why="rows per step"),
+        *(
+            [Dial("batch_size", CHOICE, values=_batches(d["batch_size"], train_rows), why="rows per step")]
+            if isinstance(d["batch_size"], int)  # a batch size chosen from the table ("auto") is left to that rule
+            else []
+        ),
         Dial("schedule", CHOICE, values=_schedules(d["schedule"]), why="how the learning rate moves"),
     ]
     if task == "classification":
