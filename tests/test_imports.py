@@ -33,6 +33,7 @@ LAZY_FOR_STARTUP: dict[tuple[str, str], str] = {
     ("trainwell.cli", "trainwell.presets"): CLI,
     ("trainwell.cli", "trainwell.rundir"): CLI,
     ("trainwell.cli", "trainwell.runner"): CLI,
+    ("trainwell.cli", "trainwell.tune"): CLI,
     ("trainwell.run_config", "trainwell.data"): LIGHT_CONFIG,
     ("trainwell.run_config", "trainwell.models"): LIGHT_CONFIG,
     ("trainwell.run_config", "trainwell.optim"): LIGHT_CONFIG,

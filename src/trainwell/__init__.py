@@ -27,6 +27,8 @@ _LAZY = {
     "resume": "api",
     "lr_find": "lr_find",
     "check": "checks",
+    "search": "tune",
+    "SearchResult": "tune",
 }
 __all__ = list(_LAZY)
 

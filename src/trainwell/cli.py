@@ -35,9 +35,9 @@ def _overrides(pairs: Sequence[str] | None) -> dict[str, Any]:
     return dict(parse_override(p) for p in pairs or [])
 
 
-def _config(args: argparse.Namespace) -> Any:
-    """The RunConfig that train's and lr-find's arguments describe."""
-    from .compose import compose  # lazy for start-up: only train and lr-find compose a config
+def _config(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The RunConfig that train's and lr-find's arguments describe, and the `search: N` its file asks for."""
+    from .compose import compose_search  # lazy for start-up: only train and lr-find compose a config
 
     overrides = _overrides(args.set)
     if args.data:
@@ -64,7 +64,7 @@ def _config(args: argparse.Namespace) -> Any:
         raise TrainwellError(
             "say what to train: a CONFIG file, --preset NAME (see 'trainwell presets') or --data CSV --target COLUMN"
         )
-    return compose(preset=args.preset, file=args.config, sets=overrides)
+    return compose_search(preset=args.preset, file=args.config, sets=overrides)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -72,9 +72,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .rundir import check_run_out
     from .runner import train
 
+    if args.search is not None or args.time is not None:
+        return cmd_search(args, *_config(args))
     if args.out is not None and not is_follower():  # under torchrun rank 0 checks and writes it
         check_run_out(args.out)  # refuse a bad --out before reading any input
-    result = train(_config(args), out=args.out)
+    cfg, trials = _config(args)
+    if trials is not None or args.dials is not None:  # the config file asks for a search (--dials alone: refused there)
+        return cmd_search(args, cfg, trials)
+    result = train(cfg, out=args.out)
     if is_follower():
         return _report(result)
     from .advice import for_result
@@ -82,6 +87,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     for line in for_result(result):
         print(f"advice: {line}")
     return _report(result)
+
+
+def cmd_search(args: argparse.Namespace, cfg: Any, trials: Any) -> int:
+    """train --search N (or a config's search: N): configurations around the default, the best kept as an ensemble."""
+    from .tune import search
+
+    dials = [d.strip() for d in args.dials.split(",") if d.strip()] if args.dials is not None else None
+    say = (lambda _t: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
+    trials = args.search if args.search is not None else trials  # --search N wins over the file's
+    result = search(cfg, trials, out=args.out, dials=dials, say=say, seconds=args.time)
+    print(*result.lines(), sep="\n", file=sys.stderr if result.interrupted else sys.stdout)
+    return EXIT_INTERRUPTED if result.interrupted else 0
 
 
 def _report(result: Any) -> int:
@@ -110,7 +127,7 @@ def _report(result: Any) -> int:
 def cmd_lr_find(args: argparse.Namespace) -> int:
     from .lr_find import lr_find
 
-    for line in lr_find(_config(args), out=args.out, steps=args.steps).lines():
+    for line in lr_find(_config(args)[0], out=args.out, steps=args.steps).lines():
         print(line)
     return 0
 
@@ -262,7 +279,10 @@ def _training_commands(add: Add) -> None:
     """train and lr-find: what to train, and where its files go."""
     p = add("train", cmd_train, "train a network and write a run directory")
     _run_arguments(p)
-    p.add_argument("--out", help="run directory (default: runs/NAME-TIMESTAMP)")
+    p.add_argument("--out", help="run directory (default: runs/NAME-TIMESTAMP; with --search runs/NAME-searchN)")
+    p.add_argument("--search", type=int, metavar="N", help="N configurations around the default, the best kept")
+    p.add_argument("--time", type=float, metavar="SECONDS", help="a search's training-time budget (alone: 64 at most)")
+    p.add_argument("--dials", help="with --search: the dials to vary, comma-separated (default: all; see the README)")
 
     p = add("lr-find", cmd_lr_find, "learning-rate range test: suggested rates, lr_find.png and lr_find.csv")
     _run_arguments(p)

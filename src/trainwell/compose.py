@@ -21,6 +21,7 @@ from .same_run import RESUMABLE_FIELDS
 from .sections import FILELESS_DATA, GENERATOR_FIELDS, DataConfig
 
 Layer = Mapping[str, Any]
+SEARCH = "search"  # a config may ask for a search around itself: `search: 32` (trainwell train, trainwell.search)
 
 
 def compose_raw(
@@ -83,6 +84,19 @@ def compose(
     if quiet is not None:
         raw = apply_overrides(raw, {"train.quiet": bool(quiet)})
     return RunConfig.from_dict(raw)
+
+
+def compose_search(
+    preset: str | None = None,
+    file: str | Path | None = None,
+    sets: Layer | None = None,
+) -> tuple[RunConfig, Any]:
+    """`compose` for a command that may search: a top-level `search: N` in the preset or file is
+    taken out and returned beside the RunConfig (None when no layer asks for a search; checked by
+    the search itself)."""
+    raw = compose_raw(preset, file, sets=sets)
+    trials = raw.pop(SEARCH, None)
+    return RunConfig.from_dict(raw), trials
 
 
 def load_config(

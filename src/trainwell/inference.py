@@ -22,7 +22,7 @@ from .data import load_data
 from .data.bundle import DataBundle
 from .data.memory import as_table
 from .data.tabular import features_for_prediction, read_table, rows_seen_in_training, targets_for_evaluation
-from .errors import DataError, TrainwellError, shown_path
+from .errors import CheckpointError, ConfigError, DataError, TrainwellError, shown_path
 from .loop import predict_outputs, score
 from .models import build_model
 
@@ -69,14 +69,30 @@ def load_run(run_dir: str | Path, own: nn.Module | None = None) -> tuple[RunConf
         load_model_state(own, states[0], path)
         return cfg, own.eval(), spec
     models = []
-    for state in states:
+    for state, model_cfg in zip(states, member_models(ckpt, cfg, len(states), path)):
         model = build_model(
-            cfg.model, tuple(spec["input_shape"]), spec["n_outputs"], spec["model_kind"], spec.get("embedded")
+            model_cfg, tuple(spec["input_shape"]), spec["n_outputs"], spec["model_kind"], spec.get("embedded")
         )
         load_model_state(model, state, path)
         models.append(model.eval())
     model = models[0] if len(models) == 1 else Ensemble(models, spec["task"]).eval()
     return cfg, model, spec
+
+
+def member_models(ckpt: dict[str, Any], cfg: RunConfig, n: int, path: Path) -> list[Any]:
+    """Each member's model config: the run's, or for a searched ensemble (members of several
+    layouts) the ones stored beside the weights, checked like a config."""
+    raw = ckpt.get("member_models")
+    if raw is None:
+        return [cfg.model] * n
+    try:
+        if not isinstance(raw, list) or len(raw) != n:
+            raise ConfigError("member_models")
+        return [RunConfig.from_dict({"model": m}).model for m in raw]
+    except ConfigError:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} holds member models that are not valid model configs"
+        ) from None
 
 
 def _bundle_like(spec: dict[str, Any], x: torch.Tensor, y: torch.Tensor) -> DataBundle:

@@ -19,12 +19,18 @@ from typing import Any, Callable
 from .config import LOGGERS, RunConfig
 from .errors import ConfigError
 from .rundir import write_text_atomic
-from .stop_reasons import EARLY_STOP, INTERRUPTED, MAX_EPOCHS, NOT_FINITE
+from .stop_reasons import EARLY_STOP, HALVED, INTERRUPTED, MAX_EPOCHS, NOT_FINITE
 
 Emit = Callable[..., None]
 TENSORBOARD_DIR, MLFLOW_DIR, MLFLOW_RUN_ID = "tensorboard", "mlruns", "mlflow_run_id.txt"
 # how a run's stop reason ends its MLflow run
-MLFLOW_STATUS = {EARLY_STOP: "FINISHED", MAX_EPOCHS: "FINISHED", INTERRUPTED: "KILLED", NOT_FINITE: "FAILED"}
+MLFLOW_STATUS = {
+    EARLY_STOP: "FINISHED",
+    MAX_EPOCHS: "FINISHED",
+    HALVED: "FINISHED",
+    INTERRUPTED: "KILLED",
+    NOT_FINITE: "FAILED",
+}
 
 
 def flat_config(cfg: RunConfig) -> dict[str, Any]:

@@ -267,17 +267,19 @@ def history_row(
     seconds: float,
 ) -> dict[str, Any]:
     """One epoch of one member: a flat dict (history.csv's columns)."""
-    row = m.row
+    # a contiguous copy of the member's column: a strided sum adds in another order, and the
+    # member's numbers would then depend on how many partners share its stack
+    step_losses, step_norms = losses[:, m.row].contiguous(), norms[:, m.row].contiguous()
     clip = m.cfg.train.clip_norm
     return {
         "epoch": epoch,
-        "train_loss": losses[:, row].sum().item() / n_seen,
-        "val_loss": val["loss"][row],
-        **{f"val_{k}": v[row] for k, v in val.items() if k != "loss"},
+        "train_loss": step_losses.sum().item() / n_seen,
+        "val_loss": val["loss"][m.row],
+        **{f"val_{k}": v[m.row] for k, v in val.items() if k != "loss"},
         "lr": lr,
-        "grad_norm_mean": norms[:, row].mean().item(),
-        "grad_norm_max": norms[:, row].max().item(),
-        "clipped_fraction": (norms[:, row] > clip).float().mean().item() if clip else 0.0,
+        "grad_norm_mean": step_norms.mean().item(),
+        "grad_norm_max": step_norms.max().item(),
+        "clipped_fraction": (step_norms > clip).float().mean().item() if clip else 0.0,
         "seconds": seconds,
     }
 

@@ -74,12 +74,16 @@ def expected_epochs(cfg: RunConfig) -> int:
     return min(cfg.train.max_epochs, 3 * cfg.train.patience) if cfg.train.early_stopping else cfg.train.max_epochs
 
 
-def estimate_cost(cfgs: list[RunConfig]) -> float:
+def estimate_cost(cfgs: list[RunConfig], rows: int | None = None) -> float:
     """Rough seconds of a job (one run or a stack) on one thread: epochs × steps × (dispatch +
     arithmetic of its members), constants measured on the delivery MLPs (~0.4 ms of dispatch per
-    step, ~20 GFLOP/s in matmuls); images cost far more per row."""
+    step, ~20 GFLOP/s in matmuls); images cost far more per row. `rows`: training rows when
+    known (otherwise delivery's, or 20,000 for a file)."""
     c = cfgs[0]
-    rows = c.data.n * (1 - c.data.test_fraction) * (1 - c.data.val_fraction) if c.data.name == "delivery" else 20_000
+    if rows is None:
+        rows = (
+            c.data.n * (1 - c.data.test_fraction) * (1 - c.data.val_fraction) if c.data.name == "delivery" else 20_000
+        )
     steps = math.ceil(rows / c.train.batch_size)
     dims = [4, *c.model.hidden, 1]
     params = sum(a * b for a, b in zip(dims, dims[1:]))

@@ -12,7 +12,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -25,7 +25,7 @@ from .early_stopping import EarlyStopping, replayed
 from .loop import Emit, LoopState, Member, Trainer, predict_outputs, test_metrics
 from .plots import plot_curves
 from .seeding import rng_snapshot
-from .stop_reasons import EARLY_STOP, MAX_EPOCHS, NOT_FINITE
+from .stop_reasons import EARLY_STOP, HALVED, MAX_EPOCHS, NOT_FINITE
 
 SYNC_SECONDS = 10.0  # last.pt is fsynced at most this often: every write survives a killed process, and a power cut loses at most this much
 
@@ -41,7 +41,7 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        return self.stop_reason in (EARLY_STOP, MAX_EPOCHS)
+        return self.stop_reason in (EARLY_STOP, MAX_EPOCHS, HALVED)
 
 
 @dataclass
@@ -69,6 +69,12 @@ class RunBook:
 
     def __init__(self, runs: list[RunSlot]) -> None:
         self.runs = runs
+        # called first at each epoch end, e.g. a search's successive halving stopping members
+        self.on_epoch_end: Callable[[Trainer, LoopState], None] | None = None
+        # last.pt and best.pt at most this often (and whenever a run of the stack finishes, so a
+        # resumed stack holds the same runs); 0: at every epoch end
+        self.checkpoint_seconds = 0.0
+        self.saved = -math.inf  # time.monotonic() of the last epoch-end save
 
     def improved(self, member: Member) -> None:
         self.runs[member.run].dirty = True
@@ -86,13 +92,22 @@ class RunBook:
     def checkpoint(self, t: Trainer, s: LoopState) -> None:
         for run in self.open_runs():
             if self.due(t, s, run):
+                if run.dirty:  # best.pt may lag behind when epoch-end saves are spaced out
+                    save_best(t, run)
+                    run.dirty = False
                 save_last(t, s, run)
                 if not s.interrupted:
                     run.emit("checkpoint", epoch=s.epoch, step=s.step, lr=run.members[0].lr)
 
     def epoch_end(self, t: Trainer, s: LoopState) -> None:
+        if self.on_epoch_end is not None:
+            self.on_epoch_end(t, s)
+        ending = {id(run) for run in self.open_runs() if all(not m.training for m in run.members)}
+        save = bool(ending) or time.monotonic() - self.saved >= self.checkpoint_seconds
+        if save:
+            self.saved = time.monotonic()
         for run in self.open_runs():
-            if run.dirty:  # a member improved: its best weights go into best.pt
+            if run.dirty and save:  # a member improved: its best weights go into best.pt
                 save_best(t, run)
                 run.dirty = False
             history = run_history(run)
@@ -101,9 +116,9 @@ class RunBook:
                 if best.best_epoch == s.epoch:
                     run.emit("best", epoch=s.epoch, value=best.best_value)
                 run.emit("epoch_end", row=history[-1], state=best)
-            if all(not m.training for m in run.members):
+            if id(run) in ending:
                 finish(t, s, run)
-            else:
+            elif save:
                 save_last(t, s, run)
                 run.emit("checkpoint", epoch=s.epoch, step=0, lr=run.members[0].lr)
 

@@ -11,14 +11,14 @@ at the same points for a run alone or in a stack, and at the end history, metric
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from . import distributed, paths, rundir
 from .build import build_trainer
 from .compose import compose
 from .config import RunConfig, dump_yaml
 from .loggers import wrap_emit
-from .loop import Emit, LoopState, fit
+from .loop import Emit, LoopState, Trainer, fit
 from .lr_find import resolve_auto_lr
 from .member_state import restore
 from .progress import Progress
@@ -34,15 +34,20 @@ def train_runs(
     emits: list[Emit] | None = None,
     resume_from: list[dict[str, Any]] | None = None,
     max_threads: int | None = None,
+    on_epoch_end: Callable[[Trainer, LoopState], None] | None = None,
+    checkpoint_seconds: float = 0.0,
     **given: Any,
 ) -> list[RunResult]:
     """Train (or, with last.pt payloads, continue) runs of one stack key together; one result per
-    run. `max_threads`: the share of cores this process may use (a compare worker's); `given`:
-    model, data, loss_fn of one's own (trainwell.fit)."""
+    run. `max_threads`: the share of cores this process may use (a compare worker's);
+    `on_epoch_end`: called at each epoch end before runs are finished (a search's halving);
+    `checkpoint_seconds`: epoch-end saves at most this often (and whenever a run finishes);
+    `given`: model, data, loss_fn of one's own (trainwell.fit)."""
     emits = emits or [lambda *_a, **_k: None for _ in cfgs]
     trainer, book, lines = build_trainer(
         cfgs, run_dirs, emits, max_threads=max_threads, **given
     )  # every input is checked before anything is written
+    book.on_epoch_end, book.checkpoint_seconds = on_epoch_end, checkpoint_seconds
     loop = LoopState()
     for cfg, d in zip(cfgs, run_dirs):
         if not distributed.is_follower():  # under torchrun only rank 0 writes

@@ -5,7 +5,9 @@ estimators work in Pipeline, GridSearchCV, cross_val_score, clone and pickle. Ea
 with the whole recipe in a temporary run directory (deleted afterwards; pass `out=` to keep it),
 holding out `validation_fraction` of the rows for early stopping and best-weight restore. With
 `random_state` set, fitting twice gives the same network; the global random generators of
-Python, NumPy and torch are left as they were.
+Python, NumPy and torch are left as they were. `search=N` fits N configurations around the given
+parameters instead and keeps the best as an ensemble (trainwell.search; `search_summary_` holds
+its report's figures).
 """
 
 from __future__ import annotations
@@ -25,10 +27,13 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from .api import fit as fit_module
+from .api import fit_config
 from .checkpoint import BEST, load_checkpoint
 from .config import ModelConfig
-from .data.memory import model_inputs
+from .data.memory import memory_bundle, model_inputs
+from .inference import load_run
 from .models import build_mlp
+from .tune import search
 
 MIN_SAMPLES = 4  # one validation row and a training batch BatchNorm can normalise
 
@@ -79,6 +84,7 @@ class _TrainwellEstimator(BaseEstimator):
         random_state: Any = None,
         out: str | None = None,
         verbose: bool = False,
+        search: int | None = None,
     ) -> None:
         self.hidden, self.norm, self.activation, self.dropout = hidden, norm, activation, dropout
         self.optimizer, self.lr, self.weight_decay, self.schedule = optimizer, lr, weight_decay, schedule
@@ -90,6 +96,7 @@ class _TrainwellEstimator(BaseEstimator):
         )
         self.validation_fraction, self.clip_norm, self.ema_decay = validation_fraction, clip_norm, ema_decay
         self.module, self.random_state, self.out, self.verbose = module, random_state, out, verbose
+        self.search = search
 
     def _config(self, n_train: int, seed: int) -> dict[str, Any]:
         return {
@@ -132,6 +139,9 @@ class _TrainwellEstimator(BaseEstimator):
         saved = random.getstate(), np.random.get_state(), torch.get_num_threads()
         try:
             with torch.random.fork_rng(devices=[]):  # trainwell seeds the global generators; give them back
+                if self.search is not None:
+                    self._search(X[tr], y[tr], X[va], y[va], seed)
+                    return
                 torch.manual_seed(seed)
                 model = self._network(X.shape[1], n_outputs)
                 with tempfile.TemporaryDirectory(prefix="trainwell-sklearn-", dir=scratch_dir()) as tmp:
@@ -153,6 +163,21 @@ class _TrainwellEstimator(BaseEstimator):
         self.model_ = model.cpu().eval()
         self.history_ = result.history
         self.n_epochs_ = len(result.history)
+
+    def _search(self, x_tr: np.ndarray, y_tr: np.ndarray, x_va: np.ndarray, y_va: np.ndarray, seed: int) -> None:
+        """search=N: N configurations around these parameters, the best kept as an ensemble
+        (trainwell.search); the held-out rows are halved between early stopping and the choice."""
+        if self.module is not None:
+            raise ValueError("search= varies trainwell's MLP; it cannot be combined with module=")
+        cfg = fit_config(self._config(len(x_tr), seed), self._task, quiet=True)
+        data = memory_bundle((x_tr, y_tr), (x_va, y_va), (x_va, y_va), cfg.data.task, None, cfg.data, seed)
+        with tempfile.TemporaryDirectory(prefix="trainwell-sklearn-", dir=scratch_dir()) as tmp:
+            out = Path(self.out) if self.out is not None else Path(tmp) / "search"
+            result = search(cfg, self.search, out=out, data=data)
+            _, model, self.spec_ = load_run(result.ensemble_dir)
+        self.model_ = model.eval()
+        self.search_summary_ = result.summary
+        self.history_, self.n_epochs_ = [], 0
 
     def _outputs(self, X: Any) -> torch.Tensor:
         check_is_fitted(self, "model_")

@@ -236,7 +236,7 @@ section{border-top:2px solid #ddd;margin-top:2em}details{margin:.3em 0}li{overfl
 """
 
 
-def _html_table(lines: list[list[str]]) -> str:
+def html_table(lines: list[list[str]]) -> str:
     def cell(c: str) -> str:
         cls = ' class="better"' if c.endswith(" better") else ' class="worse"' if c.endswith(" worse") else ""
         return f"<td{cls}>{html.escape(c)}</td>"
@@ -266,9 +266,9 @@ def html_section(result: ExperimentResult, pngs: dict[str, bytes]) -> str:
         parts.append(f'<p class="incomplete">{html.escape(missing_note(result))}</p>')
     parts.append(html_headline(result))
     parts.append(f'<p class="note">{html.escape(method_note(result))}</p>')
-    parts.append(_html_table(table_lines(result)))
+    parts.append(html_table(table_lines(result)))
     if result.baselines:
-        parts.append(_html_table(baseline_lines(result)))
+        parts.append(html_table(baseline_lines(result)))
     if failures(result):
         parts.append(
             "<p>Failed runs:</p><ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in failures(result)) + "</ul>"

@@ -1,0 +1,292 @@
+"""`trainwell.search`: the default run, every stack of candidates, the ensemble chosen from them,
+and the report, in OUT; a search interrupted at any point continues when run again."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import metric_names, rundir
+from ..build import resolve_mode
+from ..compose import SEARCH
+from ..config import RunConfig
+from ..data import DataBundle, load_data
+from ..errors import ConfigError
+from . import ensemble, report
+from .engine import SELECT_HALF, STOP_HALF, interrupted, run_stack, split_validation
+from .halving import best_up_to, halver
+from .plan import (
+    DEFAULT_DIR,
+    ENSEMBLE_DIR,
+    REPORT_HTML,
+    REPORT_MD,
+    RUNS_DIR,
+    TABLE,
+    TIME_TRIALS,
+    Plan,
+    SearchConfig,
+    check_base,
+    check_budget,
+    check_out,
+    check_table,
+    claim_out,
+    default_out,
+    make_plan,
+)
+from .selection import caruana
+
+Say = Callable[[str], None]
+MATTERS = 0.01  # a dial "mattered" when its spread of best validation values exceeds 1% of the best value
+
+
+@dataclass
+class SearchResult:
+    out: Path
+    summary: dict[str, Any] = field(default_factory=dict)
+    interrupted: bool = False
+    message: str = ""
+
+    @property
+    def ensemble_dir(self) -> Path:
+        return self.out / ENSEMBLE_DIR
+
+    @property
+    def report(self) -> Path:
+        return self.out / REPORT_MD
+
+    def lines(self) -> list[str]:
+        """What `train --search` prints: the headline and where things are, or how to continue."""
+        if self.interrupted:
+            return [f"trainwell: {self.message}; what has finished is in {self.report}"]
+        return [
+            report.headline(self.summary),
+            f"ensemble: {self.ensemble_dir}  (evaluate, predict and load_run take it); report: {self.report}",
+        ]
+
+
+def candidate_dirs(out: Path, plan: Plan) -> list[Path]:
+    return [out / RUNS_DIR / f"c{i:02d}" for i in range(len(plan.configs))]
+
+
+def search(
+    config: RunConfig | dict[str, Any],
+    trials: int | None = None,
+    out: str | Path | None = None,
+    seed: int | None = None,
+    dials: list[str] | None = None,
+    say: Say | None = None,
+    seconds: float | None = None,
+    data: DataBundle | None = None,
+) -> SearchResult:
+    """Train `trials` configurations around `config` (the default, then Sobol points), as few
+    stacks as their layouts allow, halving each stack at fixed epochs; choose an ensemble on the
+    selection half of validation; write OUT/report.md and OUT/ensemble (a run directory).
+    `seed` seeds the sampler (default: the config's train.seed); `dials` names the dials to vary;
+    `seconds`: a training-time budget (default run and members) after which no further stack
+    starts (with no `trials`, 64 are planned); `data`: rows in memory instead of the config's
+    data (the scikit-learn estimators)."""
+    if not isinstance(config, RunConfig):  # a raw config may say `search: N` itself
+        config = dict(config)
+        trials = config.pop(SEARCH, None) if trials is None else trials
+        config.pop(SEARCH, None)
+    base = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
+    base.validate()
+    if trials is None and seconds is None:
+        raise ConfigError("say how large a search: a number of configurations (--search N), a --time budget, or both")
+    trials = TIME_TRIALS if trials is None else trials
+    settings = SearchConfig(trials, base.train.seed % 2**32 if seed is None else seed, dials, seconds).validate()
+    check_base(base)
+    say = say or (lambda _text: None)
+    out_dir = Path(out) if out is not None else default_out(base, trials)
+    check_out(out_dir)
+    data = data if data is not None else load_data(base.data)
+    check_table(data)
+    plan = make_plan(base, settings, data.task, len(data.x_train))
+    check_budget(base, settings, len(data.x_train))
+    stop_data, select_data = split_validation(data, base.data.split_seed)
+    if claim_out(out_dir, plan):
+        say(f"continuing the search in {out_dir}")
+    say(
+        f"search: {len(plan.configs)} configurations in {len(plan.stacks)} stacks, "
+        f"halving at epochs {plan.rungs or 'none'}; members early-stop on {STOP_HALF}"
+    )
+    if not _train_all(out_dir, plan, data, stop_data, say):
+        return _stop(out_dir, plan, data)
+    return _conclude(out_dir, plan, data, select_data, say)
+
+
+def training_seconds(out: Path, plan: Plan) -> float:
+    """Training seconds spent so far: the default run's and every finished member's (from disk, so a continued search counts them too)."""
+    dirs = [out / DEFAULT_DIR, *candidate_dirs(out, plan)]
+    return sum(float(_metrics(d).get("wall_seconds") or 0.0) for d in dirs)
+
+
+def rung_values(plan: Plan, dirs: list[Path]) -> dict[int, list[float]]:
+    """Per rung, the best monitored value each finished earlier configuration had reached by then."""
+    monitor = plan.base.train.monitor
+    mode = resolve_mode(plan.base)
+    out: dict[int, list[float]] = {r: [] for r in plan.rungs}
+    for d in dirs:
+        history = json.loads((d / rundir.HISTORY_JSON).read_text(encoding="utf-8"))
+        for r in plan.rungs:
+            value = best_up_to(history, r, monitor, mode)
+            if value is not None:
+                out[r].append(value)
+    return out
+
+
+def _train_all(out: Path, plan: Plan, data: DataBundle, stop_data: DataBundle, say: Say) -> bool:
+    """The default run, then each stack in turn (until a --time budget is spent); False when interrupted."""
+    say("training the default run (for the comparison and the cost ratio)")
+    if interrupted(run_stack([plan.base], [out / DEFAULT_DIR], data, checkpoint_seconds=0.0)):  # as train writes it
+        return False
+    dirs, budget = candidate_dirs(out, plan), plan.search.seconds
+    for k, stack in enumerate(plan.stacks):
+        spent = training_seconds(out, plan)
+        if k > 0 and budget is not None and spent >= budget:
+            say(f"--time {budget:g} spent ({spent:.0f} s of training): {len(plan.stacks) - k} stacks left out")
+            break
+        c = plan.configs[stack[0]]
+        plural = "s" if len(stack) > 1 else ""
+        say(
+            f"stack {k + 1}/{len(plan.stacks)}: {len(stack)} configuration{plural}, hidden {c.model.hidden}, batch {c.train.batch_size}"
+        )
+        earlier = rung_values(plan, [dirs[i] for s in plan.stacks[:k] for i in s])
+        results = run_stack(
+            [plan.configs[i] for i in stack], [dirs[i] for i in stack], stop_data, halver(plan.rungs, earlier)
+        )
+        if interrupted(results):
+            return False
+    return True
+
+
+def _stop(out: Path, plan: Plan, data: DataBundle) -> SearchResult:
+    """Interrupted: report what has finished; the same command continues."""
+    summary = _write_report(out, plan, data, None)
+    msg = f"search interrupted after {summary['finished']} of {summary['trials']} configurations; run the same command to continue"
+    return SearchResult(out, summary, interrupted=True, message=msg)
+
+
+def _conclude(out: Path, plan: Plan, data: DataBundle, select_data: DataBundle, say: Say) -> SearchResult:
+    dirs = candidate_dirs(out, plan)
+    usable = ensemble.finished_members(dirs)
+    if not usable:
+        raise ConfigError("no configuration of the search trained to finite weights; lower the learning rate range")
+    monitor = plan.base.train.monitor
+    metric = monitor.removeprefix("val_")
+    mode = resolve_mode(plan.base)
+    say(f"choosing the ensemble on {SELECT_HALF} from {len(usable)} configurations")
+    sel_outs = [ensemble.outputs(dirs[i], select_data, select_data.x_val) for i in usable]
+    chosen = caruana(data.task, sel_outs, select_data.y_val, metric, mode, data.target_std)
+    picks = [usable[j] for j in chosen.picks]
+    test_outs = {i: ensemble.outputs(dirs[i], data, data.x_test) for i in set(picks) | {usable[chosen.single_best]}}
+    scores = ensemble.test_scores(data.task, [test_outs[i] for i in picks], data)
+    single = ensemble.test_scores(data.task, [test_outs[usable[chosen.single_best]]], data)
+    extra = {
+        "selected_on": SELECT_HALF,
+        "members_early_stopped_on": STOP_HALF,
+        "selection_value": chosen.score,
+        "monitor": monitor,
+        "picks": [dirs[i].name for i in picks],
+    }
+    ensemble.save(out / ENSEMBLE_DIR, plan.base, [(plan.configs[i], dirs[i]) for i in picks], chosen, scores | extra)
+    selection = {"chosen": chosen, "picks": picks, "usable": usable, "scores": scores, "single": single}
+    summary = _write_report(out, plan, data, selection)
+    return SearchResult(out, summary)
+
+
+def _candidate_rows(plan: Plan, dirs: list[Path]) -> list[dict[str, Any]]:
+    rows = []
+    for values, d in zip(plan.values, dirs):
+        m = rundir.read_json(d / rundir.METRICS) if (d / rundir.METRICS).exists() else {}
+        rows.append(
+            {
+                "candidate": d.name,
+                **values,
+                "best_value": m.get("best_value"),
+                "best_epoch": m.get("best_epoch"),
+                "epochs": m.get("epochs_run"),
+                "stop_reason": m.get("stop_reason", "not run"),
+                "wall_seconds": m.get("wall_seconds"),
+            }
+        )
+    return rows
+
+
+def _write_report(out: Path, plan: Plan, data: DataBundle, selection: dict[str, Any] | None) -> dict[str, Any]:
+    """report.md and search.csv over the configurations finished so far; returns the summary."""
+    rows = _candidate_rows(plan, candidate_dirs(out, plan))
+    default_m = _metrics(out / DEFAULT_DIR)
+    main = metric_names.MAIN[data.task]
+    mode = resolve_mode(plan.base)
+    effects = report.dial_effects(plan.dials, plan.values, [r["best_value"] for r in rows], mode)
+    search_seconds = sum(r["wall_seconds"] or 0.0 for r in rows)
+    default_seconds = float(default_m.get("wall_seconds") or 0.0)
+    summary: dict[str, Any] = {
+        "name": plan.base.name,
+        "trials": len(rows),
+        "finished": sum(r["best_value"] is not None for r in rows),
+        "stacks": len(plan.stacks),
+        "rungs": plan.rungs,
+        "monitor": plan.base.train.monitor,
+        "main_metric": main,
+        "main_higher_is_better": metric_names.mode_of(main) == "max",
+        "stop_half": STOP_HALF,
+        "select_half": SELECT_HALF,
+        "search_seconds": search_seconds,
+        "default_seconds": default_seconds,
+        "cost_ratio": search_seconds / default_seconds if default_seconds else float("nan"),
+        "default_name": f"{plan.base.name}, {plan.base.train.members} member(s)",
+        "default_test": default_m.get(f"test_{main}"),
+        "select_rows": len(data.x_val) // 2,
+        "top_dials": [e.dial for e in effects if e.spread > MATTERS * _best_abs(effects)],
+    }
+    chosen_lines: list[str] = []
+    if selection is not None:
+        sel, picks = selection["chosen"], selection["picks"]
+        summary.update(
+            ensemble_size=len(set(picks)),
+            ensemble_members=len(picks),
+            ensemble_test=selection["scores"].get(f"test_{main}"),
+            ensemble_select=sel.score,
+            single_test=selection["single"].get(f"test_{main}"),
+            single_select=sel.single_score,
+        )
+        counts: dict[int, int] = {}
+        for i in picks:
+            counts[i] = counts.get(i, 0) + 1
+        for i, c in sorted(counts.items(), key=lambda ic: -ic[1]):
+            values = ", ".join(f"{k} {_short(v)}" for k, v in plan.values[i].items())
+            chosen_lines.append(f"c{i:02d} × {c}: {values}")
+    parts, title = report.blocks(summary, effects, chosen_lines), f"trainwell search: {plan.base.name}"
+    rundir.write_text_atomic(out / REPORT_MD, report.render_markdown(title, parts))
+    rundir.write_text_atomic(out / REPORT_HTML, report.render_html(title, parts))
+    rundir.write_text_atomic(out / TABLE, _csv(rows))
+    rundir.write_json(out / "summary.json", summary)
+    return summary
+
+
+def _best_abs(effects: list[report.DialEffect]) -> float:
+    values = [abs(best) for e in effects for _, best, _ in e.best_by_value]
+    return min(values) if values else 0.0
+
+
+def _metrics(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / rundir.METRICS
+    return rundir.read_json(path) if path.exists() else {}
+
+
+def _short(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()

@@ -1,0 +1,85 @@
+"""Training a search: the default run, then each stack of candidates, one after another, each
+continuing from its run directories where an earlier, interrupted search stopped.
+
+Members early-stop on one half of the validation rows (the "stop half"); the other half (the
+"selection half") is kept for choosing the ensemble, so the choice is not made on the rows
+that picked each member's best epoch. The halves are a fixed split (data.split_seed).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable
+
+import torch
+
+from ..config import RunConfig
+from ..data import DataBundle
+from ..errors import DataError
+from ..experiments.runner import disk_state
+from ..runner import load_resumable, train_runs
+from ..stop_reasons import INTERRUPTED
+
+STOP_HALF = "the first half of the validation rows (a fixed random half, data.split_seed)"
+SELECT_HALF = "the other half of the validation rows"
+# a stack's last.pt and best.pt at most this often (and whenever one of its runs finishes): on small
+# tables writing them every epoch for every member costs more than training; a kill loses at most this
+CHECKPOINT_SECONDS = 10.0
+
+
+def split_validation(data: DataBundle, seed: int) -> tuple[DataBundle, DataBundle]:
+    """(data whose validation rows are the stop half, data whose validation rows are the selection half)."""
+    n = len(data.x_val)
+    if n < 2:
+        raise DataError(
+            f"a search needs at least 2 validation rows (one half to early-stop on, one to choose the ensemble on); "
+            f"there are {n}: give more rows or a larger data.val_fraction"
+        )
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    stop, select = order[: n - n // 2].sort().values, order[n - n // 2 :].sort().values
+    return (
+        replace(data, x_val=data.x_val[stop], y_val=data.y_val[stop]),
+        replace(data, x_val=data.x_val[select], y_val=data.y_val[select]),
+    )
+
+
+def _states(cfgs: list[RunConfig], dirs: list[Path]) -> list[str]:
+    return [disk_state(SimpleNamespace(config=c), d) for c, d in zip(cfgs, dirs)]
+
+
+def run_stack(
+    cfgs: list[RunConfig],
+    dirs: list[Path],
+    data: DataBundle,
+    on_epoch_end: Callable[[Any, Any], None] | None = None,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
+) -> list[Any]:
+    """Train (or continue) these runs as one stack; [] when every one has finished on disk.
+    A stack interrupted mid-way continues from last.pt; one killed before its first checkpoint
+    starts again, so every member keeps the partners it had."""
+    states = _states(cfgs, dirs)
+    todo = [i for i, s in enumerate(states) if s != "done"]
+    if not todo:
+        return []
+    payloads = None
+    if all(states[i] == "resume" for i in todo):
+        payloads = [load_resumable(dirs[i])[1] for i in todo]
+    else:
+        for i in todo:
+            if dirs[i].exists():
+                shutil.rmtree(dirs[i])
+    return train_runs(
+        [cfgs[i] for i in todo],
+        [dirs[i] for i in todo],
+        resume_from=payloads,
+        data=data,
+        on_epoch_end=on_epoch_end,
+        checkpoint_seconds=checkpoint_seconds,
+    )
+
+
+def interrupted(results: list[Any]) -> bool:
+    return any(r.stop_reason == INTERRUPTED for r in results)

@@ -1,0 +1,239 @@
+"""trainwell.search: a searched member equals the same configuration trained alone, a search
+interrupted mid-stack continues to the same result, the ensemble is chosen on the selection
+half, and bad input is one line."""
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import tiny_config
+from search_child import signalling_halver
+from trainwell.checkpoint import BEST, load_checkpoint
+from trainwell.cli import main
+from trainwell.config import RunConfig
+from trainwell.data import load_data
+from trainwell.errors import ConfigError
+from trainwell.inference import evaluate_run, load_run
+from trainwell.runner import train_runs
+from trainwell.stop_reasons import HALVED
+from trainwell.tune import driver, search
+from trainwell.tune.engine import run_stack, split_validation
+from trainwell.tune.halving import halver, worse_half
+from trainwell.tune.selection import caruana
+
+
+def base_config(**train):
+    return RunConfig.from_dict(tiny_config(train={"max_epochs": 6, "patience": 3, **train}))
+
+
+def history_without_time(run_dir):
+    rows = json.loads((run_dir / "history.json").read_text())
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+
+def best_weights(run_dir):
+    return load_checkpoint(run_dir / "best.pt", BEST)["model"]
+
+
+def test_searched_member_equals_the_same_configuration_trained_alone(tmp_path):
+    base = base_config()
+    data = load_data(base.data)
+    stop_data, _ = split_validation(data, 0)
+    cfgs = []
+    for i, (lr, wd, dropout) in enumerate([(3e-3, 0.01, 0.1), (1e-3, 0.1, 0.3), (8e-3, 0.001, 0.05)]):
+        raw = base.to_dict()
+        raw["name"], raw["optim"]["lr"], raw["optim"]["weight_decay"], raw["model"]["dropout"] = (
+            f"c{i}",
+            lr,
+            wd,
+            dropout,
+        )
+        cfgs.append(RunConfig.from_dict(raw))
+    dirs = [tmp_path / "stack" / f"c{i}" for i in range(3)]
+    run_stack(cfgs, dirs, stop_data, halver([2]))
+    reasons = [json.loads((d / "metrics.json").read_text())["stop_reason"] for d in dirs]
+    assert reasons.count(HALVED) == 1  # the worse half (rounded down) of 3 stops at the rung
+    for cfg, d in zip(cfgs, dirs):
+        epochs = json.loads((d / "metrics.json").read_text())["epochs_run"]
+        alone_cfg = RunConfig.from_dict({**cfg.to_dict(), "train": {**cfg.to_dict()["train"], "max_epochs": epochs}})
+        alone = tmp_path / "alone" / d.name
+        train_runs([alone_cfg], [alone], data=stop_data)
+        assert history_without_time(alone) == history_without_time(d)
+        mine, theirs = best_weights(d), best_weights(alone)
+        assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+
+
+def test_search_interrupted_mid_stack_continues_to_the_same_result(tmp_path, monkeypatch):
+    base = base_config()
+    straight = search(base, 5, out=tmp_path / "straight", seed=1)
+    assert not straight.interrupted
+    real = driver.halver
+    monkeypatch.setattr(driver, "halver", signalling_halver(2, 2, signal.SIGINT))  # mid-way, as Ctrl-C would
+    stopped = search(base, 5, out=tmp_path / "stopped", seed=1)
+    assert stopped.interrupted and "run the same command" in stopped.message
+    assert (tmp_path / "stopped" / "report.md").exists() and not (tmp_path / "stopped" / "ensemble").exists()
+    monkeypatch.setattr(driver, "halver", real)
+    resumed = search(base, 5, out=tmp_path / "stopped", seed=1)
+    assert not resumed.interrupted
+    for d in sorted((tmp_path / "straight" / "runs").iterdir()):
+        other = tmp_path / "stopped" / "runs" / d.name
+        assert history_without_time(d) == history_without_time(other)
+    a, b = (
+        json.loads((p / "ensemble" / "metrics.json").read_text()) for p in (tmp_path / "straight", tmp_path / "stopped")
+    )
+    assert a == b
+
+
+def test_search_killed_mid_stack_continues_to_the_same_result(tmp_path):
+    """SIGKILL inside the second stack, between spaced-out checkpoints: the same call continues
+    from the stack's last save and ends where an uninterrupted search ends."""
+    raw = tiny_config(train={"max_epochs": 8, "patience": 3})
+    straight = search(raw, 5, out=tmp_path / "straight", seed=1)
+    child = Path(__file__).with_name("search_child.py")
+    proc = subprocess.run(
+        [sys.executable, str(child), str(tmp_path / "killed"), json.dumps(raw), "5", "2", "3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert not (tmp_path / "killed" / "ensemble").exists()
+    unfinished = [d for d in (tmp_path / "killed" / "runs").iterdir() if not (d / "metrics.json").exists()]
+    assert any((d / "last.pt").exists() for d in unfinished)  # a stack stands part-way: it is resumed
+    resumed = search(raw, 5, out=tmp_path / "killed", seed=1)
+    for d in sorted((tmp_path / "straight" / "runs").iterdir()):
+        assert history_without_time(d) == history_without_time(tmp_path / "killed" / "runs" / d.name)
+        assert all(
+            torch.equal(a, b)
+            for a, b in zip(best_weights(d).values(), best_weights(tmp_path / "killed" / "runs" / d.name).values())
+        )
+    assert resumed.summary["ensemble_test"] == straight.summary["ensemble_test"]
+
+
+def test_ensemble_is_chosen_on_the_selection_half_and_loads_like_a_run(tmp_path, monkeypatch):
+    base = base_config(max_epochs=3)
+    seen = {}
+    real = driver.caruana
+
+    def spy(task, outs, y, metric, mode, std=1.0):
+        seen["y"] = y
+        return real(task, outs, y, metric, mode, std)
+
+    monkeypatch.setattr(driver, "caruana", spy)
+    result = search(base, 3, out=tmp_path / "s")
+    data = load_data(base.data)
+    stop_half, select_half = split_validation(data, base.data.split_seed)
+    assert torch.equal(seen["y"], select_half.y_val) and len(stop_half.y_val) + len(seen["y"]) == len(data.y_val)
+    metrics = json.loads((result.ensemble_dir / "metrics.json").read_text())
+    assert "other half" in metrics["selected_on"]
+    evaluated = evaluate_run(result.ensemble_dir)
+    assert evaluated["test_mae"] == pytest.approx(metrics["test_mae"], rel=1e-5)
+    _, model, spec = load_run(result.ensemble_dir)
+    assert spec["members"] == len(metrics["picks"])
+    assert "Which settings mattered" in result.report.read_text()
+    assert "<h2>Which settings mattered</h2>" in (result.out / "report.html").read_text()
+
+
+def test_caruana_adds_with_replacement_and_keeps_the_best_prefix():
+    y = torch.tensor([[1.0], [2.0], [3.0], [4.0]])
+    low, high, far = y - 1.0, y + 1.0, y + 5.0
+    chosen = caruana("regression", [far, low, high], y, "loss", "min")
+    assert sorted(chosen.picks) == [1, 2] and chosen.score == pytest.approx(0.0)  # the two biases cancel
+    exact = caruana("regression", [far, y.clone(), low], y, "loss", "min")
+    assert exact.picks == [1] and exact.single_best == 1
+
+
+class FakeMember:
+    def __init__(self, values, training=True):
+        self.history = [{"val_loss": v} for v in values]
+        self.stop_reason = None if training else "early_stop"
+        self.cfg = RunConfig.from_dict(tiny_config())
+        self.stopper = type("S", (), {"mode": "min"})()
+
+    @property
+    def training(self):
+        return self.stop_reason is None
+
+
+def test_halving_ranks_against_earlier_stacks():
+    state = type("State", (), {"epoch": 2})()
+    members = [FakeMember([0.9, 0.5]), FakeMember([0.8, 0.6]), FakeMember([0.7, 0.4], training=False)]
+    trainer = type("T", (), {"members": members})()
+    halver([2])(trainer, state)  # alone: the worse half of three (rounded down) is the one at 0.6
+    assert [m.stop_reason for m in members] == [None, HALVED, "early_stop"]
+    members = [FakeMember([0.9, 0.5]), FakeMember([0.8, 0.6])]
+    halver([2], {2: [0.1, 0.2, 0.3]})(type("T", (), {"members": members})(), state)
+    assert [m.stop_reason for m in members] == [HALVED, HALVED]  # a worse stack stops early
+    members = [FakeMember([0.9, 0.5])]
+    halver([3], {2: [0.1]})(type("T", (), {"members": members})(), state)
+    assert members[0].training  # not a rung
+
+
+def test_worse_half_ranks_missing_values_last():
+    assert worse_half([0.3, None, 0.1, 0.2], "min") == [0, 1]
+    assert worse_half([0.3, 0.1, 0.2], "max") == [1]
+
+
+@pytest.mark.parametrize(
+    "argv, phrase",
+    [
+        (["--search", "0"], "a number of configurations from 1"),
+        (["--search", "3", "--dials", ""], "the search space is empty"),
+        (["--search", "3", "--dials", "label_smoothing"], "the search space is empty"),
+        (["--search", "3", "--dials", "colour"], "search dial 'colour' is unknown"),
+        (["--dials", "lr"], "say how large a search"),
+        (["--time", "0"], "--time 0.0 is not allowed"),
+        (["--search", "3", "--time", "0.000001"], "is too small: one epoch of the default run takes about"),
+    ],
+)
+def test_bad_search_input_is_one_line_and_exit_2(tmp_path, capsys, argv, phrase):
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(json.dumps(tiny_config()))
+    status = main(["train", str(cfg), "--out", str(tmp_path / "out"), *argv])
+    err = capsys.readouterr().err
+    assert status == 2 and phrase in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_config_file_may_ask_for_a_search(tmp_path, capsys):
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(json.dumps({**tiny_config(train={"max_epochs": 2}), "search": 2}))
+    assert main(["train", str(cfg), "--out", str(tmp_path / "s"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "The searched ensemble" in out and (tmp_path / "s" / "ensemble" / "best.pt").exists()
+    assert len(json.loads((tmp_path / "s" / "search.json").read_text())["configs"]) == 2
+    cfg.write_text(json.dumps({**tiny_config(), "search": 0}))
+    assert main(["train", str(cfg), "--out", str(tmp_path / "t")]) == 2
+    assert "search = 0 is not allowed" in capsys.readouterr().err
+
+
+def test_a_different_search_in_the_same_folder_is_refused(tmp_path):
+    base = base_config(max_epochs=2)
+    search(base, 2, out=tmp_path / "s")
+    with pytest.raises(Exception, match="holds a different search"):
+        search(base, 3, out=tmp_path / "s")
+    with pytest.raises(ConfigError, match="cannot be searched"):
+        search(RunConfig.from_dict(tiny_config(model={"kind": "cnn"})), 2, out=tmp_path / "t")
+
+
+def test_scikit_learn_estimators_take_search():
+    from sklearn.datasets import load_breast_cancer, load_diabetes
+
+    from trainwell.sklearn import TrainwellClassifier, TrainwellRegressor
+
+    X, y = load_diabetes(return_X_y=True)
+    reg = TrainwellRegressor(hidden=(16,), max_epochs=4, patience=2, search=3, random_state=0).fit(X[:300], y[:300])
+    assert reg.predict(X[300:]).shape == (len(X) - 300,) and reg.search_summary_["trials"] == 3
+    again = TrainwellRegressor(hidden=(16,), max_epochs=4, patience=2, search=3, random_state=0).fit(X[:300], y[:300])
+    assert (again.predict(X[300:]) == reg.predict(X[300:])).all()  # seeded: the same search, the same ensemble
+    X, y = load_breast_cancer(return_X_y=True)
+    clf = TrainwellClassifier(hidden=(16,), max_epochs=3, search=2, random_state=0).fit(X, y)
+    proba = clf.predict_proba(X[:5])
+    assert proba.shape == (5, 2) and abs(proba.sum(1) - 1).max() < 1e-5
+    with pytest.raises(ValueError, match="cannot be combined with module="):
+        TrainwellClassifier(search=2, module=lambda i, o: torch.nn.Linear(i, o)).fit(X, y)
