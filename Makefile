@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 CORE   := $(VENV)/.installed-core
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install bench bench-experiments clean
+.PHONY: demo test install bench bench-experiments bench-tables clean
 
 # the demo needs only the core dependencies; the tests add pytest, ruff and the optional integrations they exercise
 $(CORE): pyproject.toml
@@ -35,6 +35,11 @@ bench: $(STAMP)
 
 bench-experiments: $(STAMP)
 	$(PY) benchmarks/bench_experiments.py
+
+# the real-tables benchmark needs the bench extra (torch stays at the pinned build)
+bench-tables: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[bench]" "torch==2.13.0"
+	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_tables.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) runs reports

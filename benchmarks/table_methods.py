@@ -1,0 +1,159 @@
+"""The methods bench_tables.py compares, each fitted on the same training rows with one thread,
+each holding out its own validation rows from them, and each returning test predictions:
+a (rows,) array for regression, a (rows, classes) probability matrix (classes in sorted order)
+for classification.
+
+- trainwell: what a user runs — `trainwell train --data train.csv --target T` (the `tabular`
+  preset) with the test rows given as data.test_path, then `trainwell predict` on the raw test
+  file, through the library functions the CLI calls.
+- lightgbm: 20% of the training rows for early stopping (100 rounds), learning rate 0.05.
+- realmlp: pytabkit's RealMLP-TD with its published defaults (its own 20% validation split);
+  it refuses blank numeric cells, which are reported as refused rather than filled in.
+- linear: median fill + missing indicators, standardised numbers, one-hot categories (at most
+  30 levels each), then ridge regression or logistic regression.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tables import Table
+
+
+class Refused(Exception):
+    """The method does not accept this table (the message says why)."""
+
+
+# ---- features for the peers ------------------------------------------------------------------------
+
+
+def _as_date(column: pd.Series) -> pd.Series | None:
+    parsed = pd.to_datetime(column, errors="coerce", format="ISO8601")
+    return parsed if parsed.notna().mean() > 0.9 else None
+
+
+def peer_features(train: pd.DataFrame, test: pd.DataFrame, target: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Numbers as float, text as pandas categories (levels from the training rows), ISO dates as
+    year/month/day-of-week/day-of-year, text unique on most rows (an identifier) left out — the
+    same roles trainwell infers from a raw file."""
+    out_tr, out_te = {}, {}
+    for col in train.columns.drop(target):
+        a, b = train[col], test[col]
+        if a.dtype == bool or pd.api.types.is_numeric_dtype(a):
+            out_tr[col], out_te[col] = a.astype(float), b.astype(float)
+            continue
+        dates = _as_date(a)
+        if dates is not None:
+            other = pd.to_datetime(b, errors="coerce", format="ISO8601")
+            for part in ("year", "month", "dayofweek", "dayofyear"):
+                out_tr[f"{col}_{part}"] = getattr(dates.dt, part).astype(float)
+                out_te[f"{col}_{part}"] = getattr(other.dt, part).astype(float)
+        elif a.nunique() <= 0.5 * len(a):
+            levels = sorted(a.dropna().astype(str).unique())
+            out_tr[col] = pd.Categorical(a.astype("string"), categories=levels)
+            out_te[col] = pd.Categorical(b.astype("string"), categories=levels)
+    return pd.DataFrame(out_tr), pd.DataFrame(out_te)
+
+
+# ---- the methods ---------------------------------------------------------------------------------
+
+
+def fit_lightgbm(table: Table, train: pd.DataFrame, test: pd.DataFrame, seed: int, classes: list[str]) -> np.ndarray:
+    import lightgbm as lgb
+    from sklearn.model_selection import train_test_split
+
+    x_tr, x_te = peer_features(train, test, table.target)
+    y = train[table.target]
+    strat = y if table.task == "classification" else None
+    fit_x, val_x, fit_y, val_y = train_test_split(x_tr, y, test_size=0.2, stratify=strat, random_state=seed)
+    common = dict(n_estimators=5000, learning_rate=0.05, num_threads=1, random_state=seed, verbose=-1)
+    stop = [lgb.early_stopping(100, verbose=False)]
+    if table.task == "regression":
+        model = lgb.LGBMRegressor(**common).fit(fit_x, fit_y, eval_set=[(val_x, val_y)], callbacks=stop)
+        return model.predict(x_te)
+    model = lgb.LGBMClassifier(**common).fit(fit_x, fit_y, eval_set=[(val_x, val_y)], callbacks=stop)
+    return _in_order(model.predict_proba(x_te), [str(c) for c in model.classes_], classes)
+
+
+def fit_realmlp(table: Table, train: pd.DataFrame, test: pd.DataFrame, seed: int, classes: list[str]) -> np.ndarray:
+    from pytabkit import RealMLP_TD_Classifier, RealMLP_TD_Regressor
+
+    x_tr, x_te = peer_features(train, test, table.target)
+    numeric = [c for c in x_tr.columns if not isinstance(x_tr[c].dtype, pd.CategoricalDtype)]
+    blank = [c for c in numeric if x_tr[c].isna().any() or x_te[c].isna().any()]
+    if blank:
+        raise Refused(f"blank numeric cells in {', '.join(blank[:3])}")
+    common = dict(random_state=seed, n_threads=1, device="cpu", verbosity=0)
+    y = train[table.target]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        if table.task == "regression":
+            return np.asarray(RealMLP_TD_Regressor(**common).fit(x_tr, y.to_numpy(float)).predict(x_te)).ravel()
+        model = RealMLP_TD_Classifier(**common).fit(x_tr, y)
+        return _in_order(model.predict_proba(x_te), [str(c) for c in model.classes_], classes)
+
+
+def fit_linear(table: Table, train: pd.DataFrame, test: pd.DataFrame, seed: int, classes: list[str]) -> np.ndarray:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    x_tr, x_te = peer_features(train, test, table.target)
+    cats = [c for c in x_tr.columns if isinstance(x_tr[c].dtype, pd.CategoricalDtype)]
+    nums = [c for c in x_tr.columns if c not in cats]
+    to_text = lambda f: f[cats].astype(object).where(f[cats].notna(), "(blank)")  # noqa: E731
+    prep = ColumnTransformer(
+        [
+            ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()), nums),
+            ("cat", OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=30), cats),
+        ]
+    )
+    x_fit, x_new = x_tr.assign(**to_text(x_tr)), x_te.assign(**to_text(x_te))
+    y = train[table.target]
+    if table.task == "regression":  # RidgeCV picks its penalty by leave-one-out on the training rows
+        model = make_pipeline(prep, RidgeCV(alphas=np.logspace(-3, 3, 13))).fit(x_fit, y.to_numpy(float))
+        return model.predict(x_new)
+    model = make_pipeline(prep, LogisticRegression(max_iter=3000)).fit(x_fit, y)
+    return _in_order(model.predict_proba(x_new), [str(c) for c in model.classes_], classes)
+
+
+def fit_trainwell(
+    table: Table, folder: Path, seed: int, classes: list[str], overrides: dict[str, Any]
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The user's path: raw CSV files, the `tabular` preset, `predict` on the raw test rows.
+    Returns the predictions and the run's metrics.json (engine, epochs)."""
+    from trainwell.config import load_config
+    from trainwell.inference import predict_run
+    from trainwell.runner import train
+
+    data = {
+        "data.name": "csv",
+        "data.path": str(folder / "train.csv"),
+        "data.test_path": str(folder / "test.csv"),
+        "data.target": table.target,
+        "data.task": table.task,
+    }
+    settings = data | {"train.seed": seed, "train.threads": 1, "name": table.name} | overrides
+    cfg = load_config(preset="tabular", overrides=settings)
+    run_dir = folder / f"run-{seed}-{len(list(folder.glob('run-*')))}"
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        result = train(cfg, out=run_dir, quiet=True)
+        predicted = predict_run(result.run_dir, folder / "test.csv")
+    if table.task == "regression":
+        return predicted[f"predicted_{table.target}"].to_numpy(float), result.metrics
+    return predicted[[f"probability_{c}" for c in classes]].to_numpy(float), result.metrics
+
+
+def _in_order(prob: np.ndarray, have: list[str], want: list[str]) -> np.ndarray:
+    return prob[:, [have.index(c) for c in want]]
+
+
+PEERS = {"lightgbm": fit_lightgbm, "realmlp": fit_realmlp, "linear": fit_linear}
+METHODS = ("trainwell", *PEERS)
