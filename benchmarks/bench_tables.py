@@ -222,7 +222,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--tables", help=f"comma-separated subset of: {', '.join(LOADERS)}")
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of: {', '.join(METHODS)}")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="change trainwell's recipe (repeatable)")
-    p.add_argument("--peers-from", help="JSONs of earlier runs (comma-separated): methods not run now are taken from them")
+    p.add_argument(
+        "--peers-from", help="JSONs of earlier runs (comma-separated): methods not run now are taken from them"
+    )
+    p.add_argument("--show", help="print the figures of an earlier JSON instead of running")
     p.add_argument("--max-train", type=int, default=MAX_TRAIN)
     p.add_argument("--max-test", type=int, default=MAX_TEST)
     p.add_argument("--out", default="reports/bench_tables.json", help="where the figures are written (JSON)")
@@ -242,15 +245,28 @@ def main() -> None:
         sys.exit(f"unknown table or method: {', '.join(unknown)}")
     overrides = dict(parse_override(s) for s in args.set or [])
     caps = (args.max_train, args.max_test)
-    results = {name: run_table(name, methods, args.seeds, overrides, caps) for name in names}
+    results: dict[str, dict[str, Any]] = {}
+    if args.show:  # print saved figures (merged with --peers-from) without fitting anything
+        saved = json.loads(Path(args.show).read_text())["tables"]
+        results = {n: saved[n] for n in names if n in saved}
+        merge_peers(results, args.peers_from or args.show)
+        print_results(results, [m for m in METHODS if any(m in e["methods"] for e in results.values())])
+        return
+    for name in names:  # the JSON is rewritten after every table, so a long run keeps what it finished
+        results[name] = run_table(name, methods, args.seeds, overrides, caps)
+        shown = write_report(results, args)
+    print_results(results, shown)
+    print(f"figures written to {args.out}")
+
+
+def write_report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> list[str]:
     if args.peers_from:
         merge_peers(results, args.peers_from)
     shown = [m for m in METHODS if any(m in e["methods"] for e in results.values())]
-    print_results(results, shown)
     report = {"settings": vars(args), "tables": results, "summary": {m: summary(results, m) for m in shown}}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1))
-    print(f"figures written to {args.out}")
+    return shown
 
 
 if __name__ == "__main__":

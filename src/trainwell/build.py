@@ -15,7 +15,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from . import distributed, metric_names
+from . import calibration, distributed, metric_names
 from .config import RunConfig
 from .data import DataBundle, load_data
 from .distributed import DataParallel
@@ -274,6 +274,11 @@ def describe(
         f"optimizer: {cfg.optim.name} {_rate_words(cfg)}, {split.describe(cfg.optim.weight_decay, cfg.optim.decay_norm_and_bias)}",
         f"schedule: {cfg.schedule.name} (steps {m.schedule.cadence if m.schedule.cadence != 'none' else 'never'}), "
         f"monitor {cfg.train.monitor} ({mode}), early stopping {'patience ' + str(cfg.train.patience) if cfg.train.early_stopping else 'off'}",
+        *(
+            [calibration.describe(class_weight(cfg, data) is not None, cfg.train.monitor)]
+            if data.task == "classification"
+            else []
+        ),
     ]
 
 

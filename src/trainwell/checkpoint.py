@@ -151,6 +151,12 @@ def _spec_problem(spec: Any) -> str | None:
         return f"has model_kind {shown(spec['model_kind'])}; expected one of {', '.join(MODELS.names())}"
     if task == "classification" and not _strings(spec.get("classes"), n_out):
         return f"has classes {shown(spec.get('classes'))}; expected a list of {n_out} class names"
+    if task == "classification" and "calibration" in spec:
+        from .calibration import problem
+
+        wrong = problem(spec["calibration"], n_out)
+        if wrong:
+            return wrong
     if kind == "tabular":
         n = shape[0]
         if (

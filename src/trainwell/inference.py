@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import paths, rundir
+from . import calibration, paths, rundir
 from .atomic import atomic_write
 from .checkpoint import BEST, load_checkpoint, load_model_state, validate_spec
 from .config import RunConfig, load_config
@@ -138,7 +138,7 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path | None = None) -> di
         df = read_table(data_path, cfg.data.sep, where)
         data = _bundle_like(spec, features_for_prediction(df, spec, where), targets_for_evaluation(df, spec, where))
     out = _outputs(model, data, data.x_test)
-    metrics = score(out, data.y_test, data)
+    metrics = score(out, data.y_test, data, spec.get("calibration"))
     seen = rows_seen_in_training(df, cfg.data) if data_path is not None else 0
     return (
         {f"test_{k}": v for k, v in metrics.items()}
@@ -198,8 +198,10 @@ def predict_run(
     if spec["task"] == "regression":
         result[column] = (out[:, 0] * spec["y_std"] + spec["y_mean"]).numpy()
     else:
-        probs = torch.softmax(out, dim=1)
-        result[column] = [spec["classes"][i] for i in probs.argmax(1).tolist()]
+        logp = calibration.apply(out, spec.get("calibration"))  # probabilities corrected as in metrics.json
+        probs = logp.exp()
+        decided = calibration.decision_scores(logp, spec.get("calibration")).argmax(1)
+        result[column] = [spec["classes"][i] for i in decided.tolist()]
         for i, name in enumerate(spec["classes"]):  # one column per class, so rows can be ranked by any class
             result[f"probability_{name}"] = probs[:, i].numpy()
     if isinstance(model, Ensemble):

@@ -25,6 +25,7 @@ from typing import Any, Callable, Protocol
 
 import torch
 
+from . import calibration
 from . import metrics as M
 from .config import RunConfig
 from .data import DataBundle
@@ -327,9 +328,15 @@ def ensemble_scores(task: str, outs: list[torch.Tensor]) -> torch.Tensor:
     return torch.log(torch.softmax(stacked.float(), dim=-1).mean(0, keepdim=True).clamp(min=1e-12))
 
 
-def test_metrics(task: str, outs: list[torch.Tensor], y: torch.Tensor, target_std: float) -> dict[str, float]:
-    """Metrics of one model or of an ensemble (members' outputs averaged) on labelled rows."""
+def test_metrics(
+    task: str, outs: list[torch.Tensor], y: torch.Tensor, target_std: float, cal: dict[str, Any] | None = None
+) -> dict[str, float]:
+    """Metrics of one model or of an ensemble (members' outputs averaged) on labelled rows;
+    a classification's probabilities corrected by `cal` (calibration.py) when given."""
     scores = ensemble_scores(task, outs)
+    if task == "classification" and cal is not None:
+        values = calibration.classification_metrics(calibration.apply(scores[0], cal), y, cal)
+        return values | {"loss": values["log_loss"]}
     values = {k: v[0] for k, v in M.compute(task, scores, y, target_std).items()}
     if task == "regression":
         values["loss"] = (scores[0] - y).pow(2).mean().item()
@@ -338,8 +345,12 @@ def test_metrics(task: str, outs: list[torch.Tensor], y: torch.Tensor, target_st
     return values
 
 
-def score(out: torch.Tensor, y: torch.Tensor, data: DataBundle) -> dict[str, float]:
+def score(out: torch.Tensor, y: torch.Tensor, data: DataBundle, cal: dict[str, Any] | None = None) -> dict[str, float]:
     """Metrics and loss of one model's outputs (logits, or an ensemble's log-probabilities) on labelled rows."""
     return test_metrics(
-        data.task, [out if data.task == "regression" else torch.log_softmax(out.float(), dim=-1)], y, data.target_std
+        data.task,
+        [out if data.task == "regression" else torch.log_softmax(out.float(), dim=-1)],
+        y,
+        data.target_std,
+        cal,
     )

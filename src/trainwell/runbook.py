@@ -16,13 +16,13 @@ from typing import Any, Callable
 
 import torch
 
-from . import member_state, metric_names, rundir
+from . import calibration, member_state, metric_names, rundir
 from .atomic import fsync_path
 from .checkpoint import BEST, LAST, load_model_state, save_checkpoint
 from .config import RunConfig
 from .data import DataBundle
 from .early_stopping import EarlyStopping, replayed
-from .loop import Emit, LoopState, Member, Trainer, predict_outputs, test_metrics
+from .loop import Emit, LoopState, Member, Trainer, ensemble_scores, predict_outputs, test_metrics
 from .plots import plot_curves
 from .seeding import rng_snapshot
 from .stop_reasons import EARLY_STOP, HALVED, MAX_EPOCHS, NOT_FINITE
@@ -221,7 +221,8 @@ def finish(t: Trainer, s: LoopState, run: RunSlot) -> None:
     save_last(t, s, run, durable=True)
     if (run.run_dir / rundir.BEST_PT).exists():
         fsync_path(run.run_dir / rundir.BEST_PT)
-    outs, restored = _test_outputs(t, run)
+    outs, val_outs, restored = _test_outputs(t, run)
+    cal = calibrate(t, run, val_outs) if restored else None
     failed = [m for m in run.members if m.stop_reason == NOT_FINITE]
     reason = (
         NOT_FINITE
@@ -231,7 +232,7 @@ def finish(t: Trainer, s: LoopState, run: RunSlot) -> None:
     first = run.members[0]
     history = run_history(run)
     best = run_best(run, history)
-    metrics = _run_metrics(t, run, outs, history, restored, reason, best)
+    metrics = _run_metrics(t, run, outs, history, restored, reason, best, cal)
     message = ""
     if failed:
         detail = failed[0].stop_detail
@@ -260,20 +261,36 @@ def finish(t: Trainer, s: LoopState, run: RunSlot) -> None:
     run.emit("end", stop_reason=reason)
 
 
-def _test_outputs(t: Trainer, run: RunSlot) -> tuple[list[torch.Tensor], bool]:
+def _test_outputs(t: Trainer, run: RunSlot) -> tuple[list[torch.Tensor], list[torch.Tensor], bool]:
     """Each member's test-split outputs with its final weights (members without any are left
-    out), and whether every scored member was restored to its best weights."""
+    out), its validation outputs (classification: the rows probabilities are calibrated on),
+    and whether every scored member was restored to its best weights."""
     data = t.data
     finals = [(m, *_final_weights(t, m)) for m in run.members]
     scored = [(m, w, r) for m, w, r in finals if w is not None]
     model = copy.deepcopy(t.stack.template).to(t.device)
-    outs = []
+    outs, val_outs = [], []
     for m, weights, _ in scored:
         load_model_state(model, t.stack.packed_state_dict(weights), run.run_dir / rundir.BEST_PT)
         outs.append(predict_outputs(model, data, data.x_test, run.cfg.train.eval_batch_size, t.autocast))
+        if data.task == "classification":
+            val_outs.append(predict_outputs(model, data, data.x_val, run.cfg.train.eval_batch_size, t.autocast))
         if m.row is not None:  # the live weights end as tested (a model of one's own keeps its best weights)
             t.stack.unpack(m.row, weights, average=False)
-    return outs, all(r for _, _, r in scored) and bool(scored)
+    return outs, val_outs, all(r for _, _, r in scored) and bool(scored)
+
+
+def calibrate(t: Trainer, run: RunSlot, val_outs: list[torch.Tensor]) -> dict[str, Any] | None:
+    """A classification's probability corrections (calibration.py), fitted on the validation rows
+    with the best weights and saved in best.pt beside them."""
+    if not val_outs or not (run.run_dir / rundir.BEST_PT).exists():
+        return None
+    weights = getattr(t.loss_fn, "class_weight", None)  # the weights training used (losses.MemberLoss)
+    cal = calibration.fit(ensemble_scores("classification", val_outs)[0], t.data.y_val, weights)
+    run.spec["calibration"] = cal
+    save_best(t, run)
+    fsync_path(run.run_dir / rundir.BEST_PT)
+    return cal
 
 
 def _run_metrics(
@@ -284,12 +301,13 @@ def _run_metrics(
     restored: bool,
     reason: str,
     best: EarlyStopping,
+    cal: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """metrics.json of a finished run (the failure detail is added by `finish`)."""
     data = t.data
     metrics: dict[str, Any] = {}
     if outs:
-        test = test_metrics(data.task, outs, data.y_test, data.target_std)
+        test = test_metrics(data.task, outs, data.y_test, data.target_std, cal)
         metrics.update({f"test_{k}": v for k, v in test.items() if k != "loss"}, test_loss=test["loss"])
     metrics.update(
         epochs_run=len(history),

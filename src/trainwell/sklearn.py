@@ -26,6 +26,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
+from . import calibration
 from .api import fit as fit_module
 from .api import fit_config
 from .checkpoint import BEST, load_checkpoint
@@ -160,7 +161,9 @@ class _TrainwellEstimator(BaseEstimator):
             random.setstate(saved[0])
             np.random.set_state(saved[1])
             torch.set_num_threads(saved[2])
-        self.model_ = model.cpu().eval()
+        # float64 at predict time: a row's outputs then do not depend on the batch it is predicted in
+        # (float32 matmuls differ by ~1e-7 with the batch size, which a temperature can magnify)
+        self.model_ = model.cpu().double().eval()
         self.history_ = result.history
         self.n_epochs_ = len(result.history)
 
@@ -182,10 +185,10 @@ class _TrainwellEstimator(BaseEstimator):
     def _outputs(self, X: Any) -> torch.Tensor:
         check_is_fitted(self, "model_")
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        x = model_inputs(X, self.spec_)
+        x = model_inputs(X, self.spec_).double()
         with torch.inference_mode():
             return (
-                torch.cat([self.model_(x[i : i + 4096]).float() for i in range(0, len(x), 4096)])
+                torch.cat([self.model_(x[i : i + 4096]) for i in range(0, len(x), 4096)])
                 if len(x)
                 else torch.zeros(0, 1)
             )
@@ -226,7 +229,8 @@ class TrainwellClassifier(ClassifierMixin, _TrainwellEstimator):
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        return torch.softmax(self._outputs(X).double(), dim=1).numpy()
+        # corrected as trainwell corrects a run's probabilities (calibration.py, fitted on the held-out rows)
+        return calibration.apply(self._outputs(X).double(), self.spec_.get("calibration")).exp().numpy()
 
     def predict(self, X: Any) -> np.ndarray:
         best = self.predict_proba(X).argmax(axis=1)  # first: it raises NotFittedError before classes_ is read

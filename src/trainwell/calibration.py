@@ -1,0 +1,125 @@
+"""Probabilities you can trust, and a label decision kept apart from them.
+
+A classification run's predicted probabilities are corrected once, after training, on the
+validation rows with the best weights, and the corrections are saved in best.pt so that
+metrics.json, `evaluate`, `predict` and `predict_proba` all report the same numbers:
+
+1. the prior: with class weights w_c the network learns q(c|x) ∝ w_c·p(c|x), so a 5% class
+   weighted 10× is predicted about ten times too often; subtracting log w_c from its
+   log-probabilities gives p(c|x) back;
+2. the temperature: one number T dividing those log-probabilities, chosen to minimise the
+   validation log loss (early stopping on another metric, weight decay and ensembling leave
+   probabilities over- or under-confident). T > 0 keeps the order of the classes within a
+   row, so ROC AUC of a binary task is unchanged.
+
+The label is a separate decision: the most probable class, or — with class weights — the
+class with the largest p(c|x)·w_c (the Bayes decision for balanced accuracy, and exactly the
+decision the weighted network made before the corrections).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from . import metrics as M
+
+LABEL_METRICS = ("accuracy", "balanced_accuracy", "macro_f1")  # the metrics of the label decision
+T_RANGE = (0.05, 20.0)  # temperatures searched (a wider one only fits noise on small validation splits)
+
+
+def fit(logp: torch.Tensor, y: torch.Tensor, class_weight: torch.Tensor | None) -> dict[str, Any]:
+    """Corrections for (N, C) log-probabilities of the validation rows with labels y."""
+    shift = torch.zeros(logp.shape[1]) if class_weight is None else -torch.log(class_weight.cpu().double())
+    base = logp.detach().cpu().double() + shift
+    y = y.cpu().long()
+    nll = lambda log_t: _nll(base / math.exp(log_t), y)  # noqa: E731
+    log_t = _golden_min(nll, math.log(T_RANGE[0]), math.log(T_RANGE[1]))
+    if nll(0.0) <= nll(log_t):  # no better than leaving the temperature at 1
+        log_t = 0.0
+    return {
+        "temperature": math.exp(log_t),
+        "prior_shift": shift.tolist(),
+        "decision_shift": (-shift).tolist(),  # log w_c: zeros without class weights
+    }
+
+
+def _nll(logits: torch.Tensor, y: torch.Tensor) -> float:
+    return torch.nn.functional.cross_entropy(logits, y).item()
+
+
+def _golden_min(f: Any, lo: float, hi: float, steps: int = 40) -> float:
+    """Minimiser of a unimodal f on [lo, hi] by golden-section search (deterministic, ~1e-8 wide)."""
+    g = (math.sqrt(5) - 1) / 2
+    a, b = lo, hi
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = f(c), f(d)
+    for _ in range(steps):
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = f(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = f(d)
+    return (a + b) / 2
+
+
+def apply(logp: torch.Tensor, cal: dict[str, Any] | None) -> torch.Tensor:
+    """Calibrated log-probabilities from log-probabilities (or logits) of shape (..., C)."""
+    logp = logp.to(torch.promote_types(logp.dtype, torch.float32))  # float32 at least; float64 stays
+    if cal is None:
+        return torch.log_softmax(logp, dim=-1)
+    shift = torch.tensor(cal["prior_shift"], dtype=logp.dtype, device=logp.device)
+    return torch.log_softmax((logp + shift) / cal["temperature"], dim=-1)
+
+
+def decision_scores(logp: torch.Tensor, cal: dict[str, Any] | None) -> torch.Tensor:
+    """Scores whose argmax is the label decision, from calibrated log-probabilities."""
+    if cal is None or not any(cal["decision_shift"]):
+        return logp
+    return logp + torch.tensor(cal["decision_shift"], dtype=logp.dtype, device=logp.device)
+
+
+def classification_metrics(logp: torch.Tensor, y: torch.Tensor, cal: dict[str, Any] | None) -> dict[str, float]:
+    """Test metrics of (N, C) calibrated log-probabilities: log loss and ROC AUC of the
+    probabilities, accuracy, balanced accuracy and macro F1 of the label decision."""
+    values = {k: v[0] for k, v in M.compute("classification", logp.unsqueeze(0), y).items()}
+    decided = decision_scores(logp, cal)
+    if decided is not logp:
+        labels = M.compute("classification", decided.unsqueeze(0), y)
+        values.update({k: labels[k][0] for k in LABEL_METRICS})
+    return values
+
+
+def problem(cal: Any, n_classes: int) -> str | None:
+    """What is wrong with corrections read from a best.pt (a phrase), or None."""
+    if not isinstance(cal, dict):
+        return "has calibration that is not a mapping"
+    t = cal.get("temperature")
+    if not isinstance(t, (int, float)) or isinstance(t, bool) or not T_RANGE[0] <= t <= T_RANGE[1]:
+        return f"has calibration temperature {t!r}; expected a number from {T_RANGE[0]} to {T_RANGE[1]}"
+    for key in ("prior_shift", "decision_shift"):
+        v = cal.get(key)
+        if not (isinstance(v, list) and len(v) == n_classes and all(_finite(x) for x in v)):
+            return f"has calibration {key} {v!r}; expected {n_classes} finite numbers"
+    return None
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def describe(weighted: bool, monitor: str) -> str:
+    """A classification's start line: what train.monitor optimises, what is corrected afterwards."""
+    loss = "class-weighted log loss" if weighted else "log loss"
+    target = loss if monitor == "val_loss" else monitor.removeprefix("val_").replace("_", " ")
+    decision = "largest probability × class weight (balanced)" if weighted else "most probable class"
+    prior = "class weights' prior removed, then " if weighted else ""
+    return (
+        f"monitor {monitor} optimises the {target} of the raw outputs; probabilities: {prior}a temperature "
+        f"fitted on the validation rows after training; labels: {decision}"
+    )

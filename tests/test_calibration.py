@@ -1,0 +1,122 @@
+"""Calibrated probabilities: class weights no longer distort them, a temperature fitted on the
+validation rows is saved in best.pt, and metrics.json, evaluate and predict agree."""
+
+from __future__ import annotations
+
+import math
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from trainwell import calibration
+from trainwell.checkpoint import BEST, load_checkpoint
+from trainwell.config import load_config
+from trainwell.data.tabular import features_for_prediction, read_table
+from trainwell.errors import CheckpointError
+from trainwell.inference import evaluate_run, predict_run
+from trainwell.runner import load_run, train
+
+
+def minority_table(n: int, seed: int) -> pd.DataFrame:
+    """Two numbers and a text column; 'bad' on 5% of the rows, more likely at high risk."""
+    rng = np.random.default_rng(seed)
+    risk = rng.normal(0, 1, n)
+    other = rng.normal(0, 1, n)
+    region = rng.choice(["a", "b", "c"], n)
+    logit = 1.6 * risk + 0.5 * (region == "c") + rng.logistic(0, 1, n)
+    label = np.where(logit >= np.quantile(logit, 0.95), "bad", "good")
+    return pd.DataFrame({"risk": risk.round(3), "other": other.round(3), "region": region, "status": label})
+
+
+def test_temperature_recovers_an_overconfident_model():
+    torch.manual_seed(0)
+    true_logits = torch.randn(4000, 3) * 1.5
+    y = torch.distributions.Categorical(logits=true_logits).sample()
+    cal = calibration.fit(torch.log_softmax(3 * true_logits, -1), y, None)  # three times too confident
+    assert cal["temperature"] == pytest.approx(3.0, rel=0.12)
+    assert cal["decision_shift"] == [0.0, 0.0, 0.0]
+
+
+def test_prior_correction_undoes_class_weights():
+    # a weighted network's probabilities q ∝ w·p: the correction must give p back
+    p = torch.tensor([[0.95, 0.05], [0.6, 0.4]])
+    w = torch.tensor([0.5, 10.0])
+    q = torch.log(p * w / (p * w).sum(1, keepdim=True))
+    cal = {"temperature": 1.0, "prior_shift": (-w.log()).tolist(), "decision_shift": w.log().tolist()}
+    assert torch.allclose(calibration.apply(q, cal).exp(), p, atol=1e-6)
+    # the decision still weighs the classes: the 5% row goes to class 1 once weighted (0.05·10 > 0.95·0.5)
+    assert calibration.decision_scores(calibration.apply(q, cal), cal).argmax(1).tolist() == [1, 1]
+
+
+def test_stored_calibration_is_checked():
+    assert calibration.problem({"temperature": 1.0, "prior_shift": [0, 0], "decision_shift": [0, 0]}, 2) is None
+    assert "temperature" in calibration.problem({"temperature": -1, "prior_shift": [0], "decision_shift": [0]}, 1)
+    assert "prior_shift" in calibration.problem({"temperature": 1, "prior_shift": [0], "decision_shift": [0, 0]}, 2)
+
+
+@pytest.fixture(scope="module")
+def weighted_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("minority")
+    minority_table(3000, 0).to_csv(folder / "train.csv", index=False)
+    minority_table(2000, 1).to_csv(folder / "test.csv", index=False)
+    overrides = {
+        "data.name": "csv",
+        "data.path": str(folder / "train.csv"),
+        "data.test_path": str(folder / "test.csv"),
+        "data.target": "status",
+        "train.class_weights": "balanced",  # the weighting that used to distort the probabilities
+        "train.members": 2,
+        "train.max_epochs": 12,
+        "train.quiet": True,
+        "model.hidden": [32],
+    }
+    result = train(load_config(preset="tabular", overrides=overrides), out=folder / "run")
+    return result, folder
+
+
+def test_minority_probability_matches_the_true_rate(weighted_run):
+    result, folder = weighted_run
+    predicted = predict_run(result.run_dir, folder / "test.csv")
+    truth = (pd.read_csv(folder / "test.csv")["status"] == "bad").mean()
+    assert abs(predicted["probability_bad"].mean() - truth) < 0.015
+    # the network's own outputs, uncorrected: the balanced weights push the 5% class far above its rate
+    _, model, spec = load_run(result.run_dir)
+    x = features_for_prediction(read_table(folder / "test.csv", None, "test file"), spec, "test file")
+    with torch.no_grad():
+        raw = torch.softmax(model(x), -1)[:, spec["classes"].index("bad")].mean().item()
+    assert raw > truth + 0.1
+
+
+def test_metrics_evaluate_and_predict_agree(weighted_run):
+    result, folder = weighted_run
+    spec = load_checkpoint(result.run_dir / "best.pt", BEST)["spec"]
+    assert spec["classes"] == ["bad", "good"] and spec["calibration"]["prior_shift"][0] < 0
+    again = evaluate_run(result.run_dir)
+    assert again["test_log_loss"] == pytest.approx(result.metrics["test_log_loss"], rel=1e-5)
+    predicted = predict_run(result.run_dir, folder / "test.csv")
+    y = (pd.read_csv(folder / "test.csv")["status"] == "bad").to_numpy()
+    p = predicted["probability_bad"].clip(1e-12, 1 - 1e-12)
+    log_loss = -np.mean(np.where(y, np.log(p), np.log(1 - p)))
+    assert log_loss == pytest.approx(result.metrics["test_log_loss"], rel=1e-4)
+    # labels follow the balanced decision: recall of the 5% class far above what 'most probable' gives
+    recall = (predicted["predicted_status"][y] == "bad").mean()
+    assert recall == pytest.approx(result.metrics["test_balanced_accuracy"] * 2 - _specificity(predicted, y), abs=1e-9)
+    assert recall > 0.5
+
+
+def _specificity(predicted: pd.DataFrame, y: np.ndarray) -> float:
+    return float((predicted["predicted_status"][~y] == "good").mean())
+
+
+def test_tampered_calibration_is_refused(weighted_run, tmp_path):
+    result, _ = weighted_run
+    copy = shutil.copytree(result.run_dir, tmp_path / "copy")
+    path = copy / "best.pt"
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["spec"]["calibration"]["temperature"] = math.inf
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match="calibration temperature"):
+        load_run(copy)
