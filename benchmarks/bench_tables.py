@@ -63,18 +63,19 @@ def scores(task: str, y_true: np.ndarray, pred: np.ndarray, classes: list[str]) 
 def fit_one(method: str, table: Table, frames: tuple, folder: Path, seed: int, ctx: dict) -> dict[str, Any]:
     """One method, one seed: its test scores and wall seconds (or why it refused the table)."""
     train, test = frames
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()  # CPU seconds: comparable on a shared, loaded machine
     extra: dict[str, Any] = {}
     try:
         if method == "trainwell":
             pred, metrics = fit_trainwell(table, folder, seed, ctx["classes"], ctx["overrides"])
             extra = {"engine": metrics.get("engine"), "epochs": metrics.get("epochs_run")}
+            extra |= {"temperature": metrics["temperature"]} if metrics.get("temperature") else {}
         else:
             pred = PEERS[method](table, train, test, seed, ctx["classes"])
     except Refused as why:
         return {"refused": str(why)}
-    seconds = time.perf_counter() - start
-    return scores(table.task, test[table.target].to_numpy(), pred, ctx["classes"]) | {"seconds": seconds} | extra
+    timing = {"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu}
+    return scores(table.task, test[table.target].to_numpy(), pred, ctx["classes"]) | timing | extra
 
 
 def run_table(name: str, methods: list[str], seeds: int, overrides: dict[str, Any], caps: tuple) -> dict[str, Any]:
@@ -171,12 +172,13 @@ def table_rows(entry: dict[str, Any]) -> list[str]:
         )
         ratio = f"{r.get('error', math.nan):>9.3f}{r.get('log_loss', math.nan):>8.3f}"
         note = f"  {runs[0].get('engine')}" if method == "trainwell" else ""
-        lines.append(f"{head}{main:>18}{extra}{ratio}{mean_of(runs, 'seconds'):>9.1f}{note}")
+        cpu = mean_of(runs, "cpu_seconds") if all("cpu_seconds" in r for r in runs) else math.nan
+        lines.append(f"{head}{main:>18}{extra}{ratio}{mean_of(runs, 'seconds'):>9.1f}{cpu:>8.1f}{note}")
     return lines
 
 
 def print_results(results: dict[str, dict[str, Any]], methods: list[str]) -> None:
-    header = f"{'table':<17}{'method':<10}{'RMSE | AUC':>18}{'log loss':>16}{'accuracy':>16}{'err/lgb':>9}{'ll/lgb':>8}{'seconds':>9}"
+    header = f"{'table':<17}{'method':<10}{'RMSE | AUC':>18}{'log loss':>16}{'accuracy':>16}{'err/lgb':>9}{'ll/lgb':>8}{'seconds':>9}{'cpu s':>8}"
     print(header)
     print("-" * len(header))
     for name, entry in results.items():

@@ -129,6 +129,7 @@ def fit_trainwell(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """The user's path: raw CSV files, the `tabular` preset, `predict` on the raw test rows.
     Returns the predictions and the run's metrics.json (engine, epochs)."""
+    from trainwell.checkpoint import BEST, load_checkpoint
     from trainwell.config import load_config
     from trainwell.inference import predict_run
     from trainwell.runner import train
@@ -148,7 +149,11 @@ def fit_trainwell(
         predicted = predict_run(result.run_dir, folder / "test.csv")
     if table.task == "regression":
         return predicted[f"predicted_{table.target}"].to_numpy(float), result.metrics
-    return predicted[[f"probability_{c}" for c in classes]].to_numpy(float), result.metrics
+    spec = load_checkpoint(result.run_dir / "best.pt", BEST)["spec"]
+    temperature = spec.get("calibration", {}).get("temperature")
+    return predicted[[f"probability_{c}" for c in classes]].to_numpy(float), result.metrics | {
+        "temperature": temperature
+    }
 
 
 def _in_order(prob: np.ndarray, have: list[str], want: list[str]) -> np.ndarray:

@@ -31,6 +31,15 @@ def minority_table(n: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame({"risk": risk.round(3), "other": other.round(3), "region": region, "status": label})
 
 
+def test_temperature_never_sharpens():
+    # an under-confident model on rows it already gets right: sharpening would fit these rows, not new ones
+    torch.manual_seed(0)
+    true_logits = torch.randn(500, 3) * 1.5
+    y = true_logits.argmax(1)
+    cal = calibration.fit(torch.log_softmax(true_logits / 3, -1), y, None)
+    assert cal["temperature"] == 1.0
+
+
 def test_temperature_recovers_an_overconfident_model():
     torch.manual_seed(0)
     true_logits = torch.randn(4000, 3) * 1.5
