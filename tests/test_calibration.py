@@ -16,8 +16,8 @@ from trainwell.checkpoint import BEST, load_checkpoint
 from trainwell.config import load_config
 from trainwell.data.tabular import features_for_prediction, read_table
 from trainwell.errors import CheckpointError
-from trainwell.inference import evaluate_run, predict_run
-from trainwell.runner import load_run, train
+from trainwell.inference import evaluate_run, load_run, predict_run
+from trainwell.runner import train
 
 
 def minority_table(n: int, seed: int) -> pd.DataFrame:

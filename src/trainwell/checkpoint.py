@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from .atomic import atomic_write
+from .calibration import problem as calibration_problem
 from .errors import CheckpointError, shown, shown_path
 from .models import MODELS
 
@@ -151,12 +152,6 @@ def _spec_problem(spec: Any) -> str | None:
         return f"has model_kind {shown(spec['model_kind'])}; expected one of {', '.join(MODELS.names())}"
     if task == "classification" and not _strings(spec.get("classes"), n_out):
         return f"has classes {shown(spec.get('classes'))}; expected a list of {n_out} class names"
-    if task == "classification" and "calibration" in spec:
-        from .calibration import problem
-
-        wrong = problem(spec["calibration"], n_out)
-        if wrong:
-            return wrong
     if kind == "tabular":
         n = shape[0]
         if (
@@ -192,10 +187,17 @@ def _spec_problem(spec: Any) -> str | None:
     return None
 
 
+def _calibration_problem(spec: dict[str, Any]) -> str | None:
+    """What is wrong with a classification's stored probability corrections (calibration.py), or None."""
+    if spec["task"] != "classification" or "calibration" not in spec:
+        return None
+    return calibration_problem(spec["calibration"], spec["n_outputs"])
+
+
 def validate_spec(spec: Any, path: str | Path) -> dict[str, Any]:
     """The preprocessing stored in a best.pt, checked like a config before a model is built from it:
     a tampered or foreign value is a one-line CheckpointError, not a crash inside torch."""
-    problem = _spec_problem(spec)
+    problem = _spec_problem(spec) or _calibration_problem(spec)
     if problem:
         raise CheckpointError(f"checkpoint {shown_path(path)} {problem}")
     return spec

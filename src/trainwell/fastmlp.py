@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .fastembed import embed, embed_backward, parse_front, split_front
 from .losses import LossFn
 from .stack import ModuleStack, ParamStack, flat_layout
 
@@ -38,12 +39,14 @@ class Block:
 
 def parse_mlp(model: nn.Module) -> tuple[list[Block], tuple[int, int]] | None:
     """Blocks of a Sequential [Linear, (BatchNorm1d), activation, (Dropout)]* + Linear whose every
-    parameter trains; None for any other model (it then trains on the module path)."""
-    if not isinstance(model, nn.Sequential) or any(not p.requires_grad for p in model.parameters()):
+    parameter trains, with or without a CategoryEmbedding in front (fastembed.py); None for any
+    other model (it then trains on the module path)."""
+    _, body, prefix = split_front(model)
+    if not isinstance(body, nn.Sequential) or any(not p.requires_grad for p in model.parameters()):
         return None
-    layers = list(model)
+    layers = list(body)
     slots, _ = flat_layout(model)
-    where = {s.name: i for i, s in enumerate(slots)}
+    where = {s.name.removeprefix(prefix): i for i, s in enumerate(slots) if s.name.startswith(prefix)}
     blocks, i = [], 0
     while i < len(layers) - 1:
         lin = layers[i]
@@ -81,7 +84,7 @@ def parse_mlp(model: nn.Module) -> tuple[list[Block], tuple[int, int]] | None:
 
 def dropout_rates(model: nn.Module, blocks: list[Block]) -> list[float]:
     """Each block's dropout rate (0 when it has none)."""
-    layers = list(model)
+    layers = list(split_front(model)[1])
     rates = []
     for b in blocks:
         after = b.module_index + (2 if b.norm is None else 3)
@@ -98,8 +101,10 @@ class MLPStack(ParamStack):
         assert parsed is not None, "MLPStack needs trainwell's MLP; check parse_mlp first"
         self.blocks, self.head = parsed
         self._init_flat(models, average)
+        front = split_front(models[0])[0]
+        self.front = parse_front(front, {s.name: i for i, s in enumerate(self.slots)}) if front is not None else None
         self.has_batchnorm = any(b.norm is not None for b in self.blocks)
-        layers = [list(m) for m in models]
+        layers = [list(split_front(m)[1]) for m in models]
         self.running = [self._stats(layers, b) for b in self.blocks if b.norm is not None]
         self.avg_running = [(rm.clone(), rv.clone()) for rm, rv in self.running] if average else None
         rates = torch.tensor([dropout_rates(m, self.blocks) for m in models], dtype=torch.float32)  # (K, blocks)
@@ -152,6 +157,9 @@ class MLPStack(ParamStack):
     ) -> torch.Tensor:
         v = self._views(self.flat)
         masks = self._masks(x.shape[1], dropout)
+        lookups: list[torch.Tensor] = []
+        if self.front is not None:
+            x, lookups = embed(self.front, x, v, self.K)
         h, saved, bn = x, [], 0
         for j, b in enumerate(self.blocks):
             z = _affine(h, v[b.weight].transpose(1, 2), v[b.bias] if b.bias is not None else None)
@@ -175,11 +183,17 @@ class MLPStack(ParamStack):
             h = a
         out = torch.baddbmm(v[self.head[1]].unsqueeze(1), h, v[self.head[0]].transpose(1, 2))
         losses, g = loss_fn.value_and_grad(out, y)  # closed form: no autograd anywhere on this path
-        self._backward(g, h, saved, masks, v)
+        self._backward(g, h, saved, masks, v, lookups)
         return losses.detach()
 
     def _backward(
-        self, g: torch.Tensor, last: torch.Tensor, saved: list, masks: dict[int, torch.Tensor], v: list[torch.Tensor]
+        self,
+        g: torch.Tensor,
+        last: torch.Tensor,
+        saved: list,
+        masks: dict[int, torch.Tensor],
+        v: list[torch.Tensor],
+        lookups: list[torch.Tensor],
     ) -> None:
         grads: list[torch.Tensor | None] = [None] * len(self.slots)
         grads[self.head[0]], grads[self.head[1]] = torch.bmm(g.transpose(1, 2), last), g.sum(1)
@@ -202,8 +216,11 @@ class MLPStack(ParamStack):
             grads[b.weight] = torch.bmm(g.transpose(1, 2), inp)
             if b.bias is not None:
                 grads[b.bias] = g.sum(1)
-            if j > 0:
+            if j > 0 or self.front is not None:  # the first layer's input gradient feeds the embedding
                 g = torch.bmm(g, v[b.weight])
+        if self.front is not None:
+            for slot, grad in embed_backward(self.front, g, lookups):
+                grads[slot] = grad
         torch.cat([t.reshape(self.K, -1) for t in grads], dim=1, out=self.grad)
 
     # -- evaluation ------------------------------------------------------------------------------
@@ -216,7 +233,7 @@ class MLPStack(ParamStack):
     def _eval_forward(self, x: torch.Tensor, average: bool, calibrate: float | None = None) -> torch.Tensor:
         flat, running = self._set(average)
         v = self._views(flat)
-        h, bn = x, 0
+        h, bn = (embed(self.front, x, v, self.K)[0] if self.front is not None else x), 0
         for b in self.blocks:
             z = _affine(h, v[b.weight].transpose(1, 2), v[b.bias] if b.bias is not None else None)
             if b.norm is not None:
