@@ -129,3 +129,10 @@ def test_tampered_calibration_is_refused(weighted_run, tmp_path):
     torch.save(ckpt, path)
     with pytest.raises(CheckpointError, match="calibration temperature"):
         load_run(copy)
+
+
+def test_start_line_says_what_the_monitor_optimises_and_how_labels_are_decided():
+    weighted = calibration.describe(True, "val_loss")
+    assert "class-weighted log loss" in weighted and "balanced" in weighted and "prior removed" in weighted
+    plain = calibration.describe(False, "val_roc_auc")
+    assert "roc auc" in plain and "most probable class" in plain and "prior" not in plain
