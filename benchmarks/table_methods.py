@@ -141,7 +141,8 @@ def fit_trainwell(
         "data.target": table.target,
         "data.task": table.task,
     }
-    settings = data | {"train.seed": seed, "train.threads": 1, "name": table.name} | overrides
+    # an ensemble trains seeds seed..seed+members-1: seeds 1000 apart keep the benchmark's seeds from sharing members
+    settings = data | {"train.seed": seed * 1000, "train.threads": 1, "name": table.name} | overrides
     cfg = load_config(preset="tabular", overrides=settings)
     run_dir = folder / f"run-{seed}-{len(list(folder.glob('run-*')))}"
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
