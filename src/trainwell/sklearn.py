@@ -178,7 +178,7 @@ class _TrainwellEstimator(BaseEstimator):
             out = Path(self.out) if self.out is not None else Path(tmp) / "search"
             result = search(cfg, self.search, out=out, data=data)
             _, model, self.spec_ = load_run(result.ensemble_dir)
-        self.model_ = model.eval()
+        self.model_ = model.double().eval()  # float64 at predict time, as _train leaves its model
         self.search_summary_ = result.summary
         self.history_, self.n_epochs_ = [], 0
 
