@@ -59,6 +59,21 @@ def test_roles_are_inferred_and_shown(tmp_path, capsys):
     assert data.notes and data.notes[0].startswith("task: regression")
 
 
+def test_a_row_index_is_an_identifier_whatever_its_name(tmp_path):
+    df = mixed_table()
+    df.insert(0, "rownames", np.arange(1, len(df) + 1) * 3)  # rises with the row order, gaps allowed
+    df["visits"] = np.random.default_rng(1).permutation(len(df))  # unique per row but not in row order
+    data = load(tmp_path, df)
+    notes = "\n".join(data.notes)
+    assert "'rownames' looks like an identifier (whole numbers unique per row, rising with the row order)" in notes
+    assert "list it in data.numeric to keep it" in notes
+    assert "rownames" not in data.feature_names and "visits" in data.feature_names
+    kept = load(tmp_path, df, numeric=["rownames"])
+    assert "rownames" in kept.feature_names
+    alone = load(tmp_path, df[["rownames", "cost"]])  # never the reason a table has no feature
+    assert alone.feature_names == ["rownames"]
+
+
 def test_roles_overridden_in_the_config(tmp_path, capsys):
     df = mixed_table()
     df["zone"] = np.arange(len(df)) % 4

@@ -2,7 +2,9 @@
 
 Roles are inferred from the values (and overridden by the `data` config's lists), then shown
 to the user before training. Text and boolean columns are categorical; a text column whose
-values are unique per row is an identifier and left out; ISO dates become numeric parts.
+values are unique per row is an identifier and left out, and so is a whole-number column unique
+per row that is named like an id or rises with the row order (a row index such as R's `rownames`,
+whatever its name); ISO dates become numeric parts.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ USED_ROLES = (NUMERIC, CATEGORICAL, BOOLEAN, DATE)  # roles that feed the model
 BOOLEAN_WORDS = ({"true", "false"}, {"yes", "no"}, {"y", "n"}, {"t", "f"})
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
 ID_NAME = re.compile(r"(^|_)(id|key|uuid|index)$", re.IGNORECASE)
+ROW_ORDER = "rising with the row order"
 FLOAT_LIMIT = 1e150  # beyond this, squares in variance-type statistics overflow float64 (max ~1.8e308)
 
 
@@ -36,6 +39,7 @@ class Column:
     name: str
     role: str
     reason: str  # why this role, for the printed summary
+    kept_by: str = "data.categorical"  # the config list that keeps an identifier as a feature
 
 
 def as_text(values: Any) -> np.ndarray:
@@ -78,6 +82,12 @@ def _is_boolean(col: Any) -> bool:
     return any(words == w for w in BOOLEAN_WORDS)
 
 
+def _rises_with_row_order(col: Any) -> bool:
+    """A row index: each value larger than the one in the row above (so unique per row too)."""
+    values = col.to_numpy()
+    return len(values) > 2 and bool((np.diff(values) > 0).all())
+
+
 def infer_column(name: str, col: Any) -> Column:
     import pandas as pd
 
@@ -92,13 +102,21 @@ def infer_column(name: str, col: Any) -> Column:
     if pd.api.types.is_numeric_dtype(col):
         integral = pd.api.types.is_integer_dtype(col)
         if unique_per_row and integral and ID_NAME.search(name):
-            return Column(name, IDENTIFIER, "whole numbers unique per row, named like an id")
+            return Column(name, IDENTIFIER, "whole numbers unique per row, named like an id", "data.numeric")
+        if unique_per_row and integral and _rises_with_row_order(col):
+            return Column(name, IDENTIFIER, f"whole numbers unique per row, {ROW_ORDER}", "data.numeric")
         return Column(name, NUMERIC, "numbers")
     if is_date_column(col):
         return Column(name, DATE, "ISO dates")
     if unique_per_row:
         return Column(name, IDENTIFIER, "text unique per row")
     return Column(name, CATEGORICAL, f"text, {present.nunique()} levels")
+
+
+def _row_index_kept(column: Column) -> Column:
+    if column.role == IDENTIFIER and column.reason.endswith(ROW_ORDER):
+        return Column(column.name, NUMERIC, "numbers (rising with the row order, but the only feature)")
+    return column
 
 
 def infer_roles(df: Any, target: str, cfg: DataConfig, where: str) -> list[Column]:
@@ -129,6 +147,8 @@ def infer_roles(df: Any, target: str, cfg: DataConfig, where: str) -> list[Colum
             columns.append(Column(name, NUMERIC, "data.numeric"))
         else:
             columns.append(infer_column(name, df[name]))
+    if not any(c.role in USED_ROLES for c in columns):
+        columns = [_row_index_kept(c) for c in columns]  # a guessed row index beats no feature at all
     if not any(c.role in USED_ROLES for c in columns):
         raise DataError(
             f"{where} has no usable feature column (all are the target, ignored or identifiers); it needs at least one"
@@ -181,7 +201,7 @@ def describe_roles(columns: list[Column], levels: dict[str, str]) -> list[str]:
     for c in columns:
         if c.role == IDENTIFIER:
             lines.append(
-                f"note: column {c.name!r} looks like an identifier ({c.reason}) and is left out; list it in data.categorical to keep it"
+                f"note: column {c.name!r} looks like an identifier ({c.reason}) and is left out; list it in {c.kept_by} to keep it"
             )
         elif c.role == IGNORED:
             lines.append(f"note: column {c.name!r} is left out ({c.reason})")
