@@ -47,6 +47,17 @@ def as_text(values: Any) -> np.ndarray:
     whether or not pandas read the column as numbers (a blank turns an int column into floats)."""
     import pandas as pd
 
+    if pd.api.types.is_integer_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return values.astype(str).to_numpy(dtype=object)  # no blanks in an int column
+    if pd.api.types.infer_dtype(values, skipna=True) == "string":  # text only: strip, blanks → None
+        text = values.astype(object).str.strip()
+        return text.where(text.notna() & (text != ""), None).to_numpy(dtype=object)
+    return _as_text_cell_by_cell(values)
+
+
+def _as_text_cell_by_cell(values: Any) -> np.ndarray:
+    import pandas as pd
+
     out = np.empty(len(values), dtype=object)
     for i, v in enumerate(values.to_numpy(dtype=object)):
         if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NaT:
@@ -64,8 +75,11 @@ def as_text(values: Any) -> np.ndarray:
 
 
 def is_date_column(col: Any) -> bool:
-    text = col.dropna().astype(str).str.strip()
-    return len(text) > 0 and bool(text.map(lambda s: bool(ISO_DATE.match(s))).all())
+    present = col.dropna()
+    if len(present) > 100 and not is_date_column(present.iloc[:100]):  # most text columns fail at once
+        return False
+    text = present.astype(str).str.strip()
+    return len(text) > 0 and bool(text.str.match(ISO_DATE).all())
 
 
 def _is_boolean(col: Any) -> bool:
@@ -161,7 +175,10 @@ def numeric_values(col: Any, name: str, where: str) -> np.ndarray:
     import pandas as pd
 
     values = pd.to_numeric(col, errors="coerce")
-    bad = values.isna() & col.notna() & (col.astype(str).str.strip() != "")
+    suspect = values.isna() & col.notna()  # blanks read as text, or text that is not a number
+    bad = suspect.copy()
+    if suspect.any():
+        bad[suspect] = col[suspect].astype(str).str.strip() != ""
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise DataError(

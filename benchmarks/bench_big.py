@@ -1,0 +1,240 @@
+"""Big tables: trainwell's default on a 300,000-row table shaped like the flights table.
+
+Prints, on the same rows (big_table.py writes a seeded 80/20 split; each method holds out its
+own validation rows from train):
+(1) `trainwell train --data train.csv --target arr_delay` as a whole process, as a user runs it:
+    wall seconds to the end (early stop), the seconds until the first progress line after the
+    start lines, test RMSE, peak memory (the child's max RSS), the stop reason and epochs;
+(2) LightGBM with early stopping: test RMSE and fit seconds, the same threads;
+(3) the per-row cost of the default net at the default batch, one thread: rows/s per member of
+    trainwell's stack (an epoch timed from one last.pt to the next, so validation and checkpoint
+    writes count) against (a) a plain PyTorch loop with the same model, AdamW and batch and
+    (b) the arithmetic limit: training FLOPs per row (6 × the multiply-adds of the linear layers:
+    2 forward, 4 backward) ÷ a measured one-thread float32 matmul rate.
+Targets (issue 20): RMSE within 5% of LightGBM's in <= 5 minutes, peak memory <= 2 GB, progress
+within 2 s of the start of training, rows/s >= 2x the plain loop and >= 40% of the limit.
+
+    .venv/bin/python benchmarks/bench_big.py [--rows 300000] [--threads 2] [--cap 900]
+        [--set train.max_epochs=2 ...]   # overrides passed to trainwell train (e.g. to cap today's default)
+        [--skip train,lightgbm,rows]    # parts to leave out
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from big_table import TARGET, write_flights_like
+
+CATEGORIES = ["carrier", "tailnum", "origin", "dest"]
+
+
+def run_trainwell(train: Path, test: Path, threads: int, sets: list[str], cap_s: float) -> dict:
+    """The CLI as a child process; stderr lines time-stamped as they arrive; SIGINT at the cap."""
+    out = Path(tempfile.mkdtemp(prefix="bench-big-")) / "run"
+    cmd = [sys.executable, "-m", "trainwell", "train", "--data", str(train), "--target", TARGET, "--out", str(out)]
+    for s in [f"data.test_path={test}", f"train.threads={threads}", *sets]:
+        cmd += ["--set", s]
+    print("$", " ".join(cmd), flush=True)
+    start = time.perf_counter()
+    child = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+    lines: list[tuple[float, str]] = []
+
+    def read() -> None:
+        for line in child.stderr:
+            lines.append((time.perf_counter() - start, line.rstrip("\n")))
+            print(f"  [{lines[-1][0]:7.1f}s] {lines[-1][1][:150]}", flush=True)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        child.wait(timeout=cap_s)
+    except subprocess.TimeoutExpired:
+        child.send_signal(signal.SIGINT)
+        child.wait()
+    wall = time.perf_counter() - start
+    reader.join(timeout=5)
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
+    metrics_path = out / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    return {"wall": wall, "peak_mb": peak_mb, "metrics": metrics, "lines": lines, "rc": child.returncode}
+
+
+def first_progress(lines: list[tuple[float, str]]) -> tuple[float | None, float | None]:
+    """(seconds at the last start line, seconds at the first progress line after it)."""
+    starts = [t for t, text in lines if text.startswith(("columns", "note:", "task:", "batch", "model", "train"))]
+    progress = [t for t, text in lines if text.lstrip("\r").startswith(("epoch", "step"))]
+    return (starts[-1] if starts else None), (progress[0] if progress else None)
+
+
+def lightgbm_frame(df: pd.DataFrame, categories: dict[str, pd.Index] | None) -> pd.DataFrame:
+    x = df.drop(columns=[TARGET, "rownames", "year"]).copy()
+    when = pd.to_datetime(x.pop("time_hour"))
+    x["day_of_year"], x["day_of_week"] = when.dt.day_of_year, when.dt.day_of_week
+    for c in CATEGORIES:
+        known = None if categories is None else categories[c]
+        x[c] = pd.Categorical(x[c] if known is None else x[c].where(x[c].isin(known)), categories=known)
+    return x
+
+
+def run_lightgbm(train: Path, test: Path, threads: int, seed: int = 0) -> dict:
+    import lightgbm as lgb
+
+    tr, te = pd.read_csv(train), pd.read_csv(test)
+    start = time.perf_counter()
+    x = lightgbm_frame(tr, None)
+    x_test = lightgbm_frame(te, {c: x[c].cat.categories for c in CATEGORIES})
+    is_val = np.random.default_rng(seed).random(len(x)) < 0.15  # as trainwell: 15% of train for validation
+    model = lgb.LGBMRegressor(n_estimators=5000, learning_rate=0.05, num_leaves=63, n_jobs=threads, verbose=-1)
+    model.fit(
+        x[~is_val],
+        tr[TARGET][~is_val],
+        eval_X=x[is_val],
+        eval_y=tr[TARGET][is_val],
+        callbacks=[lgb.early_stopping(100, verbose=False)],
+    )
+    seconds = time.perf_counter() - start
+    rmse = float(np.sqrt(np.mean((model.predict(x_test) - te[TARGET].to_numpy()) ** 2)))
+    return {"rmse": rmse, "seconds": seconds, "trees": model.best_iteration_}
+
+
+def matmul_rate(size: int = 1024, repeats: int = 20) -> float:
+    """float32 FLOP/s of one thread on a square matmul (the best of a few tries)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            torch.mm(a, b)
+        best = min(best, (time.perf_counter() - start) / repeats)
+    return 2 * size**3 / best
+
+
+def linear_macs(model: nn.Module) -> int:
+    return sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, nn.Linear)) + sum(
+        m.embedding_dim for m in model.modules() if isinstance(m, nn.Embedding)
+    )
+
+
+def plain_loop_rate(model: nn.Module, data, batch: int, steps: int, lr: float) -> float:
+    """Rows/s of a hand-written loop: random batches by index, AdamW, MSE; no validation."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    x, y, n = data.x_train, data.y_train, len(data.x_train)
+    model.train()
+    for i in range(steps + 5):  # 5 warm-up steps
+        if i == 5:
+            start = time.perf_counter()
+        idx = torch.randint(0, n, (batch,))
+        opt.zero_grad()
+        nn.functional.mse_loss(model(data.inputs(x[idx])), y[idx]).backward()
+        opt.step()
+    return steps * batch / (time.perf_counter() - start)
+
+
+def trainwell_rate(data, sets: dict, rows: int) -> tuple[float, int, int]:
+    """(rows/s per member, members, batch) of trainwell's stack on `rows` training rows, one thread."""
+    from trainwell.config import load_config
+    from trainwell.runner import train
+
+    sub = dataclasses.replace(data, x_train=data.x_train[:rows], y_train=data.y_train[:rows])
+    sub.x_val, sub.y_val = data.x_val[:2000], data.y_val[:2000]
+    overrides = {
+        **sets,
+        "train.max_epochs": 3,
+        "train.early_stopping": False,
+        "train.restore_best": False,
+        "train.threads": 1,
+        "train.curves": False,
+    }
+    cfg = load_config(preset="tabular", overrides=overrides)
+    stamps: list[float] = []
+
+    def emit(event: str, **payload: object) -> None:
+        if event == "checkpoint" and payload.get("step") == 0:
+            stamps.append(time.perf_counter())
+
+    with tempfile.TemporaryDirectory() as tmp:
+        train(cfg, out=f"{tmp}/run", quiet=True, emit=emit, data=sub)
+    per_epoch = (stamps[-1] - stamps[0]) / (len(stamps) - 1)
+    return cfg.train.members * rows / per_epoch, cfg.train.members, cfg.train.batch_size
+
+
+def rows_per_second(train: Path, sets: dict, rows: int) -> None:
+    from trainwell.config import load_config
+    from trainwell.data import load_data
+    from trainwell.models import build_model
+
+    torch.set_num_threads(1)
+    cfg = load_config(preset="tabular", overrides={"data.name": "csv", "data.path": str(train), "data.target": TARGET})
+    data = load_data(cfg.data)
+    ours, members, batch = trainwell_rate(data, sets, rows)
+    torch.manual_seed(0)
+    net = build_model(cfg.model, data.input_shape, data.n_outputs, data.default_model, data.spec.get("embedded"))
+    plain = plain_loop_rate(net, data, batch, steps=max(50, 20_000 // batch), lr=1e-3)
+    rate = matmul_rate()
+    limit = rate / (6 * linear_macs(net))
+    print(f"per-row cost, 1 thread, batch {batch}, {linear_macs(net):,} multiply-adds per row:")
+    print(f"  trainwell ({members} members)  {ours:10,.0f} rows/s per member")
+    print(f"  plain PyTorch loop     {plain:10,.0f} rows/s  -> trainwell {ours / plain:.2f}x (target >= 2x)")
+    print(
+        f"  matmul limit           {limit:10,.0f} rows/s  ({rate / 1e9:.1f} GFLOP/s one thread) -> trainwell {ours / limit:.0%} (target >= 40%)"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=300_000)
+    # one thread each by default: on a shared machine two OpenMP threads can run 20x slower than one
+    # (LightGBM on 20,000 rows: 3.5 s with one thread, 78 s with two, load average 8 on 2 cores)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--cap", type=float, default=900.0, help="seconds before trainwell is interrupted")
+    ap.add_argument("--set", action="append", default=[], help="SECTION.FIELD=VALUE for trainwell train")
+    ap.add_argument("--skip", default="", help="comma-separated: train, lightgbm, rows")
+    ap.add_argument("--rate-rows", type=int, default=40_000, help="training rows for the rows/s measurement")
+    args = ap.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    train, test = write_flights_like(args.rows)
+    print(f"table: {train} and {test} ({args.rows:,} rows in all)", flush=True)
+    if "train" not in skip:
+        r = run_trainwell(train, test, args.threads, args.set, args.cap)
+        began, shown = first_progress(r["lines"])
+        m = r["metrics"]
+        print(f"trainwell  wall {r['wall']:.1f} s (exit {r['rc']})  peak memory {r['peak_mb']:.0f} MB")
+        print(
+            f"           test RMSE {m.get('test_rmse', float('nan')):.3f}  stop {m.get('stop_reason')}  "
+            f"epochs {m.get('epochs_run')}  training {m.get('wall_seconds', float('nan')):.1f} s  engine {m.get('engine')}"
+        )
+        if began is not None and shown is not None:
+            print(f"           first progress line {shown - began:.1f} s after the start lines")
+    if "lightgbm" not in skip:
+        g = run_lightgbm(train, test, args.threads)
+        print(
+            f"LightGBM   test RMSE {g['rmse']:.3f}  fit {g['seconds']:.1f} s  ({g['trees']} trees, {args.threads} threads)"
+        )
+    if "rows" not in skip:
+        sets = dict(s.split("=", 1) for s in args.set)
+        rows_per_second(train, {k: _value(v) for k, v in sets.items()}, args.rate_rows)
+
+
+def _value(text: str) -> object:
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+if __name__ == "__main__":
+    main()
