@@ -1,0 +1,83 @@
+"""Defaults that scale with the table: batch size, learning rate, step budget, validation cadence.
+
+`train.batch_size`, `train.max_steps` and `train.val_every` may be "auto"; they are resolved
+here, once, from the number of training rows, and printed in the start lines. The rules:
+
+- batch: the power of two nearest √rows, between 64 and 1024 (≈ √rows steps per pass). Small
+  tables keep batch 64 (2,000 rows: 64; 10,000: 128; 40,000: 256; 200,000: 512; 1M: 1024), big
+  ones stop being dispatch-bound: at batch 64 every step costs ~1 ms of overhead per member.
+- learning rate: with an auto batch, optim.lr is read as the rate for batch 64 and scaled by
+  √(batch / 64), the square-root rule for Adam-type optimizers (Malladi et al., 2022, "On the
+  SDEs and scaling rules for adaptive gradient algorithms"); an explicit batch size keeps optim.lr.
+- step budget: at most 20,000 optimizer steps (beside train.max_epochs, whichever comes first);
+  the lessons' tables (≤ 200 epochs × 32 steps = 6,400) never reach it, a 200,000-row table stops
+  within 25 passes even if early stopping never fires.
+- validation cadence: a pass longer than 50,000 rows is validated every 1/k of it
+  (k = ⌈rows / 50,000⌉), so early stopping and plateau schedules act within the first pass; their
+  patience then counts validations, and so do `epoch` in the history and train.max_epochs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+AUTO = "auto"
+REFERENCE_BATCH = 64  # optim.lr is tuned at this batch (the tabular lesson's)
+MAX_AUTO_BATCH = 1024
+STEP_BUDGET = 20_000  # optimizer steps per member
+ROWS_PER_VALIDATION = 50_000  # longer passes are validated every 1/k pass
+
+
+@dataclass(frozen=True)
+class Scaled:
+    """What "auto" resolved to for one run."""
+
+    batch_size: int
+    lr_factor: float  # × optim.lr (and schedule.max_lr): 1 unless the batch was chosen here
+    max_steps: int | None  # optimizer steps per member (None: train.max_epochs alone)
+    validations_per_pass: int  # 1: validate at the end of each pass
+    batch_auto: bool
+
+    def steps_per_validation(self, train_rows: int, drop_last: bool = False) -> int:
+        per_pass = train_rows // self.batch_size if drop_last else math.ceil(train_rows / self.batch_size)
+        return max(1, math.ceil(per_pass / self.validations_per_pass))
+
+    def describe(self, train_rows: int, lr: float | None) -> str:
+        """The start line: each choice with its reason, so it can be overridden knowingly."""
+        how = f"auto: power of two nearest √{train_rows:,} rows" if self.batch_auto else "train.batch_size"
+        parts = [f"batch {self.batch_size} ({how})"]
+        if self.lr_factor != 1.0 and lr is not None:
+            parts.append(f"lr {lr * self.lr_factor:.3g} (optim.lr {lr:g} × √({self.batch_size}/{REFERENCE_BATCH}))")
+        parts.append(f"at most {self.max_steps:,} steps" if self.max_steps else "no step budget")
+        if self.validations_per_pass > 1:
+            steps = self.steps_per_validation(train_rows)
+            parts.append(
+                f"validation every 1/{self.validations_per_pass} pass ({steps} steps): epochs, patience and "
+                "max_epochs count validations"
+            )
+        return "scale: " + ", ".join(parts) + " (train.batch_size, train.max_steps, train.val_every)"
+
+
+def auto_batch_size(train_rows: int) -> int:
+    nearest = 2 ** round(math.log2(max(1.0, math.sqrt(train_rows))))
+    return int(min(MAX_AUTO_BATCH, max(REFERENCE_BATCH, nearest)))
+
+
+def validations_per_pass(train_rows: int, val_every: float | str) -> int:
+    """val_every: a fraction of a pass (1: once per pass, 0.25: four times) or "auto"."""
+    if val_every == AUTO:
+        return max(1, math.ceil(train_rows / ROWS_PER_VALIDATION))
+    return max(1, round(1.0 / float(val_every)))
+
+
+def resolve(
+    batch_size: int | str, max_steps: int | str | None, val_every: float | str, train_rows: int, scale_lr: bool = True
+) -> Scaled:
+    """The run's scaled choices. `scale_lr`: False where the learning rate is not the user's to
+    rescale (an LR finder's suggestion is measured at the batch it ran with)."""
+    batch_auto = batch_size == AUTO
+    batch = auto_batch_size(train_rows) if batch_auto else int(batch_size)
+    factor = math.sqrt(batch / REFERENCE_BATCH) if batch_auto and scale_lr else 1.0
+    steps = STEP_BUDGET if max_steps == AUTO else max_steps
+    return Scaled(batch, factor, steps, validations_per_pass(train_rows, val_every), batch_auto)

@@ -1,0 +1,38 @@
+"""Defaults that scale with the table: the documented rules, resolved from the training rows."""
+
+import math
+
+import pytest
+
+from trainwell.scaling import AUTO, STEP_BUDGET, auto_batch_size, resolve, validations_per_pass
+
+
+@pytest.mark.parametrize(
+    "rows, batch", [(100, 64), (2_040, 64), (10_000, 128), (40_000, 256), (203_916, 512), (5_000_000, 1024)]
+)
+def test_auto_batch_is_the_power_of_two_nearest_the_root_of_the_rows(rows, batch):
+    assert auto_batch_size(rows) == batch
+
+
+def test_lr_scales_with_the_root_of_the_batch_only_when_the_batch_is_chosen():
+    auto = resolve(AUTO, AUTO, AUTO, train_rows=203_916)
+    assert auto.batch_size == 512 and auto.lr_factor == pytest.approx(math.sqrt(8))
+    assert resolve(512, AUTO, AUTO, train_rows=203_916).lr_factor == 1.0  # the user's batch keeps the user's lr
+    assert resolve(AUTO, AUTO, AUTO, train_rows=203_916, scale_lr=False).lr_factor == 1.0
+    assert resolve(AUTO, AUTO, AUTO, train_rows=2_040).lr_factor == 1.0  # small tables: batch 64, as before
+
+
+def test_step_budget_and_validation_cadence():
+    big = resolve(AUTO, AUTO, AUTO, train_rows=203_916)
+    assert big.max_steps == STEP_BUDGET and big.validations_per_pass == 5
+    assert big.steps_per_validation(203_916) == math.ceil(math.ceil(203_916 / 512) / 5)
+    small = resolve(64, None, AUTO, train_rows=2_040)
+    assert small.max_steps is None and small.validations_per_pass == 1 and small.steps_per_validation(2_040) == 32
+    assert validations_per_pass(10_000, 0.25) == 4 and validations_per_pass(10_000, 1) == 1
+
+
+def test_start_line_names_each_choice_and_its_override():
+    line = resolve(AUTO, AUTO, AUTO, train_rows=203_916).describe(203_916, lr=1e-3)
+    assert line.startswith("scale: batch 512 (auto: power of two nearest √203,916 rows)")
+    assert "lr 0.00283 (optim.lr 0.001 × √(512/64))" in line and "at most 20,000 steps" in line
+    assert "validation every 1/5 pass (80 steps)" in line and "train.val_every" in line
