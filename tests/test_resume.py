@@ -84,6 +84,14 @@ SCENARIOS = {
         },
         {"event": "checkpoint", "mid_epoch_of": 1},
     ),
+    "validated_within_a_pass": (
+        {"train": {"val_every": 0.25, "max_epochs": 7}},
+        {"event": "checkpoint", "epoch": 2, "step": 0},
+    ),
+    "step_budget_mid_epoch_within_a_pass": (
+        {"train": {"val_every": 0.5, "max_steps": 40, "checkpoint_every_steps": 3}},
+        {"event": "checkpoint", "mid_epoch_of": 3},
+    ),
     "weight_average_and_clipping": (
         {"train": {"ema_decay": 0.9, "clip_norm": 0.5, "checkpoint_every_steps": 5}},
         {"event": "checkpoint", "nth": 3},

@@ -32,7 +32,31 @@ def test_step_budget_and_validation_cadence():
 
 
 def test_start_line_names_each_choice_and_its_override():
-    line = resolve(AUTO, AUTO, AUTO, train_rows=203_916).describe(203_916, lr=1e-3)
+    line = resolve(AUTO, AUTO, AUTO, train_rows=203_916).describe(203_916, lr=1e-3 * math.sqrt(8))
     assert line.startswith("scale: batch 512 (auto: power of two nearest √203,916 rows)")
     assert "lr 0.00283 (optim.lr 0.001 × √(512/64))" in line and "at most 20,000 steps" in line
     assert "validation every 1/5 pass (80 steps)" in line and "train.val_every" in line
+
+
+def test_validations_within_a_pass_and_the_step_budget(tmp_path, tiny):
+    from trainwell.runner import train
+
+    # 272 training rows at batch 32: 9 steps per pass, validated every 3 steps
+    result = train(tiny(train={"val_every": 0.25, "max_epochs": 50, "max_steps": 10}), out=tmp_path / "run")
+    assert len(result.history) == 4  # 12 steps ≥ the budget of 10 after the 4th validation
+    assert result.stop_reason == "max_epochs" and result.metrics["epochs_run"] == 4
+    whole = train(tiny(train={"max_epochs": 2}), out=tmp_path / "whole")
+    assert len(whole.history) == 2  # val_every 1: one validation per pass, as before
+
+
+def test_auto_is_resolved_once_printed_and_saved(tmp_path, tiny, capsys):
+    import yaml
+
+    from trainwell.runner import train
+
+    cfg = tiny(train={"batch_size": "auto", "max_steps": "auto", "val_every": "auto", "quiet": False})
+    train(cfg, out=tmp_path / "run")
+    err = capsys.readouterr().err
+    assert "scale: batch 64 (auto: power of two nearest √272 rows), at most 20,000 steps" in err
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["train"]
+    assert (saved["batch_size"], saved["max_steps"], saved["val_every"]) == (64, 20_000, 1.0)

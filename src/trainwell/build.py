@@ -8,7 +8,6 @@ schedule, generators and early stopping. Nothing is written here.
 from __future__ import annotations
 
 import contextlib
-import math
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,6 +27,7 @@ from .models import build_model, count_parameters, drops_last_batch, has_batchno
 from .optim import FlatOptimizer, decay_split
 from .planning import fast_path_reason
 from .runbook import RunBook, RunSlot
+from .scaling import scale_configs
 from .schedules import build_schedule
 from .seeding import make_generator, seed_everything, set_deterministic
 from .stack import ParamStack
@@ -149,6 +149,7 @@ def build_trainer(
     device = parallel.device if parallel else device
     set_deterministic(c0.train.deterministic)
     data = data if data is not None else load_data(c0.data)
+    scaled = scale_configs(cfgs, len(data.x_train))  # "auto" batch, lr, step budget, validation cadence
     for cfg in cfgs:
         check_against_data(cfg, data)
     runs = [RunSlot(cfg, d, e, spec=model_spec(cfg, data)) for cfg, d, e in zip(cfgs, run_dirs, emits)]
@@ -166,9 +167,7 @@ def build_trainer(
     place(c0, data, models, device, images)
     stack = pick_engine(cfgs, runs, models, [state for _, (_, state) in built], model is not None, loss_fn)
     drop_last = needs_drop_last(c0, data, models[0], parallel, stack)
-    steps = (
-        len(data.x_train) // c0.train.batch_size if drop_last else math.ceil(len(data.x_train) / c0.train.batch_size)
-    )
+    steps = scaled.steps_per_validation(len(data.x_train), drop_last)  # schedules count validations as epochs
     members = add_members(cfgs, runs, [i for i, _ in built], steps)
     trainer = Trainer(
         members=members,
@@ -184,8 +183,12 @@ def build_trainer(
         batch_size=c0.train.batch_size,
         drop_last=drop_last,
         parallel=parallel,
+        validations_per_pass=scaled.validations_per_pass,
     )
-    return trainer, trainer.book, describe(c0, data, runs[0], models[0], n_params, device, drop_last, members[0])
+    lines = describe(c0, data, runs[0], models[0], n_params, device, drop_last, members[0])
+    if scaled.chosen:
+        lines.append(scaled.describe(len(data.x_train), c0.optim.lr))
+    return trainer, trainer.book, lines
 
 
 def add_members(cfgs: list[RunConfig], runs: list[RunSlot], run_of_row: list[int], steps: int) -> list[Member]:

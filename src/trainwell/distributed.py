@@ -28,7 +28,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from .config import RunConfig
+from .config import AUTO, RunConfig
 from .errors import CheckpointError, ConfigError, TrainwellError
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def check(cfg: RunConfig) -> None:
     B, n = cfg.train.batch_size, where.world_size
     import torch
 
-    if B % n:
+    if B != AUTO and B % n:  # an auto batch is a power of two >= 64
         raise ConfigError(
             f"train.batch_size = {B} is not divisible by the {n} torchrun processes; use a multiple of {n} (the global batch is split evenly)"
         )

@@ -71,9 +71,12 @@ class Member:
 
 @dataclass
 class LoopState:
+    """An "epoch" is a validation round: a whole pass, or 1/k of one (train.val_every)."""
+
     epoch: int = 0  # epochs completed
     step: int = 0  # optimizer steps completed within the current epoch
-    perm: torch.Tensor | None = None  # (rows, n) this epoch's sample order per stack row (None between epochs)
+    offset: int = 0  # steps of the current pass taken in earlier epochs (0 unless validated within a pass)
+    perm: torch.Tensor | None = None  # (rows, n) this pass's sample order per stack row (None between passes)
     step_loss: torch.Tensor | None = None  # (steps, rows) summed loss per step
     step_norm: torch.Tensor | None = None  # (steps, rows) pre-clip gradient norm per step
     epoch_seconds: float = 0.0  # seconds already spent in the current epoch (before a resume)
@@ -86,6 +89,7 @@ class Book(Protocol):
     def improved(self, member: Member) -> None: ...
     def checkpoint(self, t: "Trainer", s: LoopState) -> None: ...
     def epoch_end(self, t: "Trainer", s: LoopState) -> None: ...
+    def step(self, t: "Trainer", s: LoopState) -> None: ...
 
 
 @dataclass
@@ -102,11 +106,25 @@ class Trainer:
     drop_last: bool
     stop_requested: Callable[[], bool] = lambda: False  # set by SIGINT/SIGTERM handlers
     parallel: DataParallel | None = None  # one run over the processes of a torchrun group (distributed.py)
+    validations_per_pass: int = 1  # > 1 on big tables: an epoch is 1/k of a pass (scaling.py)
+
+    @property
+    def steps_per_pass(self) -> int:
+        n, b = len(self.data.x_train), self.batch_size
+        return n // b if self.drop_last else math.ceil(n / b)
 
     @property
     def steps_per_epoch(self) -> int:
-        n, b = len(self.data.x_train), self.batch_size
-        return n // b if self.drop_last else math.ceil(n / b)
+        """Steps between validations (the last epoch of a pass may be shorter)."""
+        return math.ceil(self.steps_per_pass / self.validations_per_pass)
+
+    def epoch_steps(self, s: LoopState) -> int:
+        return min(self.steps_per_epoch, self.steps_per_pass - s.offset)
+
+    def rows_seen(self, s: LoopState) -> int:
+        """Training rows of the current epoch so far."""
+        end = self.steps_per_pass * self.batch_size if self.drop_last else len(self.data.x_train)
+        return min((s.offset + s.step) * self.batch_size, end) - s.offset * self.batch_size
 
     def rows(self) -> list[Member]:
         """Members in stack-row order."""
@@ -114,20 +132,23 @@ class Trainer:
 
 
 def fit(t: Trainer, s: LoopState) -> LoopState:
-    data, steps, B = t.data, t.steps_per_epoch, t.batch_size
+    data, B = t.data, t.batch_size
     while any(m.training for m in t.members) and not s.interrupted:
         started = time.perf_counter()
         rows = t.rows()
-        # -- this epoch's order, per member from its own generator (kept when resuming mid-epoch)
+        # -- this pass's order, per member from its own generator (kept when resuming mid-pass)
         if s.perm is None:
             s.perm = torch.stack(
                 [torch.randperm(len(data.x_train), generator=m.generators["shuffle"]) for m in rows]
             ).to(t.device)
+        steps = t.epoch_steps(s)
+        if s.step == 0:
             s.step_loss = torch.zeros(steps, len(rows), device=t.device)
             s.step_norm = torch.zeros(steps, len(rows), device=t.device)
         while s.step < steps and any(m.training for m in rows):
             # -- one optimizer step for every member, each on its own batch gathered by index
-            idx = s.perm[:, s.step * B : (s.step + 1) * B]
+            at = s.offset + s.step
+            idx = s.perm[:, at * B : (at + 1) * B]
             mine = t.parallel.shard(idx) if t.parallel else idx  # under torchrun: this process's part of the batch
             x, y = data.inputs(data.x_train[mine]), data.y_train[mine]
             if data.augment is not None:
@@ -151,14 +172,19 @@ def fit(t: Trainer, s: LoopState) -> LoopState:
                 s.interrupted, s.epoch_seconds = True, s.epoch_seconds + time.perf_counter() - started
                 t.book.checkpoint(t, s)
                 return s
+            t.book.step(t, s)  # live progress
             if s.step < steps:
                 t.book.checkpoint(t, s)  # writes only where checkpoint_every_steps asks
         s.epoch += 1
         if any(m.training for m in rows):
             evaluate_epoch(t, s, rows, started)
-        s.perm, s.step, s.epoch_seconds = None, 0, 0.0
+        s.offset, s.step, s.epoch_seconds = s.offset + s.step, 0, 0.0
+        if s.offset >= t.steps_per_pass:
+            s.perm, s.offset = None, 0
         t.book.epoch_end(t, s)  # best.pt, last.pt, finished runs
-        shrink(t)
+        picked = shrink(t)
+        if picked is not None and s.perm is not None:  # mid-pass: the order of the members that train on
+            s.perm = s.perm[picked]
     return s
 
 
@@ -186,12 +212,13 @@ def evaluate_epoch(t: Trainer, s: LoopState, rows: list[Member], started: float)
             record_epoch(t, s, m, val, seconds)
 
 
-def shrink(t: Trainer) -> None:
-    """When most members have stopped, the rest train on as a smaller stack (unchanged numbers)."""
+def shrink(t: Trainer) -> list[int] | None:
+    """When most members have stopped, the rest train on as a smaller stack (unchanged numbers);
+    the stack rows kept, or None."""
     rows = t.rows()
     keep = [m for m in rows if m.training]
     if not keep or len(keep) > len(rows) // 2:
-        return
+        return None
     picked = [m.row for m in keep]
     t.stack = t.stack.subset(picked)
     t.optimizer = t.optimizer.subset(picked, t.stack.flat, t.stack.grad)
@@ -200,6 +227,7 @@ def shrink(t: Trainer) -> None:
         m.row = None
     for row, m in enumerate(keep):
         m.row = row
+    return picked
 
 
 def streams(t: Trainer, rows: list[Member], kind: str) -> list[torch.Generator]:
@@ -291,8 +319,7 @@ def record_epoch(t: Trainer, s: LoopState, m: Member, val: dict[str, list[float]
     lr = m.lr  # the lr this epoch trained with (per-batch schedules: the next step's)
     monitored = val[cfg.monitor.removeprefix("val_")][m.row]
     m.schedule.after_epoch(None, monitored)  # epoch and plateau schedules move here
-    n_seen = t.steps_per_epoch * t.batch_size if t.drop_last else len(t.data.x_train)
-    m.history.append(history_row(m, s.epoch, val, lr, s.step_loss, s.step_norm, n_seen, seconds))
+    m.history.append(history_row(m, s.epoch, val, lr, s.step_loss, s.step_norm, t.rows_seen(s), seconds))
     m.seconds += seconds
     if m.stopper.update(s.epoch, monitored):
         m.best = t.stack.pack(m.row, average=True)
@@ -301,6 +328,8 @@ def record_epoch(t: Trainer, s: LoopState, m: Member, val: dict[str, list[float]
         m.stop_reason = EARLY_STOP
     elif s.epoch >= cfg.max_epochs:
         m.stop_reason = MAX_EPOCHS
+    elif cfg.max_steps is not None and m.schedule.steps_done >= cfg.max_steps:
+        m.stop_reason, m.stop_detail = MAX_EPOCHS, f"the budget of {cfg.max_steps:,} optimizer steps is spent"
 
 
 @torch.inference_mode()

@@ -130,7 +130,8 @@ def restore(t: Trainer, payloads: list[dict[str, Any]], run_dirs: list[Path]) ->
     if len(loops) != 1:
         raise CheckpointError("runs resumed together must stand at the same epoch and step")
     ((epoch, step),) = loops
-    s = LoopState(epoch=epoch, step=step, epoch_seconds=float(payloads[0]["loop"]["epoch_seconds"]))
+    loop = payloads[0]["loop"]
+    s = LoopState(epoch=epoch, step=step, offset=int(loop.get("offset", 0)), epoch_seconds=float(loop["epoch_seconds"]))
     rows = t.rows()
     saved_rows = []  # every member's saved state, in stack-row order
     for run, payload, d in zip(t.book.runs, payloads, run_dirs):
@@ -150,7 +151,9 @@ def restore(t: Trainer, payloads: list[dict[str, Any]], run_dirs: list[Path]) ->
                 f.apply(t, m, saved_rows[m.row][f.key])
     for run in t.book.runs:  # a finished max_epochs may have grown; an interrupted member trains on
         for m in run.members:
-            if m.stop_reason == MAX_EPOCHS and len(m.history) < m.cfg.train.max_epochs:
+            budget = m.cfg.train.max_steps
+            spent = budget is not None and m.schedule.steps_done >= budget
+            if m.stop_reason == MAX_EPOCHS and len(m.history) < m.cfg.train.max_epochs and not spent:
                 m.stop_reason = None
             if m.stop_reason == INTERRUPTED:
                 m.stop_reason = None

@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .config import RunConfig
+from .config import AUTO, RunConfig
+from .scaling import auto_batch_size
 
 # the fast path's capabilities: anything else trains on the module path, never as something else
 CAPABILITIES: dict[str, tuple[Any, ...]] = {
@@ -33,6 +34,7 @@ STACK_KEY = (
     "model.activation",
     "model.has_dropout",
     "train.batch_size",
+    "train.val_every",
     "train.eval_batch_size",
     "train.monitor",
     "train.mode",
@@ -84,14 +86,15 @@ def estimate_cost(cfgs: list[RunConfig], rows: int | None = None) -> float:
         rows = (
             c.data.n * (1 - c.data.test_fraction) * (1 - c.data.val_fraction) if c.data.name == "delivery" else 20_000
         )
-    steps = math.ceil(rows / c.train.batch_size)
+    batch = auto_batch_size(int(rows)) if c.train.batch_size == AUTO else c.train.batch_size
+    steps = math.ceil(rows / batch)
     dims = [4, *c.model.hidden, 1]
     params = sum(a * b for a, b in zip(dims, dims[1:]))
     if c.data.name not in TABULAR:
         params *= 100
     members = sum(x.train.members for x in cfgs)
     dispatch = 4e-4 * (1 + (c.model.norm == "batch") + 0.5 * any(x.model.dropout > 0 for x in cfgs))
-    return max(expected_epochs(x) for x in cfgs) * steps * (dispatch + 6 * c.train.batch_size * params * members / 2e10)
+    return max(expected_epochs(x) for x in cfgs) * steps * (dispatch + 6 * batch * params * members / 2e10)
 
 
 def split_stacks(groups: list[list[Any]], cost: Any, workers: int) -> list[list[Any]]:

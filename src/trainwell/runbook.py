@@ -99,6 +99,23 @@ class RunBook:
                 if not s.interrupted:
                     run.emit("checkpoint", epoch=s.epoch, step=s.step, lr=run.members[0].lr)
 
+    def step(self, t: Trainer, s: LoopState) -> None:
+        """After each optimizer step, for live progress: the epoch's steps and rows so far and,
+        computed only when shown, the running training loss of each run's first member."""
+        for run in self.open_runs():
+            m = run.members[0]
+            if m.row is None:
+                continue
+            rows = t.rows_seen(s)
+            row = m.row
+            run.emit(
+                "step",
+                step=s.step,
+                steps=t.epoch_steps(s),
+                rows=rows,
+                loss=lambda row=row, rows=rows: s.step_loss[: s.step, row].sum().item() / max(1, rows),
+            )
+
     def epoch_end(self, t: Trainer, s: LoopState) -> None:
         if self.on_epoch_end is not None:
             self.on_epoch_end(t, s)
@@ -175,6 +192,7 @@ def save_last(t: Trainer, s: LoopState, run: RunSlot, durable: bool = False) -> 
         "loop": {
             "epoch": s.epoch,
             "step": s.step,
+            "offset": s.offset,
             "epoch_seconds": s.epoch_seconds,
             "interrupted": s.interrupted,
             "world_size": t.parallel.world if t.parallel else 1,

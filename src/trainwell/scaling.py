@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
-AUTO = "auto"
+from .config import AUTO
+
 REFERENCE_BATCH = 64  # optim.lr is tuned at this batch (the tabular lesson's)
 MAX_AUTO_BATCH = 1024
 STEP_BUDGET = 20_000  # optimizer steps per member
@@ -38,17 +40,19 @@ class Scaled:
     max_steps: int | None  # optimizer steps per member (None: train.max_epochs alone)
     validations_per_pass: int  # 1: validate at the end of each pass
     batch_auto: bool
+    chosen: bool  # something was "auto": the start lines show what it became
 
     def steps_per_validation(self, train_rows: int, drop_last: bool = False) -> int:
         per_pass = train_rows // self.batch_size if drop_last else math.ceil(train_rows / self.batch_size)
         return max(1, math.ceil(per_pass / self.validations_per_pass))
 
-    def describe(self, train_rows: int, lr: float | None) -> str:
-        """The start line: each choice with its reason, so it can be overridden knowingly."""
+    def describe(self, train_rows: int, lr: float | str) -> str:
+        """The start line: each choice with its reason, so it can be overridden knowingly.
+        `lr`: the rate training uses (already scaled)."""
         how = f"auto: power of two nearest √{train_rows:,} rows" if self.batch_auto else "train.batch_size"
         parts = [f"batch {self.batch_size} ({how})"]
-        if self.lr_factor != 1.0 and lr is not None:
-            parts.append(f"lr {lr * self.lr_factor:.3g} (optim.lr {lr:g} × √({self.batch_size}/{REFERENCE_BATCH}))")
+        if self.lr_factor != 1.0 and not isinstance(lr, str):
+            parts.append(f"lr {lr:.3g} (optim.lr {lr / self.lr_factor:g} × √({self.batch_size}/{REFERENCE_BATCH}))")
         parts.append(f"at most {self.max_steps:,} steps" if self.max_steps else "no step budget")
         if self.validations_per_pass > 1:
             steps = self.steps_per_validation(train_rows)
@@ -80,4 +84,21 @@ def resolve(
     batch = auto_batch_size(train_rows) if batch_auto else int(batch_size)
     factor = math.sqrt(batch / REFERENCE_BATCH) if batch_auto and scale_lr else 1.0
     steps = STEP_BUDGET if max_steps == AUTO else max_steps
-    return Scaled(batch, factor, steps, validations_per_pass(train_rows, val_every), batch_auto)
+    chosen = AUTO in (batch_size, max_steps, val_every)
+    return Scaled(batch, factor, steps, validations_per_pass(train_rows, val_every), batch_auto, chosen)
+
+
+def scale_configs(cfgs: list[Any], train_rows: int) -> Scaled:
+    """Resolve "auto" in the configs of one stack (they share batch and cadence) in place, so
+    config.yaml holds what ran and a second build (the LR finder's, a resume) rescales nothing."""
+    t = cfgs[0].train
+    scaled = resolve(t.batch_size, t.max_steps, t.val_every, train_rows)
+    for cfg in cfgs:
+        cfg.train.batch_size, cfg.train.max_steps = scaled.batch_size, scaled.max_steps
+        cfg.train.val_every = 1.0 / scaled.validations_per_pass
+        if scaled.lr_factor != 1.0:  # an LR finder's "auto" is measured at this batch already
+            if not isinstance(cfg.optim.lr, str):
+                cfg.optim.lr *= scaled.lr_factor
+            if cfg.schedule.max_lr is not None and not isinstance(cfg.schedule.max_lr, str):
+                cfg.schedule.max_lr *= scaled.lr_factor
+    return scaled

@@ -227,7 +227,9 @@ class TrainConfig:
     SECTION = "train"
     seed: int = 0  # seeds Python, NumPy, torch and the run's own generators
     max_epochs: int = 100
-    batch_size: int = 64
+    batch_size: int | str = 64  # "auto": chosen from the training rows, optim.lr scaled with it (scaling.py)
+    max_steps: int | str | None = None  # budget of optimizer steps per member (None: none; "auto": 20,000)
+    val_every: float | str = 1.0  # validate every this fraction of a pass ("auto": every ~50,000 rows on big tables)
     eval_batch_size: int = 1024  # evaluation only: larger batches, same result
     clip_norm: float | None = None  # clip the global gradient norm to this (None: measure only)
     early_stopping: bool = True  # stop after `patience` epochs without improvement
@@ -260,7 +262,24 @@ class TrainConfig:
     def validate(self) -> None:
         _require(self, "seed", 0 <= self.seed < SEED_LIMIT, "an integer >= 0 and < 2**63")
         _require(self, "max_epochs", self.max_epochs >= 1, "an integer >= 1")
-        _require(self, "batch_size", self.batch_size >= 1, "an integer >= 1")
+        _require(
+            self,
+            "batch_size",
+            self.batch_size == AUTO or (not isinstance(self.batch_size, str) and self.batch_size >= 1),
+            "auto or an integer >= 1",
+        )
+        _require(
+            self,
+            "max_steps",
+            self.max_steps in (None, AUTO) or (not isinstance(self.max_steps, str) and self.max_steps >= 1),
+            "null, auto or an integer >= 1",
+        )
+        _require(
+            self,
+            "val_every",
+            self.val_every == AUTO or (not isinstance(self.val_every, str) and 0 < self.val_every <= 1),
+            "auto or a fraction of a pass > 0 and <= 1 (0.25: four validations per pass)",
+        )
         _require(self, "eval_batch_size", self.eval_batch_size >= 1, "an integer >= 1")
         _require(self, "clip_norm", self.clip_norm is None or self.clip_norm > 0, "null or a number > 0")
         _require(self, "patience", self.patience >= 0, "an integer >= 0")
