@@ -92,6 +92,10 @@ SCENARIOS = {
         {"train": {"val_every": 0.5, "max_steps": 40, "checkpoint_every_steps": 3}},
         {"event": "checkpoint", "mid_epoch_of": 3},
     ),
+    "fp16_loss_scale_after_overflows": (
+        {"train": {"amp": "fp16", "loss_scale": 2.0**72, "checkpoint_every_steps": 4}},
+        {"event": "checkpoint", "nth": 4},
+    ),
     "weight_average_and_clipping": (
         {"train": {"ema_decay": 0.9, "clip_norm": 0.5, "checkpoint_every_steps": 5}},
         {"event": "checkpoint", "nth": 3},

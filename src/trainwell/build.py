@@ -24,7 +24,7 @@ from .fastmlp import build_stack
 from .loop import Emit, Member, Trainer
 from .losses import member_losses
 from .models import build_model, count_parameters, drops_last_batch, has_batchnorm
-from .optim import FlatOptimizer, decay_split
+from .optim import FlatOptimizer, LossScale, decay_split
 from .planning import fast_path_reason
 from .runbook import RunBook, RunSlot
 from .scaling import scale_configs
@@ -172,7 +172,13 @@ def build_trainer(
     trainer = Trainer(
         members=members,
         stack=stack,
-        optimizer=FlatOptimizer(stack.flat, stack.grad, stack.decay_size, [m.cfg.optim for m in members]),
+        optimizer=FlatOptimizer(
+            stack.flat,
+            stack.grad,
+            stack.decay_size,
+            [m.cfg.optim for m in members],
+            loss_scale(c0, len(members), stack.flat.device),
+        ),
         data=data,
         loss_fn=member_losses(
             data.task, torch.tensor([[m.cfg.train.label_smoothing] for m in members]), class_weight(c0, data), loss_fn
@@ -188,7 +194,17 @@ def build_trainer(
     lines = describe(c0, data, runs[0], models[0], n_params, device, drop_last, members[0])
     if scaled.chosen:
         lines.append(scaled.describe(len(data.x_train), c0.optim.lr))
+    if trainer.optimizer.loss_scale is not None:
+        lines.append(f"amp fp16: dynamic loss scaling from {c0.train.loss_scale:g}, overflowing steps skipped")
     return trainer, trainer.book, lines
+
+
+def loss_scale(cfg: RunConfig, members: int, device: torch.device) -> LossScale | None:
+    """fp16 needs its loss scaled (small gradients underflow in half precision); on the CPU,
+    where autocast stays off, the scaling still runs, which is how it is tested."""
+    if cfg.train.amp != "fp16":
+        return None
+    return LossScale(members, cfg.train.loss_scale, device)
 
 
 def add_members(cfgs: list[RunConfig], runs: list[RunSlot], run_of_row: list[int], steps: int) -> list[Member]:

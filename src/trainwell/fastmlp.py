@@ -153,7 +153,12 @@ class MLPStack(ParamStack):
     # -- training ------------------------------------------------------------------------------
 
     def train_step(
-        self, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn, dropout: list[torch.Generator]
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        loss_fn: LossFn,
+        dropout: list[torch.Generator],
+        scale: torch.Tensor | None = None,
     ) -> torch.Tensor:
         v = self._views(self.flat)
         masks = self._masks(x.shape[1], dropout)
@@ -183,6 +188,8 @@ class MLPStack(ParamStack):
             h = a
         out = torch.baddbmm(v[self.head[1]].unsqueeze(1), h, v[self.head[0]].transpose(1, 2))
         losses, g = loss_fn.value_and_grad(out, y)  # closed form: no autograd anywhere on this path
+        if scale is not None:  # fp16 loss scaling: the output gradient carries each member's scale
+            g = g * scale.view(-1, 1, 1).to(g.dtype)
         self._backward(g, h, saved, masks, v, lookups)
         return losses.detach()
 

@@ -32,7 +32,7 @@ from .data import DataBundle
 from .distributed import DataParallel
 from .early_stopping import EarlyStopping
 from .losses import LossFn
-from .optim import FlatOptimizer
+from .optim import FlatOptimizer, LossScale
 from .recalibration import recalibrate_batchnorm
 from .schedules import Schedule
 from .stack import ParamStack
@@ -154,12 +154,19 @@ def fit(t: Trainer, s: LoopState) -> LoopState:
             if data.augment is not None:
                 augment = streams(t, rows, "augment")
                 x = torch.stack([data.augment(x[m.row], augment[m.row]) for m in rows])
+            scaler = t.optimizer.loss_scale  # fp16 only
             with t.autocast():
-                losses = t.stack.train_step(x, y, t.loss_fn, streams(t, rows, "dropout"))
+                losses = t.stack.train_step(
+                    x, y, t.loss_fn, streams(t, rows, "dropout"), scale=scaler.scale if scaler else None
+                )
             if t.parallel:  # one all_reduce: every process now holds the global batch's gradient and loss
                 losses = t.parallel.average(t.stack.grad, losses, share=mine.shape[1] / idx.shape[1])
-            norm = clip_gradients(t.stack.grad, [m.cfg.train.clip_norm for m in rows])
+            norm = clip_gradients(t.stack.grad, [m.cfg.train.clip_norm for m in rows], scaler)
             training = [m for m in rows if m.training]
+            if scaler is not None:  # an overflowing member skips this step and halves its scale
+                overflow = norm.isnan().tolist()
+                scaler.update([m.row for m in training], overflow)
+                training = [m for m in training if not overflow[m.row]]
             t.optimizer.step([m.row for m in training], [m.lr for m in training])
             for m in training:
                 m.schedule.after_batch()  # moves the lr only for per-batch schedules
@@ -236,10 +243,18 @@ def streams(t: Trainer, rows: list[Member], kind: str) -> list[torch.Generator]:
     return t.parallel.streams(own, seed_global=kind == "dropout" and t.stack.engine == "module") if t.parallel else own
 
 
-def clip_gradients(grad: torch.Tensor, clip_norms: list[float | None]) -> torch.Tensor:
+def clip_gradients(grad: torch.Tensor, clip_norms: list[float | None], scaler: LossScale | None = None) -> torch.Tensor:
     """Pre-clip global gradient norm per member (K,), then clipping by it where asked: between
-    backward and the update, or it protects nothing. Coefficient as torch's clip_grad_norm_."""
+    backward and the update, or it protects nothing. Coefficient as torch's clip_grad_norm_.
+    With fp16 loss scaling the gradient holds scale × the true one: the norm is unscaled here
+    (NaN where it overflowed) and the fused update divides by scale / coefficient as it reads."""
     norm = grad.norm(dim=1)
+    if scaler is not None:
+        norm = torch.where(torch.isfinite(norm), norm / scaler.scale, torch.nan)
+        limit = torch.tensor([c if c is not None else math.inf for c in clip_norms], device=grad.device)
+        coef = (limit / (norm.nan_to_num(0.0) + 1e-6)).clamp_(max=1.0)
+        scaler.divisor.copy_(scaler.scale / coef)
+        return norm
     if any(c is not None for c in clip_norms):
         # a float32 tensor for one member or many, so a member clips identically alone and in a stack
         limit = torch.tensor([c if c is not None else math.inf for c in clip_norms], device=grad.device)
@@ -306,8 +321,8 @@ def history_row(
         "val_loss": val["loss"][m.row],
         **{f"val_{k}": v[m.row] for k, v in val.items() if k != "loss"},
         "lr": lr,
-        "grad_norm_mean": step_norms.mean().item(),
-        "grad_norm_max": step_norms.max().item(),
+        "grad_norm_mean": step_norms.nanmean().item(),  # NaN: a step skipped for fp16 overflow
+        "grad_norm_max": step_norms.nan_to_num(0.0).max().item(),
         "clipped_fraction": (step_norms > clip).float().mean().item() if clip else 0.0,
         "seconds": seconds,
     }
@@ -319,7 +334,10 @@ def record_epoch(t: Trainer, s: LoopState, m: Member, val: dict[str, list[float]
     lr = m.lr  # the lr this epoch trained with (per-batch schedules: the next step's)
     monitored = val[cfg.monitor.removeprefix("val_")][m.row]
     m.schedule.after_epoch(None, monitored)  # epoch and plateau schedules move here
-    m.history.append(history_row(m, s.epoch, val, lr, s.step_loss, s.step_norm, t.rows_seen(s), seconds))
+    row = history_row(m, s.epoch, val, lr, s.step_loss, s.step_norm, t.rows_seen(s), seconds)
+    if t.optimizer.loss_scale is not None:  # fp16: steps skipped for overflow in this epoch
+        row["skipped_steps"] = t.optimizer.loss_scale.skipped[m.row] - sum(h["skipped_steps"] for h in m.history)
+    m.history.append(row)
     m.seconds += seconds
     if m.stopper.update(s.epoch, monitored):
         m.best = t.stack.pack(m.row, average=True)

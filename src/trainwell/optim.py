@@ -44,6 +44,7 @@ def _adam_kernel(fused: Callable[..., None]) -> Callable[..., None]:
         lr: float,
         weight_decay: float,
         first_step: bool,
+        grad_scale: torch.Tensor | None = None,
     ) -> None:
         fused(
             params,
@@ -59,6 +60,7 @@ def _adam_kernel(fused: Callable[..., None]) -> Callable[..., None]:
             eps=cfg.eps,
             amsgrad=False,
             maximize=False,
+            grad_scale=grad_scale,
         )
 
     return run
@@ -73,6 +75,7 @@ def _sgd_kernel(
     lr: float,
     weight_decay: float,
     first_step: bool,
+    grad_scale: torch.Tensor | None = None,
 ) -> None:
     buffers = state["momentum_buffer"] if cfg.momentum > 0 else []
     torch._fused_sgd_(
@@ -86,6 +89,7 @@ def _sgd_kernel(
         nesterov=cfg.nesterov,
         maximize=False,
         is_first_step=first_step,
+        grad_scale=grad_scale,
     )
 
 
@@ -138,14 +142,62 @@ def decay_split(named: list[tuple[str, torch.Tensor]]) -> DecaySplit:
 # ---- the update on flat rows ------------------------------------------------------------------
 
 
+class LossScale:
+    """Dynamic loss scaling for fp16 (torch.amp.GradScaler's rule), per member: the loss is
+    multiplied by the member's scale before backward; a step whose gradient is not finite is
+    skipped and the scale halves; after GROWTH_INTERVAL finite steps in a row it doubles. The
+    fused update divides the gradient by `divisor` (the scale over the clipping coefficient) as
+    it reads it, so unscaling and clipping cost no pass of their own."""
+
+    GROWTH_INTERVAL = 2000
+
+    def __init__(self, members: int, init: float, device: torch.device) -> None:
+        self.scale = torch.full((members,), float(init), dtype=torch.float32, device=device)
+        self.divisor = torch.ones(members, dtype=torch.float32, device=device)  # read by the fused kernels
+        self.clean = [0] * members  # finite steps since the last overflow or growth
+        self.skipped = [0] * members  # steps skipped for overflow, in all
+
+    def update(self, rows: list[int], overflow: list[bool]) -> None:
+        for r in rows:
+            if overflow[r]:
+                self.scale[r] *= 0.5
+                self.clean[r], self.skipped[r] = 0, self.skipped[r] + 1
+            else:
+                self.clean[r] += 1
+                if self.clean[r] == self.GROWTH_INTERVAL:
+                    self.scale[r] *= 2.0
+                    self.clean[r] = 0
+
+    def state_row(self, row: int) -> dict[str, Any]:
+        return {"scale": float(self.scale[row]), "clean": self.clean[row], "skipped": self.skipped[row]}
+
+    def load_row(self, row: int, saved: dict[str, Any]) -> None:
+        self.scale[row] = saved["scale"]
+        self.clean[row], self.skipped[row] = int(saved["clean"]), int(saved["skipped"])
+
+    def subset(self, rows: list[int]) -> "LossScale":
+        new = LossScale(len(rows), 1.0, self.scale.device)
+        for i, r in enumerate(rows):
+            new.load_row(i, self.state_row(r))
+        return new
+
+
 class FlatOptimizer:
     """One optimizer state for K members over a flat (K, P) parameter buffer.
 
     `decay_size` is where each row's no-decay segment starts. Per member: its OptimConfig and
     a step count; the learning rate comes from the member's schedule at each step."""
 
-    def __init__(self, flat: torch.Tensor, grad: torch.Tensor, decay_size: int, cfgs: list[OptimConfig]) -> None:
+    def __init__(
+        self,
+        flat: torch.Tensor,
+        grad: torch.Tensor,
+        decay_size: int,
+        cfgs: list[OptimConfig],
+        loss_scale: LossScale | None = None,
+    ) -> None:
         self.flat, self.grad, self.decay_size, self.cfgs = flat, grad, decay_size, cfgs
+        self.loss_scale = loss_scale  # fp16: the fused kernels unscale (and clip) by its divisor
         infos = {OPTIMIZERS.get(c.name) for c in cfgs}
         state_names = sorted({s for i in infos for s in i.state})
         self.state = {s: torch.zeros_like(flat) for s in state_names}
@@ -164,6 +216,8 @@ class FlatOptimizer:
     @torch.no_grad()
     def step(self, rows: list[int], lrs: list[float]) -> None:
         """Update the given rows (members still training), each with its own learning rate."""
+        if not rows:  # every member skipped this step (fp16 overflow)
+            return
         key = (tuple(rows), tuple(lrs), tuple(self.counts[r] == 0 for r in rows))
         plan = self._plans.get(key)
         if plan is None:  # the calls change only when a learning rate, the rows or a first step do
@@ -182,8 +236,9 @@ class FlatOptimizer:
         for row, lr in zip(rows, lrs):
             cfg = self.cfgs[row]
             first = self.counts[row] == 0
+            own = row if self.loss_scale is not None else None  # one divisor per call: a call per member
             for cols, wd in self._segments(cfg):
-                key = (cfg.name, lr, wd, cfg.beta1, cfg.beta2, cfg.eps, cfg.momentum, cfg.nesterov, first)
+                key = (cfg.name, lr, wd, cfg.beta1, cfg.beta2, cfg.eps, cfg.momentum, cfg.nesterov, own, first)
                 calls.setdefault(key, []).append((row, cols))
         plan = []
         for key, parts in calls.items():
@@ -193,9 +248,10 @@ class FlatOptimizer:
             grads = [self.grad[r, c] for r, c in parts]
             state = {s: [self.state[s][r, c] for r, c in parts] for s in info.state}
             steps = [self.steps[r] for r, _ in parts]
+            divisor = self.loss_scale.divisor[key[-2]] if self.loss_scale is not None else None
             plan.append(
-                lambda info=info, params=params, grads=grads, state=state, steps=steps, cfg=cfg, key=key: info.kernel(
-                    params, grads, state, steps, cfg, key[1], key[2], key[-1]
+                lambda info=info, params=params, grads=grads, state=state, steps=steps, cfg=cfg, key=key, divisor=divisor: (
+                    info.kernel(params, grads, state, steps, cfg, key[1], key[2], key[-1], divisor)
                 )
             )
         return plan
@@ -204,6 +260,7 @@ class FlatOptimizer:
         return {
             "step": int(self.steps[row].item()),
             **{s: t[row].detach().cpu().clone() for s, t in self.state.items()},
+            **({"loss_scale": self.loss_scale.state_row(row)} if self.loss_scale is not None else {}),
         }
 
     def load_rows(self, row: int, saved: dict[str, Any]) -> None:
@@ -212,6 +269,8 @@ class FlatOptimizer:
         for s, t in self.state.items():
             if s in saved:
                 t[row].copy_(saved[s])
+        if self.loss_scale is not None and "loss_scale" in saved:
+            self.loss_scale.load_row(row, saved["loss_scale"])
 
     def subset(self, rows: list[int], flat: torch.Tensor, grad: torch.Tensor) -> "FlatOptimizer":
         new = FlatOptimizer.__new__(FlatOptimizer)
@@ -221,5 +280,6 @@ class FlatOptimizer:
         new.state = {s: t.index_select(0, idx) for s, t in self.state.items()}
         new.steps = [self.steps[r] for r in rows]
         new.counts = [self.counts[r] for r in rows]
+        new.loss_scale = self.loss_scale.subset(rows) if self.loss_scale is not None else None
         new._plans = {}
         return new

@@ -41,6 +41,7 @@ STACK_KEY = (
     "train.bn_recalibration_samples",
     "train.class_weights",
     "train.device",
+    "train.amp",
 )
 MAX_MEMBERS = 16  # members per stack: more gain little and delay the first finished runs
 TABULAR = ("delivery", "csv")

@@ -249,7 +249,8 @@ class TrainConfig:
     deterministic: bool = False  # deterministic algorithms (slower on GPU)
     device: str = "auto"  # auto (cuda when available), cpu, cuda, cuda:N
     threads: int | None = None  # torch CPU threads (None: a choice made for the model's size)
-    amp: str = "auto"  # mixed precision on CUDA: auto (bf16 for images), bf16, fp16, off
+    amp: str = "auto"  # mixed precision on CUDA: auto (bf16 for images), bf16, fp16 (with dynamic loss scaling), off
+    loss_scale: float = 65536.0  # amp fp16: the initial loss scale (halved on overflow, doubled after 2,000 clean steps)
     channels_last: bool = True  # images on CUDA: channels_last memory format
     compile: bool = False  # torch.compile the model
     quiet: bool = False  # no live progress display
@@ -302,6 +303,7 @@ class TrainConfig:
         _require(self, "device", ok_device, "auto, cpu, cuda or cuda:N")
         _require(self, "threads", self.threads is None or self.threads >= 1, "null or an integer >= 1")
         _choice(self, "amp", AMP_MODES)
+        _require(self, "loss_scale", 0 < self.loss_scale < 2.0**127, "a number > 0 and < 2**127 (float32)")
         _require(self, "members", 1 <= self.members <= 64, "an integer from 1 to 64")
         _choice(self, "class_weights", CLASS_WEIGHTS)
         _choice(self, "backend", BACKENDS)

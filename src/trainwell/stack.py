@@ -160,10 +160,15 @@ class ParamStack(ABC):
 
     @abstractmethod
     def train_step(
-        self, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn, dropout: list[torch.Generator]
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        loss_fn: LossFn,
+        dropout: list[torch.Generator],
+        scale: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Forward and backward of every member on its own batch x[k]; gradients land in
-        self.grad; returns the (K,) losses."""
+        self.grad (× scale[k], fp16 loss scaling, when given); returns the (K,) losses."""
 
     @abstractmethod
     def outputs(
@@ -253,7 +258,12 @@ class ModuleStack(ParamStack):
             self.rng_states[k] = torch.get_rng_state()
 
     def train_step(
-        self, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn, dropout: list[torch.Generator]
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        loss_fn: LossFn,
+        dropout: list[torch.Generator],
+        scale: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Forward and backward of every member on its own batch x[k]; gradients land in self.grad."""
         self.grad.zero_()
@@ -264,7 +274,8 @@ class ModuleStack(ParamStack):
             outs.append(m(x[k]))
             self._keep_rng(k)
         losses = loss_fn(torch.stack(outs), y)
-        losses.sum().backward()  # members are independent: each row's gradient is its own loss's
+        scaled = losses if scale is None else losses * scale
+        scaled.sum().backward()  # members are independent: each row's gradient is its own loss's
         return losses.detach()
 
     @torch.no_grad()
