@@ -6,7 +6,7 @@ import torch
 
 from trainwell.checkpoint import LAST, load_checkpoint
 from trainwell.optim import LossScale
-from trainwell.runner import resume, train
+from trainwell.runner import train
 
 
 def test_scale_halves_on_overflow_and_doubles_after_clean_steps():
