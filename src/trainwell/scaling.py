@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .config import AUTO
+from .sections import AUTO
 
 REFERENCE_BATCH = 64  # optim.lr is tuned at this batch (the tabular lesson's)
 MAX_AUTO_BATCH = 1024

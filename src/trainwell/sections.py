@@ -250,7 +250,9 @@ class TrainConfig:
     device: str = "auto"  # auto (cuda when available), cpu, cuda, cuda:N
     threads: int | None = None  # torch CPU threads (None: a choice made for the model's size)
     amp: str = "auto"  # mixed precision on CUDA: auto (bf16 for images), bf16, fp16 (with dynamic loss scaling), off
-    loss_scale: float = 65536.0  # amp fp16: the initial loss scale (halved on overflow, doubled after 2,000 clean steps)
+    loss_scale: float = (
+        65536.0  # amp fp16: the initial loss scale (halved on overflow, doubled after 2,000 clean steps)
+    )
     channels_last: bool = True  # images on CUDA: channels_last memory format
     compile: bool = False  # torch.compile the model
     quiet: bool = False  # no live progress display

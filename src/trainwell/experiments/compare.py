@@ -16,6 +16,7 @@ from .. import advice as adv
 from .. import paths, rundir, safeyaml
 from ..errors import ConfigError, TrainwellError, shown, shown_path
 from ..metric_names import default_metric, metric_problem
+from ..planning import estimate_cost
 from .executors import make_executor
 from .headline import brief, suite_headline
 from .presets import DEMO, preset_experiment
@@ -39,13 +40,21 @@ SPEC = "experiment.yaml"
 WRITES = (SPEC, RESULTS, SUMMARY, REPORT_MD, REPORT_HTML, "plots", "runs")  # what a compare puts in its folder
 
 
-def default_workers() -> int:
-    return cores()  # one worker per core
+# below this estimated one-thread cost (seconds, planning.estimate_cost) a compare trains in this
+# process: each spawned worker pays ~2-3 s of CPU importing torch, more than a small compare trains
+IN_PROCESS_SECONDS = 30.0
 
 
-def _check_workers(workers: int | None) -> int:
+def default_workers(runs: list[Run] | None = None) -> int:
+    """One worker per core; none (this process) for a small compare on this machine."""
+    if runs is not None and sum(estimate_cost([r.config]) for r in runs) < IN_PROCESS_SECONDS:
+        return 0
+    return cores()
+
+
+def _check_workers(workers: int | None, runs: list[Run] | None = None) -> int:
     if workers is None:
-        return default_workers()
+        return default_workers(runs)
     if workers < 0:
         raise ConfigError(f"--workers {workers} is not allowed: an integer >= 1")
     return workers
@@ -69,7 +78,6 @@ def compare_many(
     """Run every experiment's runs in one pool. With `nested`, experiment i writes to OUT/<name>/.
     `cluster`: a Dask scheduler address or "local" (executors.py); None runs on this machine."""
     say = say or stderr_say(quiet)
-    workers = _check_workers(workers)
     names = [e.name for e in experiments]
     if len(set(names)) < len(names):
         raise ConfigError("two experiments share a name; give each its own")
@@ -79,6 +87,7 @@ def compare_many(
     plans = [expand(e, overrides) for e in experiments]
     facts = check_data([r for p in plans for r in p])
     rankings = [ranking(e, p, facts) for e, p in zip(experiments, plans)]
+    workers = _check_workers(workers, None if cluster else [r for p in plans for r in p])
     dirs = [run_dirs(f, p) for f, p in zip(folders, plans)]
     for d in (d for ds in dirs for d in ds):
         paths.check_text(d, "run directory")
@@ -128,6 +137,9 @@ def _run_and_report(
                 if baselines:
                     baseline_rows[i] = _baselines(plan, e.reference)
         timings["baselines"] = time.perf_counter() - begun
+        from .figures import warm_up
+
+        warm_up()  # matplotlib's import off the report's path
 
     new_rows, complete = executor.run(jobs, say, meanwhile)
     seconds = time.perf_counter() - started

@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Callable, Protocol
 
@@ -92,17 +93,24 @@ def run_jobs(
     `meanwhile` runs in this process while the workers train (baselines, imports for the report)."""
     finished = Collector(jobs, say)
     rows = finished.rows
-    if not jobs or workers == 0:
+    if not jobs:
         if meanwhile is not None:
             meanwhile()
-    if not jobs:
         return rows, True
     if workers == 0:
+        # in this process: `meanwhile` in a thread beside the training (torch's kernels and
+        # scikit-learn's release the GIL), so the other core does it
+        beside = threading.Thread(target=meanwhile, daemon=True) if meanwhile is not None else None
+        if beside is not None:
+            beside.start()
         try:
             for job in jobs:
                 finished(execute_quietly(job, threads))
         except KeyboardInterrupt:
             return rows, False
+        finally:
+            if beside is not None:
+                beside.join()
         return rows, True
     return _run_in_pool(jobs, workers, threads, say, meanwhile, finished, rows)
 

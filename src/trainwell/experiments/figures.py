@@ -50,6 +50,11 @@ def _pyplot() -> Any:
     return plt
 
 
+def warm_up() -> None:
+    """Import matplotlib ahead of the report: a compare does it while its runs train."""
+    _pyplot()
+
+
 def _png(fig: Any) -> bytes:
     import matplotlib.pyplot as plt
 
