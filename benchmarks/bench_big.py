@@ -76,9 +76,10 @@ def run_trainwell(train: Path, test: Path, threads: int, sets: list[str], cap_s:
 
 def first_progress(lines: list[tuple[float, str]]) -> tuple[float | None, float | None]:
     """(seconds at the last start line, seconds at the first progress line after it)."""
-    starts = [t for t, text in lines if text.startswith(("columns", "note:", "task:", "batch", "model", "train"))]
-    progress = [t for t, text in lines if text.lstrip("\r").startswith(("epoch", "step"))]
-    return (starts[-1] if starts else None), (progress[0] if progress else None)
+    first = next((i for i, (_, text) in enumerate(lines) if text.strip().startswith(("epoch", "step"))), None)
+    if not first:
+        return None, None
+    return lines[first - 1][0], lines[first][0]
 
 
 def lightgbm_frame(df: pd.DataFrame, categories: dict[str, pd.Index] | None) -> pd.DataFrame:

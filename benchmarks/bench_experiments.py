@@ -58,12 +58,13 @@ def main() -> None:
     ap.add_argument("--no-stack", action="store_true", help="train every run on its own (no vectorised stacks)")
     ap.add_argument("--separate-only", action="store_true", help="skip the one-pool run of all five")
     ap.add_argument("--out", help="keep the outputs here (default: a temporary folder)")
+    ap.add_argument("--only", help="run just this experiment (e.g. schedules), then the whole-process line")
     args = ap.parse_args()
     root = args.out or tempfile.mkdtemp(prefix="bench-experiments-")
     total, worse = 0.0, []
     cpu_start = cpu_seconds()
     lines = []
-    for name in SEED_SECONDS:
+    for name in [args.only] if args.only else SEED_SECONDS:
         exp = preset(name).with_seeds(args.seeds)
         exp.stack = not args.no_stack
         out = f"{root}/{name}"
@@ -96,7 +97,7 @@ def main() -> None:
         f"total       {total:6.1f} s  = {total / SEED_TOTAL:.3f} of the lessons' {SEED_TOTAL} s ({SEED_TOTAL / total:.1f}x faster); target <= {SEED_TOTAL / 5:.0f} s"
     )
     print(f"            {cpu_seconds() - cpu_start:6.1f} CPU seconds (both cores together)")
-    if not args.separate_only:
+    if not args.separate_only and not args.only:
         exps = [preset(name).with_seeds(args.seeds) for name in SEED_SECONDS]
         for e in exps:
             e.stack = not args.no_stack

@@ -26,6 +26,7 @@ def test_step_budget_and_validation_cadence():
     big = resolve(AUTO, AUTO, AUTO, train_rows=203_916)
     assert big.max_steps == STEP_BUDGET and big.validations_per_pass == 5
     assert big.steps_per_validation(203_916) == math.ceil(math.ceil(203_916 / 512) / 5)
+    assert resolve(AUTO, AUTO, AUTO, train_rows=40_000).max_steps is None  # one validation per pass: no budget
     small = resolve(64, None, AUTO, train_rows=2_040)
     assert small.max_steps is None and small.validations_per_pass == 1 and small.steps_per_validation(2_040) == 32
     assert validations_per_pass(10_000, 0.25) == 4 and validations_per_pass(10_000, 1) == 1
@@ -34,7 +35,7 @@ def test_step_budget_and_validation_cadence():
 def test_start_line_names_each_choice_and_its_override():
     line = resolve(AUTO, AUTO, AUTO, train_rows=203_916).describe(203_916, lr=1e-3 * math.sqrt(8))
     assert line.startswith("scale: batch 512 (auto: power of two nearest √203,916 rows)")
-    assert "lr 0.00283 (optim.lr 0.001 × √(512/64))" in line and "at most 20,000 steps" in line
+    assert "lr 0.00283 (optim.lr 0.001 × √(512/64))" in line and "at most 4,000 steps" in line
     assert "validation every 1/5 pass (80 steps)" in line and "train.val_every" in line
 
 
@@ -57,6 +58,6 @@ def test_auto_is_resolved_once_printed_and_saved(tmp_path, tiny, capsys):
     cfg = tiny(train={"batch_size": "auto", "max_steps": "auto", "val_every": "auto", "quiet": False})
     train(cfg, out=tmp_path / "run")
     err = capsys.readouterr().err
-    assert "scale: batch 64 (auto: power of two nearest √272 rows), at most 20,000 steps" in err
+    assert "scale: batch 64 (auto: power of two nearest √272 rows), no step budget" in err
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["train"]
-    assert (saved["batch_size"], saved["max_steps"], saved["val_every"]) == (64, 20_000, 1.0)
+    assert (saved["batch_size"], saved["max_steps"], saved["val_every"]) == (64, None, 1.0)

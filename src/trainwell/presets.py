@@ -59,7 +59,7 @@ def tabular() -> dict[str, Any]:
     # a raw table can hold rows far from the rest; clipping at 5 (|g| is ~1-3 on typical tables) only catches such spikes
     cfg["train"] = {**cfg["train"], "clip_norm": 5.0, "members": 5, "class_weights": "auto"}
     # scaled with the table (scaling.py): tables up to ~8,000 training rows keep batch 64 and one validation per
-    # pass; a 200,000-row table trains at batch 512 and validates 5 times per pass, within a 20,000-step budget
+    # pass; a 200,000-row table trains at batch 512 and validates 5 times per pass, within a 4,000-step budget
     cfg["train"].update(batch_size="auto", max_steps="auto", val_every="auto")
     return cfg
 

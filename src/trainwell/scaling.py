@@ -9,9 +9,10 @@ here, once, from the number of training rows, and printed in the start lines. Th
 - learning rate: with an auto batch, optim.lr is read as the rate for batch 64 and scaled by
   √(batch / 64), the square-root rule for Adam-type optimizers (Malladi et al., 2022, "On the
   SDEs and scaling rules for adaptive gradient algorithms"); an explicit batch size keeps optim.lr.
-- step budget: at most 20,000 optimizer steps (beside train.max_epochs, whichever comes first);
-  the lessons' tables (≤ 200 epochs × 32 steps = 6,400) never reach it, a 200,000-row table stops
-  within 25 passes even if early stopping never fires.
+- step budget: a table validated within a pass (below) stops after 4,000 optimizer steps if early
+  stopping has not stopped it (≈ 10 passes of 200,000 rows at batch 512; a bigger table, with its
+  bigger batch, gets fewer passes); smaller tables have no step budget, train.max_epochs bounds them
+  as before.
 - validation cadence: a pass longer than 50,000 rows is validated every 1/k of it
   (k = ⌈rows / 50,000⌉), so early stopping and plateau schedules act within the first pass; their
   patience then counts validations, and so do `epoch` in the history and train.max_epochs.
@@ -27,7 +28,7 @@ from .sections import AUTO
 
 REFERENCE_BATCH = 64  # optim.lr is tuned at this batch (the tabular lesson's)
 MAX_AUTO_BATCH = 1024
-STEP_BUDGET = 20_000  # optimizer steps per member
+STEP_BUDGET = 4_000  # optimizer steps per member, on tables validated within a pass
 ROWS_PER_VALIDATION = 50_000  # longer passes are validated every 1/k pass
 
 
@@ -83,9 +84,10 @@ def resolve(
     batch_auto = batch_size == AUTO
     batch = auto_batch_size(train_rows) if batch_auto else int(batch_size)
     factor = math.sqrt(batch / REFERENCE_BATCH) if batch_auto and scale_lr else 1.0
-    steps = STEP_BUDGET if max_steps == AUTO else max_steps
+    validations = validations_per_pass(train_rows, val_every)
+    steps = (STEP_BUDGET if validations > 1 else None) if max_steps == AUTO else max_steps
     chosen = AUTO in (batch_size, max_steps, val_every)
-    return Scaled(batch, factor, steps, validations_per_pass(train_rows, val_every), batch_auto, chosen)
+    return Scaled(batch, factor, steps, validations, batch_auto, chosen)
 
 
 def scale_configs(cfgs: list[Any], train_rows: int) -> Scaled:

@@ -228,7 +228,7 @@ class TrainConfig:
     seed: int = 0  # seeds Python, NumPy, torch and the run's own generators
     max_epochs: int = 100
     batch_size: int | str = 64  # "auto": chosen from the training rows, optim.lr scaled with it (scaling.py)
-    max_steps: int | str | None = None  # budget of optimizer steps per member (None: none; "auto": 20,000)
+    max_steps: int | str | None = None  # budget of optimizer steps per member (None: none; "auto": 4,000 on big tables)
     val_every: float | str = 1.0  # validate every this fraction of a pass ("auto": every ~50,000 rows on big tables)
     eval_batch_size: int = 1024  # evaluation only: larger batches, same result
     clip_norm: float | None = None  # clip the global gradient norm to this (None: measure only)
