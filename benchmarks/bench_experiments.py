@@ -3,8 +3,8 @@
 The tabular lesson's scripts, run as written one after another, take 198 s on this machine (2 cores;
 figures in shared/seeds/README.md). Here each built-in experiment (optimizers, batchnorm,
 dropout, schedules, recipe) runs with one seed as `trainwell compare --preset NAME --seeds 1`
-would, one after another, each with its own worker pool (spawning included), report and
-baselines. Then (unless --separate-only) all five again in one pool, as `trainwell demo` runs
+would, one after another, each with its own worker pool (spawning included; a small compare
+trains in this process instead, its baselines in a thread beside), report and baselines. Then (unless --separate-only) all five again in one pool, as `trainwell demo` runs
 its experiments. Target: total <= 198 / 5 = 40 s (aim: 20 s), and every variant's test MAE
 no worse than the lesson's figure. The lesson's figures are single runs trained on 80% of the
 rows (no validation split); trainwell holds 15% of those out for validation, so each network
@@ -12,6 +12,7 @@ here trains on 15% fewer rows, and a single seed's MAE moves by a few hundredths
 to seed: run with --seeds 3 to compare means.
 
     python benchmarks/bench_experiments.py [--workers N] [--seeds 1] [--no-stack] [--separate-only] [--out DIR]
+        [--only schedules]   # one experiment's breakdown, then the whole-process line
 """
 
 from __future__ import annotations
