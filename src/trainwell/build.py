@@ -27,7 +27,7 @@ from .models import build_model, count_parameters, drops_last_batch, has_batchno
 from .optim import FlatOptimizer, LossScale, decay_split
 from .planning import fast_path_reason
 from .runbook import RunBook, RunSlot
-from .scaling import scale_configs
+from .scaling import Scaled, scale_configs
 from .schedules import build_schedule
 from .seeding import make_generator, seed_everything, set_deterministic
 from .stack import ParamStack
@@ -172,13 +172,7 @@ def build_trainer(
     trainer = Trainer(
         members=members,
         stack=stack,
-        optimizer=FlatOptimizer(
-            stack.flat,
-            stack.grad,
-            stack.decay_size,
-            [m.cfg.optim for m in members],
-            loss_scale(c0, len(members), stack.flat.device),
-        ),
+        optimizer=make_optimizer(c0, stack, members),
         data=data,
         loss_fn=member_losses(
             data.task, torch.tensor([[m.cfg.train.label_smoothing] for m in members]), class_weight(c0, data), loss_fn
@@ -192,11 +186,20 @@ def build_trainer(
         validations_per_pass=scaled.validations_per_pass,
     )
     lines = describe(c0, data, runs[0], models[0], n_params, device, drop_last, members[0])
-    if scaled.chosen:
-        lines.append(scaled.describe(len(data.x_train), c0.optim.lr))
-    if trainer.optimizer.loss_scale is not None:
-        lines.append(f"amp fp16: dynamic loss scaling from {c0.train.loss_scale:g}, overflowing steps skipped")
-    return trainer, trainer.book, lines
+    return trainer, trainer.book, lines + scale_lines(c0, len(data.x_train), scaled, trainer.optimizer)
+
+
+def scale_lines(cfg: RunConfig, train_rows: int, scaled: Scaled, optimizer: FlatOptimizer) -> list[str]:
+    """Start lines for what was chosen from the table and for fp16 loss scaling."""
+    lines = [scaled.describe(train_rows, cfg.optim.lr)] if scaled.chosen else []
+    if optimizer.loss_scale is not None:
+        lines.append(f"amp fp16: dynamic loss scaling from {cfg.train.loss_scale:g}, overflowing steps skipped")
+    return lines
+
+
+def make_optimizer(cfg: RunConfig, stack: ParamStack, members: list[Member]) -> FlatOptimizer:
+    scale = loss_scale(cfg, len(members), stack.flat.device)
+    return FlatOptimizer(stack.flat, stack.grad, stack.decay_size, [m.cfg.optim for m in members], scale)
 
 
 def loss_scale(cfg: RunConfig, members: int, device: torch.device) -> LossScale | None:

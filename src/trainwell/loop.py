@@ -161,16 +161,7 @@ def fit(t: Trainer, s: LoopState) -> LoopState:
                 )
             if t.parallel:  # one all_reduce: every process now holds the global batch's gradient and loss
                 losses = t.parallel.average(t.stack.grad, losses, share=mine.shape[1] / idx.shape[1])
-            norm = clip_gradients(t.stack.grad, [m.cfg.train.clip_norm for m in rows], scaler)
-            training = [m for m in rows if m.training]
-            if scaler is not None:  # an overflowing member skips this step and halves its scale
-                overflow = norm.isnan().tolist()
-                scaler.update([m.row for m in training], overflow)
-                training = [m for m in training if not overflow[m.row]]
-            t.optimizer.step([m.row for m in training], [m.lr for m in training])
-            for m in training:
-                m.schedule.after_batch()  # moves the lr only for per-batch schedules
-            update_average(t, rows)
+            norm = update(t, rows, scaler)
             s.step_loss[s.step], s.step_norm[s.step] = losses.float() * idx.shape[1], norm
             s.step += 1
             # -- a member whose loss is not finite stops alone; interrupts and mid-epoch checkpoints
@@ -193,6 +184,23 @@ def fit(t: Trainer, s: LoopState) -> LoopState:
         if picked is not None and s.perm is not None:  # mid-pass: the order of the members that train on
             s.perm = s.perm[picked]
     return s
+
+
+def update(t: Trainer, rows: list[Member], scaler: LossScale | None) -> torch.Tensor:
+    """Clip, then one optimizer step for every training member (an fp16 overflow skips a
+    member's step and halves its scale), the per-batch schedules and the weight average;
+    returns the pre-clip gradient norms."""
+    norm = clip_gradients(t.stack.grad, [m.cfg.train.clip_norm for m in rows], scaler)
+    training = [m for m in rows if m.training]
+    if scaler is not None:
+        overflow = norm.isnan().tolist()
+        scaler.update([m.row for m in training], overflow)
+        training = [m for m in training if not overflow[m.row]]
+    t.optimizer.step([m.row for m in training], [m.lr for m in training])
+    for m in training:
+        m.schedule.after_batch()  # moves the lr only for per-batch schedules
+    update_average(t, rows)
+    return norm
 
 
 def evaluate_epoch(t: Trainer, s: LoopState, rows: list[Member], started: float) -> None:

@@ -18,6 +18,7 @@ from ..errors import ConfigError, TrainwellError, shown, shown_path
 from ..metric_names import default_metric, metric_problem
 from ..planning import estimate_cost
 from .executors import make_executor
+from .figures import warm_up
 from .headline import brief, suite_headline
 from .presets import DEMO, preset_experiment
 from .report import (
@@ -137,8 +138,6 @@ def _run_and_report(
                 if baselines:
                     baseline_rows[i] = _baselines(plan, e.reference)
         timings["baselines"] = time.perf_counter() - begun
-        from .figures import warm_up
-
         warm_up()  # matplotlib's import off the report's path
 
     new_rows, complete = executor.run(jobs, say, meanwhile)
