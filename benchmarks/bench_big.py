@@ -71,6 +71,13 @@ def run_trainwell(train: Path, test: Path, threads: int, sets: list[str], cap_s:
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
     metrics_path = out / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    if not metrics and (out / "best.pt").exists():  # stopped at the cap: the best weights so far, on the test rows
+        shown = subprocess.run(
+            [sys.executable, "-m", "trainwell", "evaluate", str(out), "--data", str(test)],
+            capture_output=True,
+            text=True,
+        )
+        metrics = {**json.loads(shown.stdout[shown.stdout.index("{") :]), "stop_reason": "the cap (best so far)"}
     return {"wall": wall, "peak_mb": peak_mb, "metrics": metrics, "lines": lines, "rc": child.returncode}
 
 

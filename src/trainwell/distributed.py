@@ -250,6 +250,10 @@ class ParallelBook:
                 self.inner.checkpoint(t, s)
             self.parallel.barrier()
 
+    def step(self, t: Any, s: Any) -> None:  # live progress: rank 0 shows it, nobody waits
+        if self.parallel.leader:
+            self.inner.step(t, s)
+
     def epoch_end(self, t: Any, s: Any) -> None:
         if self.parallel.leader:
             self.inner.epoch_end(t, s)
