@@ -64,6 +64,9 @@ class RunSlot:
 # ---- what the loop tells the run directories ------------------------------------------------------
 
 
+STEP_EVENTS_PER_SECOND = 20
+
+
 class RunBook:
     """Writes each run's files at the loop's fixed points; finishes runs whose members all stopped."""
 
@@ -75,6 +78,7 @@ class RunBook:
         # resumed stack holds the same runs); 0: at every epoch end
         self.checkpoint_seconds = 0.0
         self.saved = -math.inf  # time.monotonic() of the last epoch-end save
+        self.last_step_event = -math.inf
 
     def improved(self, member: Member) -> None:
         self.runs[member.run].dirty = True
@@ -101,7 +105,12 @@ class RunBook:
 
     def step(self, t: Trainer, s: LoopState) -> None:
         """After each optimizer step, for live progress: the epoch's steps and rows so far and,
-        computed only when shown, the running training loss of each run's first member."""
+        computed only when shown, the running training loss of each run's first member; at most
+        STEP_EVENTS_PER_SECOND (a display redraws less often)."""
+        now = time.monotonic()
+        if now - self.last_step_event < 1.0 / STEP_EVENTS_PER_SECOND:
+            return
+        self.last_step_event = now
         for run in self.open_runs():
             m = run.members[0]
             if m.row is None:

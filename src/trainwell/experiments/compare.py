@@ -16,7 +16,7 @@ from .. import advice as adv
 from .. import paths, rundir, safeyaml
 from ..errors import ConfigError, TrainwellError, shown, shown_path
 from ..metric_names import default_metric, metric_problem
-from ..planning import estimate_cost
+from ..planning import small_enough_in_process
 from .executors import make_executor
 from .figures import warm_up
 from .headline import brief, suite_headline
@@ -41,16 +41,9 @@ SPEC = "experiment.yaml"
 WRITES = (SPEC, RESULTS, SUMMARY, REPORT_MD, REPORT_HTML, "plots", "runs")  # what a compare puts in its folder
 
 
-# below this estimated one-thread cost (seconds, planning.estimate_cost) a compare trains in this
-# process: each spawned worker pays ~2-3 s of CPU importing torch, more than a small compare trains
-IN_PROCESS_SECONDS = 30.0
-
-
 def default_workers(runs: list[Run] | None = None) -> int:
     """One worker per core; none (this process) for a small compare on this machine."""
-    if runs is not None and sum(estimate_cost([r.config]) for r in runs) < IN_PROCESS_SECONDS:
-        return 0
-    return cores()
+    return 0 if runs is not None and small_enough_in_process([r.config for r in runs]) else cores()
 
 
 def _check_workers(workers: int | None, runs: list[Run] | None = None) -> int:
