@@ -41,17 +41,30 @@ def test_terminal_redraws_one_line_within_an_epoch():
     assert "\r\x1b[2Kepoch 2/2" in text  # the live line is cleared before a plain line
 
 
-def test_log_file_gets_at_most_a_line_per_second_and_early_life():
-    clock, out = Clock(), io.StringIO()
-    run_epochs(Progress(stream=out, clock=clock), clock, epochs=50, steps=10, seconds_per_step=0.01)  # 0.1 s epochs
-    lines = out.getvalue().splitlines()
-    assert "\r" not in out.getvalue()
+def log_text(path, run):
+    with open(path, "w+") as out:
+        run(out)
+        out.seek(0)
+        return out.read()
+
+
+def test_log_file_gets_at_most_a_line_per_second_and_early_life(tmp_path):
+    clock = Clock()
+    text = log_text(
+        tmp_path / "a.log",
+        lambda out: run_epochs(Progress(stream=out, clock=clock), clock, epochs=50, steps=10, seconds_per_step=0.01),
+    )  # 0.1 s epochs
+    lines = text.splitlines()
+    assert "\r" not in text
     epochs = [line for line in lines if line.startswith("epoch")]
     assert epochs[0].startswith("epoch  1/50") and epochs[-1].startswith("epoch 50/50")  # first and last always
     assert len(epochs) <= 5 * 1 + 2  # 5 s of training: at most one line per second (+ first and last)
-    clock, out = Clock(), io.StringIO()
-    run_epochs(Progress(stream=out, clock=clock), clock, epochs=1, steps=1000, seconds_per_step=0.05)  # a 50 s epoch
-    steps = [line for line in out.getvalue().splitlines() if line.startswith("  step")]
+    clock = Clock()
+    text = log_text(
+        tmp_path / "b.log",
+        lambda out: run_epochs(Progress(stream=out, clock=clock), clock, epochs=1, steps=1000, seconds_per_step=0.05),
+    )  # a 50 s epoch
+    steps = [line for line in text.splitlines() if line.startswith("  step")]
     assert steps and 1 <= len(steps) <= 1 + 50 / 10  # the first after ~1 s, then every 10 s
     assert steps[0].startswith("  step 21/1000")  # 1.05 s into the epoch: progress shows within 2 s
 

@@ -26,6 +26,7 @@ class Progress:
         self.stream = stream or sys.stderr
         self.clock = clock or time.monotonic
         self.live = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.log_file = not self.live and _is_file(self.stream)  # a real file or pipe: rate-limited lines
         self.max_epochs = 0
         self.drawn = False  # a live line is on screen and must be cleared before a plain line
         self.last_line = -float("inf")  # when the last plain line was written
@@ -64,7 +65,9 @@ class Progress:
         if self.live:
             if now - self.last_draw >= REDRAW_SECONDS:
                 self._draw(self._step_text(step, steps, rows, loss, now))
-        elif now - self.last_line >= (FIRST_STEP_SECONDS if self.first_step_line else STEP_LINE_SECONDS):
+        elif self.log_file and now - self.last_line >= (
+            FIRST_STEP_SECONDS if self.first_step_line else STEP_LINE_SECONDS
+        ):
             if now - self.epoch_start >= FIRST_STEP_SECONDS:
                 self.say(self._step_text(step, steps, rows, loss, now))
                 self.first_step_line = False
@@ -89,7 +92,7 @@ class Progress:
             f"epoch {row['epoch']:>{width}}/{self.max_epochs}  train {row['train_loss']:.4f}  val {row['val_loss']:.4f}"
             f"{shown}  lr {_rates(row)}  |g| {row['grad_norm_mean']:.2f}  {row['seconds']:.2f}s{best}"
         )
-        if self.live or row["epoch"] == 1 or self.clock() - self.last_line >= LOG_SECONDS:
+        if not self.log_file or row["epoch"] == 1 or self.clock() - self.last_line >= LOG_SECONDS:
             self.held = None
             self.say(text)
         else:
@@ -109,3 +112,12 @@ def _rates(row: dict[str, Any]) -> str:
     """The learning rate, or an ensemble's lowest–highest member rate when they differ."""
     low = row.get("lr_min", row["lr"])
     return f"{row['lr']:.2e}" if low == row["lr"] else f"{low:.2e}–{row['lr']:.2e}"
+
+
+def _is_file(stream: TextIO) -> bool:
+    """Whether the stream is backed by a file descriptor (a log file or a pipe, not a StringIO)."""
+    try:
+        stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    return True

@@ -79,6 +79,7 @@ class RunBook:
         self.checkpoint_seconds = 0.0
         self.saved = -math.inf  # time.monotonic() of the last epoch-end save
         self.last_step_event = -math.inf
+        self.step_events = True  # live progress after steps (off where no one displays it)
 
     def improved(self, member: Member) -> None:
         self.runs[member.run].dirty = True
@@ -108,7 +109,7 @@ class RunBook:
         computed only when shown, the running training loss of each run's first member; at most
         STEP_EVENTS_PER_SECOND (a display redraws less often)."""
         now = time.monotonic()
-        if now - self.last_step_event < 1.0 / STEP_EVENTS_PER_SECOND:
+        if not self.step_events or now - self.last_step_event < 1.0 / STEP_EVENTS_PER_SECOND:
             return
         self.last_step_event = now
         for run in self.open_runs():

@@ -43,11 +43,12 @@ def train_runs(
     `on_epoch_end`: called at each epoch end before runs are finished (a search's halving);
     `checkpoint_seconds`: epoch-end saves at most this often (and whenever a run finishes);
     `given`: model, data, loss_fn of one's own (trainwell.fit)."""
+    shown = emits is not None  # nobody watches a compare worker's runs: no step events there
     emits = emits or [lambda *_a, **_k: None for _ in cfgs]
     trainer, book, lines = build_trainer(
         cfgs, run_dirs, emits, max_threads=max_threads, **given
     )  # every input is checked before anything is written
-    book.on_epoch_end, book.checkpoint_seconds = on_epoch_end, checkpoint_seconds
+    book.on_epoch_end, book.checkpoint_seconds, book.step_events = on_epoch_end, checkpoint_seconds, shown
     loop = LoopState()
     for cfg, d in zip(cfgs, run_dirs):
         if not distributed.is_follower():  # under torchrun only rank 0 writes
