@@ -98,15 +98,6 @@ def estimate_cost(cfgs: list[RunConfig], rows: int | None = None) -> float:
     return max(expected_epochs(x) for x in cfgs) * steps * (dispatch + 6 * batch * params * members / 2e10)
 
 
-# below this estimated one-thread cost (seconds) a compare trains in its own process: each spawned
-# worker pays ~2-3 s of CPU importing torch, more than such a compare trains
-IN_PROCESS_SECONDS = 30.0
-
-
-def small_enough_in_process(cfgs: list[RunConfig]) -> bool:
-    return sum(estimate_cost([c]) for c in cfgs) < IN_PROCESS_SECONDS
-
-
 def split_stacks(groups: list[list[Any]], cost: Any, workers: int) -> list[list[Any]]:
     """Chunks of at most MAX_MEMBERS items per group, then halved while that shortens the
     estimated makespan (longest first to the least-loaded worker), so every worker has work and
