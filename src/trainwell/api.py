@@ -24,9 +24,9 @@ from .data.memory import NAME as MEMORY
 from .data.memory import memory_bundle
 from .errors import CheckpointError, ConfigError, DataError
 from .layers import merge
-from .loop import predict_outputs
 from .models import MODELS
 from .optim import decays
+from .outputs import predict_outputs
 from .progress import Progress
 from .run_config import RunConfig
 from .runner import RunResult

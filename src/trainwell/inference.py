@@ -23,8 +23,8 @@ from .data.bundle import DataBundle
 from .data.memory import as_table
 from .data.tabular import features_for_prediction, read_table, rows_seen_in_training, targets_for_evaluation
 from .errors import CheckpointError, ConfigError, DataError, TrainwellError, shown_path
-from .loop import predict_outputs, score
 from .models import build_model
+from .outputs import predict_outputs, score
 
 
 class Ensemble(nn.Module):

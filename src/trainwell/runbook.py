@@ -22,7 +22,8 @@ from .checkpoint import BEST, LAST, load_model_state, save_checkpoint
 from .config import RunConfig
 from .data import DataBundle
 from .early_stopping import EarlyStopping, replayed
-from .loop import Emit, LoopState, Member, Trainer, ensemble_scores, predict_outputs, test_metrics
+from .loop import Emit, LoopState, Member, Trainer
+from .outputs import ensemble_scores, predict_outputs, test_metrics
 from .plots import plot_curves
 from .seeding import rng_snapshot
 from .stop_reasons import EARLY_STOP, HALVED, MAX_EPOCHS, NOT_FINITE

@@ -15,7 +15,7 @@ from ..checkpoint import BEST, load_checkpoint, save_checkpoint
 from ..config import RunConfig, dump_yaml
 from ..data import DataBundle
 from ..inference import load_run
-from ..loop import predict_outputs, test_metrics
+from ..outputs import predict_outputs, test_metrics
 from ..stop_reasons import NOT_FINITE
 from .selection import Selection
 

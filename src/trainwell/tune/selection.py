@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..loop import test_metrics
+from ..outputs import test_metrics
 
 ROUNDS = 25  # additions tried; the best-scoring prefix is kept (a few rounds settle on tabular data)
 
@@ -33,7 +33,7 @@ class Selection:
 def ensemble_score(
     task: str, outs: list[torch.Tensor], counts: dict[int, int], y: torch.Tensor, metric: str, std: float
 ) -> float:
-    """`metric` of the ensemble that averages member i counts[i] times (loop.test_metrics' rules)."""
+    """`metric` of the ensemble that averages member i counts[i] times (outputs.test_metrics' rules)."""
     chosen = [outs[i] for i, c in counts.items() for _ in range(c)]
     return test_metrics(task, chosen, y, std)[metric]
 
