@@ -64,6 +64,9 @@ def _init_worker(threads: int, stop: Any) -> None:
     # compare's `stop` event (signals.py), so a run it is about to start does not start, and a
     # running run stops after the current step (writing last.pt)
     remember_interrupts(stop)
+    # the compare spawned this worker with SIGINT blocked as well as ignored: a Ctrl-C that came while
+    # this process started has waited, pending, and reaches the handler just installed
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     import torch
 
     torch.set_num_threads(threads)
@@ -115,6 +118,36 @@ def run_jobs(
     return _run_in_pool(jobs, workers, threads, say, meanwhile, finished, rows)
 
 
+def _spawn_pool(
+    ctx: Any, jobs: list[Job], workers: int, threads: int, stop: Any, guard: bool
+) -> tuple[ProcessPoolExecutor, dict[Future, Job]]:
+    """The pool with every job submitted. With `guard` (the main thread), SIGINT is left blocked: the
+    caller unblocks it where it handles KeyboardInterrupt.
+
+    Workers are born ignoring Ctrl-C (an ignored signal stays ignored across exec, and Python then
+    installs no KeyboardInterrupt handler), so one that is still importing when Ctrl-C comes does not
+    die with a traceback. The Ctrl-C is not lost: this process sets `stop`, which a worker reads before
+    each job and a running run after each step (signals.py). SIGINT is also blocked meanwhile (the
+    mask is inherited too): an ignored signal would be lost, in this process and in a worker being
+    born, while a blocked one waits until it is unblocked."""
+    if guard:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if guard else None
+    try:
+        pool = ProcessPoolExecutor(
+            max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker, initargs=(threads, stop)
+        )
+        pending = {pool.submit(execute_quietly, job, threads): job for job in jobs}
+    except BaseException:
+        if guard:
+            signal.signal(signal.SIGINT, previous)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        raise
+    if guard:
+        signal.signal(signal.SIGINT, previous)
+    return pool, pending
+
+
 def _run_in_pool(
     jobs: list[Job],
     workers: int,
@@ -125,20 +158,9 @@ def _run_in_pool(
     rows: Rows,
 ) -> tuple[Rows, bool]:
     ctx = multiprocessing.get_context("spawn")
-    # workers are born ignoring Ctrl-C (an ignored signal stays ignored across exec, and Python
-    # then installs no KeyboardInterrupt handler), so one that is still importing when Ctrl-C
-    # comes does not die with a traceback. The Ctrl-C is not lost: this process sets `stop`,
-    # which a worker reads before each job and a running run after each step (signals.py).
     stop = ctx.Event()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread() else None
-    try:
-        pool = ProcessPoolExecutor(
-            max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker, initargs=(threads, stop)
-        )
-        pending: dict[Future, Job] = {pool.submit(execute_quietly, job, threads): job for job in jobs}
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+    guard = main_thread()
+    pool, pending = _spawn_pool(ctx, jobs, workers, threads, stop, guard)
     complete = True
 
     def collect() -> None:
@@ -158,6 +180,8 @@ def _run_in_pool(
 
     try:
         try:
+            if guard:  # a Ctrl-C that came while the workers were spawned is raised here
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
             if meanwhile is not None:
                 meanwhile()
             collect()
