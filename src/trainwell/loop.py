@@ -32,6 +32,7 @@ from .distributed import DataParallel
 from .early_stopping import EarlyStopping
 from .losses import LossFn
 from .optim import FlatOptimizer, LossScale
+from .outputs import model_scores
 from .recalibration import recalibrate_batchnorm
 from .schedules import Schedule
 from .stack import ParamStack
@@ -300,11 +301,7 @@ def validation(t: Trainer, out: torch.Tensor) -> dict[str, list[float]]:
     y = t.data.y_val
     with torch.no_grad():
         losses = t.loss_fn(out, y.unsqueeze(0).expand(out.shape[0], *y.shape))
-    return {"loss": losses.tolist(), **M.compute(t.data.task, _scores(t.data.task, out), y, t.data.target_std)}
-
-
-def _scores(task: str, out: torch.Tensor) -> torch.Tensor:
-    return out if task == "regression" else torch.log_softmax(out.float(), dim=-1)
+    return {"loss": losses.tolist(), **M.compute(t.data.task, model_scores(t.data.task, out), y, t.data.target_std)}
 
 
 def history_row(

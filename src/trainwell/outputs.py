@@ -32,6 +32,11 @@ def predict_outputs(
         model.train(was_training)
 
 
+def model_scores(task: str, out: torch.Tensor) -> torch.Tensor:
+    """One model's scores from its outputs: the prediction, or log-probabilities from logits."""
+    return out if task == "regression" else torch.log_softmax(out.float(), dim=-1)
+
+
 def ensemble_scores(task: str, outs: list[torch.Tensor]) -> torch.Tensor:
     """(1, N, O) scores of the members' average: mean prediction, or log of the mean probability."""
     stacked = torch.stack(outs)
@@ -61,7 +66,7 @@ def score(out: torch.Tensor, y: torch.Tensor, data: DataBundle, cal: dict[str, A
     """Metrics and loss of one model's outputs (logits, or an ensemble's log-probabilities) on labelled rows."""
     return test_metrics(
         data.task,
-        [out if data.task == "regression" else torch.log_softmax(out.float(), dim=-1)],
+        [model_scores(data.task, out)],
         y,
         data.target_std,
         cal,
