@@ -244,14 +244,16 @@ def main() -> None:
         print(f"trainwell  wall {r['wall']:.1f} s (exit {r['rc']})  peak memory {r['peak_mb']:.0f} MB")
         print(
             f"           test RMSE {m.get('test_rmse', float('nan')):.3f}  stop {m.get('stop_reason')}  "
-            f"epochs {m.get('epochs_run')}  training {m.get('wall_seconds', float('nan')):.1f} s  engine {m.get('engine')}"
+            f"epochs {m.get('epochs_run')}  training {m.get('wall_seconds', float('nan')):.1f} s  engine "
+            f"{m.get('engine')}"
         )
         if began is not None and shown is not None:
             print(f"           first progress line {shown - began:.1f} s after the start lines")
     if "lightgbm" not in skip:
         g = run_lightgbm(train, test, args.threads)
         print(
-            f"LightGBM   test RMSE {g['rmse']:.3f}  fit {g['seconds']:.1f} s  ({g['trees']} trees, {args.threads} threads)"
+            f"LightGBM   test RMSE {g['rmse']:.3f}  fit {g['seconds']:.1f} s  ({g['trees']} trees, "
+            f"{args.threads} threads)"
         )
     if "rows" not in skip:
         sets = dict(s.split("=", 1) for s in args.set)

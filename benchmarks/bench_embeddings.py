@@ -73,7 +73,8 @@ def main() -> None:
         results = {name: cost(frame, Path(tmp), name, args.epochs) for name, frame in frames.items()}
     for name, r in results.items():
         print(
-            f"{name:<24} {r['cpu_per_epoch']:6.2f} CPU s/epoch ({r['wall_per_epoch']:.2f} wall s per member), {r['engine']} path"
+            f"{name:<24} {r['cpu_per_epoch']:6.2f} CPU s/epoch ({r['wall_per_epoch']:.2f} wall s per member), "
+            f"{r['engine']} path"
         )
     ratio = results["300-level text column"]["cpu_per_epoch"] / results["all numeric"]["cpu_per_epoch"]
     print(f"text column / all numeric: {ratio:.2f}x per epoch (target: at most 2x)")

@@ -4,7 +4,8 @@ The tabular lesson's scripts, run as written one after another, take 198 s on th
 figures in shared/seeds/README.md). Here each built-in experiment (optimizers, batchnorm,
 dropout, schedules, recipe) runs with one seed as `trainwell compare --preset NAME --seeds 1`
 would, one after another, each with its own worker pool (spawning included; a small compare
-trains in this process instead, its baselines in a thread beside), report and baselines. Then (unless --separate-only) all five again in one pool, as `trainwell demo` runs
+trains in this process instead, its baselines in a thread beside), report and baselines. Then
+(unless --separate-only) all five again in one pool, as `trainwell demo` runs
 its experiments. Target: total <= 198 / 5 = 40 s (aim: 20 s), and every variant's test MAE
 no worse than the lesson's figure. The lesson's figures are single runs trained on 80% of the
 rows (no validation split); trainwell holds 15% of those out for validation, so each network
@@ -77,8 +78,10 @@ def main() -> None:
         t = result.timings
         setup = seconds - t.get("training", 0.0) - t.get("report", 0.0)
         print(
-            f"{name:<11} {seconds:6.1f} s  (the lesson's script {SEED_SECONDS[name]} s, {SEED_SECONDS[name] / seconds:.1f}x): "
-            f"set-up {setup:.1f} s, training {t.get('training', 0):.1f} s (baselines {t.get('baselines', 0):.1f} s meanwhile), report {t.get('report', 0):.1f} s",
+            f"{name:<11} {seconds:6.1f} s  (the lesson's script {SEED_SECONDS[name]} s, "
+            f"{SEED_SECONDS[name] / seconds:.1f}x): "
+            f"set-up {setup:.1f} s, training {t.get('training', 0):.1f} s (baselines "
+            f"{t.get('baselines', 0):.1f} s meanwhile), report {t.get('report', 0):.1f} s",
             flush=True,
         )
         for row in result.summary:
@@ -95,7 +98,8 @@ def main() -> None:
             lines.append(f"  {name}/{row['variant']:<14} test MAE {mae:.3f}  seed {ref:.3f}  {flag}{interval}")
     print("\n".join(lines))
     print(
-        f"total       {total:6.1f} s  = {total / SEED_TOTAL:.3f} of the lessons' {SEED_TOTAL} s ({SEED_TOTAL / total:.1f}x faster); target <= {SEED_TOTAL / 5:.0f} s"
+        f"total       {total:6.1f} s  = {total / SEED_TOTAL:.3f} of the lessons' {SEED_TOTAL} s "
+        f"({SEED_TOTAL / total:.1f}x faster); target <= {SEED_TOTAL / 5:.0f} s"
     )
     print(f"            {cpu_seconds() - cpu_start:6.1f} CPU seconds (both cores together)")
     if not args.separate_only and not args.only:
@@ -108,11 +112,14 @@ def main() -> None:
         together = time.perf_counter() - started
         t = results[0].timings
         print(
-            f"one pool breakdown: set-up {together - t['training'] - t['report']:.1f} s, training {t['training']:.1f} s "
+            f"one pool breakdown: set-up {together - t['training'] - t['report']:.1f} s, training "
+            f"{t['training']:.1f} s "
             f"(baselines {t.get('baselines', 0):.1f} s meanwhile), report {t['report']:.1f} s"
         )
         print(
-            f"one pool    {together:6.1f} s  = {together / SEED_TOTAL:.3f} of the lessons' {SEED_TOTAL} s ({SEED_TOTAL / together:.1f}x faster): all five in one compare, as the demo runs them; {cpu_seconds() - cpu_before:.1f} CPU seconds"
+            f"one pool    {together:6.1f} s  = {together / SEED_TOTAL:.3f} of the lessons' {SEED_TOTAL} s "
+            f"({SEED_TOTAL / together:.1f}x faster): all five in one compare, as the demo runs them; "
+            f"{cpu_seconds() - cpu_before:.1f} CPU seconds"
         )
     print(
         "every variant's test MAE no worse than the lesson's"
@@ -137,7 +144,8 @@ def main() -> None:
     subprocess.run(cli, check=True, capture_output=True)
     whole = time.perf_counter() - started
     print(
-        f"`trainwell compare --preset schedules --seeds {args.seeds}` as a whole process: {whole:.1f} s = {SEED_SECONDS['schedules'] / whole:.1f}x faster than the lesson's schedules script (target >= 5x)"
+        f"`trainwell compare --preset schedules --seeds {args.seeds}` as a whole process: {whole:.1f} s = "
+        f"{SEED_SECONDS['schedules'] / whole:.1f}x faster than the lesson's schedules script (target >= 5x)"
     )
     print(f"load average {os.getloadavg()[0]:.2f} (2 cores)")
     if not args.out:

@@ -113,7 +113,8 @@ def main() -> None:
     print(f"reference process : {ref_s:6.2f} s (median of {args.rounds})")
     print(f"trainwell process : {tw_s:6.2f} s (median of {args.rounds})")
     print(
-        f"speed-up          : {ref_s / tw_s:.2f}x as whole processes (target >= 2x); load average {os.getloadavg()[0]:.2f}"
+        f"speed-up          : {ref_s / tw_s:.2f}x as whole processes (target >= 2x); load average "
+        f"{os.getloadavg()[0]:.2f}"
     )
 
 

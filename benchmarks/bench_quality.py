@@ -11,7 +11,8 @@ Main test metric: MAE for regression (lower is better), balanced accuracy for cl
 the mean over seeds ± the half-width of a 95% t-interval; seconds are wall seconds per run on
 whatever else the machine is doing.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_quality.py [--seeds 3] [--tables delivery,wine] [--set model.hidden=[256]]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_quality.py [--seeds 3] [--tables delivery,wine] \
+        [--set model.hidden=[256]]
 """
 
 from __future__ import annotations
@@ -238,7 +239,10 @@ def verdict(task: str, scores: dict[str, list[float]]) -> str:
 def print_table(results: dict[str, dict[str, Any]]) -> None:
     cell = lambda v: "{:.4f} ± {:.4f}".format(*interval(v))  # noqa: E731
     secs = lambda v: f"{statistics.fmean(v):.1f}"  # noqa: E731
-    header = f"{'table':<14} {'metric':<8} {'trainwell default':>19} {'grad. boosting':>19} {'linear/logistic':>19}  {'seconds (tw/gb/lin)':>20}  default no worse?"
+    header = (
+        f"{'table':<14} {'metric':<8} {'trainwell default':>19} {'grad. boosting':>19} {'linear/logistic':>19}  "
+        f"{'seconds (tw/gb/lin)':>20}  default no worse?"
+    )
     print(header)
     print("-" * len(header))
     for name, r in results.items():
@@ -246,7 +250,8 @@ def print_table(results: dict[str, dict[str, Any]]) -> None:
         metric = "MAE" if r["task"] == "regression" else "bal.acc"
         timing = f"{secs(t['trainwell'])}/{secs(t['gradient boosting'])}/{secs(t['linear'])}"
         print(
-            f"{name:<14} {metric:<8} {cell(s['trainwell']):>19} {cell(s['gradient boosting']):>19} {cell(s['linear']):>19}  {timing:>20}  {verdict(r['task'], s)}"
+            f"{name:<14} {metric:<8} {cell(s['trainwell']):>19} {cell(s['gradient boosting']):>19} "
+            f"{cell(s['linear']):>19}  {timing:>20}  {verdict(r['task'], s)}"
         )
 
 

@@ -74,7 +74,8 @@ def single_run(label: str, command: list[str], out: Path, threads: int) -> tuple
     cfg = load_config(out / "config.yaml")
     rows = len(load_data(cfg.data).x_train) * cfg.train.max_epochs
     print(
-        f"{label:<34} {rows / seconds:10,.0f} samples/s  ({seconds:5.1f} s in epochs, {wall:5.1f} s wall with start-up)",
+        f"{label:<34} {rows / seconds:10,.0f} samples/s  "
+        f"({seconds:5.1f} s in epochs, {wall:5.1f} s wall with start-up)",
         flush=True,
     )
     return rows / seconds, out
@@ -132,7 +133,8 @@ def part_b(args: argparse.Namespace) -> None:
     w1 = load_checkpoint(d1 / "last.pt", LAST)["members"][0]["weights"]["params"]
     wn = load_checkpoint(dn / "last.pt", LAST)["members"][0]["weights"]["params"]
     print(
-        f"{args.procs} processes / 1 process: {rate / base:.2f}×; largest weight difference after training {float((w1 - wn).abs().max()):.2e} "
+        f"{args.procs} processes / 1 process: {rate / base:.2f}×; largest weight difference after training "
+        f"{float((w1 - wn).abs().max()):.2e} "
         "(BatchNorm per shard and per-process dropout streams make the runs differ by design)"
     )
 
@@ -182,10 +184,12 @@ def main() -> None:
     same = results(root / "pool") == results(root / "dask") == results(root / "local")
     print(f"{runs} runs; results.csv the same on all three (timing aside): {same}")
     print(
-        f"Dask overhead per run: {(dask_wall - pool_wall) / runs:+.2f} s (running cluster), {(local_wall - pool_wall) / runs:+.2f} s (--cluster local)"
+        f"Dask overhead per run: {(dask_wall - pool_wall) / runs:+.2f} s (running cluster), "
+        f"{(local_wall - pool_wall) / runs:+.2f} s (--cluster local)"
     )
     print(
-        f"engines: {', '.join(engines)}; training seconds summed over runs (pool): {sum(r['wall_seconds'] or 0 for r in pool.rows):.1f}"
+        f"engines: {', '.join(engines)}; training seconds summed over runs (pool): "
+        f"{sum(r['wall_seconds'] or 0 for r in pool.rows):.1f}"
     )
     print(f"outputs in {root}")
 

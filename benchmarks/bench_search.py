@@ -127,7 +127,8 @@ def main() -> None:
             r = one_table(name, args.trials, Path(tmp))
             print(
                 f"| {r['table']} | {r['metric']} | {r['default']:.4f} | {r['search']:.4f} | {r['best_single']:.4f} | "
-                f"{r['members']} | {r['stacks']} | {r['cost_ratio']:.2f} | {r['default_wall']:.1f} / {r['search_wall']:.1f} "
+                f"{r['members']} | {r['stacks']} | {r['cost_ratio']:.2f} | {r['default_wall']:.1f} / "
+                f"{r['search_wall']:.1f} "
                 f"({r['search_wall'] / r['default_wall']:.1f}×) | {r['default_cpu']:.1f} / {r['search_cpu']:.1f} "
                 f"({r['search_cpu'] / r['default_cpu']:.1f}×) |",
                 flush=True,

@@ -178,7 +178,10 @@ def table_rows(entry: dict[str, Any]) -> list[str]:
 
 
 def print_results(results: dict[str, dict[str, Any]], methods: list[str]) -> None:
-    header = f"{'table':<17}{'method':<10}{'RMSE | AUC':>18}{'log loss':>16}{'accuracy':>16}{'err/lgb':>9}{'ll/lgb':>8}{'seconds':>9}{'cpu s':>8}"
+    header = (
+        f"{'table':<17}{'method':<10}{'RMSE | AUC':>18}{'log loss':>16}{'accuracy':>16}"
+        f"{'err/lgb':>9}{'ll/lgb':>8}{'seconds':>9}{'cpu s':>8}"
+    )
     print(header)
     print("-" * len(header))
     for name, entry in results.items():

@@ -93,16 +93,19 @@ def main() -> None:
         ref.append(reference_epochs(args.epochs, seed=r, threads=default_threads))
         tw.append(trainwell_epochs(args.epochs, seed=r))
         print(
-            f"round {r + 1}: reference {ref[-1][0] * 1e3:.1f} ms/epoch (MAE {ref[-1][1]:.3f}), trainwell {tw[-1][0] * 1e3:.1f} ms/epoch (MAE {tw[-1][1]:.3f})",
+            f"round {r + 1}: reference {ref[-1][0] * 1e3:.1f} ms/epoch (MAE {ref[-1][1]:.3f}), trainwell "
+            f"{tw[-1][0] * 1e3:.1f} ms/epoch (MAE {tw[-1][1]:.3f})",
             flush=True,
         )
     ref_s = statistics.median(s for s, _ in ref)
     tw_s = statistics.median(s for s, _ in tw)
     print(
-        f"reference loop : {ref_s * 1e3:7.1f} ms/epoch  test MAE {statistics.mean(m for _, m in ref):.3f} (mean of {args.rounds})"
+        f"reference loop : {ref_s * 1e3:7.1f} ms/epoch  test MAE {statistics.mean(m for _, m in ref):.3f} "
+        f"(mean of {args.rounds})"
     )
     print(
-        f"trainwell      : {tw_s * 1e3:7.1f} ms/epoch  test MAE {statistics.mean(m for _, m in tw):.3f} (mean of {args.rounds})"
+        f"trainwell      : {tw_s * 1e3:7.1f} ms/epoch  test MAE {statistics.mean(m for _, m in tw):.3f} (mean "
+        f"of {args.rounds})"
     )
     print(f"speed-up       : {ref_s / tw_s:.2f}x per epoch (target >= 3x)")
 

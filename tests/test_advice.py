@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from trainwell import advice as adv
+from trainwell import sweep_advice
 from trainwell.advice import Context, advise
 from trainwell.config import load_config
 
@@ -162,13 +163,13 @@ def test_the_most_regularised_variant_is_not_told_to_regularise_more_when_less_d
     configs = _sweep([0.0, 0.1, 0.3, 0.7])
     means = {"d0.0": 3.6, "d0.1": 3.4, "d0.3": 3.5, "d0.7": 3.9}
     per_variant = {"d0.0": [[]], "d0.1": [[]], "d0.3": [[MORE]], "d0.7": [[MORE], [MORE]]}
-    out = adv.check_sweep(per_variant, configs, means, lower_better=True)
+    out = sweep_advice.check_sweep(per_variant, configs, means, lower_better=True)
     assert out["d0.3"][0][0].kind == adv.KEEP  # 0.7, further that way, did worse
     (verdict,), _ = out["d0.7"]
     assert verdict.kind == adv.REGULARISE_LESS
     assert (
-        "dropout 0.7 is already the strongest here and d0.1 (dropout 0.1) scored better (3.4 against 3.9): regularise less, not more"
-        in verdict.message
+        "dropout 0.7 is already the strongest here and d0.1 (dropout 0.1) scored better (3.4 against 3.9): "
+        "regularise less, not more" in verdict.message
     )
     assert per_variant["d0.7"] == [[MORE], [MORE]]  # the input is not changed
 
@@ -176,28 +177,31 @@ def test_the_most_regularised_variant_is_not_told_to_regularise_more_when_less_d
 def test_a_variant_whose_stronger_neighbours_all_did_worse_is_told_to_keep_its_setting():
     configs = _sweep([0.0, 0.3, 0.5, 0.7])
     means = {"d0.0": 4.2, "d0.3": 3.8, "d0.5": 3.85, "d0.7": 4.9}
-    out = adv.check_sweep(
+    out = sweep_advice.check_sweep(
         {"d0.0": [[MORE]], "d0.3": [[MORE]], "d0.5": [[]], "d0.7": [[]]}, configs, means, lower_better=True
     )
     assert out["d0.0"] == [[MORE]]  # 0.3 did better: the sweep agrees
     ((keep,),) = out["d0.3"]
     assert (
         keep.kind == adv.KEEP
-        and "every variant with more dropout scored worse (dropout 0.5 (3.85), 0.7 (4.9) against 3.8 here): keep dropout 0.3"
+        and "every variant with more dropout scored worse (dropout 0.5 (3.85), 0.7 (4.9) against 3.8 here): keep "
+        "dropout 0.3"
         in keep.message
     )
 
 
 def test_the_least_regularised_variant_is_not_told_to_regularise_less_when_more_did_better():
     configs = _sweep([0.0, 0.3])
-    out = adv.check_sweep({"d0.0": [[LESS]], "d0.3": [[]]}, configs, {"d0.0": 0.8, "d0.3": 0.9}, lower_better=False)
+    out = sweep_advice.check_sweep(
+        {"d0.0": [[LESS]], "d0.3": [[]]}, configs, {"d0.0": 0.8, "d0.3": 0.9}, lower_better=False
+    )
     assert out["d0.0"][0][0].kind == adv.REGULARISE_MORE and "regularise more, not less" in out["d0.0"][0][0].message
 
 
 def test_variants_that_differ_in_more_than_regularisation_are_no_sweep():
     configs = {"a": {"model.dropout": "0.7", "optim.lr": "0.001"}, "b": {"model.dropout": "0.1", "optim.lr": "0.01"}}
     per_variant = {"a": [[MORE]], "b": [[]]}
-    assert adv.check_sweep(per_variant, configs, {"a": 3.9, "b": 3.4}, lower_better=True) == per_variant
+    assert sweep_advice.check_sweep(per_variant, configs, {"a": 3.9, "b": 3.4}, lower_better=True) == per_variant
 
 
 def test_a_variant_gets_at_most_one_terminal_line():
@@ -213,7 +217,7 @@ def test_a_variant_gets_at_most_one_terminal_line():
 
 def test_flat_config_leaves_out_what_runs_of_a_variant_differ_in():
     cfg = load_config(preset="delivery-production")
-    flat = adv.flat_config(cfg)
+    flat = sweep_advice.flat_config(cfg)
     assert flat["model.dropout"] == "0.2" and "train.seed" not in flat and "optim.lr" in flat
 
 

@@ -48,7 +48,8 @@ def test_hostile_shapes_are_refused(text, words):
 def test_set_values_go_through_the_budget():
     with pytest.raises(ConfigError, match="--set model.hidden expands"):
         parse_override(
-            "model.hidden=[&a [1,1,1,1,1,1,1,1,1,1], &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a], &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b], "
+            "model.hidden=[&a [1,1,1,1,1,1,1,1,1,1], &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a], &c "
+            "[*b,*b,*b,*b,*b,*b,*b,*b,*b,*b], "
             "&d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c], &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d], [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]]"
         )
     assert parse_override("train.max_epochs=5") == ("train.max_epochs", 5)

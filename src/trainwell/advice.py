@@ -32,7 +32,7 @@ MIN_EPOCHS = 5  # fewer epochs than this say nothing about trends
 GAP_GROWTH = 0.10  # the train–val gap grew by more than this share of the best validation loss
 VAL_RISE = 0.05  # ... and validation loss ended this share above its best
 STALL_DROP = 0.10  # training loss fell by less than this share from the first epoch to its lowest
-HELD_BACK = 2.0  # training loss (regularisation on) over this many times the validation loss (off); the recipe's Dropout 0.2 with BatchNorm alone gives ~1.6
+HELD_BACK = 2.0  # train loss (regularisation on) ÷ val loss (off) above this; Dropout 0.2 + BatchNorm give ~1.6
 CLIP_FACTOR = 10.0  # median pre-clip gradient norm this many times clip_norm: lr too high
 LATE_BEST = 0.2  # best epoch earlier than the last by this share of the epochs run (and MIN_EPOCHS)
 
@@ -95,16 +95,18 @@ def growing_gap(history: Sequence[Row], ctx: Context = Context()) -> Advice | No
         return None
     return Advice(
         REGULARISE_MORE,
-        f"validation loss rose from {best['val_loss']:.4g} (epoch {best['epoch']}) to {last['val_loss']:.4g} (epoch {last['epoch']}) "
-        f"while training loss fell from {best['train_loss']:.4g} to {last['train_loss']:.4g}; the gap grew from {gap_best:.3g} to {gap_last:.3g}: "
-        "regularise more (dropout, weight decay) or stop earlier "
-        f"(rule: the gap grew by over {GAP_GROWTH:.0%} of the best validation loss and validation loss ended over {VAL_RISE:.0%} above its best)",
+        f"validation loss rose from {best['val_loss']:.4g} (epoch {best['epoch']}) to {last['val_loss']:.4g} "
+        f"(epoch {last['epoch']}) while training loss fell from {best['train_loss']:.4g} to "
+        f"{last['train_loss']:.4g}; the gap grew from {gap_best:.3g} to {gap_last:.3g}: regularise more (dropout, "
+        f"weight decay) or stop earlier (rule: the gap grew by over {GAP_GROWTH:.0%} of the best validation loss "
+        f"and validation loss ended over {VAL_RISE:.0%} above its best)",
         {"best_epoch": best["epoch"], "gap_at_best": gap_best, "gap_at_end": gap_last},
     )
 
 
 def stalled_training(history: Sequence[Row], ctx: Context = Context()) -> Advice | None:
-    """Training loss that barely falls, or stays far above validation loss: too much regularisation or too small a step."""
+    """Training loss that barely falls or stays far above validation loss: too much regularisation or too small a
+    step."""
     if len(history) < MIN_EPOCHS:
         return None
     first = history[0]["train_loss"]
@@ -120,8 +122,9 @@ def stalled_training(history: Sequence[Row], ctx: Context = Context()) -> Advice
         ratio = last["train_loss"] / last["val_loss"]
         return Advice(
             REGULARISE_LESS,
-            f"at the last epoch the training loss ({last['train_loss']:.4g}, regularisation on) is {ratio:.1f}× the validation loss "
-            f"({last['val_loss']:.4g}, regularisation off): regularisation holds training back; regularise less "
+            f"at the last epoch the training loss ({last['train_loss']:.4g}, regularisation on) is {ratio:.1f}× "
+            f"the validation loss ({last['val_loss']:.4g}, regularisation off): regularisation holds training back; "
+            "regularise less "
             f"(rule: over {HELD_BACK:g}×; Dropout 0.2 with BatchNorm alone gives about 1.6×)",
             {"train_loss": last["train_loss"], "val_loss": last["val_loss"], "ratio": ratio},
         )
@@ -130,8 +133,9 @@ def stalled_training(history: Sequence[Row], ctx: Context = Context()) -> Advice
 
 def _stall_message(first: float, lowest: float, epochs: int, raise_lr: bool) -> str:
     return (
-        f"training loss fell only {100 * (first - lowest) / first:.1f}% over {plural(epochs, 'epoch')} ({first:.4g} → {lowest:.4g}): "
-        f"regularise less{' or raise the learning rate' if raise_lr else ''} (rule: training loss fell by less than {STALL_DROP:.0%})"
+        f"training loss fell only {100 * (first - lowest) / first:.1f}% over {plural(epochs, 'epoch')} "
+        f"({first:.4g} → {lowest:.4g}): regularise less{' or raise the learning rate' if raise_lr else ''} "
+        f"(rule: training loss fell by less than {STALL_DROP:.0%})"
     )
 
 
@@ -145,8 +149,9 @@ def clipping_too_often(history: Sequence[Row], ctx: Context = Context()) -> Advi
     clipped = median(r.get("clipped_fraction", 0.0) for r in history)
     return Advice(
         LR_TOO_HIGH,
-        f"the median pre-clip gradient norm is {norm:.3g}, {norm / ctx.clip_norm:.0f}× the clip threshold {ctx.clip_norm:g} "
-        f"({100 * clipped:.0f}% of steps clipped): the learning rate is too high, or something upstream is unstable "
+        f"the median pre-clip gradient norm is {norm:.3g}, {norm / ctx.clip_norm:.0f}× the clip threshold "
+        f"{ctx.clip_norm:g} ({100 * clipped:.0f}% of steps clipped): the learning rate is too high, "
+        "or something upstream is unstable "
         f"(rule: median over {CLIP_FACTOR:g}× the threshold)",
         {"median_grad_norm": norm, "clip_norm": ctx.clip_norm, "clipped_fraction": clipped},
     )
@@ -164,7 +169,8 @@ def early_stopping_value(history: Sequence[Row], ctx: Context = Context()) -> Ad
         saved = ctx.max_epochs - last
         return Advice(
             EARLY_STOPPING,
-            f"best epoch {best}; early stopping ended the run at epoch {last} of {ctx.max_epochs} and saved {plural(saved, 'epoch')}",
+            f"best epoch {best}; early stopping ended the run at epoch {last} of {ctx.max_epochs} and saved "
+            f"{plural(saved, 'epoch')}",
             {"best_epoch": best, "epochs_run": last, "epochs_saved": saved, "stopped": 1.0},
         )
     would = max(0, late - (ctx.patience or 0))
@@ -172,7 +178,8 @@ def early_stopping_value(history: Sequence[Row], ctx: Context = Context()) -> Ad
         return None
     return Advice(
         EARLY_STOPPING,
-        f"best epoch {best} of {last}: the last {plural(late, 'epoch')} did not improve {'validation loss' if ctx.monitor == 'val_loss' else ctx.monitor}; "
+        f"best epoch {best} of {last}: the last {plural(late, 'epoch')} did not improve "
+        f"{'validation loss' if ctx.monitor == 'val_loss' else ctx.monitor}; "
         f"early stopping (patience {ctx.patience}) would have saved {plural(would, 'epoch')} "
         f"(rule: best epoch at least {MIN_EPOCHS} and {LATE_BEST:.0%} of the epochs before the last)",
         {"best_epoch": best, "epochs_run": last, "epochs_saved": would},
@@ -246,99 +253,6 @@ def context_from_config(cfg: Any, stop_reason: str | None) -> Context:
     )
 
 
-# ---- a variant's runs, and a variant against the rest of its sweep -----------------------------
-
-SWEPT = {
-    "model.dropout": "dropout",
-    "optim.weight_decay": "weight decay",
-}  # settings that set how much a network is regularised
-NOT_COMPARED = (
-    "train.seed",
-    "train.quiet",
-    "train.threads",
-    "name",
-)  # differ between runs without changing what is compared
-
-
-def flat_config(cfg: Any) -> dict[str, Any]:
-    """A RunConfig (or its dict form) as {"section.field": value}, without the fields runs of one variant differ in."""
-    d = cfg if isinstance(cfg, dict) else cfg.to_dict()
-    out = {f"{sec}.{k}": repr(v) for sec, body in d.items() if isinstance(body, dict) for k, v in body.items()}
-    out.update({k: repr(v) for k, v in d.items() if not isinstance(v, dict)})
-    return {k: v for k, v in out.items() if k not in NOT_COMPARED}
-
-
-def check_sweep(
-    per_variant: dict[str, list[list[Advice]]],
-    configs: dict[str, dict[str, Any]],
-    means: dict[str, float | None],
-    lower_better: bool,
-) -> dict[str, list[list[Advice]]]:
-    """A variant's advice read against its sweep (variants whose configs differ only in dropout or
-    weight decay): "regularise more" is not given to the most regularised variant when a less
-    regularised one scored better, nor "regularise less" to the least regularised when a more
-    regularised one scored better; the sweep's own result replaces it."""
-    out = {v: [list(run) for run in runs] for v, runs in per_variant.items()}
-    for v, runs in per_variant.items():
-        for kind, toward in ((REGULARISE_MORE, 1), (REGULARISE_LESS, -1)):
-            if means.get(v) is None or not any(a.kind == kind for run in runs for a in run):
-                continue
-            verdict = _sweep_verdict(v, toward, configs, means, lower_better)
-            if verdict is not None:
-                out[v] = [[verdict if a.kind == kind else a for a in run] for run in out[v]]
-    return out
-
-
-def _sweep_verdict(
-    v: str, toward: int, configs: dict[str, dict[str, Any]], means: dict[str, float | None], lower_better: bool
-) -> Advice | None:
-    """The sweep's counter-advice to "regularise more" (toward +1) or "less" (toward -1) for `v`, or None when the sweep agrees.
-
-    Every variant further in the advised direction scored worse: keep the setting. None is further
-    (v is the sweep's end) and one the other way scored better: turn the other way."""
-    mine = means[v] or 0.0  # check_sweep only asks for variants with a mean
-    beats = lambda w: (means[w] < mine) if lower_better else (means[w] > mine)  # type: ignore[operator]  # noqa: E731
-    more, less = ("more", "less") if toward > 0 else ("less", "more")
-    for key, words in SWEPT.items():
-        peers = {w: c for w, c in configs.items() if means.get(w) is not None and _differs_only_in(configs[v], c, key)}
-        if len(peers) < 2 or v not in peers:
-            continue
-        value = lambda w: _number(peers[w].get(key))  # noqa: E731, B023  (used within this iteration only)
-        further = sorted((w for w in peers if toward * (value(w) - value(v)) > 0), key=value)
-        if further:
-            if any(beats(w) for w in further):
-                continue  # the sweep agrees with the curves
-            shown = ", ".join(f"{value(w):g} ({means[w]:.4g})" for w in further)
-            return Advice(
-                KEEP,
-                f"the curves suggest regularising {more}, but every variant with {more} {words} scored worse ({words} {shown} "
-                f"against {mine:.4g} here): keep {words} {value(v):g}",
-                {"value": value(v)},
-            )
-        better = [w for w in peers if w != v and beats(w)]
-        if better:
-            best = min(better, key=lambda w: means[w] if lower_better else -means[w])  # type: ignore[operator]
-            return Advice(
-                REGULARISE_LESS if toward > 0 else REGULARISE_MORE,
-                f"the curves suggest regularising {more}, but {words} {value(v):g} is already the {'strongest' if toward > 0 else 'weakest'} here "
-                f"and {best} ({words} {value(best):g}) scored better ({means[best]:.4g} against {mine:.4g}): regularise {less}, not {more}",
-                {"value": value(v), "better_value": value(best)},
-            )
-    return None
-
-
-def _differs_only_in(a: dict[str, Any], b: dict[str, Any], key: str) -> bool:
-    return all(a.get(k) == b.get(k) for k in a.keys() | b.keys() if k != key)
-
-
-def _number(text: Any) -> float:
-    """The number in a flat_config value (its repr); 0 for None."""
-    try:
-        return float(text) if text not in (None, "None") else 0.0
-    except (TypeError, ValueError):
-        return 0.0
-
-
 def summarise(per_run: Sequence[list[Advice]]) -> list[str]:
     """One line per kind of advice over a variant's runs: how many runs it fired for, and the first
     example; runs that disagree on the direction of regularisation get one line saying so."""
@@ -354,7 +268,8 @@ def summarise(per_run: Sequence[list[Advice]]) -> list[str]:
         more, less = len(by_kind[REGULARISE_MORE]), len(by_kind[REGULARISE_LESS])
         lines.insert(
             0,
-            f"regularisation: the runs disagree (more in {more}, less in {less} of {plural(len(per_run), 'run')}); the curves do not settle which way",
+            f"regularisation: the runs disagree (more in {more}, less in {less} of "
+            f"{plural(len(per_run), 'run')}); the curves do not settle which way",
         )
     return lines
 

@@ -218,7 +218,8 @@ def resume(
     if cfg.data.name == MEMORY:
         if train is None:
             raise ConfigError(
-                "this run was trained on data given in memory: pass them again, trainwell.resume(run_dir, model=..., train=..., val=..., test=...)"
+                "this run was trained on data given in memory: pass them again, trainwell.resume(run_dir, "
+                "model=..., train=..., val=..., test=...)"
             )
         data = memory_bundle(train, val, test, cfg.data.task, target, cfg.data, cfg.train.seed)
         if data.spec["data_fingerprint"] != ckpt["spec"].get("data_fingerprint"):

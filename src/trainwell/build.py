@@ -61,7 +61,8 @@ def check_against_data(cfg: RunConfig, data: DataBundle) -> None:
         )
     if len(data.x_train) < cfg.train.batch_size:
         raise DataError(
-            f"only {len(data.x_train)} training rows, fewer than one batch (train.batch_size = {cfg.train.batch_size}); "
+            f"only {len(data.x_train)} training rows, fewer than one batch (train.batch_size = "
+            f"{cfg.train.batch_size}); "
             "give more rows or a smaller batch size"
         )
     if len(data.x_val) < 1 or len(data.x_test) < 1:
@@ -293,9 +294,11 @@ def describe(
         *data.notes,  # what loading inferred: the task and why, column roles, warnings
         f"model: {run.spec['model_kind']}, {n_params:,} parameters, on {device}, {run.engine} path{ensemble}"
         + (f" ({run.engine_reason})" if run.engine_reason else ""),
-        f"optimizer: {cfg.optim.name} {_rate_words(cfg)}, {split.describe(cfg.optim.weight_decay, cfg.optim.decay_norm_and_bias)}",
+        f"optimizer: {cfg.optim.name} {_rate_words(cfg)}, "
+        f"{split.describe(cfg.optim.weight_decay, cfg.optim.decay_norm_and_bias)}",
         f"schedule: {cfg.schedule.name} (steps {m.schedule.cadence if m.schedule.cadence != 'none' else 'never'}), "
-        f"monitor {cfg.train.monitor} ({mode}), early stopping {'patience ' + str(cfg.train.patience) if cfg.train.early_stopping else 'off'}",
+        f"monitor {cfg.train.monitor} ({mode}), early stopping "
+        f"{'patience ' + str(cfg.train.patience) if cfg.train.early_stopping else 'off'}",
         *(
             [calibration.describe(class_weight(cfg, data) is not None, cfg.train.monitor)]
             if data.task == "classification"

@@ -67,7 +67,8 @@ def load_checkpoint(path: str | Path, kind: str) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {str(path)!r} was not written by trainwell")
     if not isinstance(payload.get("version"), int) or payload["version"] > FORMAT_VERSION:
         raise CheckpointError(
-            f"checkpoint {str(path)!r} has format version {payload.get('version')!r}; this trainwell reads versions up to {FORMAT_VERSION}"
+            f"checkpoint {str(path)!r} has format version {payload.get('version')!r}; this trainwell reads "
+            f"versions up to {FORMAT_VERSION}"
         )
     if payload.get("kind") != kind:
         raise CheckpointError(f"checkpoint {str(path)!r} is a {payload.get('kind')!r} checkpoint; expected {kind!r}")
@@ -177,11 +178,13 @@ def _spec_problem(spec: Any) -> str | None:
         if task == "regression" and not (
             _numbers([spec.get("y_mean")], 1) and _numbers([spec.get("y_std")], 1, positive=True)
         ):
-            return f"has y_mean {shown(spec.get('y_mean'))}, y_std {shown(spec.get('y_std'))}; expected finite numbers, y_std > 0"
+            mean, std = shown(spec.get("y_mean")), shown(spec.get("y_std"))
+            return f"has y_mean {mean}, y_std {std}; expected finite numbers, y_std > 0"
     elif kind == "image":
         c = shape[0]
         if len(shape) != 3 or not _numbers(spec.get("mean"), c) or not _numbers(spec.get("std"), c, positive=True):
-            return f"has image mean/std {shown(spec.get('mean'))}/{shown(spec.get('std'))}; expected {c} finite numbers each, std > 0"
+            mean, std = shown(spec.get("mean")), shown(spec.get("std"))
+            return f"has image mean/std {mean}/{std}; expected {c} finite numbers each, std > 0"
     else:
         return f"has kind {shown(kind)}; expected tabular or image"
     return None

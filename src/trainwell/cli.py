@@ -142,7 +142,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(json.dumps(metrics, indent=2))
     if metrics.get("rows_seen_in_training"):
         print(
-            f"trainwell: warning: {metrics['rows_seen_in_training']} of {metrics['rows']} rows of {args.data} are rows the run "
+            f"trainwell: warning: {metrics['rows_seen_in_training']} of {metrics['rows']} rows of {args.data} "
+            f"are rows the run "
             "trained or validated on; these test_* metrics flatter the model: evaluate on rows it never saw",
             file=sys.stderr,
         )
@@ -242,7 +243,8 @@ def only_train_under_torchrun(args: argparse.Namespace) -> None:
 
     if launch() is not None and args.func not in (cmd_train, cmd_resume):
         raise TrainwellError(
-            f"'trainwell {args.command}' does not run under torchrun; only train and resume do (a compare spreads runs over processes itself)"
+            f"'trainwell {args.command}' does not run under torchrun; only train and resume do (a compare "
+            f"spreads runs over processes itself)"
         )
 
 

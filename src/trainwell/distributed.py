@@ -100,21 +100,25 @@ def check(cfg: RunConfig) -> None:
 
     if B != AUTO and B % n:  # an auto batch is a power of two >= 64
         raise ConfigError(
-            f"train.batch_size = {B} is not divisible by the {n} torchrun processes; use a multiple of {n} (the global batch is split evenly)"
+            f"train.batch_size = {B} is not divisible by the {n} torchrun processes; use a multiple of {n} "
+            f"(the global batch is split evenly)"
         )
     if cfg.train.members > 1:
         raise ConfigError(
-            f"train.members = {cfg.train.members} is not supported under torchrun; use 1 (train ensembles in one process)"
+            f"train.members = {cfg.train.members} is not supported under torchrun; use 1 (train ensembles in "
+            f"one process)"
         )
     if "auto" in (cfg.optim.lr, cfg.schedule.max_lr):
         raise ConfigError(
-            "optim.lr / schedule.max_lr = auto is not supported under torchrun; run 'trainwell lr-find' first and give the number"
+            "optim.lr / schedule.max_lr = auto is not supported under torchrun; run 'trainwell lr-find' first "
+            "and give the number"
         )
     if cfg.train.backend == "nccl" and not torch.cuda.is_available():
         raise ConfigError("train.backend = 'nccl' needs CUDA and none is available here; use auto or gloo")
     if "MASTER_ADDR" not in os.environ or "MASTER_PORT" not in os.environ:
         raise TrainwellError(
-            "RANK and WORLD_SIZE are set but the rendezvous is missing (MASTER_ADDR and MASTER_PORT); start the processes with torchrun"
+            "RANK and WORLD_SIZE are set but the rendezvous is missing (MASTER_ADDR and MASTER_PORT); start "
+            "the processes with torchrun"
         )
 
 
@@ -206,7 +210,8 @@ def start(cfg: RunConfig, device: torch.device) -> DataParallel | None:
     if device.type == "cuda":
         if where.local_rank >= torch.cuda.device_count():
             raise ConfigError(
-                f"torchrun started process {where.local_rank + 1} on this host, which has {torch.cuda.device_count()} CUDA device(s); "
+                f"torchrun started process {where.local_rank + 1} on this host, which has "
+                f"{torch.cuda.device_count()} CUDA device(s); "
                 "use one process per GPU (--nproc_per_node) or train.device = cpu"
             )
         torch.cuda.set_device(where.local_rank)
@@ -222,7 +227,8 @@ def start(cfg: RunConfig, device: torch.device) -> DataParallel | None:
         except (RuntimeError, ValueError, OSError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise TrainwellError(
-                f"could not join the torchrun group at {os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}: {first[:200]}"
+                f"could not join the torchrun group at "
+                f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}: {first[:200]}"
             ) from None
     return DataParallel(where.rank, where.world_size, device)
 

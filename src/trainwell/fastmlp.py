@@ -1,10 +1,10 @@
 """The fast path for trainwell's MLP: MLPStack.
 
-It recognises trainwell's MLP (Linear → [BatchNorm1d] → activation → [Dropout] blocks and a
-Linear head; a Linear before BatchNorm has no bias, whose role BatchNorm's shift takes) and runs all K members as batched matmuls with a hand-written backward: on a
-small model the CPU time goes to per-operator dispatch, which batching and skipping autograd
-remove. Dropout masks come from each member's own generator. Anything else falls back to
-stack.ModuleStack (see CAPABILITIES in planning.py).
+It recognises trainwell's MLP (Linear → [BatchNorm1d] → activation → [Dropout] blocks and a Linear head; a
+Linear before BatchNorm has no bias, whose role BatchNorm's shift takes) and runs all K members as batched
+matmuls with a hand-written backward: on a small model the CPU time goes to per-operator dispatch, which
+batching and skipping autograd remove. Dropout masks come from each member's own generator. Anything else
+falls back to stack.ModuleStack (see CAPABILITIES in planning.py).
 """
 
 from __future__ import annotations

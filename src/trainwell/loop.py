@@ -1,4 +1,5 @@
-"""The training loop (`fit`, and `evaluate_epoch` at each epoch end), read top to bottom, for K members trained together.
+"""The training loop (`fit`, and `evaluate_epoch` at each epoch end), read top to bottom, for K members trained
+together.
 
 A single run is K = 1; a compare stack is K runs of one member each; an ensemble is one run
 of K members. Every ingredient below exists once and acts on all members at once: batches

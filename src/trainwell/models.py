@@ -34,7 +34,8 @@ def build_model(
     if embedded:
         if kind != "mlp":
             raise ConfigError(
-                f"model.kind = {kind!r} cannot read a table with embedded categories; use mlp (or raise data.onehot_max_levels)"
+                f"model.kind = {kind!r} cannot read a table with embedded categories; use mlp (or raise "
+                f"data.onehot_max_levels)"
             )
         return build_mlp(cfg, input_shape, n_outputs, embedded)
     return MODELS.get(kind)(cfg, input_shape, n_outputs)

@@ -13,6 +13,7 @@ optimizer's arithmetic, and members whose hyperparameters agree are updated in o
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -119,7 +120,8 @@ class DecaySplit:
 
     def describe(self, weight_decay: float, everything: bool = False) -> str:
         if everything:
-            return f"weight decay {weight_decay:g} on all {self.decay_tensors + self.no_decay_tensors} tensors (decay_norm_and_bias: biases and norms too)"
+            tensors = self.decay_tensors + self.no_decay_tensors
+            return f"weight decay {weight_decay:g} on all {tensors} tensors (decay_norm_and_bias: biases and norms too)"
         names = ", ".join(self.no_decay_names[:4]) + (", ..." if len(self.no_decay_names) > 4 else "")
         return (
             f"weight decay {weight_decay:g} on {self.decay_tensors} tensors ({self.decay_params:,} parameters); "
@@ -250,9 +252,7 @@ class FlatOptimizer:
             steps = [self.steps[r] for r, _ in parts]
             divisor = self.loss_scale.divisor[key[-2]] if self.loss_scale is not None else None
             plan.append(
-                lambda info=info, params=params, grads=grads, state=state, steps=steps, cfg=cfg, key=key, divisor=divisor: (
-                    info.kernel(params, grads, state, steps, cfg, key[1], key[2], key[-1], divisor)
-                )
+                functools.partial(info.kernel, params, grads, state, steps, cfg, key[1], key[2], key[-1], divisor)
             )
         return plan
 

@@ -90,7 +90,8 @@ def check_out_dir(out: str | os.PathLike[str], what: str, owned: Iterable[str], 
         clash = sorted(name for name in owned if os.path.lexists(path / name))
         if clash:
             raise TrainwellError(
-                f"{what} {shown_path(path)} already holds {clash[0]}, which {kind} would overwrite; choose an empty or new folder"
+                f"{what} {shown_path(path)} already holds {clash[0]}, which {kind} would overwrite; choose an "
+                f"empty or new folder"
             )
     return path
 

@@ -77,7 +77,8 @@ def _panel(
     out.append(f'<text x="{x0 + W / 2}" y="{H - PAD + 28}" text-anchor="middle" font-size="11">epoch</text>')
     if best_epoch is not None:
         out.append(
-            f'<line x1="{px(best_epoch):.1f}" x2="{px(best_epoch):.1f}" y1="20" y2="{H - PAD}" stroke="#888" stroke-dasharray="3,3"/>'
+            f'<line x1="{px(best_epoch):.1f}" x2="{px(best_epoch):.1f}" y1="20" y2="{H - PAD}" stroke="#888" '
+            f'stroke-dasharray="3,3"/>'
         )
     for i, (label, color, vs) in enumerate(series):
         pts = " ".join(
@@ -124,7 +125,8 @@ def curves_svg(history: list[dict[str, Any]], title: str = "", best_epoch: int |
         + "</text>"
     )
     body = "\n".join(panels)
-    return f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{H + 24}" font-family="sans-serif">\n{body}\n{head}\n</svg>\n'
+    svg = f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{H + 24}" font-family="sans-serif">'
+    return f"{svg}\n{body}\n{head}\n</svg>\n"
 
 
 def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "", best_epoch: int | None = None) -> None:

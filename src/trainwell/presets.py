@@ -43,7 +43,8 @@ def delivery_quick() -> dict[str, Any]:
 
 @preset(
     "tabular",
-    "trainwell's default for your own table: the production recipe with two layers of 256, an ensemble of 5 and balanced labels over calibrated probabilities; give --data FILE --target COLUMN",
+    "trainwell's default for your own table: the production recipe with two layers of 256, an ensemble of 5 "
+    "and balanced labels over calibrated probabilities; give --data FILE --target COLUMN",
 )
 def tabular() -> dict[str, Any]:
     """What `trainwell train --data FILE --target COLUMN` starts from when no preset or config is
@@ -56,7 +57,8 @@ def tabular() -> dict[str, Any]:
     cfg = delivery_production()
     cfg["name"] = "tabular"
     cfg["model"] = {**cfg["model"], "hidden": [256, 256]}
-    # a raw table can hold rows far from the rest; clipping at 5 (|g| is ~1-3 on typical tables) only catches such spikes
+    # a raw table can hold rows far from the rest; clipping at 5 (|g| is ~1-3 on typical tables) only catches such
+    # spikes
     cfg["train"] = {**cfg["train"], "clip_norm": 5.0, "members": 5, "class_weights": "auto"}
     # scaled with the table (scaling.py): tables up to ~8,000 training rows keep batch 64 and one validation per
     # pass; a 200,000-row table trains at batch 512 and validates 5 times per pass, within a 4,000-step budget

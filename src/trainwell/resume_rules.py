@@ -25,7 +25,8 @@ def load_resumable(run_dir: str | Path) -> tuple[RunConfig, dict[str, Any]]:
         )
     if not (run_dir / rundir.LAST_PT).exists():
         raise TrainwellError(
-            f"run directory {str(run_dir)!r} has no last.pt, so it cannot be resumed; start it again with 'trainwell train'"
+            f"run directory {str(run_dir)!r} has no last.pt, so it cannot be resumed; start it again with "
+            f"'trainwell train'"
         )
     ckpt = load_checkpoint(run_dir / rundir.LAST_PT, LAST)
     try:
@@ -65,7 +66,8 @@ def apply_resume_overrides(cfg: RunConfig, overrides: dict[str, Any], quiet: boo
     new = compose(base=cfg, resume_overrides=overrides, quiet=quiet)
     if new.train.max_epochs < cfg.train.max_epochs:
         raise ConfigError(
-            f"train.max_epochs = {new.train.max_epochs} is not allowed on resume: it may only grow (it is {cfg.train.max_epochs})"
+            f"train.max_epochs = {new.train.max_epochs} is not allowed on resume: it may only grow (it is "
+            f"{cfg.train.max_epochs})"
         )
     if new.schedule.name == "onecycle" and new.train.max_epochs != cfg.train.max_epochs:
         raise ConfigError(

@@ -28,7 +28,8 @@ from .plots import plot_curves
 from .seeding import rng_snapshot
 from .stop_reasons import EARLY_STOP, HALVED, MAX_EPOCHS, NOT_FINITE
 
-SYNC_SECONDS = 10.0  # last.pt is fsynced at most this often: every write survives a killed process, and a power cut loses at most this much
+# last.pt is fsynced at most this often: every write survives a killed process, and a power cut loses at most this much
+SYNC_SECONDS = 10.0
 
 
 @dataclass

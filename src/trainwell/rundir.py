@@ -45,11 +45,13 @@ def check_run_out(out: str | Path) -> Path:
     paths.check_folder_can_exist(path, "--out")
     if path.is_dir() and os.path.lexists(path / METRICS):  # metrics.json is written last: the run finished
         raise TrainwellError(
-            f"run directory {shown_path(path)} already holds a run, and it finished; choose another --out (a finished run has nothing to resume)"
+            f"run directory {shown_path(path)} already holds a run, and it finished; choose another --out (a "
+            f"finished run has nothing to resume)"
         )
     if path.is_dir() and any(os.path.lexists(path / f) for f in RUN_MARKERS):
         raise TrainwellError(
-            f"run directory {shown_path(path)} already holds a run that did not finish; continue it with 'trainwell resume {path}' or choose another --out"
+            f"run directory {shown_path(path)} already holds a run that did not finish; continue it with "
+            f"'trainwell resume {path}' or choose another --out"
         )
     return paths.check_out_dir(path, "--out", RUN_FILES, "a run")
 

@@ -44,7 +44,8 @@ def expanded_size(root: yaml.Node, where: str, limit: int = MAX_EXPANDED_CHARS) 
             path.discard(key)
             if sizes[key] > limit:
                 raise ConfigError(
-                    f"{where} expands to more than {limit:,} characters (through its aliases); a config is a few kilobytes"
+                    f"{where} expands to more than {limit:,} characters (through its aliases); a config is a "
+                    f"few kilobytes"
                 )
             continue
         if key in sizes:

@@ -121,7 +121,8 @@ class DataConfig:
                 self.SECTION,
                 "path",
                 self.path,
-                f"null with data.name {self.name}, which reads no file; for a file leave data.name out or set it to csv",
+                f"null with data.name {self.name}, which reads no file; for a file leave data.name out or set it to "
+                "csv",
             )
         if self.name == "csv":
             _require(self, "path", bool(self.path), "a CSV or Parquet file when data.name is csv")
@@ -257,7 +258,9 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model
     quiet: bool = False  # no live progress display
     members: int = 1  # ensemble: train this many seeds (seed, seed+1, ...) together and predict with their average
-    class_weights: str = "none"  # classification: none, balanced (each class weighted by rows / (classes × its rows)), or auto (balanced for classification, none for regression)
+    # classification: none, balanced (each class weighted by rows / (classes × its rows)), or auto (balanced for
+    # classification, none for regression)
+    class_weights: str = "none"
     log: list[str] = field(default_factory=list)  # experiment trackers fed each epoch: tensorboard, mlflow
     curves: bool = True  # write curves.svg at the end (the scikit-learn estimators skip it)
     backend: str = "auto"  # under torchrun: auto (nccl on CUDA, gloo on the CPU), gloo, nccl

@@ -115,7 +115,8 @@ def test_interrupted_compare_prints_one_line_with_the_command_to_continue(tmp_pa
     assert captured.out == ""
     assert (
         captured.err
-        == "interrupted: 3 of 4 runs finished; the report covers those; to continue, run: trainwell compare --preset optimizers --seeds 2 --out 'my out'\n"
+        == "interrupted: 3 of 4 runs finished; the report covers those; to continue, run: trainwell compare "
+        "--preset optimizers --seeds 2 --out 'my out'\n"
     )
     # a command too long for one short line: the line says to run it again instead
     assert main([*argv[:-1], "x" * 150]) == 130

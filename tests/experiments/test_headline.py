@@ -69,12 +69,12 @@ def test_a_network_that_beats_the_baselines_and_the_noise_floor(tmp_path):
     result = result_from(tmp_path, {"recipe": REF, "plain": [x + 0.4 for x in REF]}, baselines=[BOOSTING, FLOOR])
     t = text(result)
     assert (
-        "The best network, recipe (3.088), beats the best classical baseline, gradient boosting (4), by 0.91, beyond its 95% interval; 2 of 2 variants beat it."
-        in t
+        "The best network, recipe (3.088), beats the best classical baseline, gradient boosting (4), by 0.91, "
+        "beyond its 95% interval; 2 of 2 variants beat it." in t
     )
     assert (
-        "The noise floor (the formula that generated the data, without its noise) is 2.9: the best network, recipe, is 0.19 above it, so at most 0.19 is left to gain."
-        in t
+        "The noise floor (the formula that generated the data, without its noise) is 2.9: the best network, "
+        "recipe, is 0.19 above it, so at most 0.19 is left to gain." in t
     )
 
 
@@ -129,7 +129,7 @@ def test_an_ablation_speaks_of_ingredients_sorted_by_size(tmp_path):
     }
     t = text(result_from(tmp_path, values, name="ablation"))
     assert (
-        "Taking one ingredient away from the full recipe, distinguishable from noise at 95% (paired by seed): no dropout is worse by 0.21."
-        in t
+        "Taking one ingredient away from the full recipe, distinguishable from noise at 95% (paired by seed): "
+        "no dropout is worse by 0.21." in t
     )
     assert "Not distinguishable from noise: no batchnorm (+0.063), no clipping (+0.005)." in t  # the larger first

@@ -28,7 +28,10 @@ def test_interrupted_report_uses_finished_runs_and_names_the_missing(tmp_path):
     add_histories(result, {})
     write_report(result)
     md, page = (tmp_path / "report.md").read_text(), (tmp_path / "report.html").read_text()
-    note = "Incomplete: the compare was interrupted and 5 of 9 runs finished; this report uses only those. Not run yet: b (seed 2); c (seeds 0, 1, 2)."
+    note = (
+        "Incomplete: the compare was interrupted and 5 of 9 runs finished; this report uses only those. "
+        "Not run yet: b (seed 2); c (seeds 0, 1, 2)."
+    )
     assert note in md and note in page
     assert "–" not in md.split("## Advice")[0]  # no row of dashes for a variant that never ran
     assert [row[0] for row in table_lines(result)[1:]] == ["a", "b"] and table_lines(result)[2][1] == "2/3"

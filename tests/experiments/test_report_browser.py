@@ -33,7 +33,8 @@ window.addEventListener('load', () => {  // synchronous: the DOM is dumped right
   const width = document.documentElement.clientWidth;
   const over = [...document.body.querySelectorAll('*')].filter(e => e.getBoundingClientRect().right > width + 0.5)
     .map(e => e.tagName + ' ' + (e.textContent || e.alt || '').slice(0, 40));
-  document.body.setAttribute('data-check', JSON.stringify({images: images.length, decoded: decoded.filter(Boolean).length, over: over}));
+  document.body.setAttribute('data-check',
+    JSON.stringify({images: images.length, decoded: decoded.filter(Boolean).length, over: over}));
 });
 </script>"""
 
@@ -101,6 +102,9 @@ def test_report_renders_at_1400_px(tmp_path):
 
 
 def test_the_check_sees_overflow_and_broken_images(tmp_path):
-    page = '<!DOCTYPE html><html><body><div style="width:2000px">wide</div><img alt="broken" src="data:image/png;base64,AAAA"></body></html>'
+    page = (
+        '<!DOCTYPE html><html><body><div style="width:2000px">wide</div>'
+        '<img alt="broken" src="data:image/png;base64,AAAA"></body></html>'
+    )
     found = in_browser(page, tmp_path)
     assert found["images"] == 1 and found["decoded"] == 0 and any(o.startswith("DIV wide") for o in found["over"])

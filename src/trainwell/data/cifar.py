@@ -56,7 +56,8 @@ class _SafeUnpickler(pickle.Unpickler):
 def read_batch(path: Path) -> dict[bytes, Any]:
     if not path.is_file():
         raise DataError(
-            f"CIFAR-10 batch file {str(path)!r} is missing; the folder needs {', '.join(TRAIN_FILES)}, test_batch and batches.meta"
+            f"CIFAR-10 batch file {str(path)!r} is missing; the folder needs {', '.join(TRAIN_FILES)}, "
+            f"test_batch and batches.meta"
         )
     try:
         with open(path, "rb") as fh:
@@ -107,7 +108,8 @@ def download(root: Path, url: str = URL, md5: str = MD5, timeout: float = 60.0) 
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise DataError(
-            f"cannot download CIFAR-10 from {url} ({reason}); without a network, put the unpacked {FOLDER} folder in {root}"
+            f"cannot download CIFAR-10 from {url} ({reason}); without a network, put the unpacked {FOLDER} "
+            f"folder in {root}"
         ) from None
     digest = hashlib.md5(blob).hexdigest()
     if digest != md5:
@@ -146,7 +148,8 @@ def load_cifar10(cfg: DataConfig) -> DataBundle:
     if not folder.is_dir():
         if not cfg.download:
             raise DataError(
-                f"CIFAR-10 folder {str(folder)!r} not found; put the unpacked {FOLDER} folder there or set data.download=true"
+                f"CIFAR-10 folder {str(folder)!r} not found; put the unpacked {FOLDER} folder there or set "
+                f"data.download=true"
             )
         folder = download(folder.parent, cfg.url or URL, cfg.md5 or MD5)
     x, y, x_test, y_test, classes = read_folder(folder)

@@ -140,7 +140,8 @@ def infer_roles(df: Any, target: str, cfg: DataConfig, where: str) -> list[Colum
         for n in names:
             if n not in df.columns:
                 raise DataError(
-                    f"data.{field} names column {n!r}, which {where} does not have; columns are: {', '.join(map(str, df.columns))}"
+                    f"data.{field} names column {n!r}, which {where} does not have; columns are: "
+                    f"{', '.join(map(str, df.columns))}"
                 )
             if n == target:
                 raise DataError(f"data.{field} names the target column {n!r}; list feature columns only")
@@ -149,7 +150,8 @@ def infer_roles(df: Any, target: str, cfg: DataConfig, where: str) -> list[Colum
     ) & set(named["ignore"])
     if clash:
         raise DataError(
-            f"column {sorted(clash)[0]!r} is named in more than one of data.categorical, data.numeric and data.ignore; name it once"
+            f"column {sorted(clash)[0]!r} is named in more than one of data.categorical, data.numeric and "
+            f"data.ignore; name it once"
         )
     columns = []
     for name in (str(c) for c in df.columns if c != target):
@@ -182,14 +184,16 @@ def numeric_values(col: Any, name: str, where: str) -> np.ndarray:
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise DataError(
-            f"{where}: numeric column {shown(name)} has text {shown(col.iloc[row])} in file row {row + 2}; fix it or list it in data.categorical"
+            f"{where}: numeric column {shown(name)} has text {shown(col.iloc[row])} in file row {row + 2}; fix "
+            f"it or list it in data.categorical"
         )
     x = values.to_numpy(dtype=np.float64)
     huge = np.abs(np.nan_to_num(x, nan=0.0, posinf=np.inf, neginf=np.inf)) > FLOAT_LIMIT
     if huge.any():
         row = int(np.flatnonzero(huge)[0])
         raise DataError(
-            f"{where}: column {name!r} holds {float(x[row]):g} in file row {row + 2}, too close to the float limit (1e308) for its statistics; "
+            f"{where}: column {name!r} holds {float(x[row]):g} in file row {row + 2}, too close to the float "
+            f"limit (1e308) for its statistics; "
             "rescale the column or drop such rows"
         )
     return x
@@ -204,7 +208,8 @@ def sniff_separator(df: Any, where: str) -> None:
         if char in header:
             shown = "\\t" if char == "\t" else char
             raise DataError(
-                f"{where}: the header looks {word}-separated ({header[:60]!r}); pass --set data.sep='{shown}' to read it"
+                f"{where}: the header looks {word}-separated ({header[:60]!r}); pass --set data.sep='{shown}' "
+                f"to read it"
             )
 
 
@@ -218,7 +223,8 @@ def describe_roles(columns: list[Column], levels: dict[str, str]) -> list[str]:
     for c in columns:
         if c.role == IDENTIFIER:
             lines.append(
-                f"note: column {c.name!r} looks like an identifier ({c.reason}) and is left out; list it in {c.kept_by} to keep it"
+                f"note: column {c.name!r} looks like an identifier ({c.reason}) and is left out; list it in "
+                f"{c.kept_by} to keep it"
             )
         elif c.role == IGNORED:
             lines.append(f"note: column {c.name!r} is left out ({c.reason})")

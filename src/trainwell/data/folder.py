@@ -39,7 +39,8 @@ def scan(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(classes) < 2:
         raise DataError(
-            f"image folder {str(root)!r} has {len(classes)} class subfolders; classification needs 2 or more (one subfolder per class)"
+            f"image folder {str(root)!r} has {len(classes)} class subfolders; classification needs 2 or more "
+            f"(one subfolder per class)"
         )
     files = []
     for label, name in enumerate(classes):
@@ -147,7 +148,8 @@ def stratified_splits(y: np.ndarray, classes: list[str], cfg: DataConfig) -> tup
     if counts.min() < 3:
         name = classes[int(counts.argmin())]
         raise DataError(
-            f"class {name!r} has {int(counts.min())} readable image(s); every class needs at least 3 (training, validation, test)"
+            f"class {name!r} has {int(counts.min())} readable image(s); every class needs at least 3 "
+            f"(training, validation, test)"
         )
     idx = np.arange(len(y))
     try:

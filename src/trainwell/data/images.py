@@ -49,7 +49,8 @@ def image_bundle(
     for name, x, y in (("training", x_tr, y_tr), ("validation", x_va, y_va), ("test", x_te, y_te)):
         if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != x_tr.shape[1:]:
             raise DataError(
-                f"{name} images have shape {tuple(x.shape)} ({x.dtype}); expected uint8 (N, C, H, W) like {tuple(x_tr.shape[1:])}"
+                f"{name} images have shape {tuple(x.shape)} ({x.dtype}); expected uint8 (N, C, H, W) like "
+                f"{tuple(x_tr.shape[1:])}"
             )
         if len(y) != len(x):
             raise DataError(f"{name} split has {len(x)} images but {len(y)} labels")

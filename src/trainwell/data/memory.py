@@ -31,7 +31,8 @@ NAME = "memory"  # data.name of runs trained with trainwell.fit
 @DATASETS.register(NAME)
 def _not_from_config(cfg: DataConfig) -> DataBundle:
     raise DataError(
-        "data.name memory means arrays given to trainwell.fit; pass them again: trainwell.resume(run_dir, model=..., train=..., val=..., test=...)"
+        "data.name memory means arrays given to trainwell.fit; pass them again: trainwell.resume(run_dir, "
+        "model=..., train=..., val=..., test=...)"
     )
 
 
@@ -102,7 +103,8 @@ def frame_bundle(train: Any, val: Any, test: Any, task: str, target: str | None,
 
 
 def as_table(df: Any) -> Any:
-    """A DataFrame (training rows, or rows to predict) as a CSV would give it: a fresh 0..n-1 index (the splits index by position) and
+    """A DataFrame (training rows, or rows to predict) as a CSV would give it: a fresh 0..n-1 index (the splits index by
+    position) and
     datetime columns as ISO text (dates are read from text, as in a file)."""
     import pandas as pd
 
@@ -131,7 +133,8 @@ def split_xy(
     if hasattr(part, "columns") and hasattr(part, "drop"):  # a DataFrame holding the target column
         if target is None or target not in part.columns:
             raise DataError(
-                f"{what} is a DataFrame: name its target column with target=... (columns: {', '.join(map(str, part.columns))})"
+                f"{what} is a DataFrame: name its target column with target=... (columns: "
+                f"{', '.join(map(str, part.columns))})"
             )
         names = [str(c) for c in part.columns if c != target]
         x = part.drop(columns=[target])
@@ -148,7 +151,8 @@ def split_xy(
             raise DataError(f"{what} has {len(x)} inputs but {len(y)} targets")
         return x, y, None, "target"
     raise DataError(
-        f"{what} must be (x, y) tensors or arrays, a DataFrame with target=..., or a torch Dataset; got {type(part).__name__}"
+        f"{what} must be (x, y) tensors or arrays, a DataFrame with target=..., or a torch Dataset; got "
+        f"{type(part).__name__}"
     )
 
 
@@ -205,7 +209,8 @@ def memory_bundle(
             splits = [(xs, np.array([index[v] for v in ys.tolist()], dtype=np.int64)) for xs, ys in splits]
         except KeyError as exc:
             raise DataError(
-                f"label {exc.args[0]!r} of the validation or test data was not seen in training; known: {', '.join(classes)}"
+                f"label {exc.args[0]!r} of the validation or test data was not seen in training; known: "
+                f"{', '.join(classes)}"
             ) from None
     else:
         splits = [(xs, ys.astype(np.float64)) for xs, ys in splits]

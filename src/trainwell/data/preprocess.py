@@ -145,7 +145,8 @@ def transform(df: Any, prep: dict[str, Any], where: str) -> np.ndarray:
         elif e["kind"] == DATE:
             if col.notna().any() and not is_date_column(col):
                 raise DataError(
-                    f"{where}: column {e['name']!r} was a column of ISO dates (YYYY-MM-DD) in training; it holds other text here"
+                    f"{where}: column {e['name']!r} was a column of ISO dates (YYYY-MM-DD) in training; it "
+                    f"holds other text here"
                 )
             values = date_parts(col, [p["name"].rsplit(".", 1)[1] for p in e["parts"]])
             for p in e["parts"]:

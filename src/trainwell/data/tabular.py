@@ -235,7 +235,8 @@ def _numeric_features(df: Any, names: list[str], where: str) -> np.ndarray:
     if np.isnan(x).any():
         row, col = np.argwhere(np.isnan(x))[0]
         raise DataError(
-            f"{where}: feature {names[col]!r} is blank in file row {row + 2}; this run was trained on a built-in table without blanks"
+            f"{where}: feature {names[col]!r} is blank in file row {row + 2}; this run was trained on a "
+            f"built-in table without blanks"
         )
     return x
 

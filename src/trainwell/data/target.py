@@ -43,7 +43,8 @@ def target_column(df: Any, target: str, where: str) -> Any:
         rows = [str(i + 2) for i in np.flatnonzero(blank)[:SHOWN_ROWS]]  # +2: the header is file row 1
         more = ", ..." if blank.sum() > SHOWN_ROWS else ""
         raise DataError(
-            f"{where}: target {target!r} is blank in {int(blank.sum())} row(s) (file rows {', '.join(rows)}{more}); fill or drop those rows, or set data.drop_blank_target: true"
+            f"{where}: target {target!r} is blank in {int(blank.sum())} row(s) (file rows "
+            f"{', '.join(rows)}{more}); fill or drop those rows, or set data.drop_blank_target: true"
         )
     return col
 
@@ -63,7 +64,8 @@ def decide_task(declared: str, col: Any, target: str) -> tuple[str, str]:
     if np.all(np.mod(values, 1) == 0) and len(distinct) <= FEW_VALUES:
         shown = ", ".join(str(int(v)) for v in distinct[:8]) + (", ..." if len(distinct) > 8 else "")
         raise DataError(
-            f"target {target!r} holds whole numbers with only {len(distinct)} distinct values ({shown}): classes or quantities? "
+            f"target {target!r} holds whole numbers with only {len(distinct)} distinct values ({shown}): "
+            f"classes or quantities? "
             "say which with --task classification or --task regression (data.task)"
         )
     return "regression", f"the target holds numbers with {len(distinct)} distinct values"
@@ -96,7 +98,8 @@ def regression_target(col: Any, where: str) -> np.ndarray:
     if not np.all(np.abs(y) <= FLOAT_LIMIT):
         row = int(np.flatnonzero(~(np.abs(y) <= FLOAT_LIMIT))[0])
         raise DataError(
-            f"{where}: target {col.name!r} holds {float(y[row]):g} in file row {row + 2}, infinite or too close to the float limit (1e308); targets must be finite numbers of sensible size"
+            f"{where}: target {col.name!r} holds {float(y[row]):g} in file row {row + 2}, infinite or too "
+            f"close to the float limit (1e308); targets must be finite numbers of sensible size"
         )
     return y
 
@@ -109,6 +112,7 @@ def balance_notes(y_train: np.ndarray, classes: list[str]) -> list[str]:
     if share <= DOMINANT_SHARE:
         return []
     return [
-        f"warning: class {classes[top]!r} is {share:.1%} of the training rows; predicting it always scores {share:.1%} accuracy, "
+        f"warning: class {classes[top]!r} is {share:.1%} of the training rows; predicting it always scores "
+        f"{share:.1%} accuracy, "
         "so judge the model by balanced accuracy or ROC AUC, and consider train.class_weights: balanced"
     ]

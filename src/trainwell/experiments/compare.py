@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from .. import advice as adv
-from .. import paths, rundir, safeyaml
+from .. import paths, rundir, safeyaml, sweep_advice
 from ..errors import ConfigError, TrainwellError, shown, shown_path
 from ..metric_names import default_metric, metric_problem
 from .executors import make_executor
@@ -186,7 +186,8 @@ def _continues(folder: Path, e: Experiment) -> bool:
         )
     if raw.get("name") != e.name:
         raise TrainwellError(
-            f"--out {shown_path(folder)} holds the results of experiment {shown(raw.get('name'), 40)}; choose another --out"
+            f"--out {shown_path(folder)} holds the results of experiment {shown(raw.get('name'), 40)}; choose "
+            f"another --out"
         )
     return True
 
@@ -253,7 +254,7 @@ def summarise(
     for run, d, row in zip(plan, dirs, rows):
         history = read_history(d)
         result.histories[(run.variant, run.seed)] = history
-        configs.setdefault(run.variant, adv.flat_config(run.config))
+        configs.setdefault(run.variant, sweep_advice.flat_config(run.config))
         if row["status"] not in ("ok", "failed"):
             continue  # not finished: no advice from a partial curve
         per_variant[run.variant].append(
@@ -261,7 +262,7 @@ def summarise(
         )
         seeds[run.variant].append(run.seed)
     means = {r["variant"]: number(r.get(f"{metric}_mean")) for r in result.summary}
-    per_variant = adv.check_sweep(per_variant, configs, means, result.lower_is_better)
+    per_variant = sweep_advice.check_sweep(per_variant, configs, means, result.lower_is_better)
     for v, runs in per_variant.items():
         for seed, advices in zip(seeds[v], runs):
             result.run_advice[(v, seed)] = [a.message for a in advices]
@@ -313,7 +314,8 @@ def ranking(e: Experiment, plan: list[Run], facts: dict[str, dict[str, Any]]) ->
 
 
 def data_line(rank: dict[str, Any]) -> str:
-    """'data churn.csv: 400 rows (270/48/80 train/val/test), target churn, classification, classes weighted balanced; ranked by test ROC AUC'"""
+    """'data churn.csv: 400 rows (270/48/80 train/val/test), target churn, classification, classes weighted
+    balanced; ranked by test ROC AUC'"""
     split = "/".join(map(str, rank["split"]))
     weights = f", classes weighted {rank['class_weights']}" if rank["task"] == "classification" else ""
     return (
@@ -357,7 +359,8 @@ def suite_intro(results: list[ExperimentResult]) -> str:
     import html
 
     items = "".join(
-        f'<li><a href="#{html.escape(r.experiment.name)}"><b>{html.escape(r.experiment.name)}</b></a>: {html.escape(brief(r))}'
+        f'<li><a href="#{html.escape(r.experiment.name)}"><b>{html.escape(r.experiment.name)}</b></a>: '
+        f"{html.escape(brief(r))}"
         f'<br><span class="note">{html.escape(r.experiment.description)}</span></li>'
         for r in results
     )
@@ -376,7 +379,8 @@ def interrupted_line(results: list[ExperimentResult], command: str) -> str:
     done = total - sum(len(r.missing) for r in results)
     line = f"interrupted: {done} of {total} runs finished; the report covers those; to continue, run: {command}"
     if not command or len(line) > MAX_LINE:  # one short line: a long command is better retyped from history
-        line = f"interrupted: {done} of {total} runs finished; the report covers those; run the same command again to continue"
+        line = f"interrupted: {done} of {total} runs finished; the report covers those; run the same command again to "
+        line += "continue"
     return line
 
 

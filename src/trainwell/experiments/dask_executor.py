@@ -55,7 +55,8 @@ class DaskExecutor:
     def describe(self) -> str:
         where = "a local Dask cluster" if self.cluster is not None else f"the Dask cluster at {self.address}"
         hosts = len(self.slots_by_host)
-        return f"{where}: {self.workers} worker slot{'s' if self.workers != 1 else ''} on {hosts} host{'s' if hosts != 1 else ''}"
+        slots = f"{self.workers} worker slot{'s' if self.workers != 1 else ''}"
+        return f"{where}: {slots} on {hosts} host{'s' if hosts != 1 else ''}"
 
     def close(self) -> None:
         with _quiet_logs():
@@ -79,7 +80,8 @@ class DaskExecutor:
             previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread() else None
             try:
                 say(
-                    "interrupted: runs not yet started are cancelled; running runs keep their last shipped checkpoint for next time"
+                    "interrupted: runs not yet started are cancelled; running runs keep their last shipped "
+                    "checkpoint for next time"
                 )
                 self._abandon(pending)
             finally:
@@ -235,14 +237,16 @@ def _connect(address: str) -> Any:
             client = distributed.Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
     except (OSError, TimeoutError, ValueError):
         raise TrainwellError(
-            f"cannot reach a Dask scheduler at {address} within {CONNECT_SECONDS} s; start one with 'dask scheduler' or check --cluster"
+            f"cannot reach a Dask scheduler at {address} within {CONNECT_SECONDS} s; start one with 'dask "
+            f"scheduler' or check --cluster"
         ) from None
     try:
         client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS_SECONDS)
     except TimeoutError:
         client.close()
         raise TrainwellError(
-            f"the Dask scheduler at {address} has no workers after {WAIT_FOR_WORKERS_SECONDS} s; start some with 'dask worker {address}'"
+            f"the Dask scheduler at {address} has no workers after {WAIT_FOR_WORKERS_SECONDS} s; start some "
+            f"with 'dask worker {address}'"
         ) from None
     return client
 

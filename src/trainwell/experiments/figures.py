@@ -154,7 +154,8 @@ def _difference_words(ax: Any, result: ExperimentResult, lower: bool, ablation: 
             f"{result.experiment.name}: each variant against {ref}, {words}, {'lower' if lower else 'higher'} is better"
         )
         ax.set_xlabel(
-            f"{words} of the variant minus {ref} (paired by seed, {LEVEL} interval)\n{better_side} of 0: better than {ref}"
+            f"{words} of the variant minus {ref} (paired by seed, {LEVEL} interval)\n{better_side} of 0: "
+            f"better than {ref}"
         )
 
 
@@ -365,7 +366,8 @@ def learning_rates(result: ExperimentResult) -> bytes | None:
     limit, _ = _epoch_limit(shared)
     shown = [v for s in shared.values() for e, v in zip(s[0], s[1]) if limit is None or e <= limit]
     y_range = (min(shown) / 1.5, max(shown) * 1.5)  # log axis: what is shown, with a margin
-    title = f"{result.experiment.name}: learning rate per epoch (mean over seeds; variants with the same schedule share a line)"
+    title = f"{result.experiment.name}: learning rate per epoch "
+    title += "(mean over seeds; variants with the same schedule share a line)"
     return _panels(shared, title, y_range, log=True, ylabel="learning rate")
 
 

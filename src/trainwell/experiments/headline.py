@@ -93,7 +93,8 @@ def _one_variant(view: _View) -> list[str]:
 
 def _best(view: _View) -> list[str]:
     best, runner = view.ranked()[:2]
-    sentence = f"Best: {best['variant']}, with a mean {view.words} of {_v(view.mean(best))} ({'lower' if view.lower else 'higher'} is better)"
+    better = "lower" if view.lower else "higher"
+    sentence = f"Best: {best['variant']}, with a mean {view.words} of {_v(view.mean(best))} ({better} is better)"
     first, second = (runner, best) if view.lower else (best, runner)
     d = paired_difference(
         view.by_seed(first["variant"]), view.by_seed(second["variant"])
@@ -101,15 +102,18 @@ def _best(view: _View) -> list[str]:
     if d.n < 2:
         gap = view.mean(runner) - view.mean(best)
         return [
-            f"{sentence}; the runner-up, {runner['variant']}, is {_d(gap)} behind (too few shared seeds for an interval)."
+            f"{sentence}; the runner-up, {runner['variant']}, is {_d(gap)} behind (too few shared seeds for an "
+            f"interval)."
         ]
     span = f"paired {LEVEL} interval {d.low:+.2g} to {d.high:+.2g}"
     if d.excludes_zero():
         return [
-            f"{sentence}; it beats the runner-up, {runner['variant']}, by {_d(d.mean)} ({span}), more than noise explains."
+            f"{sentence}; it beats the runner-up, {runner['variant']}, by {_d(d.mean)} ({span}), more than "
+            f"noise explains."
         ]
     return [
-        f"{sentence}; the runner-up, {runner['variant']}, is {_d(d.mean)} behind, which noise alone could explain ({span})."
+        f"{sentence}; the runner-up, {runner['variant']}, is {_d(d.mean)} behind, which noise alone could "
+        f"explain ({span})."
     ]
 
 
@@ -142,7 +146,8 @@ def _against_reference(view: _View) -> list[str]:
         out.append(f"{lead}: {items}." + (" " + _seeds_to_settle(unclear) if _seeds_to_settle(unclear) else ""))
     if len(paired) < len(others):
         out.append(
-            f"{len(others) - len(paired)} variant(s) share fewer than two seeds with {ref}: no interval; run at least 3 seeds."
+            f"{len(others) - len(paired)} variant(s) share fewer than two seeds with {ref}: no interval; run "
+            f"at least 3 seeds."
         )
     return out
 
@@ -190,11 +195,13 @@ def _against_baselines(view: _View) -> list[str]:
     if view.better(value, mean):
         if beyond:
             return [
-                f"{_cap(_label(base, view.metric))} beats {every} by {_d(gap)} (best network: {best['variant']}, {_v(mean)}, "
+                f"{_cap(_label(base, view.metric))} beats {every} by {_d(gap)} (best network: "
+                f"{best['variant']}, {_v(mean)}, "
                 f"{LEVEL} interval {_v(lo)} to {_v(hi)}): the network is not worth it on this data."
             ]
         return [
-            f"{_cap(_label(base, view.metric))} beats the mean of {every} by {_d(gap)} (best network: {best['variant']}, {_v(mean)}), "
+            f"{_cap(_label(base, view.metric))} beats the mean of {every} by {_d(gap)} (best network: "
+            f"{best['variant']}, {_v(mean)}), "
             f"though it lies inside that network's {LEVEL} interval: on this data the network is at best level with it."
         ]
     if view.better(mean, value):
@@ -202,7 +209,8 @@ def _against_baselines(view: _View) -> list[str]:
         count = f"; {beating} of {len(view.done)} variants beat it" if len(view.done) > 1 else ""
         how = f"beyond its {LEVEL} interval" if beyond else f"though it lies inside the network's {LEVEL} interval"
         return [
-            f"The best network, {best['variant']} ({_v(mean)}), beats the best classical baseline, {_label(base, view.metric)}, by {_d(gap)}, {how}{count}."
+            f"The best network, {best['variant']} ({_v(mean)}), beats the best classical baseline, "
+            f"{_label(base, view.metric)}, by {_d(gap)}, {how}{count}."
         ]
     return [f"The best network, {best['variant']}, ties the best classical baseline, {_label(base, view.metric)}."]
 
@@ -218,7 +226,8 @@ def _floor(view: _View) -> list[str]:
     if gap <= 0:
         return [f"{what}: the best network, {best['variant']}, is already at it{there}."]
     return [
-        f"{what}: the best network, {best['variant']}, is {_d(gap)} above it, so at most {_d(gap)} is left to gain{there}."
+        f"{what}: the best network, {best['variant']}, is {_d(gap)} above it, so at most {_d(gap)} is left to "
+        f"gain{there}."
     ]
 
 
@@ -232,7 +241,8 @@ def brief(result: ExperimentResult) -> str:
         parts = [f"{best['variant']} {_v(view.mean(best))} {view.words}"]
     else:
         parts = [
-            f"best {best['variant']} ({_v(view.mean(best))} {view.words}, {'lower' if view.lower else 'higher'} is better)",
+            f"best {best['variant']} ({_v(view.mean(best))} {view.words}, "
+            f"{'lower' if view.lower else 'higher'} is better)",
             _brief_differences(view),
         ]
     if view.classical:
@@ -254,8 +264,10 @@ def brief(result: ExperimentResult) -> str:
 
 
 def suite_headline(results: list[ExperimentResult]) -> str:
-    """One sentence over several experiments on the same kind of data: do the networks beat the classical baselines at all?"""
-    verdicts = []  # per experiment with baselines: (a baseline's mean is better, beyond the best network's interval, its name)
+    """One sentence over several experiments on the same kind of data: do the networks beat the classical
+    baselines at all?"""
+    # per experiment with baselines: (a baseline's mean is better, beyond the best network's interval, its name)
+    verdicts = []
     for result in results:
         view = _View(result)
         if not (view.done and view.classical):
@@ -282,11 +294,15 @@ def suite_headline(results: list[ExperimentResult]) -> str:
             else "though each time within the best network's interval"
         )
         return (
-            f"In all {len(verdicts)} experiments {' or '.join(names)} scores better than the best network's mean ({how}): "
+            f"In all {len(verdicts)} experiments {' or '.join(names)} scores better than the best network's "
+            f"mean ({how}): "
             "on this data a network is not worth it."
         )
     if beaten:
-        return f"In {len(beaten)} of {len(verdicts)} experiments {' or '.join(names)} scores better than the best network's mean; in the others a network wins."
+        return (
+            f"In {len(beaten)} of {len(verdicts)} experiments {' or '.join(names)} scores better than the best "
+            "network's mean; in the others a network wins."
+        )
     return f"In all {len(verdicts)} experiments the best network beats the classical baselines."
 
 

@@ -92,7 +92,8 @@ def dropout() -> dict[str, Any]:
 
 @experiment(
     "schedules",
-    "no schedule, step, cosine, plateau and one-cycle on a 64-32 MLP with BatchNorm and Dropout 0.2, Adam 0.01 (as in the tabular lesson)",
+    "no schedule, step, cosine, plateau and one-cycle on a 64-32 MLP with BatchNorm and Dropout 0.2, Adam 0.01 "
+    "(as in the tabular lesson)",
 )
 def schedules() -> dict[str, Any]:
     return {
@@ -153,10 +154,12 @@ def ablation() -> dict[str, Any]:
 
 @experiment(
     "cnn-upgrade",
-    "the plain CNN (Adam, constant lr) against the upgraded one (AdamW, one-cycle, clipping, early stopping), as in the CIFAR-10 lesson: on digits, or on CIFAR-10 with --data-path FOLDER",
+    "the plain CNN (Adam, constant lr) against the upgraded one (AdamW, one-cycle, clipping, early stopping), "
+    "as in the CIFAR-10 lesson: on digits, or on CIFAR-10 with --data-path FOLDER",
 )
 def cnn_upgrade() -> dict[str, Any]:
-    # the CIFAR-10 lesson's settings: batch 128, 30 epochs; upgraded: AdamW wd 5e-2, one-cycle to 3e-3, clip 1.0, patience 7
+    # the CIFAR-10 lesson's settings: batch 128, 30 epochs; upgraded: AdamW wd 5e-2, one-cycle to 3e-3, clip 1.0,
+    # patience 7
     return {
         "name": "cnn-upgrade",
         "description": DESCRIPTIONS["cnn-upgrade"],

@@ -151,7 +151,8 @@ def missing_note(result: ExperimentResult) -> str:
     named = "; ".join(f"{v} (seed{'s' if len(s) > 1 else ''} {', '.join(s)})" for v, s in seeds.items())
     done = len(result.rows) - len(missing)
     return (
-        f"Incomplete: the compare was interrupted and {done} of {len(result.rows)} runs finished; this report uses only those. "
+        f"Incomplete: the compare was interrupted and {done} of {len(result.rows)} runs finished; this report "
+        f"uses only those. "
         f"Not run yet: {named}. Run the same command again to finish them."
     )
 
@@ -169,7 +170,8 @@ def engine_note(result: ExperimentResult) -> str:
     if not stacked:
         return ""
     return (
-        f" {stacked} of {len(result.rows)} runs were trained together with other runs of the same shape as one vectorised model; "
+        f" {stacked} of {len(result.rows)} runs were trained together with other runs of the same shape as one "
+        f"vectorised model; "
         "their wall seconds are the stack's time shared among its running members."
     )
 
@@ -177,17 +179,20 @@ def engine_note(result: ExperimentResult) -> str:
 def method_note(result: ExperimentResult) -> str:
     exp = result.experiment
     n_var, n_seed = len(exp.variants), len(exp.seeds)
-    what = f"{n_var} variant{'s' if n_var != 1 else ''} × {n_seed} seed{'s' if n_seed != 1 else ''} ({', '.join(map(str, exp.seeds))})"
+    seeds = ", ".join(map(str, exp.seeds))
+    what = f"{n_var} variant{'s' if n_var != 1 else ''} × {n_seed} seed{'s' if n_seed != 1 else ''} ({seeds})"
     compared = f"; reference: {exp.reference}" if n_var > 1 else ""
     paired = "; Δ is the paired difference to the reference over the seeds both finished" if n_var > 1 else ""
     return (
-        f"{data_note(result)}{what}{compared}; {'lower' if result.lower_is_better else 'higher'} {metric_words(result.metric)} is better. "
+        f"{data_note(result)}{what}{compared}; {'lower' if result.lower_is_better else 'higher'} "
+        f"{metric_words(result.metric)} is better. "
         f"Intervals are {int(CONFIDENCE * 100)}% Student-t over seeds{paired}.{engine_note(result)}"
     )
 
 
 def data_note(result: ExperimentResult) -> str:
-    """'Data: churn.csv, 400 rows (...), target churn, classification; classes weighted balanced (the baselines too). '"""
+    """'Data: churn.csv, 400 rows (...), target churn, classification; classes weighted balanced (the baselines
+    too). '"""
     d = result.data
     if not d:
         return ""
@@ -196,7 +201,10 @@ def data_note(result: ExperimentResult) -> str:
     if d["task"] == "classification":
         baselines = " (the baselines too)" if result.baselines else ""
         weights = f"; classes weighted {d['class_weights']} in training{baselines}"
-    return f"Data: {d['source']}, {d['rows']:,} rows ({split} train/validation/test), target {d['target']}, {d['task']}{weights}. "
+    return (
+        f"Data: {d['source']}, {d['rows']:,} rows ({split} train/validation/test), target {d['target']}, "
+        f"{d['task']}{weights}. "
+    )
 
 
 def markdown(result: ExperimentResult, heading: str = "#", plots: str = "plots") -> str:
@@ -225,9 +233,11 @@ def markdown(result: ExperimentResult, heading: str = "#", plots: str = "plots")
 # ---- HTML --------------------------------------------------------------------------------------
 
 CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+color:#222;line-height:1.45}
 .scroll{overflow-x:auto;max-width:100%}
-table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
+table{border-collapse:collapse;margin:1em 0;font-size:14px}
+th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f3f3f3}img{max-width:100%;height:auto;display:block;margin:1em 0}
 .better{color:#176c2b;font-weight:600}.worse{color:#a8261b;font-weight:600}.note{color:#555;font-size:13px}
 .headline{background:#f5f8ff;border-left:4px solid #3b6fd8;padding:.6em 1em;font-size:16px;margin:1em 0}
@@ -276,7 +286,8 @@ def html_section(result: ExperimentResult, pngs: dict[str, bytes]) -> str:
     for name in PLOTS:
         if name in pngs:
             parts.append(
-                f'<img alt="{html.escape(FIGURE_WORDS.get(name, name))}" src="data:image/png;base64,{base64.b64encode(pngs[name]).decode()}">'
+                f'<img alt="{html.escape(FIGURE_WORDS.get(name, name))}" '
+                f'src="data:image/png;base64,{base64.b64encode(pngs[name]).decode()}">'
             )
     parts.append(_html_advice(result))
     parts.append("</section>")
@@ -303,7 +314,8 @@ def _html_advice(result: ExperimentResult) -> str:
 
 def html_page(title: str, sections: list[str], intro: str = "") -> str:
     return (
-        f'<!DOCTYPE html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, '
+        f'initial-scale=1">'
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head>"
         f"<body><h1>{html.escape(title)}</h1>{intro}{''.join(sections)}</body></html>\n"
     )

@@ -15,7 +15,7 @@ An experiment file is YAML:
       model.dropout: [0.0, 0.3]
     seeds: 3                    # a count (seeds 0..N-1) or a list of seeds
     reference: sgd              # variant the others are compared with (default: the first)
-    metric: rmse                # what ranks them: any metric trainwell computes (default: see metric_names.default_metric)
+    metric: rmse                # what ranks them: any metric trainwell computes (default: metric_names.default_metric)
 
 `expand` turns it into one validated RunConfig per (variant, seed) before anything trains,
 so an unknown field or a bad value in any variant fails with one line up front.
@@ -70,7 +70,8 @@ class Experiment:
 
 
 def check_metric(name: Any, where: str) -> str:
-    """test_<name> for a metric trainwell computes, or a one-line ConfigError (the task is checked once the data is read)."""
+    """test_<name> for a metric trainwell computes, or a one-line ConfigError (the task is checked once the data is
+    read)."""
     problem = metric_problem(name) if isinstance(name, str) else "a metric name"
     if problem:
         raise ConfigError(f"{where} = {shown(name)} is not allowed: {problem}")
@@ -219,7 +220,8 @@ def parse_experiment(raw: Any, source: str = "", folder: Path | None = None) -> 
     longest = max(variants, key=lambda v: len(slug(v)))
     if len(slug(longest)) > NAME_MAX:
         raise ConfigError(
-            f"variant {shown(longest)} has a {len(slug(longest))}-character folder name; the limit is {NAME_MAX}: shorten it"
+            f"variant {shown(longest)} has a {len(slug(longest))}-character folder name; the limit is "
+            f"{NAME_MAX}: shorten it"
         )
     reference = raw.get("reference", next(iter(variants)))
     if not isinstance(reference, str) or reference not in variants:

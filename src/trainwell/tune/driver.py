@@ -120,7 +120,8 @@ def search(
 
 
 def training_seconds(out: Path, plan: Plan) -> float:
-    """Training seconds spent so far: the default run's and every finished member's (from disk, so a continued search counts them too)."""
+    """Training seconds spent so far: the default run's and every finished member's (from disk, so a continued
+    search counts them too)."""
     dirs = [out / DEFAULT_DIR, *candidate_dirs(out, plan)]
     return sum(float(_metrics(d).get("wall_seconds") or 0.0) for d in dirs)
 
@@ -153,7 +154,8 @@ def _train_all(out: Path, plan: Plan, data: DataBundle, stop_data: DataBundle, s
         c = plan.configs[stack[0]]
         plural = "s" if len(stack) > 1 else ""
         say(
-            f"stack {k + 1}/{len(plan.stacks)}: {len(stack)} configuration{plural}, hidden {c.model.hidden}, batch {c.train.batch_size}"
+            f"stack {k + 1}/{len(plan.stacks)}: {len(stack)} configuration{plural}, hidden {c.model.hidden}, "
+            f"batch {c.train.batch_size}"
         )
         earlier = rung_values(plan, [dirs[i] for s in plan.stacks[:k] for i in s])
         results = run_stack(
@@ -167,7 +169,8 @@ def _train_all(out: Path, plan: Plan, data: DataBundle, stop_data: DataBundle, s
 def _stop(out: Path, plan: Plan, data: DataBundle) -> SearchResult:
     """Interrupted: report what has finished; the same command continues."""
     summary = _write_report(out, plan, data, None)
-    msg = f"search interrupted after {summary['finished']} of {summary['trials']} configurations; run the same command to continue"
+    done = f"{summary['finished']} of {summary['trials']}"
+    msg = f"search interrupted after {done} configurations; run the same command to continue"
     return SearchResult(out, summary, interrupted=True, message=msg)
 
 

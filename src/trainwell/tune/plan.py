@@ -81,7 +81,8 @@ def check_base(base: RunConfig) -> None:
     if base.data.name not in SEARCHABLE_DATA or base.model.kind not in ("auto", "mlp"):
         raise ConfigError(
             f"--search trains MLPs on tables; this config cannot be searched (data.name = {base.data.name!r}, "
-            f"model.kind = {base.model.kind!r}; allowed: data.name {', '.join(SEARCHABLE_DATA)} with model.kind auto or mlp)"
+            f"model.kind = {base.model.kind!r}; allowed: data.name {', '.join(SEARCHABLE_DATA)} with "
+            f"model.kind auto or mlp)"
         )
 
 

@@ -101,7 +101,8 @@ def blocks(summary: dict[str, Any], effects: list[DialEffect], chosen: list[str]
                 f"successive halving at epochs {summary['rungs'] or 'none (too few epochs)'}",
                 f"members early-stopped on {summary['stop_half']}; the ensemble was chosen on {summary['select_half']} "
                 f"(Caruana's greedy selection with replacement, {metric})",
-                f"training time: search {summary['search_seconds']:.1f} s, default run {summary['default_seconds']:.1f} s "
+                f"training time: search {summary['search_seconds']:.1f} s, default run "
+                f"{summary['default_seconds']:.1f} s "
                 f"(cost ratio {summary['cost_ratio']:.2f})",
             ],
         ),
