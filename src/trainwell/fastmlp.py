@@ -1,40 +1,24 @@
 """The fast path for trainwell's MLP: MLPStack.
 
 It recognises trainwell's MLP (Linear → [BatchNorm1d] → activation → [Dropout] blocks and a Linear head; a
-Linear before BatchNorm has no bias, whose role BatchNorm's shift takes) and runs all K members as batched
-matmuls with a hand-written backward: on a small model the CPU time goes to per-operator dispatch, which
-batching and skipping autograd remove. Dropout masks come from each member's own generator. Anything else
-falls back to stack.ModuleStack (see CAPABILITIES in planning.py).
+Linear before BatchNorm has no bias, whose role BatchNorm's shift takes) and runs all K members with a
+hand-written backward (fastblocks.py): no autograd, elementwise work on all members' tensors at once,
+gradients written straight into the stack's gradient buffer. Dropout masks come from each member's own
+generator. Anything else falls back to stack.ModuleStack (see CAPABILITIES in planning.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .fastblocks import ACT_FORWARD, Block, Dropout, block_backward, block_forward, matmul
 from .fastembed import embed, embed_backward, parse_front, split_front
 from .losses import LossFn
 from .stack import ModuleStack, ParamStack, flat_layout
-
-aten = torch.ops.aten
-
-ACT_FORWARD = {nn.ReLU: torch.relu, nn.Tanh: torch.tanh, nn.SiLU: F.silu, nn.GELU: F.gelu}
-
-
-@dataclass
-class Block:
-    weight: int  # slot index of the Linear weight
-    bias: int | None  # None: a Linear without bias (before BatchNorm, which would cancel one)
-    norm: tuple[int, int] | None  # slot indices of BatchNorm weight and bias
-    eps: float
-    act: type
-    width: int
-    module_index: int  # index of the Linear in the Sequential (for buffer names)
-    norm_index: int | None
 
 
 def parse_mlp(model: nn.Module) -> tuple[list[Block], tuple[int, int]] | None:
@@ -108,38 +92,12 @@ class MLPStack(ParamStack):
         self.running = [self._stats(layers, b) for b in self.blocks if b.norm is not None]
         self.avg_running = [(rm.clone(), rv.clone()) for rm, rv in self.running] if average else None
         rates = torch.tensor([dropout_rates(m, self.blocks) for m in models], dtype=torch.float32)  # (K, blocks)
-        widths = [b.width for b in self.blocks]
-        self._set_dropout(rates, widths)
+        self.dropout = Dropout(rates, [b.width for b in self.blocks], self.flat.device)
 
     def _stats(self, layers: list[list[nn.Module]], b: Block) -> tuple[torch.Tensor, torch.Tensor]:
         rm = torch.stack([ls[b.norm_index].running_mean for ls in layers]).contiguous()
         rv = torch.stack([ls[b.norm_index].running_var for ls in layers]).contiguous()
         return rm, rv
-
-    def _set_dropout(self, rates: torch.Tensor, widths: list[int]) -> None:
-        """Per-column drop probability and keep scale (K, 1, Σ widths of blocks with dropout)."""
-        self.rates = rates
-        self.drop_blocks = [j for j in range(len(widths)) if bool((rates[:, j] > 0).any())]
-        if not self.drop_blocks:
-            self.drop_p = None
-            return
-        cols = [rates[:, j : j + 1].expand(-1, widths[j]) for j in self.drop_blocks]
-        self.drop_p = torch.cat(cols, dim=1).unsqueeze(1).to(self.flat.device)
-        self.keep_scale = torch.where(self.drop_p < 1, 1.0 / (1.0 - self.drop_p), torch.zeros_like(self.drop_p))
-        self.mask_width = sum(widths[j] for j in self.drop_blocks)
-
-    def _masks(self, batch: int, generators: list[torch.Generator]) -> dict[int, torch.Tensor]:
-        """Inverted-dropout masks per block, (K, batch, width): one draw per member from its own generator."""
-        if self.drop_p is None:
-            return {}
-        u = _stack([torch.rand(batch, self.mask_width, generator=g) for g in generators]).to(self.flat.device)
-        keep = (u >= self.drop_p) * self.keep_scale
-        out, start = {}, 0
-        for j in self.drop_blocks:
-            w = self.blocks[j].width
-            out[j] = keep[:, :, start : start + w]
-            start += w
-        return out
 
     def _views(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """Per-slot views (K, *shape) of a flat buffer; made once per buffer (they follow in-place updates)."""
@@ -161,32 +119,16 @@ class MLPStack(ParamStack):
         scale: torch.Tensor | None = None,
     ) -> torch.Tensor:
         v = self._views(self.flat)
-        masks = self._masks(x.shape[1], dropout)
+        masks = self.dropout.draw(x.shape[1], dropout, self.flat.device)
         lookups: list[torch.Tensor] = []
         if self.front is not None:
             x, lookups = embed(self.front, x, v, self.K)
-        h, saved, bn = x, [], 0
+        h, saved, norms = x, [], iter(self.running)
         for j, b in enumerate(self.blocks):
-            z = _affine(h, v[b.weight].transpose(1, 2), v[b.bias] if b.bias is not None else None)
-            stats = None
-            if b.norm is not None:
-                rm, rv = self.running[bn]
-                # one BatchNorm call per member: a call over all members' channels at once
-                # rounds differently with K, and a member's numbers must not depend on its partners
-                parts = [
-                    aten.native_batch_norm(
-                        z[k], v[b.norm[0]][k], v[b.norm[1]][k], rm[k], rv[k], True, self.BN_MOMENTUM, b.eps
-                    )
-                    for k in range(self.K)
-                ]
-                stats = (z, [p[1] for p in parts], [p[2] for p in parts], rm, rv)
-                z, bn = _stack([p[0] for p in parts]), bn + 1
-            a = ACT_FORWARD[b.act](z)
-            if j in masks:
-                a = a * masks[j]
-            saved.append((h, z, a, stats))
-            h = a
-        out = torch.baddbmm(v[self.head[1]].unsqueeze(1), h, v[self.head[0]].transpose(1, 2))
+            running = next(norms) if b.norm is not None else None
+            h, kept = block_forward(b, h, v, masks.get(j), self.dropout.scale.get(j), running, self.BN_MOMENTUM)
+            saved.append(kept)
+        out = matmul(h, v[self.head[0]].transpose(1, 2), v[self.head[1]])
         losses, g = loss_fn.value_and_grad(out, y)  # closed form: no autograd anywhere on this path
         if scale is not None:  # fp16 loss scaling: the output gradient carries each member's scale
             g = g * scale.view(-1, 1, 1).to(g.dtype)
@@ -202,33 +144,22 @@ class MLPStack(ParamStack):
         v: list[torch.Tensor],
         lookups: list[torch.Tensor],
     ) -> None:
-        grads: list[torch.Tensor | None] = [None] * len(self.slots)
-        grads[self.head[0]], grads[self.head[1]] = torch.bmm(g.transpose(1, 2), last), g.sum(1)
-        g = torch.bmm(g, v[self.head[0]])
+        """Every slot's gradient, written into its view of self.grad."""
+        grads = self._views(self.grad)
+        matmul(g.transpose(1, 2), last, out=grads[self.head[0]])
+        _sum_rows(g, grads[self.head[1]])
+        g = matmul(g, v[self.head[0]])
         for j in range(len(self.blocks) - 1, -1, -1):
-            b, (inp, z, a, stats) = self.blocks[j], saved[j]
-            if j in masks:
-                g = g * masks[j]
-            g = _act_backward(b.act, g, z, a)
-            if stats is not None:
-                pre, mean, invstd, rm, rv = stats
-                parts = [
-                    aten.native_batch_norm_backward(
-                        g[k], pre[k], v[b.norm[0]][k], rm[k], rv[k], mean[k], invstd[k], True, b.eps, [True, True, True]
-                    )
-                    for k in range(self.K)
-                ]
-                g = _stack([p[0] for p in parts])
-                grads[b.norm[0]], grads[b.norm[1]] = _stack([p[1] for p in parts]), _stack([p[2] for p in parts])
-            grads[b.weight] = torch.bmm(g.transpose(1, 2), inp)
+            b, inp = self.blocks[j], saved[j][0]
+            g = block_backward(b, g, saved[j], masks.get(j), self.dropout.scale.get(j), grads)
+            matmul([part.t() for part in g], inp, out=grads[b.weight])
             if b.bias is not None:
-                grads[b.bias] = g.sum(1)
+                _sum_rows(g, grads[b.bias])
             if j > 0 or self.front is not None:  # the first layer's input gradient feeds the embedding
-                g = torch.bmm(g, v[b.weight])
+                g = matmul(g, v[b.weight])
         if self.front is not None:
             for slot, grad in embed_backward(self.front, g, lookups):
-                grads[slot] = grad
-        torch.cat([t.reshape(self.K, -1) for t in grads], dim=1, out=self.grad)
+                grads[slot].copy_(grad)
 
     # -- evaluation ------------------------------------------------------------------------------
 
@@ -242,7 +173,7 @@ class MLPStack(ParamStack):
         v = self._views(flat)
         h, bn = (embed(self.front, x, v, self.K)[0] if self.front is not None else x), 0
         for b in self.blocks:
-            z = _affine(h, v[b.weight].transpose(1, 2), v[b.bias] if b.bias is not None else None)
+            z = matmul(h, v[b.weight].transpose(1, 2), v[b.bias] if b.bias is not None else None)
             if b.norm is not None:
                 rm, rv = running[bn]
                 gamma, beta = v[b.norm[0]], v[b.norm[1]]
@@ -259,7 +190,7 @@ class MLPStack(ParamStack):
                     ) + beta.unsqueeze(1)
                 bn += 1
             h = ACT_FORWARD[b.act](z)
-        return torch.baddbmm(v[self.head[1]].unsqueeze(1), h, v[self.head[0]].transpose(1, 2))
+        return matmul(h, v[self.head[0]].transpose(1, 2), v[self.head[1]])
 
     @torch.no_grad()
     def outputs(
@@ -313,7 +244,7 @@ class MLPStack(ParamStack):
         new.avg_running = (
             [(pick(rm), pick(rv)) for rm, rv in self.avg_running] if self.avg_running is not None else None
         )
-        new._set_dropout(self.rates.index_select(0, idx.cpu()), [b.width for b in self.blocks])
+        new.dropout = self.dropout.subset(idx)
         return new
 
     def rng_state(self, k: int) -> torch.Tensor | None:
@@ -323,29 +254,15 @@ class MLPStack(ParamStack):
         pass
 
 
-def _affine(h: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """h @ w (+ bias) for every member: h is (K, B, in), or (B, in) shared by all members; w is
-    (K, in, out), bias (K, out) or None."""
-    if h.dim() == 2:
-        z = torch.matmul(h, w)
-        return z if bias is None else z + bias.unsqueeze(1)
-    return torch.bmm(h, w) if bias is None else torch.baddbmm(bias.unsqueeze(1), h, w)
+def _sum_rows(g: torch.Tensor | list[torch.Tensor], out: torch.Tensor) -> None:
+    """Each member's gradient summed over its rows (a bias gradient), into out[k]."""
+    for k in range(out.shape[0]):
+        torch.sum(g[k], 0, out=out[k])
 
 
 def _stack(parts: list[torch.Tensor]) -> torch.Tensor:
     """torch.stack, without a copy for a single member."""
     return parts[0].unsqueeze(0) if len(parts) == 1 else torch.stack(parts)
-
-
-def _act_backward(act: type, g: torch.Tensor, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """Gradient through the activation; a is its output before dropout (a = act(z))."""
-    if act is nn.ReLU:
-        return aten.threshold_backward(g, z, 0.0)
-    if act is nn.Tanh:
-        return aten.tanh_backward(g, torch.tanh(z))
-    if act is nn.SiLU:
-        return aten.silu_backward(g, z)
-    return aten.gelu_backward(g, z)
 
 
 def build_stack(

@@ -1,0 +1,198 @@
+"""One hidden block of trainwell's MLP on the fast path (fastmlp.MLPStack) — Linear → [BatchNorm]
+→ activation → [dropout] — for K members at once: its forward, its hand-written backward and
+its dropout masks.
+
+A member's numbers never depend on its partners: every matmul and every BatchNorm runs once per
+member (a batched kernel rounds differently with K for some shapes), while the elementwise work
+runs on the (K, batch, width) tensors of all members at once, where rounding cannot depend on K.
+
+Dropout reads one random byte per unit: each member fills 64-bit words from its own generator
+(8 units a word, an eighth of a float draw each) and a unit drops when its byte is below
+round(rate · 256). The rate so becomes a multiple of 1/256 (0.2 → 51/256 = 0.1992) and kept
+units are scaled by 256 / (256 − that threshold), so the expected activation is unchanged.
+The mask is made and applied with float arithmetic (clamp(byte − threshold + 1, 0, 1)), which
+vectorises where comparisons to bytes do not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+aten = torch.ops.aten
+
+ACT_FORWARD = {nn.ReLU: torch.relu, nn.Tanh: torch.tanh, nn.SiLU: F.silu, nn.GELU: F.gelu}
+DROP_LEVELS = 256  # a unit's drop decision reads one random byte: rates are multiples of 1/256
+
+
+@dataclass
+class Block:
+    weight: int  # slot index of the Linear weight
+    bias: int | None  # None: a Linear without bias (before BatchNorm, which would cancel one)
+    norm: tuple[int, int] | None  # slot indices of BatchNorm weight and bias
+    eps: float
+    act: type
+    width: int
+    module_index: int  # index of the Linear in the Sequential (for buffer names)
+    norm_index: int | None
+
+
+def drop_threshold(rate: float) -> int:
+    """Bytes below this drop their unit: round(rate · 256), at least 1 when rate > 0 and at most
+    255, so dropout 0.2 drops with probability 51/256 = 0.1992 (kept units scale by 256/205)."""
+    return 0 if rate <= 0 else min(DROP_LEVELS - 1, max(1, round(rate * DROP_LEVELS)))
+
+
+class Dropout:
+    """The dropout of a stack's blocks: per member and block with dropout, the byte threshold
+    and the keep scale; `draw` makes one step's masks."""
+
+    def __init__(self, rates: torch.Tensor, widths: list[int], device: torch.device) -> None:
+        """rates: (K, blocks) drop probabilities as the modules have them."""
+        self.rates, self.widths = rates, widths
+        self.blocks = [j for j in range(len(widths)) if bool((rates[:, j] > 0).any())]
+        self.units_per_row = sum(widths[j] for j in self.blocks)
+        below = {j: torch.tensor([drop_threshold(float(p)) for p in rates[:, j]]) for j in self.blocks}
+        # keep where byte >= below: clamp(byte - (below - 1), 0, 1) is 1 exactly there
+        self.offset = {j: (b - 1).float().view(-1, 1, 1).to(device) for j, b in below.items()}
+        self.scale = {
+            j: (DROP_LEVELS / (DROP_LEVELS - b).double()).float().view(-1, 1).to(device) for j, b in below.items()
+        }
+
+    def subset(self, rows: torch.Tensor) -> Dropout:
+        return Dropout(self.rates.index_select(0, rows.cpu()), self.widths, rows.device)
+
+    def draw(self, batch: int, generators: list[torch.Generator], device: torch.device) -> dict[int, torch.Tensor]:
+        """Keep masks (K, batch, width) of 0.0 and 1.0 per block with dropout, the same for a
+        member alone or in any stack: each member draws the same words from its own generator."""
+        if not self.blocks:
+            return {}
+        units = batch * self.units_per_row
+        words = torch.empty(len(generators), -(-units // 8), dtype=torch.int64)
+        for k, g in enumerate(generators):
+            words[k].random_(-(2**63), None, generator=g)  # the full 64-bit range: every byte uniform
+        units_bytes = words.view(torch.uint8)[:, :units].to(device)
+        masks, start = {}, 0
+        for j in self.blocks:
+            w = self.widths[j]
+            part = units_bytes[:, start * batch : (start + w) * batch].view(-1, batch, w)
+            masks[j] = part.float().sub_(self.offset[j]).clamp_(0.0, 1.0)
+            start += w
+        return masks
+
+
+def matmul(
+    a: torch.Tensor | Sequence[torch.Tensor],
+    b: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """a @ b (+ bias) for every member, one mm per member: a is (K, n, m), a list of K (n, m), or
+    (n, m) shared by all members; b is (K, m, p), bias (K, p); the result (K, n, p) goes to `out`
+    when given (any tensor whose [k] is a contiguous (n, p): a gradient buffer's view)."""
+    K = b.shape[0]
+    shared = isinstance(a, torch.Tensor) and a.dim() == 2
+    out = b.new_empty(K, (a if shared else a[0]).shape[0], b.shape[-1]) if out is None else out
+    for k in range(K):
+        rows = a if shared else a[k]
+        torch.mm(rows, b[k], out=out[k]) if bias is None else torch.addmm(bias[k], rows, b[k], out=out[k])
+    return out
+
+
+def block_forward(
+    b: Block,
+    h: torch.Tensor,
+    v: list[torch.Tensor],
+    mask: torch.Tensor | None,
+    scale: torch.Tensor | None,
+    running: tuple[torch.Tensor, torch.Tensor] | None,
+    momentum: float,
+) -> tuple[torch.Tensor, tuple]:
+    """Block b's output for input h (K, B, in) and what its backward keeps. mask: (K, B, width)
+    keep mask or None; scale: (K, 1) keep scale; running: the BatchNorm running statistics,
+    updated in place."""
+    pre = matmul(h, v[b.weight].transpose(1, 2), v[b.bias] if b.bias is not None else None)
+    folded = _folds(b, mask)
+    stats = None
+    if running is not None:
+        pre, stats = _norm_forward(b, pre, v, running, momentum, scale if folded else None)
+    if b.act is nn.ReLU:  # in place: the backward needs only the output (> 0 where the gradient passes)
+        a = pre.clamp_min_(0.0)
+        if mask is not None:
+            a = a.mul_(mask) if folded else a.mul_(mask).mul_(scale.unsqueeze(-1))
+    else:
+        a = ACT_FORWARD[b.act](pre)
+        a = a if mask is None else a.mul_(mask).mul_(scale.unsqueeze(-1))
+    return a, (h, pre, a, stats)
+
+
+def _folds(b: Block, mask: torch.Tensor | None) -> bool:
+    """Whether the keep scale rides on the BatchNorm's weight and bias: relu(s·y) = s·relu(y), s > 0."""
+    return mask is not None and b.norm is not None and b.act is nn.ReLU
+
+
+def _norm_forward(
+    b: Block, z: torch.Tensor, v: list[torch.Tensor], running: tuple, momentum: float, scale: torch.Tensor | None
+) -> tuple[torch.Tensor, tuple]:
+    """BatchNorm in training mode, per member into one output; `scale` (K, 1): a keep scale folded in."""
+    gamma, beta = v[b.norm[0]], v[b.norm[1]]
+    if scale is not None:
+        gamma, beta = gamma * scale, beta * scale
+    rm, rv = running
+    K = z.shape[0]
+    out, mean, invstd = torch.empty_like(z), z.new_empty(K, b.width), z.new_empty(K, b.width)
+    for k in range(K):
+        aten.native_batch_norm.out(
+            z[k], gamma[k], beta[k], rm[k], rv[k], True, momentum, b.eps,
+            out=out[k], save_mean=mean[k], save_invstd=invstd[k],
+        )  # fmt: skip
+    return out, (z, mean, invstd, gamma)
+
+
+def block_backward(
+    b: Block,
+    g: torch.Tensor,
+    kept: tuple,
+    mask: torch.Tensor | None,
+    scale: torch.Tensor | None,
+    grads: list[torch.Tensor],
+) -> torch.Tensor | list[torch.Tensor]:
+    """From the gradient of block b's output (K, B, width) to that of its Linear's output
+    (batched, or per member after a BatchNorm); BatchNorm's weight and bias gradients are
+    written into `grads` (per-slot views of the gradient buffer)."""
+    _, pre, a, stats = kept
+    folded = _folds(b, mask)
+    if b.act is nn.ReLU:  # a > 0 exactly where the unit was kept and its input was positive
+        g = aten.threshold_backward(g, a, 0.0)
+        g = g if mask is None or folded else g.mul_(scale.unsqueeze(-1))
+    else:
+        g = g if mask is None else g.mul(mask).mul_(scale.unsqueeze(-1))
+        g = act_backward(b.act, g, pre)
+    if stats is None:
+        return g
+    z, mean, invstd, gamma = stats
+    parts = []
+    for k in range(z.shape[0]):
+        dz, d_gamma, d_beta = aten.native_batch_norm_backward(
+            g[k], z[k], gamma[k], None, None, mean[k], invstd[k], True, b.eps, [True, True, True]
+        )
+        if folded:  # the forward used gamma·s and beta·s
+            d_gamma, d_beta = d_gamma * scale[k], d_beta * scale[k]
+        grads[b.norm[0]][k].copy_(d_gamma), grads[b.norm[1]][k].copy_(d_beta)
+        parts.append(dz)
+    return parts
+
+
+def act_backward(act: type, g: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Gradient through the activation at its input z."""
+    if act is nn.ReLU:
+        return aten.threshold_backward(g, z, 0.0)
+    if act is nn.Tanh:
+        return aten.tanh_backward(g, torch.tanh(z))
+    if act is nn.SiLU:
+        return aten.silu_backward(g, z)
+    return aten.gelu_backward(g, z)

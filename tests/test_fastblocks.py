@@ -1,0 +1,87 @@
+"""The vectorised path's blocks (fastblocks.py): a member's numbers at the default net's shape are
+bit-identical alone and in a stack, the hand-written backward with dropout on equals autograd
+on the same masks, and dropout drops at its byte-rounded rate."""
+
+import copy
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from trainwell.fastblocks import DROP_LEVELS, Dropout, drop_threshold
+from trainwell.fastmlp import MLPStack
+from trainwell.losses import MemberLoss
+from trainwell.mlp import build_mlp
+from trainwell.sections import ModelConfig
+
+# wide enough that torch's batched matmul rounds the one-column head differently with K
+NET = ModelConfig(hidden=[64, 64], norm="batch", dropout=0.2)
+
+
+def members(K: int, width: int = 7, cfg: ModelConfig = NET) -> list[torch.nn.Module]:
+    torch.manual_seed(0)
+    return [build_mlp(cfg, (width,), 1) for _ in range(K)]
+
+
+def steps(stack: MLPStack, x: torch.Tensor, y: torch.Tensor, seeds: list[int], n: int = 3) -> list:
+    """n plain SGD steps; each step's losses, gradients and BatchNorm running statistics."""
+    loss = MemberLoss("regression", torch.zeros(stack.K, 1), None)
+    generators = [torch.Generator().manual_seed(s) for s in seeds]
+    seen = []
+    for _ in range(n):
+        losses = stack.train_step(x, y, loss, generators)
+        seen.append((losses.clone(), stack.grad.clone(), [t.clone() for pair in stack.running for t in pair]))
+        with torch.no_grad():
+            stack.flat -= 0.05 * stack.grad
+    return seen
+
+
+def test_a_member_alone_equals_itself_in_a_stack_at_the_default_width():
+    models = members(4)
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(4, 96, 7, generator=g), torch.randn(4, 96, 1, generator=g)
+    together = steps(MLPStack(copy.deepcopy(models)), x, y, [10, 11, 12, 13])
+    for k in (0, 2):
+        alone = steps(MLPStack([copy.deepcopy(models[k])]), x[k : k + 1], y[k : k + 1], [10 + k])
+        for (lt, gt, rt), (la, ga, ra) in zip(together, alone):
+            assert torch.equal(lt[k : k + 1], la) and torch.equal(gt[k : k + 1], ga)
+            assert all(torch.equal(t[k : k + 1], a) for t, a in zip(rt, ra))
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_the_backward_with_dropout_equals_autograd_on_the_same_masks(activation):
+    cfg = ModelConfig(hidden=[16, 8], norm="batch", dropout=0.3, activation=activation)
+    models = members(2, cfg=cfg)
+    stack = MLPStack(copy.deepcopy(models))
+    g = torch.Generator().manual_seed(2)
+    x, y = torch.randn(2, 32, 7, generator=g), torch.randn(2, 32, 1, generator=g)
+    stack.train_step(
+        x, y, MemberLoss("regression", torch.zeros(2, 1), None), [torch.Generator().manual_seed(s) for s in (5, 6)]
+    )
+    masks = stack.dropout.draw(32, [torch.Generator().manual_seed(s) for s in (5, 6)], x.device)
+    act = torch.relu if activation == "relu" else torch.tanh
+    for k, model in enumerate(models):
+        h = x[k]
+        for j, (lin, norm) in enumerate([(model[0], model[1]), (model[4], model[5])]):
+            z = F.batch_norm(lin(h), None, None, norm.weight, norm.bias, True, 0.1, norm.eps)
+            h = act(z) * masks[j][k] * stack.dropout.scale[j][k]
+        F.mse_loss(model[-1](h), y[k]).backward()
+        autograd = torch.cat([p.grad.reshape(-1) for p in _in_slot_order(model, stack)])
+        assert torch.allclose(stack.grad[k], autograd, atol=1e-6)
+
+
+def _in_slot_order(model: torch.nn.Module, stack: MLPStack) -> list[torch.Tensor]:
+    named = dict(model.named_parameters())
+    return [named[s.name] for s in stack.slots]
+
+
+def test_dropout_drops_at_its_byte_rounded_rate_and_keeps_the_expectation():
+    assert [drop_threshold(p) for p in (0.0, 0.001, 0.2, 0.5, 0.999)] == [0, 1, 51, 128, 255]
+    dropout = Dropout(torch.tensor([[0.2, 0.0], [0.5, 0.5]]), [64, 32], torch.device("cpu"))
+    assert dropout.blocks == [0, 1]
+    masks = dropout.draw(2000, [torch.Generator().manual_seed(s) for s in (0, 1)], torch.device("cpu"))
+    dropped = 1 - masks[0].mean(dim=(1, 2))
+    assert abs(float(dropped[0]) - 51 / DROP_LEVELS) < 0.005 and abs(float(dropped[1]) - 0.5) < 0.005
+    assert float(masks[1][0].min()) == 1.0  # a member without dropout in that block keeps every unit
+    kept = masks[0] * dropout.scale[0].unsqueeze(-1)
+    assert torch.allclose(kept.mean(dim=(1, 2)), torch.ones(2), atol=0.01)
