@@ -119,7 +119,7 @@ def block_forward(
     folded = _folds(b, mask)
     stats = None
     if running is not None:
-        pre, stats = _norm_forward(b, pre, v, running, momentum, scale if folded else None)
+        pre, stats = norm_forward(b, pre, v, running, momentum, scale if folded else None)
     if b.act is nn.ReLU:  # in place: the backward needs only the output (> 0 where the gradient passes)
         a = pre.clamp_min_(0.0)
         if mask is not None:
@@ -135,7 +135,7 @@ def _folds(b: Block, mask: torch.Tensor | None) -> bool:
     return mask is not None and b.norm is not None and b.act is nn.ReLU
 
 
-def _norm_forward(
+def norm_forward(
     b: Block, z: torch.Tensor, v: list[torch.Tensor], running: tuple, momentum: float, scale: torch.Tensor | None
 ) -> tuple[torch.Tensor, tuple]:
     """BatchNorm in training mode, per member into one output; `scale` (K, 1): a keep scale folded in."""

@@ -13,9 +13,8 @@ from typing import Callable
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from .fastblocks import ACT_FORWARD, Block, Dropout, block_backward, block_forward, matmul
+from .fastblocks import ACT_FORWARD, Block, Dropout, block_backward, block_forward, matmul, norm_forward
 from .fastembed import embed, embed_backward, parse_front, split_front
 from .losses import LossFn
 from .stack import ModuleStack, ParamStack, flat_layout
@@ -171,25 +170,12 @@ class MLPStack(ParamStack):
     def _eval_forward(self, x: torch.Tensor, average: bool, calibrate: float | None = None) -> torch.Tensor:
         flat, running = self._set(average)
         v = self._views(flat)
-        h, bn = (embed(self.front, x, v, self.K)[0] if self.front is not None else x), 0
+        h, norms = (embed(self.front, x, v, self.K)[0] if self.front is not None else x), iter(running)
         for b in self.blocks:
             z = matmul(h, v[b.weight].transpose(1, 2), v[b.bias] if b.bias is not None else None)
             if b.norm is not None:
-                rm, rv = running[bn]
-                gamma, beta = v[b.norm[0]], v[b.norm[1]]
-                if calibrate is not None:  # BatchNorm statistics of this chunk folded into the running ones, per member
-                    z = _stack(
-                        [
-                            F.batch_norm(z[k], rm[k], rv[k], gamma[k], beta[k], True, calibrate, b.eps)
-                            for k in range(self.K)
-                        ]
-                    )
-                else:
-                    z = (z - rm.unsqueeze(1)) * torch.rsqrt(rv.unsqueeze(1) + b.eps) * gamma.unsqueeze(
-                        1
-                    ) + beta.unsqueeze(1)
-                bn += 1
-            h = ACT_FORWARD[b.act](z)
+                z = _eval_norm(b, z, v, next(norms), calibrate)
+            h = z.clamp_min_(0.0) if b.act is nn.ReLU else ACT_FORWARD[b.act](z)
         return matmul(h, v[self.head[0]].transpose(1, 2), v[self.head[1]])
 
     @torch.no_grad()
@@ -260,9 +246,17 @@ def _sum_rows(g: torch.Tensor | list[torch.Tensor], out: torch.Tensor) -> None:
         torch.sum(g[k], 0, out=out[k])
 
 
-def _stack(parts: list[torch.Tensor]) -> torch.Tensor:
-    """torch.stack, without a copy for a single member."""
-    return parts[0].unsqueeze(0) if len(parts) == 1 else torch.stack(parts)
+def _eval_norm(
+    b: Block, z: torch.Tensor, v: list[torch.Tensor], running: tuple, calibrate: float | None
+) -> torch.Tensor:
+    """BatchNorm in eval mode (one affine pass, in place), or with `calibrate`: in training mode,
+    this chunk's statistics folded into the running ones with that factor, per member."""
+    if calibrate is not None:
+        return norm_forward(b, z, v, running, calibrate, None)[0]
+    rm, rv = running
+    scale = v[b.norm[0]] * torch.rsqrt(rv + b.eps)  # (K, width)
+    shift = v[b.norm[1]] - rm * scale
+    return torch.addcmul(shift.unsqueeze(1), z, scale.unsqueeze(1), out=z)
 
 
 def build_stack(
