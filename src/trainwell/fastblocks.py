@@ -175,15 +175,17 @@ def block_backward(
     if stats is None:
         return g
     z, mean, invstd, gamma = stats
-    parts = []
+    parts, d_gammas, d_betas = [], [], []
     for k in range(z.shape[0]):
         dz, d_gamma, d_beta = aten.native_batch_norm_backward(
             g[k], z[k], gamma[k], None, None, mean[k], invstd[k], True, b.eps, [True, True, True]
         )
+        parts.append(dz), d_gammas.append(d_gamma), d_betas.append(d_beta)
+    for slot, found in zip(b.norm, (d_gammas, d_betas)):
         if folded:  # the forward used gamma·s and beta·s
-            d_gamma, d_beta = d_gamma * scale[k], d_beta * scale[k]
-        grads[b.norm[0]][k].copy_(d_gamma), grads[b.norm[1]][k].copy_(d_beta)
-        parts.append(dz)
+            torch.mul(torch.stack(found), scale, out=grads[slot])
+        else:
+            torch.stack(found, out=grads[slot])
     return parts
 
 
