@@ -136,7 +136,9 @@ class ModelConfig:
     hidden: list[int] = field(default_factory=lambda: [128, 64, 32])  # mlp: widths of the hidden layers
     norm: str = "batch"  # mlp: batch, layer or none, between Linear and activation
     activation: str = "relu"
-    dropout: float = 0.2  # mlp: after each hidden activation; cnn: before the last Linear
+    # mlp: after each hidden activation (the vectorised path rounds it to a multiple of 1/256 and
+    # scales kept units by the exact keep probability: 0.2 drops 51/256); cnn: before the last Linear
+    dropout: float = 0.2
     channels: list[int] = field(default_factory=lambda: [64, 128, 256])  # cnn: one stage per entry
     conv_dropout: float = 0.15  # cnn: Dropout2d after each stage's pooling
     head_width: int = 512  # cnn: width of the hidden Linear of the head
