@@ -268,7 +268,8 @@ def clip_gradients(grad: torch.Tensor, clip_norms: list[float | None], scaler: L
         # a float32 tensor for one member or many, so a member clips identically alone and in a stack
         limit = torch.tensor([c if c is not None else math.inf for c in clip_norms], device=grad.device)
         coef = (limit / (norm + 1e-6)).clamp_(max=1.0)
-        grad.mul_(coef.unsqueeze(1))
+        if grad.device.type != "cpu" or bool((coef < 1.0).any()):  # × 1.0 changes no bit: skip a pass over every row
+            grad.mul_(coef.unsqueeze(1))
     return norm
 
 
