@@ -97,10 +97,19 @@ def matmul(
     K = b.shape[0]
     shared = isinstance(a, torch.Tensor) and a.dim() == 2
     out = b.new_empty(K, (a if shared else a[0]).shape[0], b.shape[-1]) if out is None else out
-    for k in range(K):
-        rows = a if shared else a[k]
-        torch.mm(rows, b[k], out=out[k]) if bias is None else torch.addmm(bias[k], rows, b[k], out=out[k])
+    # unbind: one call for K views where indexing costs K (the dispatch is the cost at small batches)
+    rows, mats, outs = [a] * K if shared else _members(a), b.unbind(0), out.unbind(0)
+    if bias is None:
+        for k in range(K):
+            torch.mm(rows[k], mats[k], out=outs[k])
+    else:
+        for k, shift in enumerate(bias.unbind(0)):
+            torch.addmm(shift, rows[k], mats[k], out=outs[k])
     return out
+
+
+def _members(t: torch.Tensor | Sequence[torch.Tensor]) -> Sequence[torch.Tensor]:
+    return t.unbind(0) if isinstance(t, torch.Tensor) else t
 
 
 def block_forward(
@@ -145,11 +154,11 @@ def norm_forward(
     rm, rv = running
     K = z.shape[0]
     out, mean, invstd = torch.empty_like(z), z.new_empty(K, b.width), z.new_empty(K, b.width)
-    for k in range(K):
+    per_member = zip(*(t.unbind(0) for t in (z, gamma, beta, rm, rv, out, mean, invstd)))
+    for z_k, gamma_k, beta_k, rm_k, rv_k, out_k, mean_k, invstd_k in per_member:
         aten.native_batch_norm.out(
-            z[k], gamma[k], beta[k], rm[k], rv[k], True, momentum, b.eps,
-            out=out[k], save_mean=mean[k], save_invstd=invstd[k],
-        )  # fmt: skip
+            z_k, gamma_k, beta_k, rm_k, rv_k, True, momentum, b.eps, out=out_k, save_mean=mean_k, save_invstd=invstd_k
+        )
     return out, (z, mean, invstd, gamma)
 
 
@@ -176,9 +185,9 @@ def block_backward(
         return g
     z, mean, invstd, gamma = stats
     parts, d_gammas, d_betas = [], [], []
-    for k in range(z.shape[0]):
+    for g_k, z_k, gamma_k, mean_k, invstd_k in zip(_members(g), *(t.unbind(0) for t in (z, gamma, mean, invstd))):
         dz, d_gamma, d_beta = aten.native_batch_norm_backward(
-            g[k], z[k], gamma[k], None, None, mean[k], invstd[k], True, b.eps, [True, True, True]
+            g_k, z_k, gamma_k, None, None, mean_k, invstd_k, True, b.eps, [True, True, True]
         )
         parts.append(dz), d_gammas.append(d_gamma), d_betas.append(d_beta)
     for slot, found in zip(b.norm, (d_gammas, d_betas)):

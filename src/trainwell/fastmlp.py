@@ -242,8 +242,8 @@ class MLPStack(ParamStack):
 
 def _sum_rows(g: torch.Tensor | list[torch.Tensor], out: torch.Tensor) -> None:
     """Each member's gradient summed over its rows (a bias gradient), into out[k]."""
-    for k in range(out.shape[0]):
-        torch.sum(g[k], 0, out=out[k])
+    for part, into in zip(g.unbind(0) if isinstance(g, torch.Tensor) else g, out.unbind(0)):
+        torch.sum(part, 0, out=into)
 
 
 def _eval_norm(
