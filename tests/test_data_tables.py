@@ -14,7 +14,7 @@ from trainwell.data.preprocess import embedding_width, transform
 from trainwell.data.splits import three_way
 from trainwell.data.tabular import features_for_prediction
 from trainwell.errors import ConfigError, DataError
-from trainwell.models import CategoryEmbedding, build_model
+from trainwell.models import InputEmbedding, build_model
 
 
 def mixed_table(n=200, seed=0):
@@ -151,14 +151,14 @@ def test_many_levels_get_codes_and_an_embedding_layer(tmp_path):
 
 def test_embedding_layer_reads_codes_and_learns():
     torch.manual_seed(0)
-    layer = CategoryEmbedding(3, [{"index": 1, "rows": 4, "width": 2}])
+    layer = InputEmbedding(3, [{"index": 1, "rows": 4, "width": 2}])
     x = torch.tensor([[0.5, 2.0, -1.0], [0.1, 0.0, 1.0], [0.0, 9.0, 0.0]])
     out = layer(x)
     assert out.shape == (3, 4) and layer.out_features == 4
     assert torch.equal(out[:, :2], x[:, [0, 2]]) and torch.equal(out[1, 2:], layer.tables[0].weight[0])
     assert torch.equal(out[2, 2:], layer.tables[0].weight[0])  # out of range reads as unknown
     model = build_model(ModelConfig(hidden=[8]), (3,), 1, "mlp", embedded=[{"index": 1, "rows": 4, "width": 2}])
-    assert isinstance(model[0], CategoryEmbedding)
+    assert isinstance(model[0], InputEmbedding)
     before = model[0].tables[0].weight.detach().clone()
     torch.optim.SGD(model.parameters(), lr=0.5).zero_grad()
     model(x).pow(2).sum().backward()

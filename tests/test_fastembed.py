@@ -1,5 +1,5 @@
-"""Category embeddings on the vectorised path: the same losses, gradients and outputs as the
-module path, and a table with a many-level text column trains there."""
+"""Category and numeric embeddings on the vectorised path: the same losses, gradients and outputs
+as the module path, and a table with a many-level text column trains there."""
 
 import contextlib
 import copy
@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from trainwell.config import load_config
@@ -24,11 +25,21 @@ def embedded_inputs(K: int, rows: int, generator: torch.Generator) -> torch.Tens
     return x
 
 
-def test_embedded_mlp_steps_and_outputs_equal_the_module_path():
+@pytest.mark.parametrize(
+    "numeric, embedded",
+    [
+        ("none", [{"index": 1, "rows": 6, "width": 3}, {"index": 3, "rows": 4, "width": 2}]),
+        ("periodic", [{"index": 1, "rows": 6, "width": 3}]),  # categories and numbers embedded (numembed.py)
+        ("periodic-relu", None),  # numbers only
+    ],
+)
+def test_embedded_mlp_steps_and_outputs_equal_the_module_path(numeric, embedded):
     torch.manual_seed(0)
-    embedded = [{"index": 1, "rows": 6, "width": 3}, {"index": 3, "rows": 4, "width": 2}]
-    cfg = ModelConfig(hidden=[8, 8], norm="batch", dropout=0.0)
-    models = [build_mlp(cfg, (5,), 3, embedded) for _ in range(2)]
+    cfg = ModelConfig(
+        hidden=[8, 8], norm="batch", dropout=0.0, numeric_embedding=numeric, numeric_frequencies=4, numeric_width=2
+    )
+    cfg.numeric_sigma = 0.5  # frequencies large enough that cos bends over the inputs' range (default 0.1)
+    models = [build_mlp(cfg, (5,), 3, embedded, [0, 2, 4]) for _ in range(2)]
     fast = build_stack(copy.deepcopy(models), False, True)
     slow = build_stack(copy.deepcopy(models), False, False)
     assert (fast.engine, slow.engine) == ("vectorised", "module")
@@ -41,6 +52,9 @@ def test_embedded_mlp_steps_and_outputs_equal_the_module_path():
         assert torch.allclose(lf, ls, atol=1e-6)
         assert torch.allclose(fast.grad, slow.grad, atol=1e-6)
         assert fast.grad.abs().sum() > 0
+        for slot in fast.slots:  # every parameter of a numeric embedding gets a gradient
+            part = fast.grad[:, slot.offset : slot.offset + slot.numel]
+            assert ".numeric." not in slot.name or part.abs().sum() > 0, slot.name
     shared = embedded_inputs(1, 20, g)[0]
     out_fast = fast.outputs(shared, 7, contextlib.nullcontext, average=False)
     out_slow = slow.outputs(shared, 7, contextlib.nullcontext, average=False)

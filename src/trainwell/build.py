@@ -17,6 +17,7 @@ from torch import nn
 from . import calibration, distributed, metric_names
 from .config import RunConfig
 from .data import DataBundle, load_data
+from .data.preprocess import numeric_columns
 from .distributed import DataParallel
 from .early_stopping import EarlyStopping
 from .errors import ConfigError, DataError
@@ -124,7 +125,14 @@ def build_models(
     net = (
         model
         if model is not None
-        else build_model(cfg.model, data.input_shape, data.n_outputs, data.default_model, data.spec.get("embedded"))
+        else build_model(
+            cfg.model,
+            data.input_shape,
+            data.n_outputs,
+            data.default_model,
+            data.spec.get("embedded"),
+            numeric_columns(data.spec),
+        )
     )
     return net, torch.get_rng_state()
 

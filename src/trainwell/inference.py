@@ -21,6 +21,7 @@ from .config import RunConfig, load_config
 from .data import load_data
 from .data.bundle import DataBundle
 from .data.memory import as_table
+from .data.preprocess import numeric_columns
 from .data.tabular import features_for_prediction, read_table, rows_seen_in_training, targets_for_evaluation
 from .errors import CheckpointError, ConfigError, DataError, TrainwellError, shown_path
 from .models import build_model
@@ -71,7 +72,12 @@ def load_run(run_dir: str | Path, own: nn.Module | None = None) -> tuple[RunConf
     models = []
     for state, model_cfg in zip(states, member_models(ckpt, cfg, len(states), path)):
         model = build_model(
-            model_cfg, tuple(spec["input_shape"]), spec["n_outputs"], spec["model_kind"], spec.get("embedded")
+            model_cfg,
+            tuple(spec["input_shape"]),
+            spec["n_outputs"],
+            spec["model_kind"],
+            spec.get("embedded"),
+            numeric_columns(spec),
         )
         load_model_state(model, state, path)
         models.append(model.eval())

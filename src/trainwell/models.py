@@ -11,7 +11,7 @@ from torch import nn
 
 from .cnn import build_cnn, build_plain_cnn
 from .errors import ConfigError
-from .mlp import ACTIVATIONS, MLP, CategoryEmbedding, build_mlp, mlp_block
+from .mlp import ACTIVATIONS, MLP, InputEmbedding, build_mlp, mlp_block
 from .registry import Registry
 from .sections import ModelConfig
 
@@ -28,16 +28,24 @@ def build_model(
     n_outputs: int,
     default_kind: str,
     embedded: list[dict[str, int]] | None = None,
+    numeric: list[int] | None = None,
 ) -> nn.Module:
-    """`embedded`: the data spec's "embedded" list (tables with many-level categories); MLPs only."""
+    """`embedded`: the data spec's "embedded" list (tables with many-level categories); `numeric`:
+    the input indices of its numeric columns, for model.numeric_embedding (None: every column but
+    the codes; data.preprocess.numeric_columns). Both MLPs only."""
     kind = default_kind if cfg.kind == "auto" else cfg.kind
+    if cfg.numeric_embedding != "none" and kind != "mlp":
+        raise ConfigError(
+            f"model.kind = {kind!r} cannot embed numeric columns; use mlp or set model.numeric_embedding to none"
+        )
     if embedded:
         if kind != "mlp":
             raise ConfigError(
                 f"model.kind = {kind!r} cannot read a table with embedded categories; use mlp (or raise "
                 f"data.onehot_max_levels)"
             )
-        return build_mlp(cfg, input_shape, n_outputs, embedded)
+    if embedded or cfg.numeric_embedding != "none":
+        return build_mlp(cfg, input_shape, n_outputs, embedded, numeric)
     return MODELS.get(kind)(cfg, input_shape, n_outputs)
 
 
@@ -59,7 +67,7 @@ __all__ = [
     "ACTIVATIONS",
     "MLP",
     "MODELS",
-    "CategoryEmbedding",
+    "InputEmbedding",
     "build_mlp",
     "build_model",
     "count_parameters",

@@ -33,6 +33,9 @@ STACK_KEY = (
     "model.norm",
     "model.activation",
     "model.has_dropout",
+    "model.numeric_embedding",  # the embedding's layout (its sigma only draws the start: members may differ)
+    "model.numeric_frequencies",
+    "model.numeric_width",
     "train.batch_size",
     "train.val_every",
     "train.eval_batch_size",

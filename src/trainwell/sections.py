@@ -19,6 +19,7 @@ from .paths import path_problem
 TASKS = ("auto", "regression", "classification")
 NORMS = ("batch", "layer", "none")
 ACTIVATIONS = ("relu", "gelu", "silu", "tanh")
+NUMERIC_EMBEDDINGS = ("none", "periodic", "periodic-relu")  # mlp on tables: how numeric columns enter (numembed.py)
 MODES = ("auto", "min", "max")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 CLASS_WEIGHTS = ("none", "balanced", "auto")
@@ -142,9 +143,19 @@ class ModelConfig:
     channels: list[int] = field(default_factory=lambda: [64, 128, 256])  # cnn: one stage per entry
     conv_dropout: float = 0.15  # cnn: Dropout2d after each stage's pooling
     head_width: int = 512  # cnn: width of the hidden Linear of the head
+    # mlp on tables: none, periodic (RealMLP's PBLD: cos(2π·f·x + phase) with learned frequencies f, then a
+    # per-column Linear; the raw value is kept beside) or periodic-relu (the same with a ReLU after the Linear)
+    numeric_embedding: str = "none"
+    numeric_frequencies: int = 16  # periodic: learned frequencies per numeric column
+    numeric_width: int = 3  # periodic: learned outputs per numeric column (the raw value comes on top)
+    numeric_sigma: float = 0.1  # periodic: std of the initial frequencies, in cycles per unit of the scaled column
 
     def validate(self) -> None:
         _require(self, "hidden", len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "a list of widths >= 1")
+        _choice(self, "numeric_embedding", NUMERIC_EMBEDDINGS)
+        _require(self, "numeric_frequencies", 1 <= self.numeric_frequencies <= 256, "an integer from 1 to 256")
+        _require(self, "numeric_width", 1 <= self.numeric_width <= 64, "an integer from 1 to 64")
+        _require(self, "numeric_sigma", 0 < self.numeric_sigma <= 100, "a number > 0 and <= 100 (cycles per unit)")
         _choice(self, "norm", NORMS)
         _choice(self, "activation", ACTIVATIONS)
         _require(self, "dropout", 0 <= self.dropout < 1, "a number >= 0 and < 1")

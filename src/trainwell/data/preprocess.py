@@ -194,3 +194,18 @@ def level_summary(prep: dict[str, Any]) -> dict[str, str]:
         elif e["kind"] == NUMERIC and e["indicator"]:
             out[e["name"]] = "blanks → median + indicator"
     return out
+
+
+def numeric_columns(spec: dict[str, Any]) -> list[int] | None:
+    """Input indices of a table's numeric columns and date parts (what model.numeric_embedding
+    embeds), without missing indicators, one-hot or code columns; None when the spec has no
+    fitted columns (delivery, digits: every input is a number)."""
+    prep = spec.get("preprocess")
+    if prep is None:
+        return None
+    wanted = [p["name"] for e in prep["columns"] for p in (e.get("parts") or [e]) if p["kind"] == NUMERIC]
+    found: list[int] = []
+    for index, name in enumerate(output_names(prep)):  # in input order, so the names match one by one
+        if len(found) < len(wanted) and name == wanted[len(found)]:
+            found.append(index)
+    return found

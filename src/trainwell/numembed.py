@@ -1,0 +1,104 @@
+"""Periodic embeddings of numeric columns (model.numeric_embedding), on both training engines.
+
+Each numeric column x (already robust-scaled, |x| < 3) becomes, besides its raw value,
+    e = W · cos(2π · f · x + phase) + b      (periodic-relu: relu(e))
+with m learned frequencies f and phases per column and a per-column Linear W (m → width): RealMLP's
+PBLD and, with the ReLU, close to Gorishniy et al.'s PLR ("On Embeddings for Numerical Features in
+Tabular Deep Learning", 2022). A column then reads as a sum of bumps that can bend sharply where a
+threshold matters, which a first Linear layer of the raw value cannot.
+
+The module (PeriodicEmbedding) trains on the module path with autograd; `periodic_forward` and
+`periodic_backward` are the same arithmetic for K members at once with the backward written out,
+which fastembed.py runs on the vectorised path.
+
+Weight decay (optim.decays: tensors of 2+ dimensions decay): only W, the per-column Linear's
+weight, is stored 3-D and decays, like every Linear weight. Frequencies, phases and the Linear's
+bias are stored flat (1-D) and do not, as TabM's reference code leaves periodic embeddings and
+biases undecayed: shrinking a phase towards 0 means nothing on a circle, and shrinking
+frequencies pulls every column towards a constant.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+TWO_PI = 2 * math.pi
+
+
+class PeriodicEmbedding(nn.Module):
+    """The embedding of the input columns `columns` (indices into a row): (B, d_in) → (B, n·width),
+    column by column, width values each."""
+
+    def __init__(self, columns: list[int], frequencies: int, width: int, sigma: float, relu: bool = False) -> None:
+        super().__init__()
+        n, m = len(columns), frequencies
+        self.register_buffer("index", torch.tensor(columns, dtype=torch.long), persistent=False)
+        self.n, self.m, self.width, self.relu = n, m, width, relu
+        # initialisation as pytabkit's PBLD: f ~ N(0, sigma²), phase ~ U(-π, π), W and b ~ U(±1/√m) (nn.Linear's)
+        self.frequency = nn.Parameter(sigma * torch.randn(n * m))
+        self.phase = nn.Parameter(math.pi * (2 * torch.rand(n * m) - 1))
+        self.weight = nn.Parameter((2 * torch.rand(n, m, width) - 1) / math.sqrt(m))
+        self.bias = nn.Parameter((2 * torch.rand(n * width) - 1) / math.sqrt(m))
+
+    @property
+    def out_features(self) -> int:
+        return self.n * self.width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = x.index_select(1, self.index).t().unsqueeze(-1)  # (n, B, 1)
+        f, p = self.frequency.view(self.n, 1, self.m), self.phase.view(self.n, 1, self.m)
+        c = torch.cos(TWO_PI * z * f + p)  # (n, B, m)
+        e = torch.baddbmm(self.bias.view(self.n, 1, self.width), c, self.weight)  # (n, B, width)
+        if self.relu:
+            e = torch.relu(e)
+        return e.transpose(0, 1).reshape(x.shape[0], -1)
+
+
+def periodic_forward(
+    emb: PeriodicEmbedding, x: torch.Tensor, params: tuple[torch.Tensor, ...], K: int
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The embedding of every member: x is (K, B, d_in), or (B, d_in) shared by all members;
+    params are the (K, ...) views of frequency, phase, weight and bias. Returns (K, B, n·width)
+    and what the backward needs."""
+    frequency, phase, weight, bias = params
+    n, m, w = emb.n, emb.m, emb.width
+    z = x.index_select(-1, emb.index.to(x.device))  # (K, B, n) or (B, n)
+    z = z.transpose(-1, -2).contiguous().unsqueeze(-1)  # (K, n, B, 1) or (n, B, 1)
+    if z.dim() == 3:
+        z = z.unsqueeze(0)
+    B = z.shape[2]
+    u = TWO_PI * z * frequency.view(K, n, 1, m) + phase.view(K, n, 1, m)  # (K, n, B, m)
+    c = torch.cos(u)
+    e = torch.baddbmm(bias.reshape(K * n, 1, w), c.view(K * n, B, m), weight.reshape(K * n, m, w))
+    if emb.relu:
+        e = torch.relu(e)
+    out = e.view(K, n, B, w).permute(0, 2, 1, 3).reshape(K, B, n * w)
+    return out, [z, u, c, e, weight]
+
+
+def periodic_backward(
+    emb: PeriodicEmbedding, g: torch.Tensor, saved: list[torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients (K, ...) of frequency, phase, weight and bias from g = d loss / d output (K, B, n·width)
+    and what periodic_forward saved."""
+    z, u, c, e, weight = saved
+    K, B = g.shape[0], g.shape[1]
+    n, m, w = emb.n, emb.m, emb.width
+    ge = g.reshape(K, B, n, w).permute(0, 2, 1, 3).reshape(K * n, B, w)
+    if emb.relu:
+        ge = torch.ops.aten.threshold_backward(ge, e, 0.0)
+    grad_weight = torch.bmm(c.view(K * n, B, m).transpose(1, 2), ge)  # (K·n, m, w)
+    grad_bias = ge.sum(1)  # (K·n, w)
+    gc = torch.bmm(ge, weight.reshape(K * n, m, w).transpose(1, 2))  # (K·n, B, m)
+    gu = -torch.sin(u) * gc.view(K, n, B, m)  # d cos(u) = -sin(u) du
+    grad_phase = gu.sum(2)  # (K, n, m)
+    grad_frequency = (gu * (TWO_PI * z)).sum(2)
+    return (
+        grad_frequency.reshape(K, n * m),
+        grad_phase.reshape(K, n * m),
+        grad_weight.view(K, n, m, w),
+        grad_bias.view(K, n * w),
+    )
