@@ -39,6 +39,7 @@ def test_embedded_mlp_steps_and_outputs_equal_the_module_path(numeric, embedded)
         hidden=[8, 8], norm="batch", dropout=0.0, numeric_embedding=numeric, numeric_frequencies=4, numeric_width=2
     )
     cfg.numeric_sigma = 0.5  # frequencies large enough that cos bends over the inputs' range (default 0.1)
+    cfg.numeric_lr_factor = 0.1 if numeric == "periodic" else 1.0  # stored ÷ 0.1, used × 0.1: gradients × 0.1
     models = [build_mlp(cfg, (5,), 3, embedded, [0, 2, 4]) for _ in range(2)]
     fast = build_stack(copy.deepcopy(models), False, True)
     slow = build_stack(copy.deepcopy(models), False, False)

@@ -144,3 +144,19 @@ def test_runs_with_different_embedding_layouts_train_apart():
         {"model__numeric_embedding": "none"},
     ):
         assert group_key(cfg(**change)) != key
+
+
+def test_lr_factor_scales_the_embeddings_steps_and_nothing_else():
+    x = torch.randn(32, 2, generator=torch.Generator().manual_seed(0))
+    moved = {}
+    for r in (1.0, 0.1):
+        torch.manual_seed(0)
+        emb = PeriodicEmbedding([0, 1], frequencies=4, width=2, sigma=0.3, lr_factor=r)
+        start = emb(x).detach()
+        before = r * emb.frequency.detach().clone()  # the frequencies the stored values stand for
+        opt = torch.optim.Adam(emb.parameters(), lr=0.01)
+        emb(x).sin().sum().backward()
+        opt.step()
+        moved[r] = (r * emb.frequency.detach() - before).abs()
+        assert torch.allclose(start, moved.setdefault("start", start), atol=1e-6)  # the same function at the start
+    assert torch.allclose(moved[0.1], 0.1 * moved[1.0], rtol=1e-3)

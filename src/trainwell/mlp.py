@@ -82,7 +82,9 @@ def numeric_embedding(
     if cfg.numeric_embedding == "none" or not columns:
         return None
     relu = cfg.numeric_embedding == "periodic-relu"
-    return PeriodicEmbedding(columns, cfg.numeric_frequencies, cfg.numeric_width, cfg.numeric_sigma, relu)
+    return PeriodicEmbedding(
+        columns, cfg.numeric_frequencies, cfg.numeric_width, cfg.numeric_sigma, relu, cfg.numeric_lr_factor
+    )
 
 
 def build_mlp(

@@ -32,16 +32,21 @@ class PeriodicEmbedding(nn.Module):
     """The embedding of the input columns `columns` (indices into a row): (B, d_in) → (B, n·width),
     column by column, width values each."""
 
-    def __init__(self, columns: list[int], frequencies: int, width: int, sigma: float, relu: bool = False) -> None:
+    def __init__(
+        self, columns: list[int], frequencies: int, width: int, sigma: float, relu: bool = False, lr_factor: float = 1.0
+    ) -> None:
         super().__init__()
         n, m = len(columns), frequencies
         self.register_buffer("index", torch.tensor(columns, dtype=torch.long), persistent=False)
         self.n, self.m, self.width, self.relu = n, m, width, relu
+        # each parameter is stored divided by lr_factor and used multiplied by it: Adam's steps do not depend on
+        # a gradient's scale, so the embedding learns at lr_factor × the run's rate (RealMLP's plr_lr_factor 0.1)
+        self.lr_factor = lr_factor
         # initialisation as pytabkit's PBLD: f ~ N(0, sigma²), phase ~ U(-π, π), W and b ~ U(±1/√m) (nn.Linear's)
-        self.frequency = nn.Parameter(sigma * torch.randn(n * m))
-        self.phase = nn.Parameter(math.pi * (2 * torch.rand(n * m) - 1))
-        self.weight = nn.Parameter((2 * torch.rand(n, m, width) - 1) / math.sqrt(m))
-        self.bias = nn.Parameter((2 * torch.rand(n * width) - 1) / math.sqrt(m))
+        self.frequency = nn.Parameter(sigma * torch.randn(n * m) / lr_factor)
+        self.phase = nn.Parameter(math.pi * (2 * torch.rand(n * m) - 1) / lr_factor)
+        self.weight = nn.Parameter((2 * torch.rand(n, m, width) - 1) / math.sqrt(m) / lr_factor)
+        self.bias = nn.Parameter((2 * torch.rand(n * width) - 1) / math.sqrt(m) / lr_factor)
 
     @property
     def out_features(self) -> int:
@@ -49,9 +54,10 @@ class PeriodicEmbedding(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = x.index_select(1, self.index).t().unsqueeze(-1)  # (n, B, 1)
-        f, p = self.frequency.view(self.n, 1, self.m), self.phase.view(self.n, 1, self.m)
+        r = self.lr_factor
+        f, p = r * self.frequency.view(self.n, 1, self.m), r * self.phase.view(self.n, 1, self.m)
         c = torch.cos(TWO_PI * z * f + p)  # (n, B, m)
-        e = torch.baddbmm(self.bias.view(self.n, 1, self.width), c, self.weight)  # (n, B, width)
+        e = torch.baddbmm(r * self.bias.view(self.n, 1, self.width), c, r * self.weight)  # (n, B, width)
         if self.relu:
             e = torch.relu(e)
         return e.transpose(0, 1).reshape(x.shape[0], -1)
@@ -63,7 +69,7 @@ def periodic_forward(
     """The embedding of every member: x is (K, B, d_in), or (B, d_in) shared by all members;
     params are the (K, ...) views of frequency, phase, weight and bias. Returns (K, B, n·width)
     and what the backward needs."""
-    frequency, phase, weight, bias = params
+    frequency, phase, weight, bias = (emb.lr_factor * t for t in params)  # the values the stored ones stand for
     n, m, w = emb.n, emb.m, emb.width
     z = x.index_select(-1, emb.index.to(x.device))  # (K, B, n) or (B, n)
     z = z.transpose(-1, -2).contiguous().unsqueeze(-1)  # (K, n, B, 1) or (n, B, 1)
@@ -96,9 +102,10 @@ def periodic_backward(
     gu = -torch.sin(u) * gc.view(K, n, B, m)  # d cos(u) = -sin(u) du
     grad_phase = gu.sum(2)  # (K, n, m)
     grad_frequency = (gu * (TWO_PI * z)).sum(2)
+    r = emb.lr_factor  # d loss / d stored value = lr_factor × d loss / d value
     return (
-        grad_frequency.reshape(K, n * m),
-        grad_phase.reshape(K, n * m),
-        grad_weight.view(K, n, m, w),
-        grad_bias.view(K, n * w),
+        r * grad_frequency.reshape(K, n * m),
+        r * grad_phase.reshape(K, n * m),
+        r * grad_weight.view(K, n, m, w),
+        r * grad_bias.view(K, n * w),
     )

@@ -149,6 +149,7 @@ class ModelConfig:
     numeric_frequencies: int = 16  # periodic: learned frequencies per numeric column
     numeric_width: int = 3  # periodic: learned outputs per numeric column (the raw value comes on top)
     numeric_sigma: float = 0.1  # periodic: std of the initial frequencies, in cycles per unit of the scaled column
+    numeric_lr_factor: float = 1.0  # periodic: the embedding learns at this × optim.lr (RealMLP: 0.1)
 
     def validate(self) -> None:
         _require(self, "hidden", len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "a list of widths >= 1")
@@ -156,6 +157,7 @@ class ModelConfig:
         _require(self, "numeric_frequencies", 1 <= self.numeric_frequencies <= 256, "an integer from 1 to 256")
         _require(self, "numeric_width", 1 <= self.numeric_width <= 64, "an integer from 1 to 64")
         _require(self, "numeric_sigma", 0 < self.numeric_sigma <= 100, "a number > 0 and <= 100 (cycles per unit)")
+        _require(self, "numeric_lr_factor", 0 < self.numeric_lr_factor <= 10, "a number > 0 and <= 10")
         _choice(self, "norm", NORMS)
         _choice(self, "activation", ACTIVATIONS)
         _require(self, "dropout", 0 <= self.dropout < 1, "a number >= 0 and < 1")
