@@ -22,7 +22,7 @@ from .stack import ModuleStack, ParamStack, flat_layout
 
 def parse_mlp(model: nn.Module) -> tuple[list[Block], tuple[int, int]] | None:
     """Blocks of a Sequential [Linear, (BatchNorm1d), activation, (Dropout)]* + Linear whose every
-    parameter trains, with or without a CategoryEmbedding in front (fastembed.py); None for any
+    parameter trains, with or without a InputEmbedding in front (fastembed.py); None for any
     other model (it then trains on the module path)."""
     _, body, prefix = split_front(model)
     if not isinstance(body, nn.Sequential) or any(not p.requires_grad for p in model.parameters()):
