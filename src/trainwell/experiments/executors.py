@@ -19,9 +19,14 @@ from ..errors import TrainwellError
 from ..signals import remember_interrupts
 from .dask_executor import DaskExecutor
 from .job_rows import Collector, Rows, execute_quietly, failed_rows, main_thread
-from .runner import INTERRUPTED, Job, Say, one_line, threads_per_worker
+from .runner import INTERRUPTED, Job, Say, one_line, preload, threads_per_worker
 
 ALLOWED_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
+# On this machine a run's last.pt and best.pt are written at epoch ends at most this often (and
+# whenever a run finishes, and on Ctrl-C after the current step): a run of a few seconds no longer
+# writes one per epoch (a fifth of the schedules preset's training time). Only a killed process
+# loses up to this much training; a Dask worker keeps writing every epoch, as its snapshots ship them.
+CHECKPOINT_SECONDS = 10.0
 
 
 class Executor(Protocol):
@@ -77,23 +82,44 @@ class LocalPool:
 
     def __init__(self, workers: int, threads: int) -> None:
         self.workers, self.threads = workers, threads
+        self.started: Workers | None = None
 
     def describe(self) -> str:
         w, t = self.workers, self.threads
         return f"{w or 1} worker{'s' if w != 1 else ''} × {t} thread{'s' if t != 1 else ''}"
 
+    def start(self, runs: int) -> None:
+        """Spawn the workers now, before the runs are validated and planned: each imports torch
+        (seconds) while this process does the same and checks the data. `runs`: at most this many
+        jobs will come (a stack or a run each)."""
+        count = min(self.workers, runs)
+        if count < 1 or self.started is not None:
+            return
+        guard = main_thread()
+        self.started = Workers(count, self.threads, guard)
+        if guard:  # a Ctrl-C from the spawn on is raised here, and the compare's clean-up closes the pool
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
     def close(self) -> None:
-        pass
+        if self.started is not None:
+            self.started.close()
+            self.started = None
 
     def run(self, jobs: list[Job], say: Say, meanwhile: Callable[[], None] | None = None) -> tuple[Rows, bool]:
-        return run_jobs(jobs, self.workers, self.threads, say, meanwhile)
+        return run_jobs(jobs, self.workers, self.threads, say, meanwhile, self.started)
 
 
 def run_jobs(
-    jobs: list[Job], workers: int, threads: int, say: Say, meanwhile: Callable[[], None] | None = None
+    jobs: list[Job],
+    workers: int,
+    threads: int,
+    say: Say,
+    meanwhile: Callable[[], None] | None = None,
+    started: Workers | None = None,
 ) -> tuple[Rows, bool]:
     """Execute jobs (workers 0: in this process) and return their rows and whether all ran.
-    `meanwhile` runs in this process while the workers train (baselines, imports for the report)."""
+    `meanwhile` runs in this process while the workers train (baselines, imports for the report);
+    `started`: workers spawned ahead (LocalPool.start), else they are spawned here."""
     finished = Collector(jobs, say)
     rows = finished.rows
     if not jobs:
@@ -108,21 +134,28 @@ def run_jobs(
             beside.start()
         try:
             for job in jobs:
-                finished(execute_quietly(job, threads))
+                finished(execute_quietly(job, threads, CHECKPOINT_SECONDS))
         except KeyboardInterrupt:
             return rows, False
         finally:
             if beside is not None:
                 beside.join()
         return rows, True
-    return _run_in_pool(jobs, workers, threads, say, meanwhile, finished, rows)
+    return _run_in_pool(
+        jobs,
+        started or Workers(min(workers, len(jobs)), threads, main_thread()),
+        threads,
+        say,
+        meanwhile,
+        finished,
+        rows,
+    )
 
 
-def _spawn_pool(
-    ctx: Any, jobs: list[Job], workers: int, threads: int, stop: Any, guard: bool
-) -> tuple[ProcessPoolExecutor, dict[Future, Job]]:
-    """The pool with every job submitted. With `guard` (the main thread), SIGINT is left blocked: the
-    caller unblocks it where it handles KeyboardInterrupt.
+class Workers:
+    """Spawned worker processes (a ProcessPoolExecutor), each given `preload` first; jobs come later.
+    With `guard` (the main thread), SIGINT is left blocked: the caller unblocks it where it handles
+    KeyboardInterrupt.
 
     Workers are born ignoring Ctrl-C (an ignored signal stays ignored across exec, and Python then
     installs no KeyboardInterrupt handler), so one that is still importing when Ctrl-C comes does not
@@ -130,37 +163,51 @@ def _spawn_pool(
     each job and a running run after each step (signals.py). SIGINT is also blocked meanwhile (the
     mask is inherited too): an ignored signal would be lost, in this process and in a worker being
     born, while a blocked one waits until it is unblocked."""
-    if guard:
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if guard else None
-    try:
-        pool = ProcessPoolExecutor(
-            max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker, initargs=(threads, stop)
-        )
-        pending = {pool.submit(execute_quietly, job, threads): job for job in jobs}
-    except BaseException:
+
+    def __init__(self, count: int, threads: int, guard: bool) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.stop, self.given_jobs = ctx.Event(), False
+        if guard:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if guard else None
+        try:
+            self.pool = ProcessPoolExecutor(
+                max_workers=count, mp_context=ctx, initializer=_init_worker, initargs=(threads, self.stop)
+            )
+            for _ in range(count):  # the pool spawns a worker for each task submitted while none is idle
+                self.pool.submit(preload)
+        except BaseException:
+            if guard:
+                signal.signal(signal.SIGINT, previous)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+            raise
         if guard:
             signal.signal(signal.SIGINT, previous)
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-        raise
-    if guard:
-        signal.signal(signal.SIGINT, previous)
-    return pool, pending
+
+    def submit(self, jobs: list[Job], threads: int) -> dict[Future, Job]:
+        self.given_jobs = True
+        return {self.pool.submit(execute_quietly, job, threads, CHECKPOINT_SECONDS): job for job in jobs}
+
+    def close(self) -> None:
+        """Wait for the workers to exit; ones never given a job (the compare stopped before its runs:
+        bad input, Ctrl-C, nothing left to run) are ended at once instead of after their imports."""
+        if not self.given_jobs:
+            for process in list((self.pool._processes or {}).values()):  # the pool has no public way
+                process.terminate()
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _run_in_pool(
     jobs: list[Job],
-    workers: int,
+    workers: Workers,
     threads: int,
     say: Say,
     meanwhile: Callable[[], None] | None,
     finished: Callable[[Rows], None],
     rows: Rows,
 ) -> tuple[Rows, bool]:
-    ctx = multiprocessing.get_context("spawn")
-    stop = ctx.Event()
     guard = main_thread()
-    pool, pending = _spawn_pool(ctx, jobs, workers, threads, stop, guard)
+    pending = workers.submit(jobs, threads)
     complete = True
 
     def collect() -> None:
@@ -187,14 +234,14 @@ def _run_in_pool(
             collect()
         except KeyboardInterrupt:
             complete = False
-            stop.set()  # running runs stop after their current step; workers start no other job
+            workers.stop.set()  # running runs stop after their current step; workers start no other job
             if main_thread():  # a second Ctrl-C must not cut the collection short
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
             for fut in list(pending):
                 fut.cancel()  # jobs not yet started: they run next time
             collect()
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        workers.close()
         if not complete and main_thread():
             signal.signal(signal.SIGINT, signal.default_int_handler)
     return rows, complete and all(r["status"] != INTERRUPTED for r in rows)
