@@ -106,27 +106,23 @@ class LocalPool:
             self.started = None
 
     def run(self, jobs: list[Job], say: Say, meanwhile: Callable[[], None] | None = None) -> tuple[Rows, bool]:
-        return run_jobs(jobs, self.workers, self.threads, say, meanwhile, self.started)
+        if self.started is None and self.workers and jobs:
+            self.started = Workers(min(self.workers, len(jobs)), self.threads, main_thread())
+        return run_jobs(jobs, self.threads, say, meanwhile, self.started)
 
 
 def run_jobs(
-    jobs: list[Job],
-    workers: int,
-    threads: int,
-    say: Say,
-    meanwhile: Callable[[], None] | None = None,
-    started: Workers | None = None,
+    jobs: list[Job], threads: int, say: Say, meanwhile: Callable[[], None] | None, workers: Workers | None
 ) -> tuple[Rows, bool]:
-    """Execute jobs (workers 0: in this process) and return their rows and whether all ran.
-    `meanwhile` runs in this process while the workers train (baselines, imports for the report);
-    `started`: workers spawned ahead (LocalPool.start), else they are spawned here."""
+    """Execute jobs on the workers (None: in this process) and return their rows and whether all ran.
+    `meanwhile` runs in this process while the workers train (baselines, imports for the report)."""
     finished = Collector(jobs, say)
     rows = finished.rows
     if not jobs:
         if meanwhile is not None:
             meanwhile()
         return rows, True
-    if workers == 0:
+    if workers is None:
         # in this process: `meanwhile` in a thread beside the training (torch's kernels and
         # scikit-learn's release the GIL), so the other core does it
         beside = threading.Thread(target=meanwhile, daemon=True) if meanwhile is not None else None
@@ -141,15 +137,7 @@ def run_jobs(
             if beside is not None:
                 beside.join()
         return rows, True
-    return _run_in_pool(
-        jobs,
-        started or Workers(min(workers, len(jobs)), threads, main_thread()),
-        threads,
-        say,
-        meanwhile,
-        finished,
-        rows,
-    )
+    return _run_in_pool(jobs, workers, threads, say, meanwhile, finished, rows)
 
 
 class Workers:
@@ -167,6 +155,7 @@ class Workers:
     def __init__(self, count: int, threads: int, guard: bool) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.stop, self.given_jobs = ctx.Event(), False
+        self.exiting: threading.Thread | None = None
         if guard:
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if guard else None
@@ -184,6 +173,11 @@ class Workers:
         if guard:
             signal.signal(signal.SIGINT, previous)
 
+    def release(self) -> None:
+        """Let the workers exit (seconds, for torch) while this process writes the report; close() waits."""
+        self.exiting = threading.Thread(target=self.pool.shutdown, kwargs={"cancel_futures": True}, daemon=True)
+        self.exiting.start()
+
     def submit(self, jobs: list[Job], threads: int) -> dict[Future, Job]:
         self.given_jobs = True
         return {self.pool.submit(execute_quietly, job, threads, CHECKPOINT_SECONDS): job for job in jobs}
@@ -191,6 +185,9 @@ class Workers:
     def close(self) -> None:
         """Wait for the workers to exit; ones never given a job (the compare stopped before its runs:
         bad input, Ctrl-C, nothing left to run) are ended at once instead of after their imports."""
+        if self.exiting is not None:
+            self.exiting.join()
+            return
         if not self.given_jobs:
             for process in list((self.pool._processes or {}).values()):  # the pool has no public way
                 process.terminate()
@@ -241,7 +238,7 @@ def _run_in_pool(
                 fut.cancel()  # jobs not yet started: they run next time
             collect()
     finally:
-        workers.close()
+        workers.release()
         if not complete and main_thread():
             signal.signal(signal.SIGINT, signal.default_int_handler)
     return rows, complete and all(r["status"] != INTERRUPTED for r in rows)
