@@ -27,6 +27,7 @@ ALLOWED_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
 # writes one per epoch (a fifth of the schedules preset's training time). Only a killed process
 # loses up to this much training; a Dask worker keeps writing every epoch, as its snapshots ship them.
 CHECKPOINT_SECONDS = 10.0
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class Executor(Protocol):
@@ -62,9 +63,32 @@ def check_address(address: str) -> str:
 # ---- this machine ------------------------------------------------------------------------------
 
 
+# What the fork server imports once, before it forks the workers: each starts with torch and the
+# training code loaded (seconds of CPU a worker would otherwise spend importing them itself)
+PRELOAD = ["torch", "trainwell.runner", "trainwell.experiments.job_rows"]
+
+
+def _start_fork_server(threads: int) -> None:
+    """The fork server the workers are forked from: a fresh interpreter, never this process (whose
+    torch may hold threads). Started here, under the caller's SIGINT guard, which it and every
+    worker inherit; with the thread counts of a worker set before it imports torch. It serves every
+    later compare of this process."""
+    from multiprocessing import forkserver
+
+    saved = {k: os.environ.get(k) for k in THREAD_VARIABLES}
+    os.environ.update({k: str(threads) for k in THREAD_VARIABLES})
+    try:
+        forkserver.ensure_running()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _init_worker(threads: int, stop: Any) -> None:
-    os.environ["OMP_NUM_THREADS"] = str(threads)  # before torch is imported in this process
-    os.environ["MKL_NUM_THREADS"] = str(threads)
+    os.environ.update({k: str(threads) for k in THREAD_VARIABLES})
     # Ctrl-C reaches the whole process group: from here on a worker records it, as it records the
     # compare's `stop` event (signals.py), so a run it is about to start does not start, and a
     # running run stops after the current step (writing last.pt)
@@ -153,18 +177,18 @@ class Workers:
     born, while a blocked one waits until it is unblocked."""
 
     def __init__(self, count: int, threads: int, guard: bool) -> None:
-        ctx = multiprocessing.get_context("spawn")
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(PRELOAD)
         self.stop, self.given_jobs = ctx.Event(), False
         self.exiting: threading.Thread | None = None
         if guard:
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if guard else None
         try:
+            _start_fork_server(threads)
             self.pool = ProcessPoolExecutor(
                 max_workers=count, mp_context=ctx, initializer=_init_worker, initargs=(threads, self.stop)
             )
-            for _ in range(count):  # the pool spawns a worker for each task submitted while none is idle
-                self.pool.submit(preload)
         except BaseException:
             if guard:
                 signal.signal(signal.SIGINT, previous)
@@ -172,6 +196,14 @@ class Workers:
             raise
         if guard:
             signal.signal(signal.SIGINT, previous)
+        # each submit forks one worker once the server has imported PRELOAD: seconds this process
+        # spends validating and planning meanwhile
+        self.spawning = threading.Thread(target=self._spawn, args=(count,), daemon=True)
+        self.spawning.start()
+
+    def _spawn(self, count: int) -> None:
+        for _ in range(count):  # the pool starts a worker for each task submitted while none is idle
+            self.pool.submit(preload)
 
     def release(self) -> None:
         """Let the workers exit (seconds, for torch) while this process writes the report; close() waits."""
@@ -179,6 +211,7 @@ class Workers:
         self.exiting.start()
 
     def submit(self, jobs: list[Job], threads: int) -> dict[Future, Job]:
+        self.spawning.join()
         self.given_jobs = True
         return {self.pool.submit(execute_quietly, job, threads, CHECKPOINT_SECONDS): job for job in jobs}
 
@@ -188,6 +221,7 @@ class Workers:
         if self.exiting is not None:
             self.exiting.join()
             return
+        self.spawning.join()
         if not self.given_jobs:
             for process in list((self.pool._processes or {}).values()):  # the pool has no public way
                 process.terminate()
@@ -204,7 +238,7 @@ def _run_in_pool(
     rows: Rows,
 ) -> tuple[Rows, bool]:
     guard = main_thread()
-    pending = workers.submit(jobs, threads)
+    pending: dict[Future, Job] = {}
     complete = True
 
     def collect() -> None:
@@ -226,6 +260,7 @@ def _run_in_pool(
         try:
             if guard:  # a Ctrl-C that came while the workers were spawned is raised here
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+            pending.update(workers.submit(jobs, threads))  # waits for the workers to be forked
             if meanwhile is not None:
                 meanwhile()
             collect()
