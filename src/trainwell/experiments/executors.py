@@ -1,6 +1,7 @@
 """Where a compare's jobs run; chosen in one place, `make_executor`. Jobs do not know where they run.
 
-LocalPool: spawned worker processes on this machine (or this process, with 0 workers), each
+LocalPool: worker processes on this machine (or this process, with 0 workers), forked from a
+fork server that imported torch once, started before the compare's configs are checked; each
 with torch threads = max(1, cores // workers), writing straight into the run directories.
 
 DaskExecutor (dask_executor.py): a Dask distributed cluster, `tcp://host:8786` or "local".
@@ -165,16 +166,18 @@ def run_jobs(
 
 
 class Workers:
-    """Spawned worker processes (a ProcessPoolExecutor), each given `preload` first; jobs come later.
+    """Worker processes (a ProcessPoolExecutor) forked from the fork server, each given `preload` first;
+    jobs come later.
     With `guard` (the main thread), SIGINT is left blocked: the caller unblocks it where it handles
     KeyboardInterrupt.
 
-    Workers are born ignoring Ctrl-C (an ignored signal stays ignored across exec, and Python then
-    installs no KeyboardInterrupt handler), so one that is still importing when Ctrl-C comes does not
-    die with a traceback. The Ctrl-C is not lost: this process sets `stop`, which a worker reads before
-    each job and a running run after each step (signals.py). SIGINT is also blocked meanwhile (the
-    mask is inherited too): an ignored signal would be lost, in this process and in a worker being
-    born, while a blocked one waits until it is unblocked."""
+    Workers are born ignoring Ctrl-C: the fork server is started with SIGINT ignored (an ignored signal
+    stays ignored across exec, and Python then installs no KeyboardInterrupt handler), and a worker
+    forked from it gets the server's own handler back, so one that is still starting when Ctrl-C comes
+    does not die with a traceback. The Ctrl-C is not lost: this process sets `stop`, which a worker
+    reads before each job and a running run after each step (signals.py). SIGINT is also blocked
+    meanwhile (the mask is inherited by the server, and from it by each worker): an ignored signal
+    would be lost, while a blocked one waits until the worker's handler unblocks it."""
 
     def __init__(self, count: int, threads: int, guard: bool) -> None:
         ctx = multiprocessing.get_context("forkserver")

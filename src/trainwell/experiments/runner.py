@@ -1,7 +1,8 @@
 """Running an experiment's runs in parallel worker processes, each into its own run directory.
 
-Workers are spawned (never forked), so none inherits the parent's multithreaded torch state;
-each sets its torch threads to max(1, cores // workers) so the cores are not oversubscribed.
+Workers are forked from a fork server (a fresh interpreter that imported torch, never the compare's
+own process), so none inherits the parent's multithreaded torch state; each sets its torch threads
+to max(1, cores // workers) so the cores are not oversubscribed.
 A compare that was interrupted picks up where it stopped: a run directory whose config
 matches the plan and holds metrics.json is kept, one with last.pt is resumed, anything else
 is started afresh. A run that fails (non-finite loss, or an exception) is recorded as failed
