@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from trainwell.experiments import compare, compare_many, preset
 
@@ -50,9 +51,22 @@ SEED_MAE = {
 
 def cpu_seconds() -> float:
     """CPU seconds of this process and its finished workers: unlike wall time, not inflated when
-    other work shares the cores."""
+    other work shares the cores. The workers are the fork server's children, reaped by it: their
+    seconds are read from its /proc entry (Linux; the server lives as long as this process)."""
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime + fork_server_cpu()
+
+
+def fork_server_cpu() -> float:
+    from multiprocessing import forkserver
+
+    pid = getattr(forkserver._forkserver, "_forkserver_pid", None)  # no public way to ask
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    utime, stime, children_utime, children_stime = (int(x) for x in fields[11:15])
+    return (utime + stime + children_utime + children_stime) / os.sysconf("SC_CLK_TCK")
 
 
 # runs a command as a child subreaper, so that the CPU seconds of every process it starts count,
