@@ -13,12 +13,13 @@ from typing import Any
 import yaml
 
 from .. import advice as adv
-from .. import paths, rundir, safeyaml, sweep_advice
-from ..errors import ConfigError, TrainwellError, shown, shown_path
+from .. import paths, rundir, sweep_advice
+from ..errors import ConfigError, TrainwellError, shown
 from ..metric_names import default_metric, metric_problem
 from .executors import make_executor
 from .figures import warm_up
 from .headline import brief, suite_headline
+from .out_folder import REPORT_HTML, REPORT_MD, RESULTS, SPEC, check_out
 from .presets import DEMO, preset_experiment
 from .report import (
     PLOTS,
@@ -34,10 +35,6 @@ from .report import (
 from .runner import INTERRUPTED, Say, cores, plan_jobs, read_history, record, stderr_say, write_results
 from .spec import Experiment, Run, expand, parse_experiment, slug
 from .stats import number
-
-RESULTS, SUMMARY, REPORT_MD, REPORT_HTML = "results.csv", "summary.csv", "report.md", "report.html"
-SPEC = "experiment.yaml"
-WRITES = (SPEC, RESULTS, SUMMARY, REPORT_MD, REPORT_HTML, "plots", "runs")  # what a compare puts in its folder
 
 
 def default_workers() -> int:
@@ -76,12 +73,36 @@ def compare_many(
     if len(set(names)) < len(names):
         raise ConfigError("two experiments share a name; give each its own")
     out = check_out(out, experiments, nested)
+    workers = _check_workers(workers)
+    # this machine's workers start at once: each imports torch (seconds) while this process validates
+    # and plans; a cluster is reached only once everything is checked (nothing changes if it is not)
+    executor = make_executor(None, workers) if cluster is None else None
+    try:
+        if executor is not None:
+            executor.start(sum(len(e.variants) * len(e.seeds) for e in experiments))
+        return _checked_run(experiments, out, nested, overrides, executor, cluster, workers, baselines, say)
+    finally:
+        if executor is not None:
+            executor.close()
+
+
+def _checked_run(
+    experiments: list[Experiment],
+    out: Path,
+    nested: bool,
+    overrides: dict[str, Any] | None,
+    executor: Any,
+    cluster: str | None,
+    workers: int,
+    baselines: bool,
+    say: Say,
+) -> list[ExperimentResult]:
+    """Validate every config of every variant and every data set, then run (compare_many)."""
     folders = [out / slug(e.name) if nested else out for e in experiments]
     # every config of every variant is validated before the first run starts
     plans = [expand(e, overrides) for e in experiments]
     facts = check_data([r for p in plans for r in p])
     rankings = [ranking(e, p, facts) for e, p in zip(experiments, plans)]
-    workers = _check_workers(workers)
     dirs = [run_dirs(f, p) for f, p in zip(folders, plans)]
     for d in (d for ds in dirs for d in ds):
         paths.check_text(d, "run directory")
@@ -90,7 +111,7 @@ def compare_many(
         _write_spec(f, e)
     stack = all(e.stack for e in experiments)
     # before planning, which clears stale run directories: an unreachable cluster changes nothing
-    executor = make_executor(cluster, workers)
+    executor = executor or make_executor(cluster, workers)
     try:
         for e, r in zip(experiments, rankings):
             say(f"{e.name}: {data_line(r)}")
@@ -170,51 +191,6 @@ def compare(
     )[0]
 
 
-def _continues(folder: Path, e: Experiment) -> bool:
-    """Whether `folder` holds an earlier compare of the same experiment (to be continued);
-    refuses a folder holding another experiment's results, which continuing would replace."""
-    spec = folder / SPEC
-    if not spec.is_file():
-        return False
-    try:
-        raw = safeyaml.load(spec.read_text(encoding="utf-8"), shown_path(spec))
-    except (TrainwellError, OSError, UnicodeDecodeError, yaml.YAMLError):
-        raw = None
-    if not isinstance(raw, dict) or not isinstance(raw.get("variants"), dict):
-        raise TrainwellError(
-            f"--out {shown_path(folder)} holds an {SPEC} that trainwell did not write; choose another --out"
-        )
-    if raw.get("name") != e.name:
-        raise TrainwellError(
-            f"--out {shown_path(folder)} holds the results of experiment {shown(raw.get('name'), 40)}; choose "
-            f"another --out"
-        )
-    return True
-
-
-def check_out(out: str | Path, experiments: list[Experiment], nested: bool) -> Path:
-    """Check a compare's output folder before anything is written: a folder (or nothing) below
-    folders only; an earlier compare of the same experiment is continued, and any other file a
-    compare writes (results.csv, runs/, ...) already there is refused rather than replaced."""
-    out = paths.check_text(out, "--out")
-    paths.check_folder_can_exist(out, "--out")
-    if not nested:
-        if not _continues(out, experiments[0]):
-            paths.check_out_dir(out, "--out", WRITES, "a compare")
-        return out
-    earlier = False
-    for e in experiments:
-        folder = out / slug(e.name)
-        paths.check_folder_can_exist(folder, "--out")
-        if _continues(folder, e):
-            earlier = True
-        else:
-            paths.check_out_dir(folder, "--out", WRITES, "a compare")
-    if not earlier:
-        paths.check_out_dir(out, "--out", (REPORT_MD, REPORT_HTML), "the report")
-    return out
-
-
 def _missing(run: Run, run_dir: Path) -> dict[str, Any]:
     return record(
         run, run_dir, None, INTERRUPTED, "not run: the compare was interrupted; run the same command again to continue"
@@ -231,7 +207,7 @@ def _write_spec(folder: Path, e: Experiment) -> None:
         "reference": e.reference,
         "stack": e.stack,
     }
-    rundir.write_text_atomic(folder / "experiment.yaml", yaml.safe_dump(body, sort_keys=False))
+    rundir.write_text_atomic(folder / SPEC, yaml.safe_dump(body, sort_keys=False))
 
 
 def summarise(

@@ -19,6 +19,7 @@ import io
 import math
 from typing import Any
 
+from .figure_layout import fix_margins
 from .headline import LEVEL, is_ablation
 from .result import ExperimentResult, lower_is_better, metric_words
 from .stats import number as _num
@@ -80,7 +81,7 @@ def differences(result: ExperimentResult) -> bytes | None:
     rows.sort(key=lambda r: sign * float(r["diff_vs_reference"]))
     plt = _pyplot()
     n_marks = len(_baseline_marks(result, 0.0))
-    fig, ax = plt.subplots(figsize=(WIDTH, 1.6 + 0.42 * (len(rows) + n_marks)), layout="constrained")
+    fig, ax = plt.subplots(figsize=(WIDTH, 1.6 + 0.42 * (len(rows) + n_marks)))
     xs: list[float] = []  # every x drawn, for the axis range
     for y, r in enumerate(rows):
         xs += _difference_row(ax, y, r, lower)
@@ -291,7 +292,6 @@ def _panels(
         sharex=True,
         sharey=True,
         squeeze=False,
-        layout="constrained",
     )
     flat = list(axes.flat)
     for i, name in enumerate(names):
@@ -313,11 +313,13 @@ def _panels(
     for ax in flat[len(visible) :]:
         ax.set_visible(False)
     fig.suptitle(title, fontsize=12)
-    if many:
-        if handles:  # the baselines, labelled once for every panel
-            fig.legend(handles=handles, loc="outside lower center", ncols=min(3, len(handles)), frameon=False)
-    else:
+    legend = many and bool(handles)
+    if legend:  # the baselines, labelled once for every panel
+        fig.legend(handles=handles, loc="lower center", ncols=min(3, len(handles)), frameon=False)
+    elif not many:
         flat[0].legend(loc="best")
+    title_lines = (2 if cut else 1) if many else 0
+    fix_margins(fig, rows, cols, title_lines, legend, bool(ylabel))
     return _png(fig)
 
 
@@ -332,6 +334,8 @@ def _panel_axes(
     limit: int | None,
 ) -> list[Any]:
     """Axes, scales and baseline marks of each panel shown; returns the last panel's mark handles."""
+    from matplotlib.ticker import NullLocator
+
     handles = []
     for i, ax in enumerate(visible):
         if i + cols >= n or not many:  # nothing below it: its x axis is labelled
@@ -342,6 +346,7 @@ def _panel_axes(
         ]
         if log:
             ax.set_yscale("log")
+            ax.yaxis.set_minor_locator(NullLocator())  # a tick per decade is enough; minor ones cost a second
         if y_range:
             ax.set_ylim(*y_range)
         if limit:

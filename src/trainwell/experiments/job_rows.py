@@ -40,13 +40,13 @@ def failed_rows(job: Job, reason: str) -> Rows:
     return [record(r, d, None, FAILED, reason) for r, d in zip(job.runs, job.dirs)]
 
 
-def execute_quietly(job: Job, threads: int) -> Rows:
+def execute_quietly(job: Job, threads: int, checkpoint_seconds: float = 0.0) -> Rows:
     """execute(), with the thread count in every row; an unexpected error becomes failed rows.
     A worker interrupted before the job started starts nothing: the job's runs are left for next time."""
     if interrupted_before():
         return [record(r, d, None, INTERRUPTED, "interrupted") for r, d in zip(job.runs, job.dirs)]
     try:
-        rows = execute(job, threads)
+        rows = execute(job, threads, checkpoint_seconds)
     except Exception as exc:  # pragma: no cover - execute catches run failures itself
         detail = one_line(exc) + " | " + traceback.format_exc(limit=2).replace("\n", " ")[-300:]
         rows = failed_rows(job, detail)

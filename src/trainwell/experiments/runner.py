@@ -1,7 +1,8 @@
 """Running an experiment's runs in parallel worker processes, each into its own run directory.
 
-Workers are spawned (never forked), so none inherits the parent's multithreaded torch state;
-each sets its torch threads to max(1, cores // workers) so the cores are not oversubscribed.
+Workers are forked from a fork server (a fresh interpreter that imported torch, never the compare's
+own process), so none inherits the parent's multithreaded torch state; each sets its torch threads
+to max(1, cores // workers) so the cores are not oversubscribed.
 A compare that was interrupted picks up where it stopped: a run directory whose config
 matches the plan and holds metrics.json is kept, one with last.pt is resumed, anything else
 is started afresh. A run that fails (non-finite loss, or an exception) is recorded as failed
@@ -117,8 +118,14 @@ def one_line(exc: BaseException) -> str:
     return text if isinstance(exc, TrainwellError) else f"{type(exc).__name__}: {text}".rstrip(": ")
 
 
-def execute(job: Job, threads: int) -> list[dict[str, Any]]:
-    """Run a job in this process and return its result rows; never raises for a failed run."""
+def preload() -> None:
+    """A worker's first task, given before the compare knows its jobs: the modules execute() needs."""
+    from ..runner import train_runs  # noqa: F401
+
+
+def execute(job: Job, threads: int, checkpoint_seconds: float = 0.0) -> list[dict[str, Any]]:
+    """Run a job in this process and return its result rows; never raises for a failed run.
+    `checkpoint_seconds`: epoch-end writes of last.pt and best.pt at most this often (train_runs)."""
     from ..runner import load_resumable, train_runs
 
     try:
@@ -130,7 +137,9 @@ def execute(job: Job, threads: int) -> list[dict[str, Any]]:
             from ..lr_find import resolve_auto_lr
 
             cfgs = [resolve_auto_lr(c, d) for c, d in zip(cfgs, job.dirs)]
-        results = train_runs(cfgs, job.dirs, resume_from=payloads, max_threads=threads)
+        results = train_runs(
+            cfgs, job.dirs, resume_from=payloads, max_threads=threads, checkpoint_seconds=checkpoint_seconds
+        )
     except Exception as exc:  # a failed run is a result, not the end of the experiment
         return [record(r, d, None, FAILED, one_line(exc)) for r, d in zip(job.runs, job.dirs)]
     rows = []
