@@ -18,6 +18,7 @@ import torch
 
 from .atomic import atomic_write
 from .calibration import problem as calibration_problem
+from .data.target_scale import STORED as STORED_TRANSFORMS
 from .errors import CheckpointError, shown, shown_path
 from .models import MODELS
 
@@ -180,6 +181,9 @@ def _spec_problem(spec: Any) -> str | None:
         ):
             mean, std = shown(spec.get("y_mean")), shown(spec.get("y_std"))
             return f"has y_mean {mean}, y_std {std}; expected finite numbers, y_std > 0"
+        if spec.get("target_transform", "none") not in STORED_TRANSFORMS:  # absent: saved before the field existed
+            allowed = ", ".join(STORED_TRANSFORMS)
+            return f"has target_transform {shown(spec['target_transform'])}; expected one of {allowed}"
     elif kind == "image":
         c = shape[0]
         if len(shape) != 3 or not _numbers(spec.get("mean"), c) or not _numbers(spec.get("std"), c, positive=True):

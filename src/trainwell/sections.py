@@ -26,6 +26,7 @@ BACKENDS = ("auto", "gloo", "nccl")  # torch.distributed backends for a run unde
 LOGGERS = ("tensorboard", "mlflow")  # experiment trackers (loggers.py)
 AUTO = "auto"  # optim.lr / schedule.max_lr: run the LR finder first (lr_find.py)
 SCALINGS = ("robust", "standard")
+TARGET_TRANSFORMS = ("auto", "none", "log1p")  # data.target_transform (data/target_scale.py)
 SEED_LIMIT = 2**63  # torch seeds are signed 64-bit integers
 NUMPY_SEED_LIMIT = 2**32  # data seeds feed NumPy's RandomState and scikit-learn, which take 32 bits
 INT_LIMIT = 2**63  # no integer field means anything beyond what torch and NumPy can hold
@@ -83,6 +84,8 @@ class DataConfig:
         10  # csv: categories with at most this many levels are one-hot; more get a learned embedding
     )
     embedding_width: int | None = None  # csv: width of each embedding (None: round(1.6·levels^0.56), at most 64)
+    # regression: learn log(1 + target) (none: as given; auto: log1p for targets >= 0 with skewness above 2)
+    target_transform: str = "auto"
 
     def validate(self) -> None:
         _require(self, "name", bool(self.name), "a data set name")
@@ -102,6 +105,7 @@ class DataConfig:
         if self.name == "folder":
             _require(self, "path", bool(self.path), "a folder of class subfolders when data.name is folder")
         _choice(self, "scaling", SCALINGS)
+        _choice(self, "target_transform", TARGET_TRANSFORMS)
         _require(self, "sep", self.sep is None or len(self.sep) == 1, "null or one character, e.g. ';' or '\\t'")
         _require(self, "onehot_max_levels", self.onehot_max_levels >= 2, "an integer >= 2")
         _require(
