@@ -235,6 +235,7 @@ class TrainConfig:
     seed: int = 0  # seeds Python, NumPy, torch and the run's own generators
     max_epochs: int = 100
     batch_size: int | str = 64  # "auto": chosen from the training rows, optim.lr scaled with it (scaling.py)
+    auto_batch_min: int = 64  # batch_size auto: never below this (a power of two; optim.lr is read at batch 64)
     max_steps: int | str | None = None  # budget of optimizer steps per member (None: none; "auto": 4,000 on big tables)
     val_every: float | str = 1.0  # validate every this fraction of a pass ("auto": every ~50,000 rows on big tables)
     eval_batch_size: int = 1024  # evaluation only: larger batches, same result
@@ -292,6 +293,8 @@ class TrainConfig:
             self.val_every == AUTO or (not isinstance(self.val_every, str) and 0 < self.val_every <= 1),
             "auto or a fraction of a pass > 0 and <= 1 (0.25: four validations per pass)",
         )
+        power_of_two = self.auto_batch_min >= 1 and self.auto_batch_min & (self.auto_batch_min - 1) == 0
+        _require(self, "auto_batch_min", power_of_two, "a power of two >= 1 (64, 128, 256, ...)")
         _require(self, "eval_batch_size", self.eval_batch_size >= 1, "an integer >= 1")
         _require(self, "clip_norm", self.clip_norm is None or self.clip_norm > 0, "null or a number > 0")
         _require(self, "patience", self.patience >= 0, "an integer >= 0")
