@@ -32,6 +32,7 @@ def test_a_minimum_batch_raises_small_tables_only_and_scales_their_lr():
     assert big.batch_size == 512 and "raised" not in big.describe(203_916, lr=2e-3)  # √rows already chose more
     assert resolve(128, None, 1.0, train_rows=2_040, min_batch=256).batch_size == 128  # the user's batch stands
     assert auto_batch_size(5_000_000, 2048) == 2048
+    assert auto_batch_size(100, 128) == 64  # fewer rows than the minimum: 64, as before
 
 
 def test_auto_batch_min_must_be_a_power_of_two():

@@ -67,9 +67,11 @@ class Scaled:
 
 
 def auto_batch_size(train_rows: int, minimum: int = REFERENCE_BATCH) -> int:
-    """`minimum`: train.auto_batch_min, the smallest batch auto picks (the tabular preset's is larger than 64)."""
+    """`minimum`: train.auto_batch_min, the smallest batch auto picks (the tabular preset's is larger than 64),
+    applied only to tables holding at least that many rows (smaller ones keep 64, as before)."""
     nearest = 2 ** round(math.log2(max(1.0, math.sqrt(train_rows))))
-    return int(min(max(MAX_AUTO_BATCH, minimum), max(minimum, nearest)))
+    floor = minimum if train_rows >= minimum else REFERENCE_BATCH
+    return int(min(max(MAX_AUTO_BATCH, floor), max(floor, nearest)))
 
 
 def validations_per_pass(train_rows: int, val_every: float | str) -> int:
