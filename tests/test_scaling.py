@@ -22,6 +22,27 @@ def test_lr_scales_with_the_root_of_the_batch_only_when_the_batch_is_chosen():
     assert resolve(AUTO, AUTO, AUTO, train_rows=2_040).lr_factor == 1.0  # small tables: batch 64, as before
 
 
+def test_a_minimum_batch_raises_small_tables_only_and_scales_their_lr():
+    small = resolve(AUTO, AUTO, AUTO, train_rows=2_040, min_batch=256)
+    assert small.batch_size == 256 and small.lr_factor == pytest.approx(2.0)  # √(256/64)
+    assert "batch 256 (auto: power of two nearest √2,040 rows, raised to train.auto_batch_min)" in small.describe(
+        2_040, lr=2e-3
+    )
+    big = resolve(AUTO, AUTO, AUTO, train_rows=203_916, min_batch=256)
+    assert big.batch_size == 512 and "raised" not in big.describe(203_916, lr=2e-3)  # √rows already chose more
+    assert resolve(128, None, 1.0, train_rows=2_040, min_batch=256).batch_size == 128  # the user's batch stands
+    assert auto_batch_size(5_000_000, 2048) == 2048
+    assert auto_batch_size(100, 128) == 64  # fewer rows than the minimum: 64, as before
+
+
+def test_auto_batch_min_must_be_a_power_of_two():
+    from trainwell.config import load_config
+    from trainwell.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"train.auto_batch_min = 100 is not allowed: a power of two"):
+        load_config(preset="tabular", overrides={"train.auto_batch_min": 100})
+
+
 def test_step_budget_and_validation_cadence():
     big = resolve(AUTO, AUTO, AUTO, train_rows=203_916)
     assert big.max_steps == STEP_BUDGET and big.validations_per_pass == 5

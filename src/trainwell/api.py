@@ -98,7 +98,7 @@ def custom_metric(model: nn.Module, data: Any, x: torch.Tensor, y: torch.Tensor,
     """metric(outputs, targets): regression in the target's own units; classification logits and label indices."""
     out = predict_outputs(model, data, x, batch, lambda: torch.autocast("cpu", enabled=False))
     if data.task == "regression":
-        out, y = out * data.target_std + data.target_mean, y * data.target_std + data.target_mean
+        out, y = data.target_scale.to_original(out), data.target_scale.to_original(y)
     return float(metric(out, y))
 
 

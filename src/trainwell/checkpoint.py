@@ -18,6 +18,7 @@ import torch
 
 from .atomic import atomic_write
 from .calibration import problem as calibration_problem
+from .data.target_scale import STORED as STORED_TRANSFORMS
 from .errors import CheckpointError, shown, shown_path
 from .models import MODELS
 
@@ -130,6 +131,32 @@ def _strings(v: Any, n: int) -> bool:
     return isinstance(v, list) and len(v) == n and all(isinstance(x, str) for x in v)
 
 
+def _tabular_problem(spec: dict[str, Any], shape: list[int], task: str) -> str | None:
+    """What is wrong with a table's stored features and target scaling (a phrase), or None."""
+    n = shape[0]
+    if len(shape) != 1 or not _strings(spec.get("feature_names"), n) or not isinstance(spec.get("target_name"), str):
+        return f"has feature_names {shown(spec.get('feature_names'))}; expected {n} column names and a target_name"
+    if "preprocess" in spec:  # a table read from a file: its fitted transform (data/preprocess.py)
+        prep = spec["preprocess"]
+        if not (
+            isinstance(prep, dict) and isinstance(prep.get("columns"), list) and isinstance(spec.get("embedded"), list)
+        ):
+            return "has a preprocessing transform that is not a mapping of columns; it was not written by trainwell"
+    else:  # standardised features (delivery, data given in memory)
+        for key, positive in (("x_mean", False), ("x_std", True)):
+            if not _numbers(spec.get(key), n, positive):
+                return f"has {key} {shown(spec.get(key))}; expected {n} finite numbers" + (" > 0" if positive else "")
+    if task == "regression" and not (
+        _numbers([spec.get("y_mean")], 1) and _numbers([spec.get("y_std")], 1, positive=True)
+    ):
+        mean, std = shown(spec.get("y_mean")), shown(spec.get("y_std"))
+        return f"has y_mean {mean}, y_std {std}; expected finite numbers, y_std > 0"
+    if spec.get("target_transform", "none") not in STORED_TRANSFORMS:  # absent: saved before the field existed
+        allowed = ", ".join(STORED_TRANSFORMS)
+        return f"has target_transform {shown(spec['target_transform'])}; expected one of {allowed}"
+    return None
+
+
 def _spec_problem(spec: Any) -> str | None:
     """What is wrong with a stored preprocessing spec (a phrase), or None."""
     if not isinstance(spec, dict):
@@ -154,32 +181,9 @@ def _spec_problem(spec: Any) -> str | None:
     if task == "classification" and not _strings(spec.get("classes"), n_out):
         return f"has classes {shown(spec.get('classes'))}; expected a list of {n_out} class names"
     if kind == "tabular":
-        n = shape[0]
-        if (
-            len(shape) != 1
-            or not _strings(spec.get("feature_names"), n)
-            or not isinstance(spec.get("target_name"), str)
-        ):
-            return f"has feature_names {shown(spec.get('feature_names'))}; expected {n} column names and a target_name"
-        if "preprocess" in spec:  # a table read from a file: its fitted transform (data/preprocess.py)
-            prep = spec["preprocess"]
-            if not (
-                isinstance(prep, dict)
-                and isinstance(prep.get("columns"), list)
-                and isinstance(spec.get("embedded"), list)
-            ):
-                return "has a preprocessing transform that is not a mapping of columns; it was not written by trainwell"
-        else:  # standardised features (delivery, data given in memory)
-            for key, positive in (("x_mean", False), ("x_std", True)):
-                if not _numbers(spec.get(key), n, positive):
-                    return f"has {key} {shown(spec.get(key))}; expected {n} finite numbers" + (
-                        " > 0" if positive else ""
-                    )
-        if task == "regression" and not (
-            _numbers([spec.get("y_mean")], 1) and _numbers([spec.get("y_std")], 1, positive=True)
-        ):
-            mean, std = shown(spec.get("y_mean")), shown(spec.get("y_std"))
-            return f"has y_mean {mean}, y_std {std}; expected finite numbers, y_std > 0"
+        problem = _tabular_problem(spec, shape, task)
+        if problem:
+            return problem
     elif kind == "image":
         c = shape[0]
         if len(shape) != 3 or not _numbers(spec.get("mean"), c) or not _numbers(spec.get("std"), c, positive=True):

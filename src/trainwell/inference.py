@@ -23,6 +23,7 @@ from .data.bundle import DataBundle
 from .data.memory import as_table
 from .data.preprocess import numeric_columns
 from .data.tabular import features_for_prediction, read_table, rows_seen_in_training, targets_for_evaluation
+from .data.target_scale import TargetScale
 from .errors import CheckpointError, ConfigError, DataError, TrainwellError, shown_path
 from .models import build_model
 from .outputs import predict_outputs, score
@@ -116,6 +117,7 @@ def _bundle_like(spec: dict[str, Any], x: torch.Tensor, y: torch.Tensor) -> Data
         classes=spec.get("classes"),
         target_std=spec.get("y_std", 1.0),
         target_mean=spec.get("y_mean", 0.0),
+        target_transform=spec.get("target_transform", "none"),
         spec=spec,
     )
 
@@ -168,7 +170,7 @@ def members_spread(model: Ensemble, x: torch.Tensor, spec: dict[str, Any], targe
     predictions (regression, target units), or of their probabilities of the predicted class."""
     outs = torch.cat([model.member_outputs(x[i : i + 4096]) for i in range(0, len(x), 4096)], dim=1)  # (K, N, O)
     if spec["task"] == "regression":
-        return {f"members_std_{target}": (outs[:, :, 0] * spec["y_std"]).std(0).numpy()}
+        return {f"members_std_{target}": TargetScale.from_spec(spec).to_original(outs[:, :, 0]).std(0).numpy()}
     probs = torch.softmax(outs.float(), dim=-1)
     chosen = probs.mean(0).argmax(1)
     return {"members_std_probability": probs[:, torch.arange(len(chosen)), chosen].std(0).numpy()}
@@ -202,7 +204,7 @@ def predict_run(
     target = spec["target_name"]
     column = f"predicted_{target}"
     if spec["task"] == "regression":
-        result[column] = (out[:, 0] * spec["y_std"] + spec["y_mean"]).numpy()
+        result[column] = TargetScale.from_spec(spec).to_original(out[:, 0]).numpy()
     else:
         logp = calibration.apply(out, spec.get("calibration"))  # probabilities corrected as in metrics.json
         probs = logp.exp()

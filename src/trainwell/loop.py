@@ -303,7 +303,7 @@ def validation(t: Trainer, out: torch.Tensor) -> dict[str, list[float]]:
     y = t.data.y_val
     with torch.no_grad():
         losses = t.loss_fn(out, y.unsqueeze(0).expand(out.shape[0], *y.shape))
-    return {"loss": losses.tolist(), **M.compute(t.data.task, model_scores(t.data.task, out), y, t.data.target_std)}
+    return {"loss": losses.tolist(), **M.compute(t.data.task, model_scores(t.data.task, out), y, t.data.target_scale)}
 
 
 def history_row(

@@ -2,9 +2,9 @@
 
 Every metric of a run is computed here and nowhere else: per-epoch validation rows, test
 metrics, ensembles, evaluate and compare all call `compute`. Outputs carry a leading member
-axis (K, N, O): regression outputs are standardised predictions (× target_std gives the
-target's units), classification outputs are log-probabilities (log_softmax of a member's
-logits, or the log of an ensemble's mean probability).
+axis (K, N, O): regression outputs are standardised predictions (`target`, a TargetScale or the
+target's standard deviation, maps them to the target's units), classification outputs are
+log-probabilities (log_softmax of a member's logits, or the log of an ensemble's mean probability).
 
     regression:     mae, rmse (target units), r2
     classification: accuracy, balanced_accuracy, macro_f1, log_loss, roc_auc
@@ -17,18 +17,24 @@ import math
 
 import torch
 
+from .data.target_scale import TargetScale
 from .metric_names import CLASSIFICATION, HIGHER_IS_BETTER, MAIN, REGRESSION, mode_of, names  # noqa: F401  (re-exported)
 
 
 @torch.no_grad()
-def compute(task: str, out: torch.Tensor, y: torch.Tensor, target_std: float = 1.0) -> dict[str, list[float]]:
+def compute(task: str, out: torch.Tensor, y: torch.Tensor, target: float | TargetScale = 1.0) -> dict[str, list[float]]:
     """Per-member metrics: {name: [value of member 0, member 1, ...]}.
 
-    out: (K, N, O) as described above; y: (N, 1) standardised targets or (N,) class indices."""
+    out: (K, N, O) as described above; y: (N, 1) standardised targets or (N,) class indices;
+    target: the run's TargetScale, or just the standard deviation of a target learned as given."""
     # float64 sums: a float32 reduction's last bits depend on how many threads split it
     out = out.double()
     if task == "regression":
-        return _regression(out, y.double().reshape(1, -1, 1), target_std)
+        y = y.double().reshape(1, -1, 1)
+        scale = target if isinstance(target, TargetScale) else TargetScale(std=target)
+        if scale.transform == "none":  # a linear map: the errors scale by std alone
+            return _regression(out, y, scale.std)
+        return _regression(scale.to_original(out), scale.to_original(y), 1.0)
     return _classification(out, y.long())
 
 

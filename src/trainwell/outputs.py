@@ -13,6 +13,7 @@ import torch
 from . import calibration
 from . import metrics as M
 from .data import DataBundle
+from .data.target_scale import TargetScale
 
 
 @torch.inference_mode()
@@ -46,15 +47,20 @@ def ensemble_scores(task: str, outs: list[torch.Tensor]) -> torch.Tensor:
 
 
 def test_metrics(
-    task: str, outs: list[torch.Tensor], y: torch.Tensor, target_std: float, cal: dict[str, Any] | None = None
+    task: str,
+    outs: list[torch.Tensor],
+    y: torch.Tensor,
+    target: float | TargetScale,
+    cal: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Metrics of one model or of an ensemble (members' outputs averaged) on labelled rows;
-    a classification's probabilities corrected by `cal` (calibration.py) when given."""
+    a classification's probabilities corrected by `cal` (calibration.py) when given.
+    `target`: the regression target's scale (metrics.compute), ignored for classification."""
     scores = ensemble_scores(task, outs)
     if task == "classification" and cal is not None:
         values = calibration.classification_metrics(calibration.apply(scores[0], cal), y, cal)
         return values | {"loss": values["log_loss"]}
-    values = {k: v[0] for k, v in M.compute(task, scores, y, target_std).items()}
+    values = {k: v[0] for k, v in M.compute(task, scores, y, target).items()}
     if task == "regression":
         values["loss"] = (scores[0] - y).pow(2).mean().item()
     else:
@@ -68,6 +74,6 @@ def score(out: torch.Tensor, y: torch.Tensor, data: DataBundle, cal: dict[str, A
         data.task,
         [model_scores(data.task, out)],
         y,
-        data.target_std,
+        data.target_scale,
         cal,
     )

@@ -90,7 +90,7 @@ def estimate_cost(cfgs: list[RunConfig], rows: int | None = None) -> float:
         rows = (
             c.data.n * (1 - c.data.test_fraction) * (1 - c.data.val_fraction) if c.data.name == "delivery" else 20_000
         )
-    batch = auto_batch_size(int(rows)) if c.train.batch_size == AUTO else c.train.batch_size
+    batch = auto_batch_size(int(rows), c.train.auto_batch_min) if c.train.batch_size == AUTO else c.train.batch_size
     steps = math.ceil(rows / batch)
     dims = [4, *c.model.hidden, 1]
     params = sum(a * b for a, b in zip(dims, dims[1:]))

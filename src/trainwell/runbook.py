@@ -337,7 +337,7 @@ def _run_metrics(
     data = t.data
     metrics: dict[str, Any] = {}
     if outs:
-        test = test_metrics(data.task, outs, data.y_test, data.target_std, cal)
+        test = test_metrics(data.task, outs, data.y_test, data.target_scale, cal)
         metrics.update({f"test_{k}": v for k, v in test.items() if k != "loss"}, test_loss=test["loss"])
     metrics.update(
         epochs_run=len(history),
@@ -361,7 +361,7 @@ def _run_metrics(
 def member_metrics(data: DataBundle, outs: list[torch.Tensor]) -> dict[str, Any]:
     """Each member's own test metric, and their mean ± std, beside the ensemble's."""
     main = metric_names.MAIN[data.task]
-    values = [test_metrics(data.task, [o], data.y_test, data.target_std)[main] for o in outs]
+    values = [test_metrics(data.task, [o], data.y_test, data.target_scale)[main] for o in outs]
     mean = sum(values) / len(values)
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else float("nan")
     return {

@@ -51,6 +51,8 @@ class Scaled:
         """The start line: each choice with its reason, so it can be overridden knowingly.
         `lr`: the rate training uses (already scaled)."""
         how = f"auto: power of two nearest √{train_rows:,} rows" if self.batch_auto else "train.batch_size"
+        if self.batch_auto and auto_batch_size(train_rows) < self.batch_size:  # √rows alone chose a smaller batch
+            how += ", raised to train.auto_batch_min"
         parts = [f"batch {self.batch_size} ({how})"]
         if self.lr_factor != 1.0 and not isinstance(lr, str):
             parts.append(f"lr {lr:.3g} (optim.lr {lr / self.lr_factor:g} × √({self.batch_size}/{REFERENCE_BATCH}))")
@@ -64,9 +66,12 @@ class Scaled:
         return "scale: " + ", ".join(parts) + " (train.batch_size, train.max_steps, train.val_every)"
 
 
-def auto_batch_size(train_rows: int) -> int:
+def auto_batch_size(train_rows: int, minimum: int = REFERENCE_BATCH) -> int:
+    """`minimum`: train.auto_batch_min, the smallest batch auto picks (the tabular preset's is larger than 64),
+    applied only to tables holding at least that many rows (smaller ones keep 64, as before)."""
     nearest = 2 ** round(math.log2(max(1.0, math.sqrt(train_rows))))
-    return int(min(MAX_AUTO_BATCH, max(REFERENCE_BATCH, nearest)))
+    floor = minimum if train_rows >= minimum else REFERENCE_BATCH
+    return int(min(max(MAX_AUTO_BATCH, floor), max(floor, nearest)))
 
 
 def validations_per_pass(train_rows: int, val_every: float | str) -> int:
@@ -77,12 +82,17 @@ def validations_per_pass(train_rows: int, val_every: float | str) -> int:
 
 
 def resolve(
-    batch_size: int | str, max_steps: int | str | None, val_every: float | str, train_rows: int, scale_lr: bool = True
+    batch_size: int | str,
+    max_steps: int | str | None,
+    val_every: float | str,
+    train_rows: int,
+    scale_lr: bool = True,
+    min_batch: int = REFERENCE_BATCH,
 ) -> Scaled:
     """The run's scaled choices. `scale_lr`: False where the learning rate is not the user's to
-    rescale (an LR finder's suggestion is measured at the batch it ran with)."""
+    rescale (an LR finder's suggestion is measured at the batch it ran with); `min_batch`: train.auto_batch_min."""
     batch_auto = batch_size == AUTO
-    batch = auto_batch_size(train_rows) if batch_auto else int(batch_size)
+    batch = auto_batch_size(train_rows, min_batch) if batch_auto else int(batch_size)
     factor = math.sqrt(batch / REFERENCE_BATCH) if batch_auto and scale_lr else 1.0
     validations = validations_per_pass(train_rows, val_every)
     steps = (STEP_BUDGET if validations > 1 else None) if max_steps == AUTO else max_steps
@@ -94,7 +104,7 @@ def scale_configs(cfgs: list[Any], train_rows: int) -> Scaled:
     """Resolve "auto" in the configs of one stack (they share batch and cadence) in place, so
     config.yaml holds what ran and a second build (the LR finder's, a resume) rescales nothing."""
     t = cfgs[0].train
-    scaled = resolve(t.batch_size, t.max_steps, t.val_every, train_rows)
+    scaled = resolve(t.batch_size, t.max_steps, t.val_every, train_rows, min_batch=t.auto_batch_min)
     for cfg in cfgs:
         cfg.train.batch_size, cfg.train.max_steps = scaled.batch_size, scaled.max_steps
         cfg.train.val_every = 1.0 / scaled.validations_per_pass

@@ -27,6 +27,7 @@ BACKENDS = ("auto", "gloo", "nccl")  # torch.distributed backends for a run unde
 LOGGERS = ("tensorboard", "mlflow")  # experiment trackers (loggers.py)
 AUTO = "auto"  # optim.lr / schedule.max_lr: run the LR finder first (lr_find.py)
 SCALINGS = ("robust", "standard")
+TARGET_TRANSFORMS = ("auto", "none", "log1p")  # data.target_transform (data/target_scale.py)
 SEED_LIMIT = 2**63  # torch seeds are signed 64-bit integers
 NUMPY_SEED_LIMIT = 2**32  # data seeds feed NumPy's RandomState and scikit-learn, which take 32 bits
 INT_LIMIT = 2**63  # no integer field means anything beyond what torch and NumPy can hold
@@ -84,6 +85,8 @@ class DataConfig:
         10  # csv: categories with at most this many levels are one-hot; more get a learned embedding
     )
     embedding_width: int | None = None  # csv: width of each embedding (None: round(1.6·levels^0.56), at most 64)
+    # regression: learn log(1 + target) (none: as given; auto: log1p for targets >= 0 with skewness above 2)
+    target_transform: str = "auto"
 
     def validate(self) -> None:
         _require(self, "name", bool(self.name), "a data set name")
@@ -103,6 +106,7 @@ class DataConfig:
         if self.name == "folder":
             _require(self, "path", bool(self.path), "a folder of class subfolders when data.name is folder")
         _choice(self, "scaling", SCALINGS)
+        _choice(self, "target_transform", TARGET_TRANSFORMS)
         _require(self, "sep", self.sep is None or len(self.sep) == 1, "null or one character, e.g. ';' or '\\t'")
         _require(self, "onehot_max_levels", self.onehot_max_levels >= 2, "an integer >= 2")
         _require(
@@ -244,6 +248,7 @@ class TrainConfig:
     seed: int = 0  # seeds Python, NumPy, torch and the run's own generators
     max_epochs: int = 100
     batch_size: int | str = 64  # "auto": chosen from the training rows, optim.lr scaled with it (scaling.py)
+    auto_batch_min: int = 64  # batch_size auto: never below this (a power of two; optim.lr is read at batch 64)
     max_steps: int | str | None = None  # budget of optimizer steps per member (None: none; "auto": 4,000 on big tables)
     val_every: float | str = 1.0  # validate every this fraction of a pass ("auto": every ~50,000 rows on big tables)
     eval_batch_size: int = 1024  # evaluation only: larger batches, same result
@@ -301,6 +306,8 @@ class TrainConfig:
             self.val_every == AUTO or (not isinstance(self.val_every, str) and 0 < self.val_every <= 1),
             "auto or a fraction of a pass > 0 and <= 1 (0.25: four validations per pass)",
         )
+        power_of_two = self.auto_batch_min >= 1 and self.auto_batch_min & (self.auto_batch_min - 1) == 0
+        _require(self, "auto_batch_min", power_of_two, "a power of two >= 1 (64, 128, 256, ...)")
         _require(self, "eval_batch_size", self.eval_batch_size >= 1, "an integer >= 1")
         _require(self, "clip_norm", self.clip_norm is None or self.clip_norm > 0, "null or a number > 0")
         _require(self, "patience", self.patience >= 0, "an integer >= 0")

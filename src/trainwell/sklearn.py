@@ -32,6 +32,7 @@ from .api import fit_config
 from .checkpoint import BEST, load_checkpoint
 from .config import ModelConfig
 from .data.memory import memory_bundle, model_inputs
+from .data.target_scale import TargetScale
 from .inference import load_run
 from .models import build_mlp
 from .tune import search
@@ -211,7 +212,7 @@ class TrainwellRegressor(RegressorMixin, _TrainwellEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         out = self._outputs(X)[:, 0].double().numpy()
-        return out * self.spec_["y_std"] + self.spec_["y_mean"]
+        return TargetScale.from_spec(self.spec_).to_original(out)
 
 
 class TrainwellClassifier(ClassifierMixin, _TrainwellEstimator):

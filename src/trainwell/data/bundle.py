@@ -12,6 +12,8 @@ from typing import Any, Callable
 
 import torch
 
+from .target_scale import TargetScale
+
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
@@ -32,12 +34,18 @@ class DataBundle:
     target_name: str | None = None
     target_std: float = 1.0  # regression: targets are standardised; × this gives original units
     target_mean: float = 0.0
+    target_transform: str = "none"  # regression: "log1p" when the network learns log(1 + target) (target_scale.py)
     spec: dict[str, Any] = field(default_factory=dict)  # plain data describing the preprocessing
     prepare: Callable[[torch.Tensor], torch.Tensor] | None = None  # stored tensor → float model input
     augment: Augment | None = None  # training batches only, whole batch at once
     notes: list[str] = field(
         default_factory=list
     )  # what loading inferred (task, column roles, warnings), shown before training
+
+    @property
+    def target_scale(self) -> TargetScale:
+        """How standardised regression outputs map to the target's units (metrics, predictions)."""
+        return TargetScale(self.target_mean, self.target_std, self.target_transform)
 
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
         return self.prepare(x) if self.prepare is not None else x

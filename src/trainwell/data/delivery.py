@@ -40,5 +40,14 @@ def load_delivery(cfg: DataConfig) -> DataBundle:
     x, y = generate(cfg.n, cfg.generator_seed)
     tr, va, te = three_way(len(x), cfg.test_fraction, cfg.val_fraction, cfg.split_seed)
     return bundle_from_arrays(
-        x[tr], y[tr], x[va], y[va], x[te], y[te], task="regression", feature_names=FEATURES, target_name=TARGET
+        x[tr],
+        y[tr],
+        x[va],
+        y[va],
+        x[te],
+        y[te],
+        task="regression",
+        feature_names=FEATURES,
+        target_name=TARGET,
+        target_transform=cfg.target_transform,
     )

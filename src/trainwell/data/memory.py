@@ -218,7 +218,17 @@ def memory_bundle(
     if x_tr.ndim == 2:
         names = names or [f"x{i}" for i in range(x_tr.shape[1])]
         bundle = bundle_from_arrays(
-            x_tr, y_tr, x_va, y_va, x_te, y_te, task=task, feature_names=names, target_name=target_name, classes=classes
+            x_tr,
+            y_tr,
+            x_va,
+            y_va,
+            x_te,
+            y_te,
+            task=task,
+            feature_names=names,
+            target_name=target_name,
+            classes=classes,
+            target_transform=cfg.target_transform,
         )
     else:
         bundle = unscaled_bundle(splits, task, classes)

@@ -29,8 +29,7 @@ from .target import (
     regression_target,
     target_column,
 )
-
-STD_EPS = 1e-8  # added to standard deviations, so a constant column cannot divide by zero
+from .target_scale import STD_EPS, TargetScale
 
 
 def bundle_from_arrays(
@@ -45,12 +44,13 @@ def bundle_from_arrays(
     feature_names: list[str],
     target_name: str,
     classes: list[str] | None = None,
+    target_transform: str = "none",
 ) -> DataBundle:
     """Standardise numeric features with training statistics and wrap the splits."""
     x_mean, x_std = x_tr.mean(0), x_tr.std(0) + STD_EPS
     spec: dict[str, Any] = {"kind": "tabular", "x_mean": [float(v) for v in x_mean], "x_std": [float(v) for v in x_std]}
     xs = [(a - x_mean) / x_std for a in (x_tr, x_va, x_te)]
-    return make_bundle(
+    bundle = make_bundle(
         xs,
         [y_tr, y_va, y_te],
         task=task,
@@ -58,7 +58,11 @@ def bundle_from_arrays(
         target_name=target_name,
         classes=classes,
         spec=spec,
+        target_transform=target_transform,
     )
+    if bundle.target_transform == "none":  # numbers without a file (delivery, arrays): a note only when logged
+        bundle.notes = []
+    return bundle
 
 
 def make_bundle(
@@ -70,17 +74,23 @@ def make_bundle(
     target_name: str,
     classes: list[str] | None,
     spec: dict[str, Any],
+    target_transform: str = "none",
 ) -> DataBundle:
     """Prepared features and raw targets of (train, val, test) as tensors; a regression target
-    is standardised with the training rows' mean and standard deviation."""
+    is put on the scale data.target_transform chooses (target_scale.py): standardised with the
+    training rows' mean and standard deviation, after log1p where that is chosen."""
     spec = {**spec, "task": task, "feature_names": list(feature_names), "target_name": target_name}
+    notes = []
     if task == "regression":
-        y_mean, y_std = float(ys[0].mean()), float(ys[0].std() + STD_EPS)
-        spec.update(y_mean=y_mean, y_std=y_std)
-        to_y = lambda a: torch.as_tensor((a - y_mean) / y_std, dtype=torch.float32).reshape(-1, 1)  # noqa: E731
+        scale, note = TargetScale.fit((xs[0], ys[0], xs[1], ys[1]), target_transform, "the training rows")
+        notes.append(note)
+        spec.update(scale.spec_fields())
+        to_y = lambda a: torch.as_tensor(  # noqa: E731
+            scale.standardise(a, "the validation or test rows"), dtype=torch.float32
+        ).reshape(-1, 1)
         n_outputs = 1
     else:
-        y_mean, y_std = 0.0, 1.0
+        scale = TargetScale()
         spec["classes"] = list(classes or [])
         to_y = lambda a: torch.as_tensor(a, dtype=torch.long)  # noqa: E731
         n_outputs = len(classes or [])
@@ -100,9 +110,11 @@ def make_bundle(
         classes=list(classes) if classes is not None else None,
         feature_names=list(feature_names),
         target_name=target_name,
-        target_mean=y_mean,
-        target_std=y_std,
+        target_mean=scale.mean,
+        target_std=scale.std,
+        target_transform=scale.transform,
         spec=spec,
+        notes=notes,
     )
 
 
@@ -183,9 +195,17 @@ def table_bundle(cfg: DataConfig, train: Frame, val: Frame | None = None, test: 
     if classes is not None:  # training rows per class, for class weights
         spec["class_counts"] = np.bincount(ys[0], minlength=len(classes)).tolist()
     bundle = make_bundle(
-        xs, ys, task=task, feature_names=output_names(prep), target_name=cfg.target, classes=classes, spec=spec
+        xs,
+        ys,
+        task=task,
+        feature_names=output_names(prep),
+        target_name=cfg.target,
+        classes=classes,
+        spec=spec,
+        target_transform=cfg.target_transform,
     )
-    bundle.notes = [f"task: {task} ({why})", *dropped, *describe_roles(columns, level_summary(prep)), *balance]
+    roles = describe_roles(columns, level_summary(prep))
+    bundle.notes = [f"task: {task} ({why})", *bundle.notes, *dropped, *roles, *balance]
     return bundle
 
 
@@ -245,8 +265,8 @@ def targets_for_evaluation(df: Any, spec: dict[str, Any], where: str) -> torch.T
     col = target_column(df, spec["target_name"], where)
     if spec["task"] == "classification":
         return torch.as_tensor(encode_labels(col, spec["classes"], where), dtype=torch.long)
-    y = regression_target(col, where)
-    return torch.as_tensor((y - spec["y_mean"]) / spec["y_std"], dtype=torch.float32).reshape(-1, 1)
+    y = TargetScale.from_spec(spec).standardise(regression_target(col, where), where)
+    return torch.as_tensor(y, dtype=torch.float32).reshape(-1, 1)
 
 
 def rows_seen_in_training(df: Any, cfg: DataConfig) -> int:

@@ -184,7 +184,7 @@ def _conclude(out: Path, plan: Plan, data: DataBundle, select_data: DataBundle, 
     mode = resolve_mode(plan.base)
     say(f"choosing the ensemble on {SELECT_HALF} from {len(usable)} configurations")
     sel_outs = [ensemble.outputs(dirs[i], select_data, select_data.x_val) for i in usable]
-    chosen = caruana(data.task, sel_outs, select_data.y_val, metric, mode, data.target_std)
+    chosen = caruana(data.task, sel_outs, select_data.y_val, metric, mode, data.target_scale)
     picks = [usable[j] for j in chosen.picks]
     test_outs = {i: ensemble.outputs(dirs[i], data, data.x_test) for i in set(picks) | {usable[chosen.single_best]}}
     scores = ensemble.test_scores(data.task, [test_outs[i] for i in picks], data)

@@ -76,5 +76,5 @@ def save(
 
 def test_scores(task: str, outs: list[torch.Tensor], data: DataBundle) -> dict[str, float]:
     """Test metrics of an ensemble of these outputs (repeats weigh a member more), as train writes them."""
-    values = test_metrics(task, outs, data.y_test, data.target_std)
+    values = test_metrics(task, outs, data.y_test, data.target_scale)
     return {f"test_{k}": v for k, v in values.items() if k != "loss"} | {"test_loss": values["loss"]}
