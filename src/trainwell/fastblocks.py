@@ -97,6 +97,9 @@ def matmul(
     K = b.shape[0]
     shared = isinstance(a, torch.Tensor) and a.dim() == 2
     out = b.new_empty(K, (a if shared else a[0]).shape[0], b.shape[-1]) if out is None else out
+    low = autocast_dtype(b)
+    if low is not None:
+        return _matmul_cast(a, b, bias, out, low, shared)
     # unbind: one call for K views where indexing costs K (the dispatch is the cost at small batches)
     rows, mats, outs = [a] * K if shared else _members(a), b.unbind(0), out.unbind(0)
     if bias is None:
@@ -105,6 +108,37 @@ def matmul(
     else:
         for k, shift in enumerate(bias.unbind(0)):
             torch.addmm(shift, rows[k], mats[k], out=outs[k])
+    return out
+
+
+def autocast_dtype(t: torch.Tensor) -> torch.dtype | None:
+    """The dtype autocast gives matmuls on t's device (bfloat16, float16), or None where it is off."""
+    kind = t.device.type
+    return torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else None
+
+
+def _matmul_cast(
+    a: torch.Tensor | Sequence[torch.Tensor],
+    b: torch.Tensor,
+    bias: torch.Tensor | None,
+    out: torch.Tensor,
+    dtype: torch.dtype,
+    shared: bool,
+) -> torch.Tensor:
+    """matmul under autocast: the products in `dtype`, written into the float32 `out`. mm's out=
+    form is not autocast-eligible (it would run in float32), so the operands are cast here, once
+    for all members. Only the matmuls change precision: the bias is added in float32, and the
+    elementwise work, BatchNorm, the loss, the weights and their gradients stay float32."""
+    K = b.shape[0]
+    low = a.to(dtype) if isinstance(a, torch.Tensor) else [part.to(dtype) for part in a]
+    rows, mats, outs = [low] * K if shared else _members(low), b.to(dtype).unbind(0), out.unbind(0)
+    shifts = bias.unbind(0) if bias is not None else [None] * K
+    for k in range(K):
+        product = torch.mm(rows[k], mats[k])
+        if shifts[k] is None:
+            outs[k].copy_(product)
+        else:
+            torch.add(product, shifts[k], out=outs[k])
     return out
 
 

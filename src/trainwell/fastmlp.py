@@ -182,9 +182,9 @@ class MLPStack(ParamStack):
     def outputs(
         self, x: torch.Tensor, batch: int, autocast: Callable, average: bool = True, prepare: Callable = lambda v: v
     ) -> torch.Tensor:
-        return torch.cat(
-            [self._eval_forward(prepare(x[i : i + batch]), average) for i in range(0, len(x), batch)], dim=1
-        )
+        with autocast():  # as on the module path: the matmuls in the autocast dtype (fastblocks.matmul)
+            parts = [self._eval_forward(prepare(x[i : i + batch]), average) for i in range(0, len(x), batch)]
+        return torch.cat(parts, dim=1)
 
     def reset_batchnorm(self, average: bool) -> list[float | None]:
         for rm, rv in self._set(average)[1]:
@@ -196,7 +196,8 @@ class MLPStack(ParamStack):
 
     @torch.no_grad()
     def calibration_forward(self, x: torch.Tensor, factor: float, average: bool, autocast: Callable) -> None:
-        self._eval_forward(x, average, calibrate=factor)
+        with autocast():
+            self._eval_forward(x, average, calibrate=factor)
 
     @torch.no_grad()
     def update_average(self, weight: torch.Tensor) -> None:
