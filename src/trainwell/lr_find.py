@@ -22,7 +22,7 @@ from . import lr_range, paths, rundir
 from .build import build_trainer
 from .compose import compose
 from .errors import ConfigError, TrainwellError
-from .loop import Trainer, clip_gradients
+from .loop import Trainer, clip_gradients, gather
 from .optim import FlatOptimizer
 from .run_config import RunConfig
 from .sections import AUTO
@@ -60,7 +60,7 @@ def trainer_step(t: Trainer) -> Callable[[float], float]:
 
     def step(lr: float) -> float:
         idx = next(order).unsqueeze(0)
-        x, y = t.data.inputs(t.data.x_train[idx]), t.data.y_train[idx]
+        x, y = t.data.inputs(gather(t.data.x_train, idx)), gather(t.data.y_train, idx)
         if t.data.augment is not None:
             x = t.data.augment(x[0], gens["augment"]).unsqueeze(0)
         with t.autocast():
