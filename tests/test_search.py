@@ -120,9 +120,9 @@ def test_ensemble_is_chosen_on_the_selection_half_and_loads_like_a_run(tmp_path,
     seen = {}
     real = driver.caruana
 
-    def spy(task, outs, y, metric, mode, std=1.0):
+    def spy(task, outs, y, metric, mode, *rest):
         seen["y"] = y
-        return real(task, outs, y, metric, mode, std)
+        return real(task, outs, y, metric, mode, *rest)
 
     monkeypatch.setattr(driver, "caruana", spy)
     result = search(base, 3, out=tmp_path / "s")
@@ -146,6 +146,65 @@ def test_caruana_adds_with_replacement_and_keeps_the_best_prefix():
     assert sorted(chosen.picks) == [1, 2] and chosen.score == pytest.approx(0.0)  # the two biases cancel
     exact = caruana("regression", [far, y.clone(), low], y, "loss", "min")
     assert exact.picks == [1] and exact.single_best == 1
+
+
+def test_caruana_from_the_default_is_never_worse_than_the_default():
+    y = torch.tensor([[1.0], [2.0], [3.0], [4.0]])
+    low, high = y - 1.0, y + 1.0  # the "default's seeds": together they are exact
+    good = y + 0.1  # the best single member, but biased
+    chosen = caruana("regression", [good, low, high], y, "loss", "min", start=[1, 2])
+    assert sorted(chosen.picks) == [1, 2] and chosen.score == pytest.approx(0.0)
+    assert chosen.single_best == 0  # the plain greedy pass, from the best single member, cannot reach 0 in 25 steps
+    plain = caruana("regression", [good, low, high], y, "loss", "min")
+    assert plain.score > 0.0 and chosen.score < plain.score
+    better = caruana("regression", [y.clone(), low, y + 3.0], y, "loss", "min", start=[1, 2])
+    assert better.picks == [0] and better.score == pytest.approx(0.0)  # the plain pass wins when it is better
+
+
+def classification_config(tmp_path, **train):
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame.iloc[:300, [0, 1, 2, 3, 7, 20, 21, 30]]
+    frame["target"] = frame["target"].map({0: "malignant", 1: "benign"})
+    frame.to_csv(tmp_path / "cancer.csv", index=False)
+    data = {"name": "csv", "path": str(tmp_path / "cancer.csv"), "target": "target", "task": "classification"}
+    train = {"max_epochs": 4, "patience": 3, "members": 2, "class_weights": "auto", **train}
+    return RunConfig.from_dict(tiny_config(data=data, train=train))
+
+
+def test_the_ensemble_gets_its_own_temperature_and_never_loses_to_the_default_on_selection(tmp_path):
+    from trainwell.build import class_weight
+    from trainwell.calibration import fit
+    from trainwell.outputs import ensemble_scores
+    from trainwell.tune import ensemble
+
+    base = classification_config(tmp_path)
+    result = search(base, 3, out=tmp_path / "s", seed=2)
+    data = load_data(base.data)
+    metrics = json.loads((result.ensemble_dir / "metrics.json").read_text())
+    _, model, spec = load_run(result.ensemble_dir)
+    outs = [m(data.x_val) for m in model.members]  # each member's logits on every validation row
+    expected = fit(
+        ensemble_scores("classification", [o.detach() for o in outs])[0], data.y_val, class_weight(base, data)
+    )
+    assert spec["calibration"]["temperature"] == pytest.approx(expected["temperature"], rel=1e-6)
+    assert evaluate_run(result.ensemble_dir)["test_log_loss"] == pytest.approx(metrics["test_log_loss"], rel=1e-5)
+    s = result.summary
+    assert s["ensemble_select"] <= s["default_select"] == metrics["default_selection_value"]
+    default_seeds = ensemble.seeds_of(base, result.out / "default")
+    assert [c.name for c in default_seeds] == ["default#0", "default#1"]  # candidates of the selection too
+
+
+def test_a_search_with_nothing_finite_fails_with_exit_1(tmp_path, capsys, monkeypatch):
+    from trainwell.tune import ensemble
+
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(json.dumps(tiny_config(train={"max_epochs": 2})))
+    monkeypatch.setattr(ensemble, "finished", lambda run_dir: False)  # as when every loss became non-finite
+    status = main(["train", str(cfg), "--out", str(tmp_path / "s"), "--search", "2", "--quiet"])
+    err = capsys.readouterr().err
+    assert status == 1 and "no configuration of the search trained to finite weights" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "s" / "ensemble").exists()
 
 
 class FakeMember:

@@ -92,8 +92,10 @@ def cmd_search(args: argparse.Namespace, cfg: Any, trials: Any) -> int:
     say = (lambda _t: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     trials = args.search if args.search is not None else trials  # --search N wins over the file's
     result = search(cfg, trials, out=args.out, dials=dials, say=say, seconds=args.time)
-    print(*result.lines(), sep="\n", file=sys.stderr if result.interrupted else sys.stdout)
-    return EXIT_INTERRUPTED if result.interrupted else 0
+    print(*result.lines(), sep="\n", file=sys.stderr if result.interrupted or result.failed else sys.stdout)
+    if result.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_TRAINING_FAILED if result.failed else 0  # a failed run, not bad input
 
 
 def _report(result: Any) -> int:

@@ -178,6 +178,8 @@ class _TrainwellEstimator(BaseEstimator):
         with tempfile.TemporaryDirectory(prefix="trainwell-sklearn-", dir=scratch_dir()) as tmp:
             out = Path(self.out) if self.out is not None else Path(tmp) / "search"
             result = search(cfg, self.search, out=out, data=data)
+            if result.failed:  # as numpy and scikit-learn report a fit that cannot produce a model
+                raise RuntimeError(result.message)
             _, model, self.spec_ = load_run(result.ensemble_dir)
         self.model_ = model.double().eval()  # float64 at predict time, as _train leaves its model
         self.search_summary_ = result.summary

@@ -37,7 +37,7 @@ from .plan import (
     default_out,
     make_plan,
 )
-from .selection import caruana
+from .selection import caruana, ensemble_score
 
 Say = Callable[[str], None]
 MATTERS = 0.01  # a dial "mattered" when its spread of best validation values exceeds 1% of the best value
@@ -48,6 +48,7 @@ class SearchResult:
     out: Path
     summary: dict[str, Any] = field(default_factory=dict)
     interrupted: bool = False
+    failed: bool = False  # no configuration, nor the default run, trained to finite weights
     message: str = ""
 
     @property
@@ -62,6 +63,8 @@ class SearchResult:
         """What `train --search` prints: the headline and where things are, or how to continue."""
         if self.interrupted:
             return [f"trainwell: {self.message}; what has finished is in {self.report}"]
+        if self.failed:
+            return [f"trainwell: {self.message}; the report is in {self.report}"]
         return [
             report.headline(self.summary),
             f"ensemble: {self.ensemble_dir}  (evaluate, predict and load_run take it); report: {self.report}",
@@ -142,8 +145,9 @@ def rung_values(plan: Plan, dirs: list[Path]) -> dict[int, list[float]]:
 
 def _train_all(out: Path, plan: Plan, data: DataBundle, stop_data: DataBundle, say: Say) -> bool:
     """The default run, then each stack in turn (until a --time budget is spent); False when interrupted."""
-    say("training the default run (for the comparison and the cost ratio)")
-    if interrupted(run_stack([plan.base], [out / DEFAULT_DIR], data, checkpoint_seconds=0.0)):  # as train writes it
+    # early-stopped on the stop half like every member, so that its seeds may join the ensemble
+    say("training the default run (for the comparison and the cost ratio; its seeds are candidates too)")
+    if interrupted(run_stack([plan.base], [out / DEFAULT_DIR], stop_data, checkpoint_seconds=0.0)):
         return False
     dirs, budget = candidate_dirs(out, plan), plan.search.seconds
     for k, stack in enumerate(plan.stacks):
@@ -175,29 +179,43 @@ def _stop(out: Path, plan: Plan, data: DataBundle) -> SearchResult:
 
 
 def _conclude(out: Path, plan: Plan, data: DataBundle, select_data: DataBundle, say: Say) -> SearchResult:
+    """Caruana's selection on the selection half, from every finished configuration and the
+    default's seeds (from which a second greedy pass starts, so the ensemble is never worse than
+    the default there); the ensemble's temperature fitted on all validation rows; the report."""
     dirs = candidate_dirs(out, plan)
-    usable = ensemble.finished_members(dirs)
-    if not usable:
-        raise ConfigError("no configuration of the search trained to finite weights; lower the learning rate range")
+    default_seeds = ensemble.seeds_of(plan.base, out / DEFAULT_DIR)
+    pool = [ensemble.Candidate(plan.configs[i], dirs[i]) for i in ensemble.finished_members(dirs)] + default_seeds
+    if not pool:
+        summary = _write_report(out, plan, data, None)
+        message = "no configuration of the search trained to finite weights; lower the learning rate range"
+        return SearchResult(out, summary, failed=True, message=message)
     monitor = plan.base.train.monitor
-    metric = monitor.removeprefix("val_")
-    mode = resolve_mode(plan.base)
-    say(f"choosing the ensemble on {SELECT_HALF} from {len(usable)} configurations")
-    sel_outs = [ensemble.outputs(dirs[i], select_data, select_data.x_val) for i in usable]
-    chosen = caruana(data.task, sel_outs, select_data.y_val, metric, mode, data.target_scale)
-    picks = [usable[j] for j in chosen.picks]
-    test_outs = {i: ensemble.outputs(dirs[i], data, data.x_test) for i in set(picks) | {usable[chosen.single_best]}}
-    scores = ensemble.test_scores(data.task, [test_outs[i] for i in picks], data)
-    single = ensemble.test_scores(data.task, [test_outs[usable[chosen.single_best]]], data)
+    metric, mode = monitor.removeprefix("val_"), resolve_mode(plan.base)
+    say(
+        f"choosing the ensemble on {SELECT_HALF} from {len(pool)} members "
+        f"(the default's {len(default_seeds)} seeds among them)"
+    )
+    start = list(range(len(pool) - len(default_seeds), len(pool)))
+    sel_outs, y_sel = ensemble.outputs(pool, select_data, select_data.x_val), select_data.y_val
+    chosen = caruana(data.task, sel_outs, y_sel, metric, mode, data.target_scale, start)
+    default_select = ensemble_score(data.task, sel_outs, dict.fromkeys(start, 1), y_sel, metric, data.target_scale)
+    picks = [pool[j] for j in chosen.picks]
+    distinct = list(dict.fromkeys(picks))
+    cal = ensemble.calibrate(plan.base, data, ensemble.outputs(picks, data, data.x_val))
+    test_outs = dict(zip(distinct, ensemble.outputs(distinct, data, data.x_test)))
+    scores = ensemble.test_scores(data.task, [test_outs[c] for c in picks], data, cal)
+    best_single = pool[chosen.single_best]
+    single = ensemble.test_scores(data.task, ensemble.outputs([best_single], data, data.x_test), data)
     extra = {
         "selected_on": SELECT_HALF,
         "members_early_stopped_on": STOP_HALF,
         "selection_value": chosen.score,
+        "default_selection_value": default_select,
         "monitor": monitor,
-        "picks": [dirs[i].name for i in picks],
+        "picks": [c.name for c in picks],
     }
-    ensemble.save(out / ENSEMBLE_DIR, plan.base, [(plan.configs[i], dirs[i]) for i in picks], chosen, scores | extra)
-    selection = {"chosen": chosen, "picks": picks, "usable": usable, "scores": scores, "single": single}
+    ensemble.save(out / ENSEMBLE_DIR, plan.base, picks, chosen, scores | extra, cal)
+    selection = {"chosen": chosen, "picks": picks, "scores": scores, "single": single, "default_select": default_select}
     summary = _write_report(out, plan, data, selection)
     return SearchResult(out, summary)
 
@@ -243,7 +261,7 @@ def _write_report(out: Path, plan: Plan, data: DataBundle, selection: dict[str, 
         "search_seconds": search_seconds,
         "default_seconds": default_seconds,
         "cost_ratio": search_seconds / default_seconds if default_seconds else float("nan"),
-        "default_name": f"{plan.base.name}, {plan.base.train.members} member(s)",
+        "default_name": f"{plan.base.name}, {plan.base.train.members} member(s), early-stopped on the stop half",
         "default_test": default_m.get(f"test_{main}"),
         "select_rows": len(data.x_val) // 2,
         "top_dials": [e.dial for e in effects if e.spread > MATTERS * _best_abs(effects)],
@@ -259,18 +277,29 @@ def _write_report(out: Path, plan: Plan, data: DataBundle, selection: dict[str, 
             single_test=selection["single"].get(f"test_{main}"),
             single_select=sel.single_score,
         )
-        counts: dict[int, int] = {}
-        for i in picks:
-            counts[i] = counts.get(i, 0) + 1
-        for i, c in sorted(counts.items(), key=lambda ic: -ic[1]):
-            values = ", ".join(f"{k} {_short(v)}" for k, v in plan.values[i].items())
-            chosen_lines.append(f"c{i:02d} × {c}: {values}")
+        summary["default_select"] = selection["default_select"]
+        chosen_lines = _chosen_lines(plan, picks)
     parts, title = report.blocks(summary, effects, chosen_lines), f"trainwell search: {plan.base.name}"
     rundir.write_text_atomic(out / REPORT_MD, report.render_markdown(title, parts))
     rundir.write_text_atomic(out / REPORT_HTML, report.render_html(title, parts))
     rundir.write_text_atomic(out / TABLE, _csv(rows))
     rundir.write_json(out / "summary.json", summary)
     return summary
+
+
+def _chosen_lines(plan: Plan, picks: list[ensemble.Candidate]) -> list[str]:
+    """One line per distinct member, most weighted first: its dial values, or which default seed."""
+    counts: dict[ensemble.Candidate, int] = {}
+    for c in picks:
+        counts[c] = counts.get(c, 0) + 1
+    lines = []
+    for c, n in sorted(counts.items(), key=lambda cn: -cn[1]):
+        if c.run_dir.name == DEFAULT_DIR:
+            lines.append(f"{c.name} × {n}: the default, seed {c.cfg.train.seed + c.member}")
+            continue
+        values = ", ".join(f"{k} {_short(v)}" for k, v in plan.values[int(c.run_dir.name[1:])].items())
+        lines.append(f"{c.name} × {n}: {values}")
+    return lines
 
 
 def _best_abs(effects: list[report.DialEffect]) -> float:

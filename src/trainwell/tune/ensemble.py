@@ -1,59 +1,110 @@
-"""The search's final model: members chosen on the selection half (selection.py), saved as a
-run directory that evaluate, predict and load_run read like any ensemble (`train.members`);
-each member keeps its own layout (best.pt's member_models)."""
+"""The search's final model: members chosen on the selection half (selection.py) from every
+finished configuration and the default run's seeds, saved as a run directory that evaluate,
+predict and load_run read like any ensemble (`train.members`); each member keeps its own layout
+(best.pt's member_models), and a classification's probabilities get one temperature fitted for
+the ensemble's average (calibration.py), not a member's."""
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .. import rundir
+from .. import calibration, rundir
+from ..build import class_weight
 from ..checkpoint import BEST, load_checkpoint, save_checkpoint
 from ..config import RunConfig, dump_yaml
 from ..data import DataBundle
 from ..inference import load_run
-from ..outputs import predict_outputs, test_metrics
+from ..outputs import ensemble_scores, predict_outputs, test_metrics
 from ..stop_reasons import NOT_FINITE
 from .selection import Selection
 
 EVAL_BATCH = 4096  # rows per forward pass when scoring (evaluation only: any size gives the same numbers)
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """One member the ensemble may take: seed `member` of the run in `run_dir` (trained as `cfg`)."""
+
+    cfg: RunConfig = field(compare=False)  # a run directory holds one config: equal (and hashed) by where
+    run_dir: Path
+    member: int = 0
+
+    @property
+    def name(self) -> str:
+        one = self.member == 0 and self.cfg.train.members == 1
+        return self.run_dir.name if one else f"{self.run_dir.name}#{self.member}"
+
+
+def finished(run_dir: Path) -> bool:
+    """A run that finished with usable best weights."""
+    if not (run_dir / rundir.METRICS).exists() or not (run_dir / rundir.BEST_PT).exists():
+        return False
+    return rundir.read_json(run_dir / rundir.METRICS).get("stop_reason") != NOT_FINITE
+
+
 def finished_members(dirs: list[Path]) -> list[int]:
     """Indices of the candidates that finished with usable best weights."""
-    keep = []
-    for i, d in enumerate(dirs):
-        if not (d / rundir.METRICS).exists() or not (d / rundir.BEST_PT).exists():
-            continue
-        if rundir.read_json(d / rundir.METRICS).get("stop_reason") != NOT_FINITE:
-            keep.append(i)
-    return keep
+    return [i for i, d in enumerate(dirs) if finished(d)]
 
 
-def outputs(run_dir: Path, data: DataBundle, x: torch.Tensor) -> torch.Tensor:
-    """A finished run's raw outputs (logits or standardised predictions) for stored inputs x."""
-    _, model, _ = load_run(run_dir)
-    return predict_outputs(model, data, x, EVAL_BATCH, contextlib.nullcontext)
+def seeds_of(cfg: RunConfig, run_dir: Path) -> list[Candidate]:
+    """Each seed of a finished run with best weights (a seed that never had finite ones is left out)."""
+    if not finished(run_dir):
+        return []
+    ckpt = load_checkpoint(run_dir / rundir.BEST_PT, BEST)
+    states = ckpt.get("members") or [ckpt["model"]]
+    return [Candidate(cfg, run_dir, k) for k, state in enumerate(states) if state is not None]
+
+
+def outputs(pool: list[Candidate], data: DataBundle, x: torch.Tensor) -> list[torch.Tensor]:
+    """Each candidate's raw outputs (logits or standardised predictions) for stored inputs x;
+    a run directory is loaded once however many of its seeds are in the pool."""
+    models: dict[Path, list[torch.nn.Module]] = {}
+    outs = []
+    for c in pool:
+        if c.run_dir not in models:
+            _, model, _ = load_run(c.run_dir)
+            models[c.run_dir] = list(model.members) if hasattr(model, "members") else [model]
+        outs.append(predict_outputs(models[c.run_dir][c.member], data, x, EVAL_BATCH, contextlib.nullcontext))
+    return outs
+
+
+def calibrate(base: RunConfig, data: DataBundle, val_outs: list[torch.Tensor]) -> dict[str, Any] | None:
+    """A classification ensemble's probability corrections, fitted on all validation rows for
+    the average of its members' probabilities (as train fits an ensemble of seeds); None for regression."""
+    if data.task != "classification":
+        return None
+    return calibration.fit(ensemble_scores(data.task, val_outs)[0], data.y_val, class_weight(base, data))
 
 
 def save(
-    out: Path, base: RunConfig, chosen: list[tuple[RunConfig, Path]], selection: Selection, metrics: dict[str, Any]
+    out: Path,
+    base: RunConfig,
+    chosen: list[Candidate],
+    selection: Selection,
+    metrics: dict[str, Any],
+    cal: dict[str, Any] | None,
 ) -> None:
     """OUT/ensemble: config.yaml (the default's, as an ensemble of the picks), best.pt, metrics.json."""
     states, models, spec = [], [], None
-    by_dir: dict[Path, Any] = {}
-    for cfg, d in chosen:
-        if d not in by_dir:  # a member picked twice is stored once (torch.save keeps one copy of a shared dict)
-            ckpt = load_checkpoint(d / rundir.BEST_PT, BEST)
-            by_dir[d] = ckpt["model"]
+    by_member: dict[tuple[Path, int], Any] = {}
+    for c in chosen:
+        if (c.run_dir, c.member) not in by_member:  # a member picked twice is stored once (one shared dict)
+            ckpt = load_checkpoint(c.run_dir / rundir.BEST_PT, BEST)
+            by_member[(c.run_dir, c.member)] = (ckpt.get("members") or [ckpt["model"]])[c.member]
             spec = spec or dict(ckpt["spec"])
-        states.append(by_dir[d])
-        models.append(cfg.to_dict()["model"])
+        states.append(by_member[(c.run_dir, c.member)])
+        models.append(c.cfg.to_dict()["model"])
     spec = spec or {}
     spec["members"] = len(states)
+    spec.pop("calibration", None)  # a member's temperature suits its own probabilities, not the average
+    if cal is not None:
+        spec["calibration"] = cal
     raw = base.to_dict()
     raw["name"] = f"{base.name}-search"
     raw["train"]["members"] = len(states)
@@ -74,7 +125,9 @@ def save(
     rundir.write_json(out / rundir.METRICS, metrics)
 
 
-def test_scores(task: str, outs: list[torch.Tensor], data: DataBundle) -> dict[str, float]:
+def test_scores(
+    task: str, outs: list[torch.Tensor], data: DataBundle, cal: dict[str, Any] | None = None
+) -> dict[str, float]:
     """Test metrics of an ensemble of these outputs (repeats weigh a member more), as train writes them."""
-    values = test_metrics(task, outs, data.y_test, data.target_scale)
+    values = test_metrics(task, outs, data.y_test, data.target_scale, cal)
     return {f"test_{k}": v for k, v in values.items() if k != "loss"} | {"test_loss": values["loss"]}

@@ -39,15 +39,45 @@ def ensemble_score(
 
 
 def caruana(
-    task: str, outs: list[torch.Tensor], y: torch.Tensor, metric: str, mode: str, std: float = 1.0
+    task: str,
+    outs: list[torch.Tensor],
+    y: torch.Tensor,
+    metric: str,
+    mode: str,
+    std: float = 1.0,
+    start: list[int] | None = None,
 ) -> Selection:
-    """Members' raw outputs (logits or predictions) on the selection rows → the chosen multiset."""
+    """Members' raw outputs (logits or predictions) on the selection rows → the chosen multiset.
+    `start`: members the ensemble begins from (the default run's seeds); then the greedy
+    additions run twice, from the best single member and from `start`, and the better result is
+    kept — never worse than `start` alone on these rows, since keeping none of the additions is
+    one of the prefixes weighed."""
     if not outs:
         raise ValueError("ensemble selection needs at least one member")
-    better = (lambda a, b: a > b) if mode == "max" else (lambda a, b: a < b)
     singles = [ensemble_score(task, outs, {i: 1}, y, metric, std) for i in range(len(outs))]
     best = min(range(len(outs)), key=lambda i: -singles[i] if mode == "max" else singles[i])
-    counts, picks, trace = {best: 1}, [best], [singles[best]]
+    chosen = _greedy(task, outs, y, metric, mode, std, [best])
+    if start:
+        seeded = _greedy(task, outs, y, metric, mode, std, list(start))
+        if _better(mode)(seeded.score, chosen.score):
+            chosen = seeded
+    return Selection(chosen.picks, chosen.score, best, singles[best], metric, chosen.trace)
+
+
+def _better(mode: str):
+    return (lambda a, b: a > b) if mode == "max" else (lambda a, b: a < b)
+
+
+def _greedy(
+    task: str, outs: list[torch.Tensor], y: torch.Tensor, metric: str, mode: str, std: float, first: list[int]
+) -> Selection:
+    """Greedy additions with replacement after the members `first`; the best-scoring prefix
+    (the shortest among equals, `first` alone included) is kept."""
+    better = _better(mode)
+    counts: dict[int, int] = {}
+    for i in first:
+        counts[i] = counts.get(i, 0) + 1
+    picks, trace = list(first), [ensemble_score(task, outs, counts, y, metric, std)]
     for _ in range(ROUNDS - 1):
         scored = []
         for i in range(len(outs)):
@@ -61,4 +91,4 @@ def caruana(
     for k in range(1, len(trace)):  # the shortest prefix with the best score
         if better(trace[k], trace[keep]):
             keep = k
-    return Selection(picks[: keep + 1], trace[keep], best, singles[best], metric, trace)
+    return Selection(picks[: len(first) + keep], trace[keep], first[0], trace[0], metric, trace)
