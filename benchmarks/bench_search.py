@@ -27,7 +27,7 @@ import torch
 torch.set_num_threads(1)  # the machine's cores are shared: one thread per benchmark process
 
 
-def table_config(name: str, folder: Path) -> dict[str, Any]:
+def table_config(name: str, folder: Path, max_train: int | None = None) -> dict[str, Any]:
     """The raw config `trainwell train --data` would build for this table (the tabular preset)."""
     from trainwell.presets import PRESETS
 
@@ -37,7 +37,7 @@ def table_config(name: str, folder: Path) -> dict[str, Any]:
         raw["data"] = {"name": "delivery", "n": 5000}
         return raw
     if name not in SKLEARN_TABLES:
-        return real_table_config(raw, name, folder)
+        return real_table_config(raw, name, folder, max_train)
     from sklearn import datasets
 
     loaders = {
@@ -58,13 +58,13 @@ def table_config(name: str, folder: Path) -> dict[str, Any]:
 SKLEARN_TABLES = ("digits", "breast_cancer", "diabetes")
 
 
-def real_table_config(raw: dict[str, Any], name: str, folder: Path) -> dict[str, Any]:
+def real_table_config(raw: dict[str, Any], name: str, folder: Path, max_train: int | None) -> dict[str, Any]:
     """A table of benchmarks/tables.py (bench_tables.py's public tables; `pip install 'trainwell[bench]'`),
     with its fixed train/test split written as two CSV files."""
     import tables  # benchmarks/tables.py, beside this script
 
     table = tables.load_table(name)
-    train, test = tables.split(table)
+    train, test = tables.split(table, max_train or tables.MAX_TRAIN, tables.MAX_TEST)
     paths = folder / f"{name}-train.csv", folder / f"{name}-test.csv"
     train.to_csv(paths[0], index=False)
     test.to_csv(paths[1], index=False)
@@ -73,14 +73,16 @@ def real_table_config(raw: dict[str, Any], name: str, folder: Path) -> dict[str,
     return raw
 
 
-def one_table(name: str, trials: int, folder: Path) -> dict[str, Any]:
+def one_table(
+    name: str, trials: int, folder: Path, dials: list[str] | None = None, max_train: int | None = None
+) -> dict[str, Any]:
     import trainwell
     from trainwell.config import RunConfig
 
-    cfg = RunConfig.from_dict(table_config(name, folder))
+    cfg = RunConfig.from_dict(table_config(name, folder, max_train))
     cfg.train.quiet = True
     default_wall, default_cpu, _ = timed(lambda: trainwell.train(cfg, out=folder / f"{name}-default"))
-    wall, cpu, result = timed(lambda: trainwell.search(cfg, trials, out=folder / f"{name}-search"))
+    wall, cpu, result = timed(lambda: trainwell.search(cfg, trials, out=folder / f"{name}-search", dials=dials))
     s = result.summary
     return {
         "table": name,
@@ -116,7 +118,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=32)
     parser.add_argument("--tables", default="delivery,digits,breast_cancer,diabetes")
+    parser.add_argument("--dials", help="comma-separated dials to vary (default: the search's own)")
+    parser.add_argument("--max-train", type=int, help="cap on a public table's training rows (bench_tables')")
     args = parser.parse_args()
+    dials = args.dials.split(",") if args.dials else None
     with tempfile.TemporaryDirectory() as tmp:
         print(
             "| table | metric | default | search | best single | members | stacks | training-time ratio "
@@ -124,7 +129,7 @@ def main() -> None:
         )
         print("|---|---|---|---|---|---|---|---|---|---|")
         for name in args.tables.split(","):
-            r = one_table(name, args.trials, Path(tmp))
+            r = one_table(name, args.trials, Path(tmp), dials, args.max_train)
             print(
                 f"| {r['table']} | {r['metric']} | {r['default']:.4f} | {r['search']:.4f} | {r['best_single']:.4f} | "
                 f"{r['members']} | {r['stacks']} | {r['cost_ratio']:.2f} | {r['default_wall']:.1f} / "

@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench_quality import interval  # noqa: E402
-from table_methods import METHODS, PEERS, Refused, fit_trainwell  # noqa: E402
+from table_methods import METHODS, PEERS, Refused, fit_trainwell, fit_trainwell_search  # noqa: E402
 from tables import LOADERS, MAX_TEST, MAX_TRAIN, Table, load_table, split  # noqa: E402
 
 REFERENCE = "lightgbm"
@@ -70,6 +70,8 @@ def fit_one(method: str, table: Table, frames: tuple, folder: Path, seed: int, c
             pred, metrics = fit_trainwell(table, folder, seed, ctx["classes"], ctx["overrides"])
             extra = {"engine": metrics.get("engine"), "epochs": metrics.get("epochs_run")}
             extra |= {"temperature": metrics["temperature"]} if metrics.get("temperature") else {}
+        elif method == "trainwell-search":
+            pred, extra = fit_trainwell_search(table, folder, seed, ctx["classes"], ctx["overrides"])
         else:
             pred = PEERS[method](table, train, test, seed, ctx["classes"])
     except Refused as why:

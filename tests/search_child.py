@@ -17,8 +17,8 @@ def signalling_halver(stack: int, epoch: int, sig: int):
     calls = {"n": 0}
     real = driver.halver
 
-    def halver(at, earlier=None):
-        hook = real(at, earlier)
+    def halver(at, earlier=None, **given):
+        hook = real(at, earlier, **given)
         calls["n"] += 1
 
         def at_epoch_end(t, s):

@@ -73,7 +73,7 @@ def test_search_interrupted_mid_stack_continues_to_the_same_result(tmp_path, mon
     straight = search(base, 5, out=tmp_path / "straight", seed=1)
     assert not straight.interrupted
     real = driver.halver
-    monkeypatch.setattr(driver, "halver", signalling_halver(2, 2, signal.SIGINT))  # mid-way, as Ctrl-C would
+    monkeypatch.setattr(driver, "halver", signalling_halver(1, 2, signal.SIGINT))  # mid-stack, as Ctrl-C would
     stopped = search(base, 5, out=tmp_path / "stopped", seed=1)
     assert stopped.interrupted and "run the same command" in stopped.message
     assert (tmp_path / "stopped" / "report.md").exists() and not (tmp_path / "stopped" / "ensemble").exists()
@@ -90,13 +90,13 @@ def test_search_interrupted_mid_stack_continues_to_the_same_result(tmp_path, mon
 
 
 def test_search_killed_mid_stack_continues_to_the_same_result(tmp_path):
-    """SIGKILL inside the second stack, between spaced-out checkpoints: the same call continues
+    """SIGKILL inside the stack, between spaced-out checkpoints: the same call continues
     from the stack's last save and ends where an uninterrupted search ends."""
     raw = tiny_config(train={"max_epochs": 8, "patience": 3})
     straight = search(raw, 5, out=tmp_path / "straight", seed=1)
     child = Path(__file__).with_name("search_child.py")
     proc = subprocess.run(
-        [sys.executable, str(child), str(tmp_path / "killed"), json.dumps(raw), "5", "2", "3"],
+        [sys.executable, str(child), str(tmp_path / "killed"), json.dumps(raw), "5", "1", "3"],
         capture_output=True,
         text=True,
         timeout=300,

@@ -144,27 +144,26 @@ def rung_values(plan: Plan, dirs: list[Path]) -> dict[int, list[float]]:
 
 
 def _train_all(out: Path, plan: Plan, data: DataBundle, stop_data: DataBundle, say: Say) -> bool:
-    """The default run, then each stack in turn (until a --time budget is spent); False when interrupted."""
-    # early-stopped on the stop half like every member, so that its seeds may join the ensemble
-    say("training the default run (for the comparison and the cost ratio; its seeds are candidates too)")
-    if interrupted(run_stack([plan.base], [out / DEFAULT_DIR], stop_data, checkpoint_seconds=0.0)):
-        return False
+    """Each stack in turn (until a --time budget is spent), the default run in the first; False when interrupted.
+    The default run early-stops on the stop half like every member and never stops at a halving
+    point: it is the comparison, and its seeds are candidates of the ensemble."""
     dirs, budget = candidate_dirs(out, plan), plan.search.seconds
     for k, stack in enumerate(plan.stacks):
         spent = training_seconds(out, plan)
         if k > 0 and budget is not None and spent >= budget:
             say(f"--time {budget:g} spent ({spent:.0f} s of training): {len(plan.stacks) - k} stacks left out")
             break
-        c = plan.configs[stack[0]]
-        plural = "s" if len(stack) > 1 else ""
+        cfgs, run_dirs = [plan.configs[i] for i in stack], [dirs[i] for i in stack]
+        if k == 0:
+            cfgs, run_dirs = [plan.base, *cfgs], [out / DEFAULT_DIR, *run_dirs]
+        c = cfgs[-1]
+        with_default = f" and the default run ({plan.base.train.members} seeds)" if k == 0 else ""
         say(
-            f"stack {k + 1}/{len(plan.stacks)}: {len(stack)} configuration{plural}, hidden {c.model.hidden}, "
-            f"batch {c.train.batch_size}"
+            f"stack {k + 1}/{len(plan.stacks)}: {len(stack)} configuration{'s' if len(stack) != 1 else ''}"
+            f"{with_default}, hidden {c.model.hidden}, batch {c.train.batch_size}"
         )
         earlier = rung_values(plan, [dirs[i] for s in plan.stacks[:k] for i in s])
-        results = run_stack(
-            [plan.configs[i] for i in stack], [dirs[i] for i in stack], stop_data, halver(plan.rungs, earlier)
-        )
+        results = run_stack(cfgs, run_dirs, stop_data, halver(plan.rungs, earlier, keep=plan.base.name))
         if interrupted(results):
             return False
     return True

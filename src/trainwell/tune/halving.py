@@ -47,11 +47,14 @@ def best_up_to(history: list[dict[str, Any]], epoch: int, monitor: str, mode: st
     return max(values) if mode == "max" else min(values)
 
 
-def halver(at: list[int], earlier: dict[int, list[float]] | None = None) -> Callable[[Any, Any], None]:
+def halver(
+    at: list[int], earlier: dict[int, list[float]] | None = None, keep: str | None = None
+) -> Callable[[Any, Any], None]:
     """An epoch-end hook for the run book: at each rung, the members still training that rank in
     the worse half of everything that reached that rung stop. `earlier`: the values at each rung
     of the configurations trained in earlier stacks (asynchronous successive halving, as ASHA:
-    a stack whose layout is worse than what came before stops early)."""
+    a stack whose layout is worse than what came before stops early). `keep`: the name of a run
+    whose members rank but never stop (the default run, trained in the search's first stack)."""
     points, earlier = set(at), earlier or {}
 
     def at_epoch_end(trainer: Any, state: Any) -> None:
@@ -65,7 +68,7 @@ def halver(at: list[int], earlier: dict[int, list[float]] | None = None) -> Call
         mine = [best_up_to(m.history, state.epoch, monitor, mode) for m in reached]
         pool = [*mine, *earlier.get(state.epoch, [])]
         for i in worse_half(pool, mode):
-            if i < len(reached) and reached[i].training:
+            if i < len(reached) and reached[i].training and reached[i].cfg.name != keep:
                 m = reached[i]
                 m.stop_reason, m.stop_detail = HALVED, f"stopped by successive halving at epoch {state.epoch}"
 

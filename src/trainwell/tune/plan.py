@@ -14,7 +14,7 @@ from ..config import RunConfig
 from ..data import DataBundle
 from ..data.memory import NAME as MEMORY
 from ..errors import ConfigError, TrainwellError, shown_path
-from ..planning import MAX_MEMBERS, estimate_cost, expected_epochs, group_key
+from ..planning import estimate_cost, expected_epochs, group_key
 from ..same_run import PRESENTATION_FIELDS, without
 from .halving import rungs
 from .sampler import draw
@@ -25,6 +25,10 @@ DEFAULT_DIR, RUNS_DIR, ENSEMBLE_DIR = "default", "runs", "ensemble"
 MAX_TRIALS = 1024  # beyond this a search is better split into several
 SEARCHABLE_DATA = ("csv", "delivery", MEMORY)
 TIME_TRIALS = 64  # configurations planned when only a --time budget is given
+# members per stack, the default's seeds included: one stack for --search 32 with the default's 5 seeds (fewer
+# stacks cost less on small tables, where a step's dispatch outweighs its arithmetic); planning.MAX_MEMBERS (16)
+# keeps a compare's first results coming early, which a search, reporting at the end, does not need
+STACK_MEMBERS = 40
 
 
 @dataclass
@@ -63,7 +67,7 @@ class Plan:
     dials: list[Dial]
     values: list[dict[str, Any]]  # per candidate: its dial values (candidate 0 is the default's)
     configs: list[RunConfig]
-    stacks: list[list[int]]  # candidate indices trained together
+    stacks: list[list[int]]  # candidate indices trained together; the default run trains in the first
     rungs: list[int] = field(default_factory=list)
 
     def fingerprint(self) -> dict[str, Any]:
@@ -106,11 +110,22 @@ def make_plan(base: RunConfig, search: SearchConfig, task: str, train_rows: int)
     ]
     known = default_values(base)
     values[0] = {d.name: known[d.name] for d in dials}
-    groups: dict[tuple, list[int]] = {}
+    return Plan(base, search, dials, values, configs, stacks_of(base, configs), rungs(base))
+
+
+def stacks_of(base: RunConfig, configs: list[RunConfig]) -> list[list[int]]:
+    """Candidates by layout, at most STACK_MEMBERS members a stack; the first stack is the
+    default's layout and keeps room for its seeds (it trains the default run as well)."""
+    groups: dict[tuple, list[int]] = {group_key(base): []}
     for i, cfg in enumerate(configs):
         groups.setdefault(group_key(cfg), []).append(i)
-    stacks = [g[k : k + MAX_MEMBERS] for g in groups.values() for k in range(0, len(g), MAX_MEMBERS)]
-    return Plan(base, search, dials, values, configs, stacks, rungs(base))
+    stacks = []
+    for key, g in groups.items():
+        seeds = base.train.members if key == group_key(base) else 0
+        count = math.ceil((len(g) + seeds) / STACK_MEMBERS)  # as few stacks as the limit allows, of even sizes
+        bounds = [min(len(g), max(0, round(k * (len(g) + seeds) / count) - seeds)) for k in range(count)]
+        stacks += [g[a:b] for a, b in zip([0, *bounds[1:]], [*bounds[1:], len(g)])]
+    return stacks[:1] + [s for s in stacks[1:] if s]  # the first may hold the default run alone
 
 
 def check_budget(base: RunConfig, search: SearchConfig, train_rows: int) -> None:
