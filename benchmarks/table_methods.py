@@ -186,15 +186,9 @@ def fit_linear(table: Table, train: pd.DataFrame, test: pd.DataFrame, seed: int,
     return _in_order(model.predict_proba(x_new), [str(c) for c in model.classes_], classes)
 
 
-def fit_trainwell(
-    table: Table, folder: Path, seed: int, classes: list[str], overrides: dict[str, Any]
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """The user's path: raw CSV files, the `tabular` preset, `predict` on the raw test rows.
-    Returns the predictions and the run's metrics.json (engine, epochs)."""
-    from trainwell.checkpoint import BEST, load_checkpoint
+def user_config(table: Table, folder: Path, seed: int, overrides: dict[str, Any]) -> Any:
+    """What `trainwell train --data train.csv --target T` builds: the `tabular` preset on the raw CSV files."""
     from trainwell.config import load_config
-    from trainwell.inference import predict_run
-    from trainwell.runner import train
 
     data = {
         "data.name": "csv",
@@ -205,7 +199,19 @@ def fit_trainwell(
     }
     # an ensemble trains seeds seed..seed+members-1: seeds 1000 apart keep the benchmark's seeds from sharing members
     settings = data | {"train.seed": seed * 1000, "train.threads": 1, "name": table.name} | overrides
-    cfg = load_config(preset="tabular", overrides=settings)
+    return load_config(preset="tabular", overrides=settings)
+
+
+def fit_trainwell(
+    table: Table, folder: Path, seed: int, classes: list[str], overrides: dict[str, Any]
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The user's path: raw CSV files, the `tabular` preset, `predict` on the raw test rows.
+    Returns the predictions and the run's metrics.json (engine, epochs)."""
+    from trainwell.checkpoint import BEST, load_checkpoint
+    from trainwell.inference import predict_run
+    from trainwell.runner import train
+
+    cfg = user_config(table, folder, seed, overrides)
     run_dir = folder / f"run-{seed}-{len(list(folder.glob('run-*')))}"
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
         result = train(cfg, out=run_dir, quiet=True)
@@ -225,18 +231,9 @@ def fit_trainwell_search(
     """The user's path with `--search 32`: trainwell.search on the raw CSV files (the `tabular`
     preset, the sampler seeded by train.seed), then `predict` with the saved ensemble."""
     import trainwell
-    from trainwell.config import load_config
     from trainwell.inference import predict_run
 
-    data = {
-        "data.name": "csv",
-        "data.path": str(folder / "train.csv"),
-        "data.test_path": str(folder / "test.csv"),
-        "data.target": table.target,
-        "data.task": table.task,
-    }
-    settings = data | {"train.seed": seed * 1000, "train.threads": 1, "name": table.name} | overrides
-    cfg = load_config(preset="tabular", overrides=settings)
+    cfg = user_config(table, folder, seed, overrides)
     out = folder / f"search-{seed}-{len(list(folder.glob('search-*')))}"
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
         result = trainwell.search(cfg, SEARCH_TRIALS, out=out)
