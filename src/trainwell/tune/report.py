@@ -101,7 +101,7 @@ def blocks(summary: dict[str, Any], effects: list[DialEffect], chosen: list[str]
                 f"successive halving at epochs {summary['rungs'] or 'none (too few epochs)'}",
                 f"members early-stopped on {summary['stop_half']}; the ensemble was chosen on {summary['select_half']} "
                 f"(Caruana's greedy selection with replacement, {metric}, from every finished configuration and the "
-                "default's seeds, also starting from the default: never worse than it on that half)",
+                "default's seeds, starting from the default's ensemble: never worse than it on that half)",
                 f"training time: search {summary['search_seconds']:.1f} s, default run "
                 f"{summary['default_seconds']:.1f} s "
                 f"(cost ratio {summary['cost_ratio']:.2f})",
