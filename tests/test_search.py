@@ -125,7 +125,7 @@ def test_ensemble_is_chosen_on_the_selection_half_and_loads_like_a_run(tmp_path,
         return real(task, outs, y, metric, mode, *rest)
 
     monkeypatch.setattr(driver, "caruana", spy)
-    result = search(base, 3, out=tmp_path / "s")
+    result = search(base, 3, out=tmp_path / "s", select_on="half")
     data = load_data(base.data)
     stop_half, select_half = split_validation(data, base.data.split_seed)
     assert torch.equal(seen["y"], select_half.y_val) and len(stop_half.y_val) + len(seen["y"]) == len(data.y_val)
@@ -195,6 +195,8 @@ def test_the_ensemble_gets_its_own_temperature_and_never_loses_to_the_default_on
     assert [c.name for c in default_seeds] == ["default#0", "default#1"]  # candidates of the selection too
     default_metrics = json.loads((result.out / "default" / "metrics.json").read_text())
     assert default_metrics["stacked_with"] == 4 and default_metrics["stop_reason"] != HALVED  # in the one stack
+    alone = train_runs([base], [tmp_path / "alone"])[0].metrics  # on all validation rows, as the search's default
+    assert alone["test_log_loss"] == default_metrics["test_log_loss"] and alone["test_accuracy"] == s["default_test"]
 
 
 def test_a_search_with_nothing_finite_fails_with_exit_1(tmp_path, capsys, monkeypatch):

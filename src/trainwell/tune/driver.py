@@ -17,7 +17,7 @@ from ..config import RunConfig
 from ..data import DataBundle, load_data
 from ..errors import ConfigError
 from . import ensemble, report
-from .engine import SELECT_HALF, STOP_HALF, interrupted, run_stack, split_validation
+from .engine import interrupted, run_stack, validation_views, view_names
 from .halving import best_up_to, halver
 from .plan import (
     DEFAULT_DIR,
@@ -84,6 +84,7 @@ def search(
     say: Say | None = None,
     seconds: float | None = None,
     data: DataBundle | None = None,
+    select_on: str = "all",
 ) -> SearchResult:
     """Train `trials` configurations around `config` (the default, then Sobol points), as few
     stacks as their layouts allow, halving each stack at fixed epochs; choose an ensemble on the
@@ -91,7 +92,8 @@ def search(
     `seed` seeds the sampler (default: the config's train.seed); `dials` names the dials to vary;
     `seconds`: a training-time budget (default run and members) after which no further stack
     starts (with no `trials`, 64 are planned); `data`: rows in memory instead of the config's
-    data (the scikit-learn estimators)."""
+    data (the scikit-learn estimators); `select_on`: "all" validation rows for early stopping
+    and the choice, or "half" for each (engine.validation_views)."""
     if not isinstance(config, RunConfig):  # a raw config may say `search: N` itself
         config = dict(config)
         trials = config.pop(SEARCH, None) if trials is None else trials
@@ -101,7 +103,8 @@ def search(
     if trials is None and seconds is None:
         raise ConfigError("say how large a search: a number of configurations (--search N), a --time budget, or both")
     trials = TIME_TRIALS if trials is None else trials
-    settings = SearchConfig(trials, base.train.seed % 2**32 if seed is None else seed, dials, seconds).validate()
+    sampler_seed = base.train.seed % 2**32 if seed is None else seed
+    settings = SearchConfig(trials, sampler_seed, dials, seconds, select_on).validate()
     check_base(base)
     say = say or (lambda _text: None)
     out_dir = Path(out) if out is not None else default_out(base, trials)
@@ -110,12 +113,12 @@ def search(
     check_table(data)
     plan = make_plan(base, settings, data.task, len(data.x_train))
     check_budget(base, settings, len(data.x_train))
-    stop_data, select_data = split_validation(data, base.data.split_seed)
+    stop_data, select_data, *views = validation_views(data, base.data.split_seed, select_on)
     if claim_out(out_dir, plan):
         say(f"continuing the search in {out_dir}")
     say(
         f"search: {len(plan.configs)} configurations in {len(plan.stacks)} stacks, "
-        f"halving at epochs {plan.rungs or 'none'}; members early-stop on {STOP_HALF}"
+        f"halving at epochs {plan.rungs or 'none'}; members early-stop on {views[0]}"
     )
     if not _train_all(out_dir, plan, data, stop_data, say):
         return _stop(out_dir, plan, data)
@@ -191,13 +194,15 @@ def _conclude(out: Path, plan: Plan, data: DataBundle, select_data: DataBundle, 
     monitor = plan.base.train.monitor
     metric, mode = monitor.removeprefix("val_"), resolve_mode(plan.base)
     say(
-        f"choosing the ensemble on {SELECT_HALF} from {len(pool)} members "
+        f"choosing the ensemble on {view_names(plan.search.select_on)[1]} from {len(pool)} members "
         f"(the default's {len(default_seeds)} seeds among them)"
     )
     start = list(range(len(pool) - len(default_seeds), len(pool)))
     sel_outs, y_sel = ensemble.outputs(pool, select_data, select_data.x_val), select_data.y_val
-    chosen = caruana(data.task, sel_outs, y_sel, metric, mode, data.target_scale, start)
-    default_select = ensemble_score(data.task, sel_outs, dict.fromkeys(start, 1), y_sel, metric, data.target_scale)
+    prior = ensemble.prior_correction(plan.base, data)
+    chosen = caruana(data.task, sel_outs, y_sel, metric, mode, data.target_scale, start, prior)
+    default_counts = dict.fromkeys(start, 1)
+    default_select = ensemble_score(data.task, sel_outs, default_counts, y_sel, metric, data.target_scale, prior)
     picks = [pool[j] for j in chosen.picks]
     distinct = list(dict.fromkeys(picks))
     cal = ensemble.calibrate(plan.base, data, ensemble.outputs(picks, data, data.x_val))
@@ -206,8 +211,8 @@ def _conclude(out: Path, plan: Plan, data: DataBundle, select_data: DataBundle, 
     best_single = pool[chosen.single_best]
     single = ensemble.test_scores(data.task, ensemble.outputs([best_single], data, data.x_test), data)
     extra = {
-        "selected_on": SELECT_HALF,
-        "members_early_stopped_on": STOP_HALF,
+        "selected_on": view_names(plan.search.select_on)[1],
+        "members_early_stopped_on": view_names(plan.search.select_on)[0],
         "selection_value": chosen.score,
         "default_selection_value": default_select,
         "monitor": monitor,
@@ -255,14 +260,14 @@ def _write_report(out: Path, plan: Plan, data: DataBundle, selection: dict[str, 
         "monitor": plan.base.train.monitor,
         "main_metric": main,
         "main_higher_is_better": metric_names.mode_of(main) == "max",
-        "stop_half": STOP_HALF,
-        "select_half": SELECT_HALF,
+        "stop_half": view_names(plan.search.select_on)[0],
+        "select_half": view_names(plan.search.select_on)[1],
         "search_seconds": search_seconds,
         "default_seconds": default_seconds,
         "cost_ratio": search_seconds / default_seconds if default_seconds else float("nan"),
         "default_name": f"{plan.base.name}, {plan.base.train.members} member(s), early-stopped on the stop half",
         "default_test": default_m.get(f"test_{main}"),
-        "select_rows": len(data.x_val) // 2,
+        "select_rows": len(data.x_val) // (2 if plan.search.select_on == "half" else 1),
         "top_dials": [e.dial for e in effects if e.spread > MATTERS * _best_abs(effects)],
     }
     chosen_lines: list[str] = []

@@ -25,6 +25,8 @@ from ..stop_reasons import INTERRUPTED
 
 STOP_HALF = "the first half of the validation rows (a fixed random half, data.split_seed)"
 SELECT_HALF = "the other half of the validation rows"
+ALL_ROWS = "all validation rows"
+SELECT_ON = ("all", "half")  # SearchConfig.select_on: where members early-stop and the ensemble is chosen
 # a stack's last.pt and best.pt at most this often (and whenever one of its runs finishes): on small
 # tables writing them every epoch for every member costs more than training; a kill loses at most this
 CHECKPOINT_SECONDS = 10.0
@@ -44,6 +46,25 @@ def split_validation(data: DataBundle, seed: int) -> tuple[DataBundle, DataBundl
         replace(data, x_val=data.x_val[stop], y_val=data.y_val[stop]),
         replace(data, x_val=data.x_val[select], y_val=data.y_val[select]),
     )
+
+
+def validation_views(data: DataBundle, seed: int, select_on: str) -> tuple[DataBundle, DataBundle, str, str]:
+    """(data the members early-stop on, data the ensemble is chosen on, and what each is, in words).
+    "all": both on every validation row, as `train` early-stops the default — the default in the
+    search is then the default a user trains, and the choice sees twice the rows (on attrition,
+    mlc_churn, hpc_data and nmes1988 the halves lost to the default on the test rows: its seeds
+    early-stopped on half the rows, and the choice on the other half overfitted them). "half":
+    split_validation's halves, so the choice is not made on the rows that picked each best epoch."""
+    if select_on == "all":
+        return data, data, *view_names(select_on)
+    return *split_validation(data, seed), *view_names(select_on)
+
+
+def view_names(select_on: str) -> tuple[str, str]:
+    """What the members early-stop on and what the ensemble is chosen on, in words."""
+    if select_on == "all":
+        return ALL_ROWS, f"{ALL_ROWS} (those the members early-stopped on)"
+    return STOP_HALF, SELECT_HALF
 
 
 def _states(cfgs: list[RunConfig], dirs: list[Path]) -> list[str]:

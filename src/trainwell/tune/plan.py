@@ -16,6 +16,7 @@ from ..data.memory import NAME as MEMORY
 from ..errors import ConfigError, TrainwellError, shown_path
 from ..planning import estimate_cost, expected_epochs, group_key
 from ..same_run import PRESENTATION_FIELDS, without
+from .engine import SELECT_ON
 from .halving import rungs
 from .sampler import draw
 from .space import Dial, apply, default_values, restrict, space_around
@@ -34,12 +35,14 @@ STACK_MEMBERS = 40
 @dataclass
 class SearchConfig:
     """How many configurations, drawn how, and which dials (None: every dial that applies);
-    `seconds`: a training-time budget after which no further stack starts (None: none)."""
+    `seconds`: a training-time budget after which no further stack starts (None: none);
+    `select_on`: where members early-stop and the ensemble is chosen (engine.validation_views)."""
 
     trials: int
     seed: int = 0
     dials: list[str] | None = None
     seconds: float | None = None
+    select_on: str = "all"
 
     def validate(self) -> "SearchConfig":
         ok = self.seconds is None or (
@@ -55,6 +58,8 @@ class SearchConfig:
             )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
             raise ConfigError(f"search seed = {self.seed!r} is not allowed: an integer >= 0 and < 2**32")
+        if self.select_on not in SELECT_ON:
+            raise ConfigError(f"select_on = {self.select_on!r} is not allowed: one of {', '.join(SELECT_ON)}")
         if self.dials is not None and (not isinstance(self.dials, list) or not self.dials):
             raise ConfigError("the search space is empty: name at least one dial, or none to search them all")
         return self

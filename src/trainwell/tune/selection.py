@@ -6,6 +6,7 @@ best prefix. Run on the half of validation the members did not early-stop on.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
 
@@ -31,11 +32,18 @@ class Selection:
 
 
 def ensemble_score(
-    task: str, outs: list[torch.Tensor], counts: dict[int, int], y: torch.Tensor, metric: str, std: float
+    task: str,
+    outs: list[torch.Tensor],
+    counts: dict[int, int],
+    y: torch.Tensor,
+    metric: str,
+    std: float,
+    cal: dict[str, Any] | None = None,
 ) -> float:
-    """`metric` of the ensemble that averages member i counts[i] times (outputs.test_metrics' rules)."""
+    """`metric` of the ensemble that averages member i counts[i] times (outputs.test_metrics' rules),
+    a classification's probabilities corrected by `cal` (the class weights' prior) when given."""
     chosen = [outs[i] for i, c in counts.items() for _ in range(c)]
-    return test_metrics(task, chosen, y, std)[metric]
+    return test_metrics(task, chosen, y, std, cal)[metric]
 
 
 def caruana(
@@ -46,18 +54,21 @@ def caruana(
     mode: str,
     std: float = 1.0,
     start: list[int] | None = None,
+    cal: dict[str, Any] | None = None,
 ) -> Selection:
     """Members' raw outputs (logits or predictions) on the selection rows → the chosen multiset.
     `start`: members the ensemble begins from (the default run's seeds): the greedy additions
     then start there, so the result is never worse than `start` alone on these rows (keeping
     none of the additions is one of the prefixes weighed). Without `start` they start from the
     best single member, which on a few hundred rows is often chosen alone and then loses on the
-    test rows (mlc_churn: one member, picked 25 times)."""
+    test rows (mlc_churn: one member, picked 25 times). `cal`: probability corrections applied
+    before scoring (ensemble.prior_correction), so that the choice weighs the probabilities a user gets."""
     if not outs:
         raise ValueError("ensemble selection needs at least one member")
-    singles = [ensemble_score(task, outs, {i: 1}, y, metric, std) for i in range(len(outs))]
+    score = lambda counts: ensemble_score(task, outs, counts, y, metric, std, cal)  # noqa: E731
+    singles = [score({i: 1}) for i in range(len(outs))]
     best = min(range(len(outs)), key=lambda i: -singles[i] if mode == "max" else singles[i])
-    chosen = _greedy(task, outs, y, metric, mode, std, list(start) if start else [best])
+    chosen = _greedy(len(outs), score, mode, list(start) if start else [best], metric)
     return Selection(chosen.picks, chosen.score, best, singles[best], metric, chosen.trace)
 
 
@@ -65,22 +76,17 @@ def _better(mode: str):
     return (lambda a, b: a > b) if mode == "max" else (lambda a, b: a < b)
 
 
-def _greedy(
-    task: str, outs: list[torch.Tensor], y: torch.Tensor, metric: str, mode: str, std: float, first: list[int]
-) -> Selection:
-    """Greedy additions with replacement after the members `first`; the best-scoring prefix
-    (the shortest among equals, `first` alone included) is kept."""
+def _greedy(n: int, score: Callable[[dict[int, int]], float], mode: str, first: list[int], metric: str) -> Selection:
+    """Greedy additions with replacement among n members after the members `first`; the
+    best-scoring prefix (the shortest among equals, `first` alone included) is kept."""
     better = _better(mode)
     counts: dict[int, int] = {}
     for i in first:
         counts[i] = counts.get(i, 0) + 1
-    picks, trace = list(first), [ensemble_score(task, outs, counts, y, metric, std)]
+    picks, trace = list(first), [score(counts)]
     for _ in range(ROUNDS - 1):
-        scored = []
-        for i in range(len(outs)):
-            trial = {**counts, i: counts.get(i, 0) + 1}
-            scored.append(ensemble_score(task, outs, trial, y, metric, std))
-        pick = min(range(len(outs)), key=lambda i: -scored[i] if mode == "max" else scored[i])
+        scored = [score({**counts, i: counts.get(i, 0) + 1}) for i in range(n)]
+        pick = min(range(n), key=lambda i: -scored[i] if mode == "max" else scored[i])
         counts[pick] = counts.get(pick, 0) + 1
         picks.append(pick)
         trace.append(scored[pick])
