@@ -88,7 +88,7 @@ def search(
 ) -> SearchResult:
     """Train `trials` configurations around `config` (the default, then Sobol points), as few
     stacks as their layouts allow, halving each stack at fixed epochs; choose an ensemble on the
-    selection half of validation; write OUT/report.md and OUT/ensemble (a run directory).
+    validation rows (engine.validation_views); write OUT/report.md and OUT/ensemble (a run directory).
     `seed` seeds the sampler (default: the config's train.seed); `dials` names the dials to vary;
     `seconds`: a training-time budget (default run and members) after which no further stack
     starts (with no `trials`, 64 are planned); `data`: rows in memory instead of the config's
@@ -148,8 +148,8 @@ def rung_values(plan: Plan, dirs: list[Path]) -> dict[int, list[float]]:
 
 def _train_all(out: Path, plan: Plan, data: DataBundle, stop_data: DataBundle, say: Say) -> bool:
     """Each stack in turn (until a --time budget is spent), the default run in the first; False when interrupted.
-    The default run early-stops on the stop half like every member and never stops at a halving
-    point: it is the comparison, and its seeds are candidates of the ensemble."""
+    The default run early-stops like every member and never stops at a halving point: it is the
+    comparison, and its seeds are candidates of the ensemble."""
     dirs, budget = candidate_dirs(out, plan), plan.search.seconds
     for k, stack in enumerate(plan.stacks):
         spent = training_seconds(out, plan)
@@ -181,9 +181,9 @@ def _stop(out: Path, plan: Plan, data: DataBundle) -> SearchResult:
 
 
 def _conclude(out: Path, plan: Plan, data: DataBundle, select_data: DataBundle, say: Say) -> SearchResult:
-    """Caruana's selection on the selection half, from every finished configuration and the
-    default's seeds (from which a second greedy pass starts, so the ensemble is never worse than
-    the default there); the ensemble's temperature fitted on all validation rows; the report."""
+    """Caruana's selection on the choosing rows, from every finished configuration and the
+    default's seeds (where the greedy additions start, so the ensemble is never worse than the
+    default there); the ensemble's temperature fitted on all validation rows; the report."""
     dirs = candidate_dirs(out, plan)
     default_seeds = ensemble.seeds_of(plan.base, out / DEFAULT_DIR)
     pool = [ensemble.Candidate(plan.configs[i], dirs[i]) for i in ensemble.finished_members(dirs)] + default_seeds
@@ -265,7 +265,7 @@ def _write_report(out: Path, plan: Plan, data: DataBundle, selection: dict[str, 
         "search_seconds": search_seconds,
         "default_seconds": default_seconds,
         "cost_ratio": search_seconds / default_seconds if default_seconds else float("nan"),
-        "default_name": f"{plan.base.name}, {plan.base.train.members} member(s), early-stopped on the stop half",
+        "default_name": f"{plan.base.name}, {plan.base.train.members} member(s)",
         "default_test": default_m.get(f"test_{main}"),
         "select_rows": len(data.x_val) // (2 if plan.search.select_on == "half" else 1),
         "top_dials": [e.dial for e in effects if e.spread > MATTERS * _best_abs(effects)],

@@ -1,9 +1,10 @@
 """Training a search: the default run, then each stack of candidates, one after another, each
 continuing from its run directories where an earlier, interrupted search stopped.
 
-Members early-stop on one half of the validation rows (the "stop half"); the other half (the
-"selection half") is kept for choosing the ensemble, so the choice is not made on the rows
-that picked each member's best epoch. The halves are a fixed split (data.split_seed).
+Members early-stop on all validation rows and the ensemble is chosen on them too, or with
+select_on="half" they early-stop on one half (the "stop half") and the other half (the
+"selection half") is kept for choosing the ensemble (validation_views says why "all" is the
+default). The halves are a fixed split (data.split_seed).
 """
 
 from __future__ import annotations

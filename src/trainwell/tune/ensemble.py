@@ -1,4 +1,4 @@
-"""The search's final model: members chosen on the selection half (selection.py) from every
+"""The search's final model: members chosen on the validation rows (selection.py) from every
 finished configuration and the default run's seeds, saved as a run directory that evaluate,
 predict and load_run read like any ensemble (`train.members`); each member keeps its own layout
 (best.pt's member_models), and a classification's probabilities get one temperature fitted for

@@ -17,7 +17,7 @@ from ..experiments.report import html_page, html_table
 from .space import CHOICE, Dial
 
 BINS = 3  # continuous dials: low, middle and high thirds of the values drawn
-SMALL_SELECTION = 200  # selection-half rows below which the report warns that the choice is noisy
+SMALL_SELECTION = 200  # choosing rows below which the report warns that the choice is noisy
 
 
 @dataclass
@@ -110,7 +110,7 @@ def blocks(summary: dict[str, Any], effects: list[DialEffect], chosen: list[str]
         ("h2", "Which settings mattered"),
         (
             "p",
-            f"Best validation {metric.removeprefix('val_')} (on the early-stopping half) among the configurations "
+            f"Best validation {metric.removeprefix('val_')} (on the early-stopping rows) among the configurations "
             "with each value; halved configurations count with the value they had reached.",
         ),
         ("table", effects_table(effects, metric)),
@@ -119,7 +119,7 @@ def blocks(summary: dict[str, Any], effects: list[DialEffect], chosen: list[str]
         (
             "table",
             [
-                ["model", f"test {summary['main_metric']}", f"selection-half {metric}"],
+                ["model", f"test {summary['main_metric']}", f"{metric} where chosen"],
                 ["searched ensemble", _num(summary.get("ensemble_test")), _num(summary.get("ensemble_select"))],
                 ["best single configuration", _num(summary.get("single_test")), _num(summary.get("single_select"))],
                 [
@@ -171,7 +171,7 @@ def _small_selection_note(summary: dict[str, Any]) -> list[str]:
     if rows is None or rows >= SMALL_SELECTION:
         return []
     return [
-        f"The selection half holds only {rows} rows: the ensemble's choice is noisy on so few, and the default "
+        f"The ensemble was chosen on only {rows} rows: the choice is noisy on so few, and the default "
         "may well score better on the test rows than an ensemble chosen to beat it there."
     ]
 

@@ -1,6 +1,6 @@
 """Caruana's ensemble selection (Caruana et al., 2004): greedily add, with replacement, the
 member whose addition most improves the ensemble's score on held-out rows, then keep the
-best prefix. Run on the half of validation the members did not early-stop on.
+best prefix. Run on the validation rows (engine.validation_views), from the default's seeds.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ ROUNDS = 25  # additions tried; the best-scoring prefix is kept (a few rounds se
 @dataclass
 class Selection:
     picks: list[int]  # member indices in the order added, with repeats (a repeat weighs that member more)
-    score: float  # the ensemble's selection-half value of `metric`
+    score: float  # the ensemble's value of `metric` on the choosing rows
     single_best: int  # the best member alone
     single_score: float
     metric: str  # without the val_ prefix, e.g. loss, mae, accuracy
