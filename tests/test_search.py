@@ -211,6 +211,24 @@ def test_a_search_with_nothing_finite_fails_with_exit_1(tmp_path, capsys, monkey
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "s" / "ensemble").exists()
 
 
+@pytest.mark.parametrize("task", ["regression", "classification"])
+def test_the_fast_loss_is_the_loss_test_metrics_gives(task):
+    from trainwell.tune.selection import ensemble_score, loss_scorer
+
+    g = torch.Generator().manual_seed(0)
+    shape = (50, 1) if task == "regression" else (50, 3)
+    outs = [torch.randn(shape, generator=g) for _ in range(4)]
+    y = torch.randn(50, 1, generator=g) if task == "regression" else torch.randint(0, 3, (50,), generator=g)
+    cal = (
+        None
+        if task == "regression"
+        else {"temperature": 1.0, "prior_shift": [0.2, 0.0, -0.5], "decision_shift": [0.0] * 3}
+    )
+    counts = {0: 2, 3: 1}
+    fast = loss_scorer(task, outs, y, cal)(counts)
+    assert fast == pytest.approx(ensemble_score(task, outs, counts, y, "loss", 1.0, cal), rel=1e-5)
+
+
 class FakeMember:
     def __init__(self, values, training=True):
         self.history = [{"val_loss": v} for v in values]

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 import torch
 
+from .. import calibration
 from ..outputs import test_metrics
 
 ROUNDS = 25  # additions tried; the best-scoring prefix is kept (a few rounds settle on tabular data)
@@ -65,11 +66,36 @@ def caruana(
     before scoring (ensemble.prior_correction), so that the choice weighs the probabilities a user gets."""
     if not outs:
         raise ValueError("ensemble selection needs at least one member")
-    score = lambda counts: ensemble_score(task, outs, counts, y, metric, std, cal)  # noqa: E731
+    if metric == "loss":  # the monitor of most runs: scored without the other metrics (~15× faster)
+        score = loss_scorer(task, outs, y, cal)
+    else:
+        score = lambda counts: ensemble_score(task, outs, counts, y, metric, std, cal)  # noqa: E731
     singles = [score({i: 1}) for i in range(len(outs))]
     best = min(range(len(outs)), key=lambda i: -singles[i] if mode == "max" else singles[i])
     chosen = _greedy(len(outs), score, mode, list(start) if start else [best], metric)
     return Selection(chosen.picks, chosen.score, best, singles[best], metric, chosen.trace)
+
+
+def loss_scorer(
+    task: str, outs: list[torch.Tensor], y: torch.Tensor, cal: dict[str, Any] | None
+) -> Callable[[dict[int, int]], float]:
+    """counts → the ensemble's loss as outputs.test_metrics gives it (mean squared error of the mean
+    prediction, or log loss of the mean probability corrected by `cal`), from each member's
+    probabilities computed once instead of per call."""
+    if task == "regression":
+        preds = torch.stack(outs)
+        return lambda counts: (_weighted_mean(preds, counts) - y).pow(2).mean().item()
+    probs = torch.softmax(torch.stack(outs).float(), dim=-1)
+
+    def log_loss(counts: dict[int, int]) -> float:
+        logp = torch.log(_weighted_mean(probs, counts).clamp(min=1e-12))
+        return torch.nn.functional.nll_loss(calibration.apply(logp, cal), y.long()).item()
+
+    return log_loss
+
+
+def _weighted_mean(stacked: torch.Tensor, counts: dict[int, int]) -> torch.Tensor:
+    return sum(c * stacked[i] for i, c in counts.items()) / sum(counts.values())
 
 
 def _better(mode: str):
