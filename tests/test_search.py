@@ -151,7 +151,7 @@ def test_caruana_adds_with_replacement_and_keeps_the_best_prefix():
 def test_caruana_from_the_default_is_never_worse_than_the_default():
     y = torch.tensor([[1.0], [2.0], [3.0], [4.0]])
     low, high = y - 1.0, y + 1.0  # the "default's seeds": together they are exact
-    good = y + 0.1  # the best single member, but biased
+    good = y + 0.13  # the best single member, but biased (k × 0.13 is no whole number for k <= 25)
     chosen = caruana("regression", [good, low, high], y, "loss", "min", start=[1, 2])
     assert sorted(chosen.picks) == [1, 2] and chosen.score == pytest.approx(0.0)
     assert chosen.single_best == 0  # from the best single member alone, 25 steps cannot reach 0
