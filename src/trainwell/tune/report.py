@@ -80,9 +80,9 @@ def headline(summary: dict[str, Any]) -> str:
         else "no dial moved the best validation value by more than 1% on this data"
     )
     return (
-        f"The searched ensemble of {summary['ensemble_size']} configurations scores test {main} {ens:.4g} "
+        f"The searched ensemble of {summary['ensemble_size']} members scores test {main} {ens:.4g} "
         f"against the default's {default:.4g} ({abs(change):.1f}% {verdict}), at {summary['cost_ratio']:.1f}× "
-        f"the default run's training time; {mattered}."
+        f"the default's share of the training time; {mattered}."
     )
 
 
@@ -97,13 +97,14 @@ def blocks(summary: dict[str, Any], effects: list[DialEffect], chosen: list[str]
         (
             "ul",
             [
-                f"{summary['trials']} configurations ({summary['finished']} finished) in {summary['stacks']} stacks; "
+                f"{summary['trials']} configurations ({summary['finished']} finished) in {summary['stacks']} "
+                f"stack{'s' if summary['stacks'] != 1 else ''}; "
                 f"successive halving at epochs {summary['rungs'] or 'none (too few epochs)'}",
                 f"members early-stopped on {summary['stop_half']}; the ensemble was chosen on {summary['select_half']} "
                 f"(Caruana's greedy selection with replacement, {metric}, from every finished configuration and the "
-                "default's seeds, starting from the default's ensemble: never worse than it on that half)",
-                f"training time: search {summary['search_seconds']:.1f} s, default run "
-                f"{summary['default_seconds']:.1f} s "
+                "default's seeds, starting from the default's ensemble: never worse than it on those rows)",
+                f"training time: {summary['search_seconds'] + summary['default_seconds']:.1f} s in all, of which "
+                f"the default's seeds {summary['default_seconds']:.1f} s, their share of the stack they trained in "
                 f"(cost ratio {summary['cost_ratio']:.2f})",
             ],
         ),
