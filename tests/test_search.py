@@ -318,3 +318,18 @@ def test_scikit_learn_estimators_take_search():
     assert proba.shape == (5, 2) and abs(proba.sum(1) - 1).max() < 1e-5
     with pytest.raises(ValueError, match="cannot be combined with module="):
         TrainwellClassifier(search=2, module=lambda i, o: torch.nn.Linear(i, o)).fit(X, y)
+
+
+def test_numeric_embeddings_are_a_layout_dial_searched_only_when_named():
+    from trainwell.planning import group_key
+    from trainwell.tune import space
+
+    base = base_config()
+    dials = space.space_around(base, "regression", train_rows=400)
+    assert "numeric_embedding" not in {d.name for d in space.restrict(dials, None, "regression")}
+    named = space.restrict(dials, ["numeric_embedding", "lr"], "regression")
+    embedding = next(d for d in named if d.name == "numeric_embedding")
+    assert embedding.values == ("none", "periodic")
+    on, off = (space.apply(base, {"numeric_embedding": v, "lr": 1e-3}, f"c{v}") for v in embedding.values)
+    assert (on.model.numeric_embedding, off.model.numeric_embedding) == ("none", "periodic")
+    assert group_key(on) != group_key(off)  # another layout: another stack

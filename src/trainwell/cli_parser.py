@@ -70,7 +70,10 @@ def _training_commands(add: Add) -> None:
     p.add_argument("--out", help="run directory (default: runs/NAME-TIMESTAMP; with --search runs/NAME-searchN)")
     p.add_argument("--search", type=int, metavar="N", help="N configurations around the default, the best kept")
     p.add_argument("--time", type=float, metavar="SECONDS", help="a search's training-time budget (alone: 64 at most)")
-    p.add_argument("--dials", help="with --search: the dials to vary, comma-separated (default: all; see the README)")
+    p.add_argument(
+        "--dials",
+        help="with --search: the dials to vary, comma-separated (default: those within one stack; see the README)",
+    )
 
     p = add("lr-find", "learning-rate range test: suggested rates, lr_find.png and lr_find.csv")
     _run_arguments(p)
