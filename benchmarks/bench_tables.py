@@ -71,7 +71,7 @@ def fit_one(method: str, table: Table, frames: tuple, folder: Path, seed: int, c
             extra = {"engine": metrics.get("engine"), "epochs": metrics.get("epochs_run")}
             extra |= {"temperature": metrics["temperature"]} if metrics.get("temperature") else {}
         elif method == "trainwell-search":
-            pred, extra = fit_trainwell_search(table, folder, seed, ctx["classes"], ctx["overrides"])
+            pred, extra = fit_trainwell_search(table, folder, seed, ctx["classes"], ctx["overrides"], ctx["dials"])
         else:
             pred = PEERS[method](table, train, test, seed, ctx["classes"])
     except Refused as why:
@@ -80,7 +80,9 @@ def fit_one(method: str, table: Table, frames: tuple, folder: Path, seed: int, c
     return scores(table.task, test[table.target].to_numpy(), pred, ctx["classes"]) | timing | extra
 
 
-def run_table(name: str, methods: list[str], seeds: int, overrides: dict[str, Any], caps: tuple) -> dict[str, Any]:
+def run_table(
+    name: str, methods: list[str], seeds: int, overrides: dict[str, Any], caps: tuple, dials: list[str] | None = None
+) -> dict[str, Any]:
     table = load_table(name)
     train, test = split(table, *caps)
     classes = sorted(train[table.target].unique()) if table.task == "classification" else []
@@ -88,7 +90,7 @@ def run_table(name: str, methods: list[str], seeds: int, overrides: dict[str, An
     if classes:
         entry["minority"] = float(train[table.target].value_counts(normalize=True).min())
         entry["classes"] = len(classes)
-    ctx = {"classes": classes, "overrides": overrides}
+    ctx = {"classes": classes, "overrides": overrides, "dials": dials}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         train.to_csv(folder / "train.csv", index=False)
@@ -230,6 +232,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of: {', '.join(METHODS)}")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="change trainwell's recipe (repeatable)")
     p.add_argument(
+        "--search-dials", help="trainwell-search: the dials to vary, comma-separated (default: the search's)"
+    )
+    p.add_argument(
         "--peers-from", help="JSONs of earlier runs (comma-separated): methods not run now are taken from them"
     )
     p.add_argument("--show", help="print the figures of an earlier JSON instead of running")
@@ -260,7 +265,8 @@ def main() -> None:
         print_results(results, [m for m in METHODS if any(m in e["methods"] for e in results.values())])
         return
     for name in names:  # the JSON is rewritten after every table, so a long run keeps what it finished
-        results[name] = run_table(name, methods, args.seeds, overrides, caps)
+        dials = args.search_dials.split(",") if args.search_dials else None
+        results[name] = run_table(name, methods, args.seeds, overrides, caps, dials)
         shown = write_report(results, args)
     print_results(results, shown)
     print(f"figures written to {args.out}")

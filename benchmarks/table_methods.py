@@ -226,7 +226,7 @@ def fit_trainwell(
 
 
 def fit_trainwell_search(
-    table: Table, folder: Path, seed: int, classes: list[str], overrides: dict[str, Any]
+    table: Table, folder: Path, seed: int, classes: list[str], overrides: dict[str, Any], dials: list[str] | None = None
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """The user's path with `--search 32`: trainwell.search on the raw CSV files (the `tabular`
     preset, the sampler seeded by train.seed), then `predict` with the saved ensemble."""
@@ -236,7 +236,7 @@ def fit_trainwell_search(
     cfg = user_config(table, folder, seed, overrides)
     out = folder / f"search-{seed}-{len(list(folder.glob('search-*')))}"
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-        result = trainwell.search(cfg, SEARCH_TRIALS, out=out)
+        result = trainwell.search(cfg, SEARCH_TRIALS, out=out, dials=dials)
         predicted = predict_run(result.ensemble_dir, folder / "test.csv")
     s = result.summary
     info = {
