@@ -208,12 +208,16 @@ def numeric_twin(data, width: int):
 def rows_per_second(train: Path, sets: dict, rows: int) -> None:
     from trainwell.config import load_config
     from trainwell.data import load_data
+    from trainwell.data.preprocess import numeric_columns
     from trainwell.models import build_model
 
     torch.set_num_threads(1)
     cfg = load_config(preset="tabular", overrides={"data.name": "csv", "data.path": str(train), "data.target": TARGET})
     data = load_data(cfg.data)
-    net = build_model(cfg.model, data.input_shape, data.n_outputs, data.default_model, data.spec.get("embedded"))
+    numeric = numeric_columns(data.spec)  # the columns a numeric embedding reads, as build.build_models passes them
+    net = build_model(
+        cfg.model, data.input_shape, data.n_outputs, data.default_model, data.spec.get("embedded"), numeric
+    )
     width = next(m for m in net.modules() if isinstance(m, nn.Linear)).in_features
     rate = matmul_rate()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -227,7 +231,8 @@ def rows_per_second(train: Path, sets: dict, rows: int) -> None:
     ):
         ours, members, batch, engine = trainwell_rate(table, sets, rows)
         torch.manual_seed(0)
-        net = build_model(cfg.model, table.input_shape, table.n_outputs, "mlp", table.spec.get("embedded"))
+        embedded, numeric = table.spec.get("embedded"), numeric_columns(table.spec)
+        net = build_model(cfg.model, table.input_shape, table.n_outputs, "mlp", embedded, numeric)
         plain = plain_loop_rate(net, table, batch, steps=max(30, 10_000 // batch), lr=1e-3)
         limit = rate / (6 * linear_macs(net))
         print(
