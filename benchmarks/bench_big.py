@@ -210,10 +210,13 @@ def rows_per_second(train: Path, sets: dict, rows: int) -> None:
     from trainwell.data import load_data
     from trainwell.data.preprocess import numeric_columns
     from trainwell.models import build_model
+    from trainwell.scaling import auto_numeric_embedding
 
     torch.set_num_threads(1)
     cfg = load_config(preset="tabular", overrides={"data.name": "csv", "data.path": str(train), "data.target": TARGET})
     data = load_data(cfg.data)
+    # "auto" as train() resolves it for the `rows` training rows the stack's rate is measured on
+    cfg.model.numeric_embedding = auto_numeric_embedding(cfg.model.numeric_embedding, rows)
     numeric = numeric_columns(data.spec)  # the columns a numeric embedding reads, as build.build_models passes them
     net = build_model(
         cfg.model, data.input_shape, data.n_outputs, data.default_model, data.spec.get("embedded"), numeric

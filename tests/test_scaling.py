@@ -82,3 +82,19 @@ def test_auto_is_resolved_once_printed_and_saved(tmp_path, tiny, capsys):
     assert "scale: batch 64 (auto: power of two nearest √272 rows), no step budget" in err
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["train"]
     assert (saved["batch_size"], saved["max_steps"], saved["val_every"]) == (64, None, 1.0)
+
+
+def test_auto_numeric_embedding_is_periodic_only_on_tables_validated_within_a_pass():
+    from trainwell.config import load_config
+    from trainwell.scaling import auto_numeric_embedding, scale_configs
+
+    assert auto_numeric_embedding(AUTO, 203_916) == "periodic"
+    assert auto_numeric_embedding(AUTO, 50_000) == "none" and auto_numeric_embedding(AUTO, 10_000) == "none"
+    assert auto_numeric_embedding("none", 203_916) == "none"  # the user's choice stands
+    big = load_config(preset="tabular")
+    assert big.model.numeric_embedding == AUTO
+    scaled = scale_configs([big], 203_916)
+    assert big.model.numeric_embedding == "periodic" and scaled.numeric_embedding == "periodic"
+    assert "numeric embedding periodic (auto: periodic above 50,000 rows)" in scaled.describe(203_916, lr=1e-3)
+    small = load_config(preset="tabular")
+    assert scale_configs([small], 10_000).numeric_embedding == "none" and small.model.numeric_embedding == "none"

@@ -20,6 +20,7 @@ here, once, from the number of training rows, and printed in the start lines. Th
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +43,7 @@ class Scaled:
     validations_per_pass: int  # 1: validate at the end of each pass
     batch_auto: bool
     chosen: bool  # something was "auto": the start lines show what it became
+    numeric_embedding: str | None = None  # what model.numeric_embedding "auto" became (None: it was not auto)
 
     def steps_per_validation(self, train_rows: int, drop_last: bool = False) -> int:
         per_pass = train_rows // self.batch_size if drop_last else math.ceil(train_rows / self.batch_size)
@@ -63,6 +65,10 @@ class Scaled:
                 f"validation every 1/{self.validations_per_pass} pass ({steps} steps): epochs, patience and "
                 "max_epochs count validations"
             )
+        if self.numeric_embedding is not None:
+            parts.append(
+                f"numeric embedding {self.numeric_embedding} (auto: periodic above {ROWS_PER_VALIDATION:,} rows)"
+            )
         return "scale: " + ", ".join(parts) + " (train.batch_size, train.max_steps, train.val_every)"
 
 
@@ -79,6 +85,13 @@ def validations_per_pass(train_rows: int, val_every: float | str) -> int:
     if val_every == AUTO:
         return max(1, math.ceil(train_rows / ROWS_PER_VALIDATION))
     return max(1, round(1.0 / float(val_every)))
+
+
+def auto_numeric_embedding(value: str, train_rows: int) -> str:
+    """model.numeric_embedding: "auto" → periodic on tables validated within a pass, none below; others stand."""
+    if value != AUTO:
+        return value
+    return "periodic" if validations_per_pass(train_rows, AUTO) > 1 else "none"
 
 
 def resolve(
@@ -105,7 +118,11 @@ def scale_configs(cfgs: list[Any], train_rows: int) -> Scaled:
     config.yaml holds what ran and a second build (the LR finder's, a resume) rescales nothing."""
     t = cfgs[0].train
     scaled = resolve(t.batch_size, t.max_steps, t.val_every, train_rows, min_batch=t.auto_batch_min)
+    if cfgs[0].model.numeric_embedding == AUTO:
+        chosen = auto_numeric_embedding(AUTO, train_rows)
+        scaled = dataclasses.replace(scaled, numeric_embedding=chosen, chosen=True)
     for cfg in cfgs:
+        cfg.model.numeric_embedding = auto_numeric_embedding(cfg.model.numeric_embedding, train_rows)
         cfg.train.batch_size, cfg.train.max_steps = scaled.batch_size, scaled.max_steps
         cfg.train.val_every = 1.0 / scaled.validations_per_pass
         if scaled.lr_factor != 1.0:  # an LR finder's "auto" is measured at this batch already

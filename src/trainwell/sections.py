@@ -157,7 +157,7 @@ class ModelConfig:
 
     def validate(self) -> None:
         _require(self, "hidden", len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "a list of widths >= 1")
-        _choice(self, "numeric_embedding", NUMERIC_EMBEDDINGS)
+        _choice(self, "numeric_embedding", (*NUMERIC_EMBEDDINGS, AUTO))  # auto: by the training rows (scaling.py)
         _require(self, "numeric_frequencies", 1 <= self.numeric_frequencies <= 256, "an integer from 1 to 256")
         _require(self, "numeric_width", 1 <= self.numeric_width <= 64, "an integer from 1 to 64")
         _require(self, "numeric_sigma", 0 < self.numeric_sigma <= 100, "a number > 0 and <= 100 (cycles per unit)")

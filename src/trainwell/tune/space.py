@@ -20,6 +20,7 @@ from typing import Any
 from ..config import RunConfig
 from ..errors import ConfigError
 from ..planning import expected_epochs
+from ..scaling import auto_numeric_embedding
 
 LOG, UNIFORM, CHOICE = "log", "uniform", "choice"
 # each value is another stack: searched only when named
@@ -70,6 +71,7 @@ def space_around(base: RunConfig, task: str, train_rows: int) -> list[Dial]:
     """Every dial that applies to this task, its range centred on the base config's value;
     batch sizes larger than the training rows are left out."""
     d = default_values(base)
+    d["numeric_embedding"] = auto_numeric_embedding(d["numeric_embedding"], train_rows)  # the dial offers the other
     if isinstance(d["lr"], str):
         raise ConfigError('optim.lr = "auto" cannot be searched around; give a number as the default learning rate')
     wd = d["weight_decay"] or 0.01  # a default of 0 still gets a range around the usual 0.01
