@@ -23,7 +23,7 @@ from trainwell.runner import train_runs
 from trainwell.stop_reasons import HALVED
 from trainwell.tune import driver, search
 from trainwell.tune.engine import run_stack, split_validation
-from trainwell.tune.halving import halver, worse_half
+from trainwell.tune.halving import halver, worse_share
 from trainwell.tune.selection import caruana
 
 
@@ -57,7 +57,7 @@ def test_searched_member_equals_the_same_configuration_trained_alone(tmp_path):
     dirs = [tmp_path / "stack" / f"c{i}" for i in range(3)]
     run_stack(cfgs, dirs, stop_data, halver([2]))
     reasons = [json.loads((d / "metrics.json").read_text())["stop_reason"] for d in dirs]
-    assert reasons.count(HALVED) == 1  # the worse half (rounded down) of 3 stops at the rung
+    assert reasons.count(HALVED) == 2  # all but the best third of 3 stop at the rung
     for cfg, d in zip(cfgs, dirs):
         epochs = json.loads((d / "metrics.json").read_text())["epochs_run"]
         alone_cfg = RunConfig.from_dict({**cfg.to_dict(), "train": {**cfg.to_dict()["train"], "max_epochs": epochs}})
@@ -245,8 +245,8 @@ def test_halving_ranks_against_earlier_stacks():
     state = type("State", (), {"epoch": 2})()
     members = [FakeMember([0.9, 0.5]), FakeMember([0.8, 0.6]), FakeMember([0.7, 0.4], training=False)]
     trainer = type("T", (), {"members": members})()
-    halver([2])(trainer, state)  # alone: the worse half of three (rounded down) is the one at 0.6
-    assert [m.stop_reason for m in members] == [None, HALVED, "early_stop"]
+    halver([2])(trainer, state)  # alone: the best third of three is the one at 0.4; the other two would stop
+    assert [m.stop_reason for m in members] == [HALVED, HALVED, "early_stop"]
     members = [FakeMember([0.9, 0.5]), FakeMember([0.8, 0.6])]
     halver([2], {2: [0.1, 0.2, 0.3]})(type("T", (), {"members": members})(), state)
     assert [m.stop_reason for m in members] == [HALVED, HALVED]  # a worse stack stops early
@@ -255,9 +255,10 @@ def test_halving_ranks_against_earlier_stacks():
     assert members[0].training  # not a rung
 
 
-def test_worse_half_ranks_missing_values_last():
-    assert worse_half([0.3, None, 0.1, 0.2], "min") == [0, 1]
-    assert worse_half([0.3, 0.1, 0.2], "max") == [1]
+def test_worse_share_ranks_missing_values_last():
+    assert worse_share([0.3, None, 0.1, 0.2], "min") == [0, 1]  # the best third of four, rounded up, is two
+    assert worse_share([0.3, 0.1, 0.2], "max") == [1, 2]
+    assert worse_share([0.3, 0.1, 0.2, 0.4, 0.5, 0.6, None], "min") == [3, 4, 5, 6]
 
 
 @pytest.mark.parametrize(

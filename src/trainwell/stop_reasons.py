@@ -6,5 +6,5 @@ importing torch; trainwell.loop re-exports them.
 """
 
 EARLY_STOP, MAX_EPOCHS, NOT_FINITE, INTERRUPTED = "early_stop", "max_epochs", "not_finite", "interrupted"
-HALVED = "halved"  # a search stopped the member: it ranked in the worse half at a halving point (tune/halving.py)
+HALVED = "halved"  # a search stopped the member: it ranked outside the best third at a halving point (tune/halving.py)
 STOP_REASONS = (EARLY_STOP, MAX_EPOCHS, NOT_FINITE, INTERRUPTED, HALVED)
