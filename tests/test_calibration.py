@@ -136,3 +136,18 @@ def test_start_line_says_what_the_monitor_optimises_and_how_labels_are_decided()
     assert "class-weighted log loss" in weighted and "balanced" in weighted and "prior removed" in weighted
     plain = calibration.describe(False, "val_roc_auc")
     assert "roc auc" in plain and "most probable class" in plain and "prior" not in plain
+
+
+def test_members_spread_is_of_the_corrected_probabilities_of_the_predicted_label(weighted_run):
+    result, folder = weighted_run
+    predicted = predict_run(result.run_dir, folder / "test.csv")
+    _, model, spec = load_run(result.run_dir)
+    x = features_for_prediction(read_table(folder / "test.csv", None, "test file"), spec, "test file")
+    with torch.no_grad():
+        outs = model.member_outputs(x)  # (members, rows, classes)
+    label = torch.tensor([spec["classes"].index(c) for c in predicted["predicted_status"]])
+    rows = torch.arange(len(label))
+    corrected = calibration.apply(outs, spec["calibration"]).exp()[:, rows, label].std(0).numpy()
+    raw = torch.softmax(outs, -1)[:, rows, label].std(0).numpy()
+    assert np.allclose(predicted["members_std_probability"], corrected, atol=1e-6)
+    assert not np.allclose(predicted["members_std_probability"], raw, atol=1e-3)  # the weights' prior is undone

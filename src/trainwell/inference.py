@@ -165,14 +165,18 @@ def check_predict_out(
 
 
 @torch.inference_mode()
-def members_spread(model: Ensemble, x: torch.Tensor, spec: dict[str, Any], target: str) -> dict[str, Any]:
+def members_spread(
+    model: Ensemble, x: torch.Tensor, spec: dict[str, Any], target: str, chosen: torch.Tensor | None = None
+) -> dict[str, Any]:
     """How far an ensemble's members disagree on each row: the standard deviation of their
-    predictions (regression, target units), or of their probabilities of the predicted class."""
+    predictions (regression, target units), or of their probabilities of the predicted class
+    `chosen`, corrected as the ensemble's are (class weights' prior, temperature)."""
     outs = torch.cat([model.member_outputs(x[i : i + 4096]) for i in range(0, len(x), 4096)], dim=1)  # (K, N, O)
     if spec["task"] == "regression":
         return {f"members_std_{target}": TargetScale.from_spec(spec).to_original(outs[:, :, 0]).std(0).numpy()}
-    probs = torch.softmax(outs.float(), dim=-1)
-    chosen = probs.mean(0).argmax(1)
+    probs = calibration.apply(outs.float(), spec.get("calibration")).exp()
+    if chosen is None:
+        chosen = probs.mean(0).argmax(1)
     return {"members_std_probability": probs[:, torch.arange(len(chosen)), chosen].std(0).numpy()}
 
 
@@ -203,6 +207,7 @@ def predict_run(
     result = df.copy()
     target = spec["target_name"]
     column = f"predicted_{target}"
+    decided = None  # the label decision, for classification
     if spec["task"] == "regression":
         result[column] = TargetScale.from_spec(spec).to_original(out[:, 0]).numpy()
     else:
@@ -213,7 +218,7 @@ def predict_run(
         for i, name in enumerate(spec["classes"]):  # one column per class, so rows can be ranked by any class
             result[f"probability_{name}"] = probs[:, i].numpy()
     if isinstance(model, Ensemble):
-        result = result.assign(**members_spread(model, x, spec, target))
+        result = result.assign(**members_spread(model, x, spec, target, decided))
     if target_file is not None:
         paths.prepare_dir(target_file.parent, "--out folder")
         atomic_write(target_file, lambda fh: result.to_csv(fh, index=False), binary=False)
