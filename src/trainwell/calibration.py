@@ -35,15 +35,28 @@ T_RANGE = (1.0, 20.0)
 
 def fit(logp: torch.Tensor, y: torch.Tensor, class_weight: torch.Tensor | None) -> dict[str, Any]:
     """Corrections for (N, C) log-probabilities of the validation rows with labels y."""
-    shift = torch.zeros(logp.shape[1]) if class_weight is None else -torch.log(class_weight.cpu().double())
+    shift = torch.zeros(logp.shape[1]) if class_weight is None else _prior_shift(class_weight)
     base = logp.detach().cpu().double() + shift
     y = y.cpu().long()
     nll = lambda log_t: _nll(base / math.exp(log_t), y)  # noqa: E731
     log_t = _golden_min(nll, math.log(T_RANGE[0]), math.log(T_RANGE[1]))
     if nll(0.0) <= nll(log_t):  # no better than leaving the temperature at 1 (the search's edge)
         log_t = 0.0
+    return _corrections(shift, math.exp(log_t))
+
+
+def prior_only(class_weight: torch.Tensor) -> dict[str, Any]:
+    """The first correction alone: the class weights' prior removed, temperature 1."""
+    return _corrections(_prior_shift(class_weight), 1.0)
+
+
+def _prior_shift(class_weight: torch.Tensor) -> torch.Tensor:
+    return -torch.log(class_weight.cpu().double())
+
+
+def _corrections(shift: torch.Tensor, temperature: float) -> dict[str, Any]:
     return {
-        "temperature": math.exp(log_t),
+        "temperature": temperature,
         "prior_shift": shift.tolist(),
         "decision_shift": (-shift).tolist(),  # log w_c: zeros without class weights
     }

@@ -78,10 +78,7 @@ def prior_correction(base: RunConfig, data: DataBundle) -> dict[str, Any] | None
     """The class weights' prior removed, no temperature (calibration.py's first step): what the
     ensemble is chosen on, since the saved ensemble's probabilities are corrected so; None without weights."""
     weights = class_weight(base, data)
-    if weights is None:
-        return None
-    shift = (-torch.log(weights.double())).tolist()
-    return {"temperature": 1.0, "prior_shift": shift, "decision_shift": [-v for v in shift]}
+    return None if weights is None else calibration.prior_only(weights)
 
 
 def calibrate(base: RunConfig, data: DataBundle, val_outs: list[torch.Tensor]) -> dict[str, Any] | None:
