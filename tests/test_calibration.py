@@ -16,7 +16,7 @@ from trainwell.checkpoint import BEST, load_checkpoint
 from trainwell.config import load_config
 from trainwell.data.tabular import features_for_prediction, read_table
 from trainwell.errors import CheckpointError
-from trainwell.inference import evaluate_run, load_run, predict_run
+from trainwell.inference import Ensemble, evaluate_run, load_run, predict_run
 from trainwell.runner import train
 
 
@@ -151,3 +151,19 @@ def test_members_spread_is_of_the_corrected_probabilities_of_the_predicted_label
     raw = torch.softmax(outs, -1)[:, rows, label].std(0).numpy()
     assert np.allclose(predicted["members_std_probability"], corrected, atol=1e-6)
     assert not np.allclose(predicted["members_std_probability"], raw, atol=1e-3)  # the weights' prior is undone
+
+
+def test_predict_runs_each_member_once_per_chunk(weighted_run, monkeypatch):
+    """The prediction and the members' spread come from one pass of the members, not two."""
+    result, folder = weighted_run
+    calls = []
+    real = Ensemble.member_outputs
+    monkeypatch.setattr(Ensemble, "member_outputs", lambda self, x: calls.append(len(x)) or real(self, x))
+    predicted = predict_run(result.run_dir, folder / "test.csv")
+    assert calls == [len(predicted)]  # 2,000 rows: one chunk, one pass
+    monkeypatch.undo()
+    _, model, spec = load_run(result.run_dir)
+    x = features_for_prediction(read_table(folder / "test.csv", None, "test file"), spec, "test file")
+    with torch.no_grad():
+        expected = calibration.apply(model(x), spec["calibration"]).exp()[:, 1].numpy()
+    assert np.allclose(predicted[f"probability_{spec['classes'][1]}"], expected, atol=1e-6)

@@ -40,11 +40,14 @@ class Ensemble(nn.Module):
     def member_outputs(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stack([m(x) for m in self.members])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outs = self.member_outputs(x)
+    def combine(self, outs: torch.Tensor) -> torch.Tensor:
+        """The ensemble's output from its members' (K, N, O) outputs."""
         if self.task == "regression":
             return outs.mean(0)
         return torch.log(torch.softmax(outs.float(), dim=-1).mean(0).clamp(min=1e-12))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.combine(self.member_outputs(x))
 
 
 def load_run(run_dir: str | Path, own: nn.Module | None = None) -> tuple[RunConfig, nn.Module, dict[str, Any]]:
@@ -165,13 +168,19 @@ def check_predict_out(
 
 
 @torch.inference_mode()
+def member_outputs(model: Ensemble, data: DataBundle, x: torch.Tensor) -> torch.Tensor:
+    """Every member's (K, N, O) outputs for stored inputs x, 4,096 rows at a time, in float32."""
+    chunks = [model.member_outputs(data.inputs(x[i : i + 4096])) for i in range(0, len(x), 4096)]
+    return torch.cat(chunks, dim=1).float()
+
+
 def members_spread(
-    model: Ensemble, x: torch.Tensor, spec: dict[str, Any], target: str, chosen: torch.Tensor | None = None
+    outs: torch.Tensor, spec: dict[str, Any], target: str, chosen: torch.Tensor | None = None
 ) -> dict[str, Any]:
-    """How far an ensemble's members disagree on each row: the standard deviation of their
-    predictions (regression, target units), or of their probabilities of the predicted class
-    `chosen`, corrected as the ensemble's are (class weights' prior, temperature)."""
-    outs = torch.cat([model.member_outputs(x[i : i + 4096]) for i in range(0, len(x), 4096)], dim=1)  # (K, N, O)
+    """How far an ensemble's members disagree on each row, from their (K, N, O) outputs: the
+    standard deviation of their predictions (regression, target units), or of their probabilities
+    of the predicted class `chosen`, corrected as the ensemble's are (class weights' prior,
+    temperature)."""
     if spec["task"] == "regression":
         return {f"members_std_{target}": TargetScale.from_spec(spec).to_original(outs[:, :, 0]).std(0).numpy()}
     probs = calibration.apply(outs.float(), spec.get("calibration")).exp()
@@ -203,7 +212,9 @@ def predict_run(
     df = as_table(input_path) if given else read_table(input_path, cfg.data.sep, where)
     x = features_for_prediction(df, spec, where)
     data = _bundle_like(spec, x, torch.zeros(len(x)))
-    out = _outputs(model, data, x)
+    # an ensemble's members run once: their outputs give both the prediction and their spread
+    members = member_outputs(model, data, x) if isinstance(model, Ensemble) else None
+    out = model.combine(members) if members is not None else _outputs(model, data, x)
     result = df.copy()
     target = spec["target_name"]
     column = f"predicted_{target}"
@@ -217,8 +228,8 @@ def predict_run(
         result[column] = [spec["classes"][i] for i in decided.tolist()]
         for i, name in enumerate(spec["classes"]):  # one column per class, so rows can be ranked by any class
             result[f"probability_{name}"] = probs[:, i].numpy()
-    if isinstance(model, Ensemble):
-        result = result.assign(**members_spread(model, x, spec, target, decided))
+    if members is not None:
+        result = result.assign(**members_spread(members, spec, target, decided))
     if target_file is not None:
         paths.prepare_dir(target_file.parent, "--out folder")
         atomic_write(target_file, lambda fh: result.to_csv(fh, index=False), binary=False)
