@@ -72,7 +72,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.out is not None and not is_follower():  # under torchrun rank 0 checks and writes it
         check_run_out(args.out)  # refuse a bad --out before reading any input
     cfg, trials = _config(args)
-    if trials is not None or args.dials is not None:  # the config file asks for a search (--dials alone: refused there)
+    # the config file asks for a search (--dials or --cluster alone: refused there)
+    if trials is not None or args.dials is not None or args.cluster is not None:
         return cmd_search(args, cfg, trials)
     result = train(cfg, out=args.out)
     if is_follower():
@@ -91,7 +92,7 @@ def cmd_search(args: argparse.Namespace, cfg: Any, trials: Any) -> int:
     dials = [d.strip() for d in args.dials.split(",") if d.strip()] if args.dials is not None else None
     say = (lambda _t: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     trials = args.search if args.search is not None else trials  # --search N wins over the file's
-    result = search(cfg, trials, out=args.out, dials=dials, say=say, seconds=args.time)
+    result = search(cfg, trials, out=args.out, dials=dials, say=say, seconds=args.time, cluster=args.cluster)
     print(*result.lines(), sep="\n", file=sys.stderr if result.interrupted or result.failed else sys.stdout)
     if result.interrupted:
         return EXIT_INTERRUPTED

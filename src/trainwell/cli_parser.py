@@ -74,6 +74,11 @@ def _training_commands(add: Add) -> None:
         "--dials",
         help="with --search: the dials to vary, comma-separated (default: those within one stack; see the README)",
     )
+    p.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="with --search: train its stacks on a Dask cluster, tcp://host:8786 or 'local' (needs trainwell[cluster])",
+    )
 
     p = add("lr-find", "learning-rate range test: suggested rates, lr_find.png and lr_find.csv")
     _run_arguments(p)

@@ -29,16 +29,21 @@ POLL_SECONDS = 0.05  # how often the client looks for finished tasks
 class _Task:
     """A job on its way through the cluster: its key's token, resume files and submissions."""
 
-    def __init__(self, job: Job, prior: Any) -> None:
+    def __init__(self, job: Job, prior: Any, order: int = 0) -> None:
         import uuid
 
         self.job, self.prior, self.token, self.submitted = job, prior, uuid.uuid4().hex, 0
+        self.order = order  # the job's place in the queue: earlier jobs start first
 
 
 class DaskExecutor:
     """Jobs as tasks of a Dask distributed cluster (see the module's docstring)."""
 
     def __init__(self, address: str, workers: int | None = None) -> None:
+        # what a task runs instead of a compare's execute, and its inputs (shipping.run_on_worker)
+        self.train: Callable[[Job, int, Any], Rows] | None = None
+        self.inputs: Any = None
+        self.on_give_up: Callable[[Job], None] | None = None  # told of each job given up (a search's waiting stacks)
         try:
             import distributed
         except ImportError:
@@ -70,8 +75,9 @@ class DaskExecutor:
         pending: dict[Any, _Task] = {}
         complete = True
         try:
-            for job in jobs:  # a run found unfinished on this disk resumes from its files
-                self._submit(_Task(job, [read_files(d, RESUME) for d in job.dirs] if job.resume else None), pending)
+            for order, job in enumerate(jobs):  # a run found unfinished on this disk resumes from its files
+                prior = [read_files(d, RESUME) for d in job.dirs] if job.resume else None
+                self._submit(_Task(job, prior, order), pending)
             if meanwhile is not None:
                 meanwhile()
             self._collect(pending, finished, say)
@@ -99,7 +105,16 @@ class DaskExecutor:
         task.submitted += 1
         key = f"trainwell-job-{task.token}-{task.submitted}"
         fut = self.client.submit(
-            run_on_worker, task.job, self.slots_by_host, task.token, task.prior, key=key, pure=False
+            run_on_worker,
+            task.job,
+            self.slots_by_host,
+            task.token,
+            task.prior,
+            self.train,
+            self.inputs,
+            key=key,
+            pure=False,
+            priority=-task.order,
         )
         pending[fut] = task
 
@@ -175,6 +190,8 @@ class DaskExecutor:
         for folder, files in zip(task.job.dirs, shipped or []):
             write_files(folder, files)
         self._forget(task)
+        if self.on_give_up is not None:
+            self.on_give_up(task.job)
         return [record(r, d, None, status, reason) for r, d in zip(task.job.runs, task.job.dirs)]
 
     def _abandon(self, pending: dict[Any, _Task]) -> None:

@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .. import rundir
 from ..atomic import atomic_write
@@ -120,10 +120,17 @@ def share_of_cores(host: str, slots_by_host: dict[str, int]) -> int:
 
 
 def run_on_worker(
-    job: Job, slots_by_host: dict[str, int], token: str, prior: list[Files] | None
+    job: Job,
+    slots_by_host: dict[str, int],
+    token: str,
+    prior: list[Files] | None,
+    train: Callable[[Job, int, Any], list[dict[str, Any]]] | None = None,
+    inputs: Any = None,
 ) -> tuple[list[dict[str, Any]], list[Files]]:
     """The Dask task: train `job` in a temporary folder; return its rows and its run directories.
-    `prior` holds, per run, the resume files the client found on its disk for an unfinished job."""
+    `prior` holds, per run, the resume files the client found on its disk for an unfinished job.
+    `train(job, threads, inputs)` trains it instead of a compare's execute (a search's stacks,
+    tune/distribute.py); `inputs`: what it needs besides the job (Dask resolves futures in it)."""
     from urllib.parse import urlparse
 
     from distributed import Variable, get_client, get_worker
@@ -148,7 +155,7 @@ def run_on_worker(
             write_files(folder, files)
         local_job = dataclasses.replace(job, dirs=local, resume=resume)
         with Shipper(local, snapshot_var):
-            rows = execute_quietly(local_job, threads)
+            rows = execute_quietly(local_job, threads) if train is None else train(local_job, threads, inputs)
         files = [shipped_files(d) if d.is_dir() else {} for d in local]
     back = {str(d): str(c) for d, c in zip(local, job.dirs)}
     for row in rows:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -17,8 +16,9 @@ from ..config import RunConfig
 from ..data import DataBundle, load_data
 from ..errors import ConfigError
 from . import ensemble, report
+from .distribute import connect, new_work, read_histories, train_on_cluster, values_at_rungs
 from .engine import interrupted, run_stack, validation_views, view_names
-from .halving import best_up_to, halver
+from .halving import halver
 from .plan import (
     DEFAULT_DIR,
     ENSEMBLE_DIR,
@@ -85,6 +85,7 @@ def search(
     seconds: float | None = None,
     data: DataBundle | None = None,
     select_on: str = "all",
+    cluster: str | None = None,
 ) -> SearchResult:
     """Train `trials` configurations around `config` (the default, then Sobol points), as few
     stacks as their layouts allow, halving each stack at fixed epochs; choose an ensemble on the
@@ -93,7 +94,8 @@ def search(
     `seconds`: a training-time budget (default run and members) after which no further stack
     starts (with no `trials`, 64 are planned); `data`: rows in memory instead of the config's
     data (the scikit-learn estimators); `select_on`: "all" validation rows for early stopping
-    and the choice, or "half" for each (engine.validation_views)."""
+    and the choice, or "half" for each (engine.validation_views); `cluster`: a Dask scheduler
+    address or "local", where the stacks train as tasks (distribute.py; the same result)."""
     if not isinstance(config, RunConfig):  # a raw config may say `search: N` itself
         config = dict(config)
         trials = config.pop(SEARCH, None) if trials is None else trials
@@ -114,16 +116,29 @@ def search(
     plan = make_plan(base, settings, data.task, len(data.x_train))
     check_budget(base, settings, len(data.x_train))
     stop_data, select_data, *views = validation_views(data, base.data.split_seed, select_on)
-    if claim_out(out_dir, plan):
-        say(f"continuing the search in {out_dir}")
-    say(
-        f"search: {len(plan.configs)} configurations in {len(plan.stacks)} "
-        f"stack{'s' if len(plan.stacks) != 1 else ''}, "
-        f"halving at epochs {plan.rungs or 'none'}; members early-stop on {views[0]}"
-    )
-    if not _train_all(out_dir, plan, data, stop_data, say):
+    if not _train(out_dir, plan, stop_data, views[0], cluster, say):
         return _stop(out_dir, plan, data)
     return _conclude(out_dir, plan, data, select_data, say)
+
+
+def _train(out: Path, plan: Plan, stop_data: DataBundle, stop_view: str, cluster: str | None, say: Say) -> bool:
+    """Claim OUT and train every stack, here or on the cluster (reached before OUT is touched); False when
+    interrupted."""
+    executor = connect(cluster) if cluster is not None else None
+    try:
+        if claim_out(out, plan):
+            say(f"continuing the search in {out}")
+        say(
+            f"search: {len(plan.configs)} configurations in {len(plan.stacks)} "
+            f"stack{'s' if len(plan.stacks) != 1 else ''}, "
+            f"halving at epochs {plan.rungs or 'none'}; members early-stop on {stop_view}"
+        )
+        if executor is None:
+            return _train_all(out, plan, stop_data, say)
+        return _train_on(executor, out, plan, stop_data, say)
+    finally:
+        if executor is not None:
+            executor.close()
 
 
 def training_seconds(out: Path, plan: Plan) -> float:
@@ -135,19 +150,30 @@ def training_seconds(out: Path, plan: Plan) -> float:
 
 def rung_values(plan: Plan, dirs: list[Path]) -> dict[int, list[float]]:
     """Per rung, the best monitored value each finished earlier configuration had reached by then."""
-    monitor = plan.base.train.monitor
-    mode = resolve_mode(plan.base)
-    out: dict[int, list[float]] = {r: [] for r in plan.rungs}
-    for d in dirs:
-        history = json.loads((d / rundir.HISTORY_JSON).read_text(encoding="utf-8"))
-        for r in plan.rungs:
-            value = best_up_to(history, r, monitor, mode)
-            if value is not None:
-                out[r].append(value)
-    return out
+    return values_at_rungs(read_histories(dirs), plan.rungs, plan.base.train.monitor, resolve_mode(plan.base))
 
 
-def _train_all(out: Path, plan: Plan, data: DataBundle, stop_data: DataBundle, say: Say) -> bool:
+def stack_runs(out: Path, plan: Plan, k: int) -> tuple[list[RunConfig], list[Path]]:
+    """Stack k's configs and run directories; the first stack trains the default run as well (first)."""
+    dirs = candidate_dirs(out, plan)
+    cfgs, run_dirs = [plan.configs[i] for i in plan.stacks[k]], [dirs[i] for i in plan.stacks[k]]
+    if k == 0:
+        cfgs, run_dirs = [plan.base, *cfgs], [out / DEFAULT_DIR, *run_dirs]
+    return cfgs, run_dirs
+
+
+def _train_on(executor: Any, out: Path, plan: Plan, stop_data: DataBundle, say: Say) -> bool:
+    """Every stack as a task of the cluster (distribute.py); False when interrupted or a stack failed there."""
+    stacks = [stack_runs(out, plan, k) for k in range(len(plan.stacks))]
+    monitor, budget = plan.base.train.monitor, plan.search.seconds
+    work = new_work(plan.base.name, monitor, resolve_mode(plan.base), plan.rungs, budget, stacks)
+    complete, left_out = train_on_cluster(executor, plan.base.name, stacks, stop_data, work, say)
+    if left_out:
+        say(f"--time {budget:g} spent before {len(left_out)} of the stacks started: they are left out")
+    return complete
+
+
+def _train_all(out: Path, plan: Plan, stop_data: DataBundle, say: Say) -> bool:
     """Each stack in turn (until a --time budget is spent), the default run in the first; False when interrupted.
     The default run early-stops like every member and never stops at a halving point: it is the
     comparison, and its seeds are candidates of the ensemble."""
@@ -157,9 +183,7 @@ def _train_all(out: Path, plan: Plan, data: DataBundle, stop_data: DataBundle, s
         if k > 0 and budget is not None and spent >= budget:
             say(f"--time {budget:g} spent ({spent:.0f} s of training): {len(plan.stacks) - k} stacks left out")
             break
-        cfgs, run_dirs = [plan.configs[i] for i in stack], [dirs[i] for i in stack]
-        if k == 0:
-            cfgs, run_dirs = [plan.base, *cfgs], [out / DEFAULT_DIR, *run_dirs]
+        cfgs, run_dirs = stack_runs(out, plan, k)
         c = cfgs[-1]
         with_default = f" and the default run ({plan.base.train.members} seeds)" if k == 0 else ""
         say(
