@@ -7,7 +7,9 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import signal
 import socket
+import subprocess
 import sys
 
 import pytest
@@ -111,6 +113,31 @@ def test_a_search_interrupted_on_a_cluster_continues_to_the_same_result(tmp_path
     finished = [d for d in (tmp_path / "dask" / "runs").iterdir() if (d / "metrics.json").exists()]
     assert 0 < len(finished) < SEARCH["trials"] + 1
     resumed = search(raw_config(), out=tmp_path / "dask", cluster=two_workers.scheduler_address, **SEARCH)
+    assert not resumed.interrupted
+    assert_same_search(resumed, local_search)
+
+
+# a search against the test's scheduler that SIGKILLs itself once the first stack's runs have come back
+KILLED_CLIENT = """
+import json, os, signal, sys
+from trainwell.tune import search
+
+def say(line):
+    if line.startswith("[1/"):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+raw, out, address, given = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+search(raw, out=out, cluster=address, say=say, **given)
+"""
+
+
+def test_a_search_killed_during_cluster_training_continues_to_the_same_result(tmp_path, two_workers, local_search):
+    out, address = tmp_path / "dask", two_workers.scheduler_address
+    argv = [sys.executable, "-c", KILLED_CLIENT, json.dumps(raw_config()), str(out), address, json.dumps(SEARCH)]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert not (out / "ensemble").exists() and (out / "default" / "metrics.json").exists()
+    resumed = search(raw_config(), out=out, cluster=address, **SEARCH)
     assert not resumed.interrupted
     assert_same_search(resumed, local_search)
 
