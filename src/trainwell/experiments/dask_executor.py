@@ -7,7 +7,8 @@ are written here, atomically. While a single run trains, its worker ships a snap
 last.pt (with config.yaml and best.pt) to the scheduler after each checkpoint; when the worker
 dies, the job runs once more on another worker from that snapshot, and a job whose worker dies
 twice is recorded as failed. Dask itself (the optional `distributed` package) is imported only
-where it is used, so a compare on this machine runs without it.
+where it is used, so a compare on this machine runs without it. A search's stacks run as jobs too
+(tune/distribute.py): `train` replaces a compare's execute on the worker, and jobs start in order.
 """
 
 from __future__ import annotations
