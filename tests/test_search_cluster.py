@@ -18,7 +18,7 @@ from conftest import tiny_config
 from trainwell.cli import main
 from trainwell.errors import TrainwellError
 from trainwell.stop_reasons import HALVED
-from trainwell.tune import search
+from trainwell.tune import distribute, search
 
 distributed = pytest.importorskip("distributed")
 # six configurations over width and depth: four stacks, and with this seed the last stack's only member stops at
@@ -120,7 +120,7 @@ def test_a_search_interrupted_on_a_cluster_continues_to_the_same_result(tmp_path
 # a search against the test's scheduler that SIGKILLs itself once the first stack's runs have come back
 KILLED_CLIENT = """
 import json, os, signal, sys
-from trainwell.tune import search
+from trainwell.tune import distribute, search
 
 def say(line):
     if line.startswith("[1/"):
@@ -138,6 +138,33 @@ def test_a_search_killed_during_cluster_training_continues_to_the_same_result(tm
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert not (out / "ensemble").exists() and (out / "default" / "metrics.json").exists()
     resumed = search(raw_config(), out=out, cluster=address, **SEARCH)
+    assert not resumed.interrupted
+    assert_same_search(resumed, local_search)
+
+
+def test_a_stack_failing_on_the_cluster_stops_those_waiting_on_it_and_the_search_continues(
+    tmp_path, monkeypatch, local_search
+):
+    """The second stack raises on its worker: the later stacks, waiting for its values at the rung,
+    stop instead of waiting for ever; the same call then continues to the same result."""
+    real = distribute.run_stack
+
+    def failing(cfgs, *rest, **given):
+        if any(c.name.endswith("-c01") for c in cfgs):  # stack 2 of 4
+            raise RuntimeError("this worker ran out of memory")
+        return real(cfgs, *rest, **given)
+
+    lines = []
+    with distributed.LocalCluster(  # in this process, so the patch reaches its workers
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
+    ) as cluster:
+        monkeypatch.setattr(distribute, "run_stack", failing)
+        stopped = search(
+            raw_config(), out=tmp_path / "dask", cluster=cluster.scheduler_address, say=lines.append, **SEARCH
+        )
+        assert stopped.interrupted and any("ran out of memory" in line for line in lines)
+        monkeypatch.setattr(distribute, "run_stack", real)
+        resumed = search(raw_config(), out=tmp_path / "dask", cluster=cluster.scheduler_address, **SEARCH)
     assert not resumed.interrupted
     assert_same_search(resumed, local_search)
 
