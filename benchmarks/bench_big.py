@@ -138,8 +138,14 @@ def matmul_rate(size: int = 1024, repeats: int = 20) -> float:
 
 
 def linear_macs(model: nn.Module) -> int:
-    return sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, nn.Linear)) + sum(
-        m.embedding_dim for m in model.modules() if isinstance(m, nn.Embedding)
+    """Multiply-adds per row of the net's matrix products: its Linear layers, the embedding
+    lookups (one per output value) and a periodic numeric embedding's per-column Linear (m → width)."""
+    from trainwell.numembed import PeriodicEmbedding
+
+    return (
+        sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, nn.Linear))
+        + sum(m.embedding_dim for m in model.modules() if isinstance(m, nn.Embedding))
+        + sum(m.n * m.m * m.width for m in model.modules() if isinstance(m, PeriodicEmbedding))
     )
 
 
@@ -164,8 +170,9 @@ def plain_loop_rate(model: nn.Module, data, batch: int, steps: int, lr: float, r
     return steps * batch / min(run(steps) for _ in range(rounds))
 
 
-def trainwell_rate(data, sets: dict, rows: int) -> tuple[float, int, int, str]:
-    """(rows/s per member, members, batch, engine) of trainwell's stack on `rows` training rows, one thread."""
+def trainwell_rate(data, sets: dict, rows: int, embedding: str) -> tuple[float, int, int, str]:
+    """(rows/s per member, members, batch, engine) of trainwell's stack on `rows` training rows, one
+    thread, with the whole table's default batch and numeric embedding (`embedding`)."""
     from trainwell.config import load_config
     from trainwell.runner import train
 
@@ -175,6 +182,7 @@ def trainwell_rate(data, sets: dict, rows: int) -> tuple[float, int, int, str]:
 
     overrides = {
         "train.batch_size": auto_batch_size(len(data.x_train)),  # the whole table's default batch
+        "model.numeric_embedding": embedding,
         **sets,
         "train.val_every": 1.0,
         "train.max_epochs": 4,
@@ -215,8 +223,9 @@ def rows_per_second(train: Path, sets: dict, rows: int) -> None:
     torch.set_num_threads(1)
     cfg = load_config(preset="tabular", overrides={"data.name": "csv", "data.path": str(train), "data.target": TARGET})
     data = load_data(cfg.data)
-    # "auto" as train() resolves it for the `rows` training rows the stack's rate is measured on
-    cfg.model.numeric_embedding = auto_numeric_embedding(cfg.model.numeric_embedding, rows)
+    # "auto" as train() resolves it for the whole table (periodic on 300k rows), not for the `rows` measured on
+    embedding = auto_numeric_embedding(str(sets.get("model.numeric_embedding", "auto")), len(data.x_train))
+    cfg.model.numeric_embedding = embedding
     numeric = numeric_columns(data.spec)  # the columns a numeric embedding reads, as build.build_models passes them
     net = build_model(
         cfg.model, data.input_shape, data.n_outputs, data.default_model, data.spec.get("embedded"), numeric
@@ -228,14 +237,16 @@ def rows_per_second(train: Path, sets: dict, rows: int) -> None:
         f"per-row cost, 1 thread, CPU seconds (load average {load}); one-thread float32 matmul rate "
         f"{rate / 1e9:.1f} GFLOP/s"
     )
-    for label, table in (
-        ("the table (embeddings)", data),
-        (f"a numeric table {width} wide", numeric_twin(data, width)),
+    print(f"  numeric embedding: {embedding} (the default for the whole table's {len(data.x_train):,} training rows)")
+    for label, table, embeds in (
+        ("the table (embeddings)", data, embedding),
+        (f"a numeric table {width} wide", numeric_twin(data, width), "none"),  # the MLP behind the embeddings
     ):
-        ours, members, batch, engine = trainwell_rate(table, sets, rows)
+        ours, members, batch, engine = trainwell_rate(table, sets, rows, embeds)
         torch.manual_seed(0)
         embedded, numeric = table.spec.get("embedded"), numeric_columns(table.spec)
-        net = build_model(cfg.model, table.input_shape, table.n_outputs, "mlp", embedded, numeric)
+        net_cfg = dataclasses.replace(cfg.model, numeric_embedding=embeds)
+        net = build_model(net_cfg, table.input_shape, table.n_outputs, "mlp", embedded, numeric)
         plain = plain_loop_rate(net, table, batch, steps=max(30, 10_000 // batch), lr=1e-3)
         limit = rate / (6 * linear_macs(net))
         print(

@@ -2,10 +2,12 @@
 members at once, with its backward written out.
 
 A table with a many-level text column carries each such column as one float column of codes;
-the embedding replaces each code by a learned vector. Here every member's tables are one
-(K·rows, width) matrix, so a batch of codes is looked up with one index per table for all
-members, and the gradient is one index_add per table: no autograd and no per-member loop, so
-such a table trains on the vectorised path like an all-numeric one. An embedding of the numeric
+the embedding replaces each code by a learned vector. A table's (K, rows, width) view of the
+stack's flat buffer is read in place — one gather for all members, no copy of the table — and
+its gradient is added straight into the gradient buffer's view, one index_add per member (each
+member's rows summed in their batch order, as alone: index_put_'s accumulate would use atomic
+adds on several threads, whose order varies). No autograd, so such a table trains on the
+vectorised path like an all-numeric one. An embedding of the numeric
 columns (model.numeric_embedding) runs numembed.py's closed forms, its output after the tables'.
 """
 
@@ -54,8 +56,8 @@ def parse_front(front: InputEmbedding, where: dict[str, int]) -> Front:
 
 def embed(front: Front, x: torch.Tensor, v: list[torch.Tensor], K: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The MLP's input (K, B, features) from rows x — (K, B, d) per member or (B, d) shared —
-    and what the backward needs: each table's flat lookup indices (K, B), then the numeric
-    embedding's saved tensors."""
+    and what the backward needs: each table's codes (K, B), then the numeric embedding's saved
+    tensors."""
     device = x.device
     codes = x.index_select(-1, front.code_index.to(device)).round().long()
     plain = x.index_select(-1, front.plain_index.to(device))
@@ -63,12 +65,11 @@ def embed(front: Front, x: torch.Tensor, v: list[torch.Tensor], K: int) -> tuple
         codes, plain = codes.unsqueeze(0).expand(K, -1, -1), plain.unsqueeze(0).expand(K, -1, -1)
     parts, lookups = [plain], []
     for j, slot in enumerate(front.tables):
-        rows, width = front.rows[j], front.widths[j]
         c = codes[..., j]
-        c = torch.where((c >= 0) & (c < rows), c, torch.zeros_like(c))  # out of range: unknown, as the module does
-        flat_index = c + (torch.arange(K, device=device) * rows).unsqueeze(1)
-        parts.append(v[slot].reshape(K * rows, width)[flat_index])
-        lookups.append(flat_index)
+        c = torch.where((c >= 0) & (c < front.rows[j]), c, torch.zeros_like(c))  # out of range: unknown, as the module
+        table = v[slot]  # (K, rows, width), read in place; per member: 1.5x faster than a (K, B) gather
+        parts.append(torch.stack([torch.embedding(table[k], c[k]) for k in range(K)]))
+        lookups.append(c)
     if front.numeric is not None:
         out, saved = periodic_forward(front.numeric, x, tuple(v[slot] for slot in front.numeric_slots), K)
         parts.append(out)
@@ -76,19 +77,17 @@ def embed(front: Front, x: torch.Tensor, v: list[torch.Tensor], K: int) -> tuple
     return torch.cat(parts, dim=-1), lookups
 
 
-def embed_backward(front: Front, g: torch.Tensor, lookups: list[torch.Tensor]) -> list[tuple[int, torch.Tensor]]:
-    """(slot, gradient (K, *shape)) of each table and numeric-embedding parameter, from
-    g = d loss / d MLP input (K, B, features)."""
-    K, start = g.shape[0], len(front.plain_index)
-    grads = []
+def embed_backward(front: Front, g: torch.Tensor, lookups: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
+    """The gradient of each table and numeric-embedding parameter, written into `grads` (the
+    gradient buffer's (K, *shape) views by slot), from g = d loss / d MLP input (K, B, features)."""
+    start = len(front.plain_index)
     for j, slot in enumerate(front.tables):
-        rows, width = front.rows[j], front.widths[j]
-        part = g[..., start : start + width].reshape(-1, width)
-        table = torch.zeros(K * rows, width, dtype=g.dtype, device=g.device)
-        table.index_add_(0, lookups[j].reshape(-1), part)
-        grads.append((slot, table.view(K, rows, width)))
+        width = front.widths[j]
+        part, into = g[..., start : start + width], grads[slot].zero_()
+        for k in range(g.shape[0]):  # a contiguous source adds 5x faster (0.03 against 0.13 ms at 512 x 64)
+            into[k].index_add_(0, lookups[j][k], part[k].contiguous())
         start += width
     if front.numeric is not None:
         found = periodic_backward(front.numeric, g[..., start:], lookups[len(front.tables) :])
-        grads += list(zip(front.numeric_slots, found))
-    return grads
+        for slot, grad in zip(front.numeric_slots, found):
+            grads[slot].copy_(grad)

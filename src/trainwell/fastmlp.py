@@ -157,8 +157,7 @@ class MLPStack(ParamStack):
             if j > 0 or self.front is not None:  # the first layer's input gradient feeds the embedding
                 g = matmul(g, v[b.weight])
         if self.front is not None:
-            for slot, grad in embed_backward(self.front, g, lookups):
-                grads[slot].copy_(grad)
+            embed_backward(self.front, g, lookups, grads)
 
     # -- evaluation ------------------------------------------------------------------------------
 

@@ -68,15 +68,17 @@ def periodic_forward(
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The embedding of every member: x is (K, B, d_in), or (B, d_in) shared by all members;
     params are the (K, ...) views of frequency, phase, weight and bias. Returns (K, B, n·width)
-    and what the backward needs."""
-    frequency, phase, weight, bias = (emb.lr_factor * t for t in params)  # the values the stored ones stand for
+    and what the backward needs. Three passes over the (K, n, B, m) angles: one addcmul, one cos
+    and the per-column Linear's bmm reading them."""
+    frequency, phase, weight, bias = (_used(emb, t) for t in params)  # the values the stored ones stand for
     n, m, w = emb.n, emb.m, emb.width
     z = x.index_select(-1, emb.index.to(x.device))  # (K, B, n) or (B, n)
     z = z.transpose(-1, -2).contiguous().unsqueeze(-1)  # (K, n, B, 1) or (n, B, 1)
     if z.dim() == 3:
         z = z.unsqueeze(0)
     B = z.shape[2]
-    u = TWO_PI * z * frequency.view(K, n, 1, m) + phase.view(K, n, 1, m)  # (K, n, B, m)
+    z = TWO_PI * z  # the angle's slope per unit frequency
+    u = torch.addcmul(phase.view(K, n, 1, m), z, frequency.view(K, n, 1, m))  # (K, n, B, m)
     c = torch.cos(u)
     e = torch.baddbmm(bias.reshape(K * n, 1, w), c.view(K * n, B, m), weight.reshape(K * n, m, w))
     if emb.relu:
@@ -85,11 +87,18 @@ def periodic_forward(
     return out, [z, u, c, e, weight]
 
 
+def _used(emb: PeriodicEmbedding, stored: torch.Tensor) -> torch.Tensor:
+    """A parameter's value from its stored one (× lr_factor; the same tensor when the factor is 1)."""
+    return stored if emb.lr_factor == 1.0 else emb.lr_factor * stored
+
+
 def periodic_backward(
     emb: PeriodicEmbedding, g: torch.Tensor, saved: list[torch.Tensor]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients (K, ...) of frequency, phase, weight and bias from g = d loss / d output (K, B, n·width)
-    and what periodic_forward saved."""
+    and what periodic_forward saved (whose angles u it overwrites). Four passes over (K, n, B, m):
+    the bmm to the cosines' gradient, sin in place, the product, and one bmm that sums it over the
+    rows for the phase and, weighted by 2π·x, for the frequency."""
     z, u, c, e, weight = saved
     K, B = g.shape[0], g.shape[1]
     n, m, w = emb.n, emb.m, emb.width
@@ -99,13 +108,13 @@ def periodic_backward(
     grad_weight = torch.bmm(c.view(K * n, B, m).transpose(1, 2), ge)  # (K·n, m, w)
     grad_bias = ge.sum(1)  # (K·n, w)
     gc = torch.bmm(ge, weight.reshape(K * n, m, w).transpose(1, 2))  # (K·n, B, m)
-    gu = -torch.sin(u) * gc.view(K, n, B, m)  # d cos(u) = -sin(u) du
-    grad_phase = gu.sum(2)  # (K, n, m)
-    grad_frequency = (gu * (TWO_PI * z)).sum(2)
-    r = emb.lr_factor  # d loss / d stored value = lr_factor × d loss / d value
+    gc.mul_(torch.sin_(u).view(K * n, B, m))  # d cos(u) = -sin(u) du: the sign is applied to the sums below
+    weights = torch.cat([torch.ones_like(z), z], dim=-1).view(K * n, B, 2).transpose(1, 2)  # (K·n, 2, B)
+    sums = torch.bmm(weights, gc).view(K, n, 2, m)  # Σ_rows -du and Σ_rows -du · 2π·x
+    r = -emb.lr_factor  # d loss / d stored value = lr_factor × d loss / d value; and cos' minus sign
     return (
-        r * grad_frequency.reshape(K, n * m),
-        r * grad_phase.reshape(K, n * m),
-        r * grad_weight.view(K, n, m, w),
-        r * grad_bias.view(K, n * w),
+        r * sums[:, :, 1].reshape(K, n * m),
+        r * sums[:, :, 0].reshape(K, n * m),
+        -r * grad_weight.view(K, n, m, w),
+        -r * grad_bias.view(K, n * w),
     )
