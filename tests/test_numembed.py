@@ -15,7 +15,7 @@ from trainwell.errors import ConfigError
 from trainwell.inference import evaluate_run, load_run, predict_run
 from trainwell.mlp import InputEmbedding, build_mlp
 from trainwell.models import build_model
-from trainwell.numembed import PeriodicEmbedding
+from trainwell.numembed import PeriodicEmbedding, periodic_backward, periodic_forward
 from trainwell.optim import decay_split
 from trainwell.planning import group_key
 from trainwell.runner import train, train_runs
@@ -72,6 +72,29 @@ def test_a_member_alone_equals_the_same_member_in_a_stack(tmp_path):
     assert together.metrics["stacked_with"] == 3 and together.metrics["engine"] == "vectorised"
     assert strip(together.history) == strip(alone.history)
     assert together.metrics["test_mae"] == alone.metrics["test_mae"]
+
+
+@pytest.mark.parametrize("relu, rows, threads", [(False, 97, 1), (True, 512, 1), (False, 512, 2)])
+def test_the_closed_forms_give_a_member_the_same_bits_alone_and_among_five(relu, rows, threads):
+    """Every member's output and gradients are computed with the same layouts whatever K: a
+    reduction over a strided view (as a (1, ...) transpose gives) rounds differently."""
+    torch.manual_seed(0)
+    K, n, m, w = 5, 6, 16, 3
+    emb = PeriodicEmbedding(list(range(n)), m, w, 0.5, relu=relu)
+    params = [torch.randn(K, n * m), torch.randn(K, n * m), torch.randn(K, n, m, w), torch.randn(K, n * w)]
+    x, g = torch.randn(K, rows, n + 2), torch.randn(K, rows, n * w)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        out, saved = periodic_forward(emb, x, tuple(params), K)
+        grads = periodic_backward(emb, g, saved)
+        for k in (0, 3):
+            out_k, saved_k = periodic_forward(emb, x[k : k + 1], tuple(p[k : k + 1] for p in params), 1)
+            assert torch.equal(out_k, out[k : k + 1])
+            for alone, together in zip(periodic_backward(emb, g[k : k + 1], saved_k), grads):
+                assert torch.equal(alone, together[k : k + 1])
+    finally:
+        torch.set_num_threads(before)
 
 
 def mixed_table(n: int = 400) -> pd.DataFrame:

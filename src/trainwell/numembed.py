@@ -68,22 +68,24 @@ def periodic_forward(
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The embedding of every member: x is (K, B, d_in), or (B, d_in) shared by all members;
     params are the (K, ...) views of frequency, phase, weight and bias. Returns (K, B, n·width)
-    and what the backward needs. Three passes over the (K, n, B, m) angles: one addcmul, one cos
-    and the per-column Linear's bmm reading them."""
+    and what the backward needs. Three passes over the (K, n, m, B) angles — one addcmul, one
+    cos, the per-column Linear's bmm reading them — laid out with the rows last, where the bmm
+    runs 5x faster than with 3 output columns (80 x (512 x 16) @ (16 x 3): 0.17 against 0.86 ms)."""
     frequency, phase, weight, bias = (_used(emb, t) for t in params)  # the values the stored ones stand for
     n, m, w = emb.n, emb.m, emb.width
     z = x.index_select(-1, emb.index.to(x.device))  # (K, B, n) or (B, n)
-    z = z.transpose(-1, -2).contiguous().unsqueeze(-1)  # (K, n, B, 1) or (n, B, 1)
+    z = (
+        (TWO_PI * z).transpose(-1, -2).contiguous().unsqueeze(-2)
+    )  # (K, n, 1, B) or (n, 1, B): the angle per unit frequency
     if z.dim() == 3:
         z = z.unsqueeze(0)
-    B = z.shape[2]
-    z = TWO_PI * z  # the angle's slope per unit frequency
-    u = torch.addcmul(phase.view(K, n, 1, m), z, frequency.view(K, n, 1, m))  # (K, n, B, m)
-    c = torch.cos(u)
-    e = torch.baddbmm(bias.reshape(K * n, 1, w), c.view(K * n, B, m), weight.reshape(K * n, m, w))
+    B = z.shape[-1]
+    u = torch.addcmul(phase.view(K, n, m, 1), frequency.view(K, n, m, 1), z)  # (K, n, m, B)
+    c = torch.cos(u).reshape(K * n, m, B)
+    e = torch.baddbmm(bias.reshape(K * n, w, 1), weight.reshape(K * n, m, w).transpose(1, 2), c)  # (K·n, w, B)
     if emb.relu:
         e = torch.relu(e)
-    out = e.view(K, n, B, w).permute(0, 2, 1, 3).reshape(K, B, n * w)
+    out = e.reshape(K, n * w, B).transpose(1, 2).contiguous()  # (K, B, n·width)
     return out, [z, u, c, e, weight]
 
 
@@ -96,25 +98,25 @@ def periodic_backward(
     emb: PeriodicEmbedding, g: torch.Tensor, saved: list[torch.Tensor]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients (K, ...) of frequency, phase, weight and bias from g = d loss / d output (K, B, n·width)
-    and what periodic_forward saved (whose angles u it overwrites). Four passes over (K, n, B, m):
+    and what periodic_forward saved (whose angles u it overwrites). Four passes over (K, n, m, B):
     the bmm to the cosines' gradient, sin in place, the product, and one bmm that sums it over the
     rows for the phase and, weighted by 2π·x, for the frequency."""
     z, u, c, e, weight = saved
     K, B = g.shape[0], g.shape[1]
     n, m, w = emb.n, emb.m, emb.width
-    ge = g.reshape(K, B, n, w).permute(0, 2, 1, 3).reshape(K * n, B, w)
+    ge = g.transpose(1, 2).contiguous().view(K * n, w, B)  # rows last, as the forward's e; one layout for any K
     if emb.relu:
         ge = torch.ops.aten.threshold_backward(ge, e, 0.0)
-    grad_weight = torch.bmm(c.view(K * n, B, m).transpose(1, 2), ge)  # (K·n, m, w)
-    grad_bias = ge.sum(1)  # (K·n, w)
-    gc = torch.bmm(ge, weight.reshape(K * n, m, w).transpose(1, 2))  # (K·n, B, m)
-    gc.mul_(torch.sin_(u).view(K * n, B, m))  # d cos(u) = -sin(u) du: the sign is applied to the sums below
-    weights = torch.cat([torch.ones_like(z), z], dim=-1).view(K * n, B, 2).transpose(1, 2)  # (K·n, 2, B)
-    sums = torch.bmm(weights, gc).view(K, n, 2, m)  # Σ_rows -du and Σ_rows -du · 2π·x
+    grad_weight = torch.bmm(c, ge.transpose(1, 2))  # (K·n, m, w)
+    grad_bias = ge.sum(2)  # (K·n, w)
+    gc = torch.bmm(weight.reshape(K * n, m, w), ge)  # (K·n, m, B)
+    gc.mul_(torch.sin_(u).reshape(K * n, m, B))  # d cos(u) = -sin(u) du: the sign is applied to the sums below
+    weights = torch.cat([torch.ones_like(z), z], dim=-2).reshape(K * n, 2, B).transpose(1, 2)  # (K·n, B, 2)
+    sums = torch.bmm(gc, weights).view(K, n, m, 2)  # Σ_rows -du and Σ_rows -du · 2π·x
     r = -emb.lr_factor  # d loss / d stored value = lr_factor × d loss / d value; and cos' minus sign
     return (
-        r * sums[:, :, 1].reshape(K, n * m),
-        r * sums[:, :, 0].reshape(K, n * m),
+        r * sums[..., 1].reshape(K, n * m),
+        r * sums[..., 0].reshape(K, n * m),
         -r * grad_weight.view(K, n, m, w),
         -r * grad_bias.view(K, n * w),
     )
