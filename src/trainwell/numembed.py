@@ -70,23 +70,24 @@ def periodic_forward(
     params are the (K, ...) views of frequency, phase, weight and bias. Returns (K, B, n·width)
     and what the backward needs. Three passes over the (K, n, m, B) angles — one addcmul, one
     cos, the per-column Linear's bmm reading them — laid out with the rows last, where the bmm
-    runs 5x faster than with 3 output columns (80 x (512 x 16) @ (16 x 3): 0.17 against 0.86 ms)."""
+    runs 5x faster than with 3 output columns (80 x (512 x 16) @ (16 x 3): 0.17 against 0.86 ms).
+    The cosines fill the first half of a (K·n, 2m, B) buffer whose second half the backward
+    fills with the sines, so that one bmm reads both."""
     frequency, phase, weight, bias = (_used(emb, t) for t in params)  # the values the stored ones stand for
     n, m, w = emb.n, emb.m, emb.width
     z = x.index_select(-1, emb.index.to(x.device))  # (K, B, n) or (B, n)
-    z = (
-        (TWO_PI * z).transpose(-1, -2).contiguous().unsqueeze(-2)
-    )  # (K, n, 1, B) or (n, 1, B): the angle per unit frequency
+    z = (TWO_PI * z).transpose(-1, -2).contiguous().unsqueeze(-2)  # (K, n, 1, B) or (n, 1, B): angle per frequency
     if z.dim() == 3:
         z = z.unsqueeze(0)
     B = z.shape[-1]
-    u = torch.addcmul(phase.view(K, n, m, 1), frequency.view(K, n, m, 1), z)  # (K, n, m, B)
-    c = torch.cos(u).reshape(K * n, m, B)
+    u = torch.addcmul(phase.view(K, n, m, 1), frequency.view(K, n, m, 1), z).view(K * n, m, B)
+    cos_sin = u.new_empty(K * n, 2 * m, B)
+    c = torch.cos(u, out=cos_sin[:, :m])
     e = torch.baddbmm(bias.reshape(K * n, w, 1), weight.reshape(K * n, m, w).transpose(1, 2), c)  # (K·n, w, B)
     if emb.relu:
         e = torch.relu(e)
     out = e.reshape(K, n * w, B).transpose(1, 2).contiguous()  # (K, B, n·width)
-    return out, [z, u, c, e, weight]
+    return out, [z, u, cos_sin, e, weight]
 
 
 def _used(emb: PeriodicEmbedding, stored: torch.Tensor) -> torch.Tensor:
@@ -98,25 +99,26 @@ def periodic_backward(
     emb: PeriodicEmbedding, g: torch.Tensor, saved: list[torch.Tensor]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients (K, ...) of frequency, phase, weight and bias from g = d loss / d output (K, B, n·width)
-    and what periodic_forward saved (whose angles u it overwrites). Four passes over (K, n, m, B):
-    the bmm to the cosines' gradient, sin in place, the product, and one bmm that sums it over the
-    rows for the phase and, weighted by 2π·x, for the frequency."""
-    z, u, c, e, weight = saved
+    and what periodic_forward saved. Two passes over (K, n, m, B): the sines, and one bmm of the
+    cosines and sines against the output gradient g_e and g_e·2π·x (2·width rows). With d cos(u) =
+    −sin(u) du and du/dphase = 1, du/dfrequency = 2π·x, the rows' sums factor through W:
+    Σ_rows du·[1, 2π·x] = −Σ_i W[:, i] · Σ_rows sin(u)·g_e[i]·[1, 2π·x] — the (K, n, m, B)
+    gradient of the cosines is never formed (1.5 ms against 0.85 ms at 80 columns x 512 rows)."""
+    z, u, cos_sin, e, weight = saved
     K, B = g.shape[0], g.shape[1]
     n, m, w = emb.n, emb.m, emb.width
     ge = g.transpose(1, 2).contiguous().view(K * n, w, B)  # rows last, as the forward's e; one layout for any K
     if emb.relu:
         ge = torch.ops.aten.threshold_backward(ge, e, 0.0)
-    grad_weight = torch.bmm(c, ge.transpose(1, 2))  # (K·n, m, w)
-    grad_bias = ge.sum(2)  # (K·n, w)
-    gc = torch.bmm(weight.reshape(K * n, m, w), ge)  # (K·n, m, B)
-    gc.mul_(torch.sin_(u).reshape(K * n, m, B))  # d cos(u) = -sin(u) du: the sign is applied to the sums below
-    weights = torch.cat([torch.ones_like(z), z], dim=-2).reshape(K * n, 2, B).transpose(1, 2)  # (K·n, B, 2)
-    sums = torch.bmm(gc, weights).view(K, n, m, 2)  # Σ_rows -du and Σ_rows -du · 2π·x
-    r = -emb.lr_factor  # d loss / d stored value = lr_factor × d loss / d value; and cos' minus sign
+    torch.sin(u, out=cos_sin[:, m:])
+    rows = torch.cat([ge, ge * z.view(K * n, 1, B)], dim=1)  # (K·n, 2w, B): g_e and g_e·2π·x
+    sums = torch.bmm(rows, cos_sin.transpose(1, 2))  # (K·n, 2w, 2m): Σ_rows of each pair's product
+    weight_t = weight.reshape(K * n, m, w).transpose(1, 2)  # (K·n, w, m)
+    by_sin = [(weight_t * sums[:, i * w : (i + 1) * w, m:]).contiguous().sum(1) for i in (0, 1)]  # (K·n, m) each
+    r = emb.lr_factor  # d loss / d stored value = lr_factor × d loss / d value
     return (
-        r * sums[..., 1].reshape(K, n * m),
-        r * sums[..., 0].reshape(K, n * m),
-        -r * grad_weight.view(K, n, m, w),
-        -r * grad_bias.view(K, n * w),
+        -r * by_sin[1].view(K, n * m),
+        -r * by_sin[0].view(K, n * m),
+        r * sums[:, :w, :m].transpose(1, 2).reshape(K, n, m, w),
+        r * ge.sum(2).view(K, n * w),
     )
