@@ -68,7 +68,7 @@ def periodic_forward(
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The embedding of every member: x is (K, B, d_in), or (B, d_in) shared by all members;
     params are the (K, ...) views of frequency, phase, weight and bias. Returns (K, B, n·width)
-    and what the backward needs. Three passes over the (K, n, m, B) angles — one addcmul, one
+    and what the backward needs. Four passes over the (K, n, m, B) angles — a product, a sum, a
     cos, the per-column Linear's bmm reading them — laid out with the rows last, where the bmm
     runs 5x faster than with 3 output columns (80 x (512 x 16) @ (16 x 3): 0.17 against 0.86 ms).
     The cosines fill the first half of a (K·n, 2m, B) buffer whose second half the backward
@@ -80,7 +80,8 @@ def periodic_forward(
     if z.dim() == 3:
         z = z.unsqueeze(0)
     B = z.shape[-1]
-    u = torch.addcmul(phase.view(K, n, m, 1), frequency.view(K, n, m, 1), z).view(K * n, m, B)
+    # (2π·x)·f + phase, as the module rounds it; a broadcast addcmul takes 1.9x as long as mul then add_
+    u = torch.mul(frequency.view(K, n, m, 1), z).add_(phase.view(K, n, m, 1)).view(K * n, m, B)
     cos_sin = u.new_empty(K * n, 2 * m, B)
     c = torch.cos(u, out=cos_sin[:, :m])
     e = torch.baddbmm(bias.reshape(K * n, w, 1), weight.reshape(K * n, m, w).transpose(1, 2), c)  # (K·n, w, B)
