@@ -206,11 +206,11 @@ def block_backward(
 ) -> torch.Tensor | list[torch.Tensor]:
     """From the gradient of block b's output (K, B, width) to that of its Linear's output
     (batched, or per member after a BatchNorm); BatchNorm's weight and bias gradients are
-    written into `grads` (per-slot views of the gradient buffer)."""
+    written into `grads` (per-slot views of the gradient buffer). g is overwritten."""
     _, pre, a, stats = kept
     folded = _folds(b, mask)
     if b.act is nn.ReLU:  # a > 0 exactly where the unit was kept and its input was positive
-        g = aten.threshold_backward(g, a, 0.0)
+        g = aten.threshold_backward.grad_input(g, a, 0.0, grad_input=g)  # in place: g is this block's alone
         g = g if mask is None or folded else g.mul_(scale.unsqueeze(-1))
     else:
         g = g if mask is None else g.mul(mask).mul_(scale.unsqueeze(-1))
