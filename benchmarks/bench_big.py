@@ -182,8 +182,8 @@ def trainwell_rate(data, sets: dict, rows: int, embedding: str) -> tuple[float, 
 
     overrides = {
         "train.batch_size": auto_batch_size(len(data.x_train)),  # the whole table's default batch
-        "model.numeric_embedding": embedding,
         **sets,
+        "model.numeric_embedding": embedding,  # resolved from sets by the caller; the numeric twin's is none
         "train.val_every": 1.0,
         "train.max_epochs": 4,
         "train.early_stopping": False,
