@@ -64,6 +64,30 @@ def test_embedded_mlp_steps_and_outputs_equal_the_module_path(numeric, embedded)
     assert set(fast.packed_state_dict(fast.pack(0, average=False))) == set(models[0].state_dict())
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_member_with_tables_and_embedded_numbers_has_the_same_bits_alone_and_in_a_stack(threads):
+    """Table rows are read and their gradients added per member in batch order, whatever K."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(hidden=[16], norm="batch", dropout=0.2, numeric_embedding="periodic", numeric_frequencies=4)
+    embedded = [{"index": 1, "rows": 6, "width": 3}, {"index": 3, "rows": 4, "width": 2}]
+    models = [build_mlp(cfg, (5,), 1, embedded, [0, 2, 4]) for _ in range(3)]
+    g = torch.Generator().manual_seed(1)
+    x, y = embedded_inputs(3, 300, g), torch.randn(3, 300, 1, generator=g)
+    loss = MemberLoss("regression", torch.zeros(3, 1), None)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        stack = build_stack(copy.deepcopy(models), False, True)
+        losses = stack.train_step(x, y, loss, [torch.Generator().manual_seed(s) for s in (7, 8, 9)])
+        for k in (0, 2):
+            alone = build_stack([copy.deepcopy(models[k])], False, True)
+            one = MemberLoss("regression", torch.zeros(1, 1), None)
+            mine = alone.train_step(x[k : k + 1], y[k : k + 1], one, [torch.Generator().manual_seed(7 + k)])
+            assert torch.equal(mine, losses[k : k + 1]) and torch.equal(alone.grad, stack.grad[k : k + 1])
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_table_with_a_many_level_text_column_trains_on_the_vectorised_path(tmp_path):
     rng = np.random.default_rng(0)
     shop = rng.choice([f"shop{i}" for i in range(40)], 600)

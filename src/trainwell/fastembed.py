@@ -7,8 +7,8 @@ stack's flat buffer is read in place — one gather for all members, no copy of 
 its gradient is added straight into the gradient buffer's view, one index_add per member (each
 member's rows summed in their batch order, as alone: index_put_'s accumulate would use atomic
 adds on several threads, whose order varies). No autograd, so such a table trains on the
-vectorised path like an all-numeric one. An embedding of the numeric
-columns (model.numeric_embedding) runs numembed.py's closed forms, its output after the tables'.
+vectorised path like an all-numeric one. An embedding of the numeric columns
+(model.numeric_embedding) runs numembed.py's closed forms, its output after the tables'.
 """
 
 from __future__ import annotations
@@ -64,11 +64,11 @@ def embed(front: Front, x: torch.Tensor, v: list[torch.Tensor], K: int) -> tuple
     if x.dim() == 2:  # the same rows for every member (evaluation)
         codes, plain = codes.unsqueeze(0).expand(K, -1, -1), plain.unsqueeze(0).expand(K, -1, -1)
     parts, lookups = [plain], []
+    member = torch.arange(K, device=device).unsqueeze(1)  # (K, 1): each code's member
     for j, slot in enumerate(front.tables):
         c = codes[..., j]
         c = torch.where((c >= 0) & (c < front.rows[j]), c, torch.zeros_like(c))  # out of range: unknown, as the module
-        table = v[slot]  # (K, rows, width), read in place; per member: 1.5x faster than a (K, B) gather
-        parts.append(torch.stack([torch.embedding(table[k], c[k]) for k in range(K)]))
+        parts.append(v[slot][member, c])  # (K, B, width) from the (K, rows, width) view, in place
         lookups.append(c)
     if front.numeric is not None:
         out, saved = periodic_forward(front.numeric, x, tuple(v[slot] for slot in front.numeric_slots), K)
