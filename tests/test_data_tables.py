@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from trainwell.config import DataConfig, ModelConfig
+from trainwell.config import DataConfig, ModelConfig, load_config
 from trainwell.data import load_data
 from trainwell.data.preprocess import embedding_width, transform
 from trainwell.data.splits import three_way
@@ -301,3 +301,22 @@ def test_rows_seen_in_training_are_counted(tmp_path):
     test_rows = df.iloc[three_way(len(df), cfg.test_fraction, cfg.val_fraction, cfg.split_seed)[2]]
     assert rows_seen_in_training(pd.read_csv(tmp_path / "t.csv").iloc[test_rows.index], cfg) == 0
     assert rows_seen_in_training(pd.read_csv(tmp_path / "t.csv"), cfg) == len(df) - len(test_rows)
+
+
+def test_date_onehot_adds_day_of_week_and_month_columns(tmp_path):
+    """data.date_onehot: a weekday's effect need not rise with its number, so day of week and month also come
+    one-hot; the numeric parts stay, a blank date is all zeros, and the tabular preset turns it on."""
+    days = pd.date_range("2024-01-01", periods=60, freq="D").strftime("%Y-%m-%d")  # 2024-01-01 is a Monday
+    data = load(tmp_path, pd.DataFrame({"day": days, "y": np.linspace(0, 1, 60)}), target="y", date_onehot=True)
+    names = data.feature_names
+    assert names[:4] == ["day.year", "day.month", "day.day_of_week", "day.day_of_year"]
+    assert names[4:11] == [f"day.day_of_week={d}" for d in ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")]
+    assert names[11:] == [f"day.month={m}" for m in ("Jan", "Feb", "Mar", "Apr", "May", "Jun")] + [
+        f"day.month={m}" for m in ("Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+    ]
+    x = features_for_prediction(pd.DataFrame({"day": ["2024-03-02", None]}), data.spec, "new")  # a Saturday in March
+    hot = [names[i] for i in torch.nonzero(x[0, 4:] == 1).flatten().add(4).tolist()]
+    assert hot == ["day.day_of_week=Sat", "day.month=Mar"]
+    assert x[1, 4:].abs().sum() == 0
+    assert "day (→ year, month, day_of_week, day_of_year, day_of_week one-hot, month one-hot)" in "\n".join(data.notes)
+    assert load_config(preset="tabular").data.date_onehot is True

@@ -84,6 +84,8 @@ class DataConfig:
     onehot_max_levels: int = (
         10  # csv: categories with at most this many levels are one-hot; more get a learned embedding
     )
+    # csv: day of week and month of each date also as one-hot columns (the numbers alone tell weekends apart badly)
+    date_onehot: bool = False
     embedding_width: int | None = None  # csv: width of each embedding (None: round(1.6·levels^0.56), at most 64)
     # regression: learn log(1 + target) (none: as given; auto: log1p for targets >= 0 with skewness above 2)
     target_transform: str = "auto"

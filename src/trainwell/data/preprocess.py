@@ -8,7 +8,9 @@ lists, numbers and strings (saved in best.pt's spec, read back with weights_only
   the training rows had blanks; then RealMLP's robust scaling (centre on the median, divide by
   the interquartile range, or half the range when that is 0) and its smooth clipping
   z / sqrt(1 + (z/3)^2), which keeps z near the centre and tames extremes to below 3.
-- date: year, month, day of week, day of year (and hour when times are given), each numeric.
+- date: year, month, day of week, day of year (and hour when times are given), each numeric;
+  with data.date_onehot also day of week and month as one-hot columns, whose effects need not
+  rise with the number (weekends, holiday months).
 - categorical/boolean: a blank is its own level; a level unseen in training is "unknown".
   Few levels: one-hot (two levels: one column of -1/+1; unknown is all zeros). Many levels:
   one column of codes (0 = unknown, 1.. = levels) that the model's embedding layer reads.
@@ -27,6 +29,11 @@ from .columns import BOOLEAN, CATEGORICAL, DATE, NUMERIC, Column, as_text, is_da
 VERSION = 1
 BLANK = "(blank)"  # the level of a blank cell in a categorical column
 DATE_PARTS = ("year", "month", "day_of_week", "day_of_year")  # pandas .dt attributes
+# date parts that data.date_onehot also gives as one-hot columns: part → (first value, names of its values)
+DATE_CYCLES = {
+    "day_of_week": (0, ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")),
+    "month": (1, ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")),
+}
 SMOOTH_CLIP = 3.0  # RealMLP's smooth-clip scale: |output| stays below this
 MAX_EMBEDDING_WIDTH = 64  # cap of the width rule (fastai caps at 600, far more than tables here need)
 
@@ -103,6 +110,7 @@ def fit_preprocess(train: Any, columns: list[Column], cfg: DataConfig, where: st
                     "kind": DATE,
                     "name": c.name,
                     "parts": [_fit_numeric(f"{c.name}.{p}", values[p], cfg.scaling) for p in parts],
+                    "onehot": list(DATE_CYCLES) if cfg.date_onehot else [],
                 }
             )
         elif c.role in (CATEGORICAL, BOOLEAN):
@@ -148,9 +156,12 @@ def transform(df: Any, prep: dict[str, Any], where: str) -> np.ndarray:
                     f"{where}: column {e['name']!r} was a column of ISO dates (YYYY-MM-DD) in training; it "
                     f"holds other text here"
                 )
-            values = date_parts(col, [p["name"].rsplit(".", 1)[1] for p in e["parts"]])
+            values = date_parts(col, [p["name"].rsplit(".", 1)[1] for p in e["parts"]] + e.get("onehot", []))
             for p in e["parts"]:
                 outputs += _numeric_outputs(p, values[p["name"].rsplit(".", 1)[1]])
+            for part in e.get("onehot", []):  # a blank date is all zeros, as an unknown level
+                first, labels = DATE_CYCLES[part]
+                outputs += [(values[part] == first + i).astype(np.float64) for i in range(len(labels))]
         else:
             outputs += _categorical_outputs(e, col)
     return np.column_stack(outputs).astype(np.float32) if outputs else np.zeros((len(df), 0), np.float32)
@@ -163,6 +174,8 @@ def output_names(prep: dict[str, Any]) -> list[str]:
         numeric = e["parts"] if e["kind"] == DATE else [e] if e["kind"] == NUMERIC else []
         for n in numeric:
             names += [n["name"]] + ([f"{n['name']} (missing)"] if n["indicator"] else [])
+        for part in e.get("onehot", []):
+            names += [f"{e['name']}.{part}={label}" for label in DATE_CYCLES[part][1]]
         if e["kind"] == CATEGORICAL:
             if e["encoding"] == "onehot":
                 names += [f"{e['name']}={level}" for level in e["levels"]]
@@ -191,6 +204,7 @@ def level_summary(prep: dict[str, Any]) -> dict[str, str]:
             out[e["name"]] = f"{len(e['levels'])} levels, {enc}"
         elif e["kind"] == DATE:
             out[e["name"]] = "→ " + ", ".join(p["name"].rsplit(".", 1)[1] for p in e["parts"])
+            out[e["name"]] += "".join(f", {part} one-hot" for part in e.get("onehot", []))
         elif e["kind"] == NUMERIC and e["indicator"]:
             out[e["name"]] = "blanks → median + indicator"
     return out
