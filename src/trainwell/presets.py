@@ -68,8 +68,8 @@ def tabular() -> dict[str, Any]:
     # LightGBM's RMSE); smaller tables keep none, as the 17-table benchmark measured it
     cfg["model"]["numeric_embedding"] = "auto"
     # day of week and month of a date also one-hot (chicago's daily ridership: RMSE 2.587 → 2.310 over 3 seeds,
-    # 1.28× → 1.14× LightGBM's; with the weekday as a number only, a holiday two weeks back in the lagged columns
-    # pulls a weekday's prediction down); no other benchmark table has dates
+    # 1.28× → 1.14× LightGBM's; with the weekday as a number only, the largest weekday misses were days whose
+    # lagged columns held a holiday two weeks back); no other benchmark table has dates
     cfg["data"] = {**cfg["data"], "date_onehot": True}
     # Time (bench_tables.py, 17 tables at 3,000 training rows, one seed, CPU seconds; results/screen-time*.json):
     # batch 128, patience 15 (plateau 7) and BatchNorm statistics re-estimated on 1,024 rows instead of 4,096 cut
