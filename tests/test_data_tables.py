@@ -2,6 +2,7 @@
 one-line refusals — each fitted on the training rows only and stored as plain data."""
 
 import io
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -320,3 +321,22 @@ def test_date_onehot_adds_day_of_week_and_month_columns(tmp_path):
     assert x[1, 4:].abs().sum() == 0
     assert "day (→ year, month, day_of_week, day_of_year, day_of_week one-hot, month one-hot)" in "\n".join(data.notes)
     assert load_config(preset="tabular").data.date_onehot is True
+
+
+def test_scaling_auto_maps_a_skewed_column_by_its_quantiles(tmp_path):
+    """data.scaling auto: a long-tailed column keeps its order to the top (robust scaling's smooth clip squeezes
+    the tail below 3), and a symmetric column is scaled as robust scales it."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"size": rng.lognormal(0, 1.5, 400), "even": rng.normal(0, 1, 400), "y": rng.normal(0, 1, 400)})
+    robust, auto = load(tmp_path, df, target="y"), load(tmp_path, df, target="y", scaling="auto")
+    new = pd.DataFrame({"size": np.quantile(df["size"], [0.5, 0.9, 0.99, 1.0]), "even": [0.0, 1.0, 2.0, 3.0]})
+    xr = features_for_prediction(new, robust.spec, "new")
+    xa = features_for_prediction(new, auto.spec, "new")
+    assert torch.equal(xa[:, 1], xr[:, 1])
+    tail = xa[:, 0]
+    assert abs(tail[0]) < 0.05 and (tail.diff() > 0.3).all() and tail.abs().max() < 3.1
+    assert xr[3, 0] - xr[2, 0] < 0.1  # robust: the 99th percentile and the maximum crowd just under 3
+    with_blank = features_for_prediction(pd.DataFrame({"size": [np.nan, 1e9], "even": [0.0, 0.0]}), auto.spec, "n")
+    assert with_blank[1, 0] == pytest.approx(NormalDist().inv_cdf(0.999), abs=1e-4)  # beyond the range: the end
+    with pytest.raises(ConfigError, match="scaling"):
+        DataConfig(name="csv", scaling="quantile").validate()

@@ -26,7 +26,7 @@ CLASS_WEIGHTS = ("none", "balanced", "auto")
 BACKENDS = ("auto", "gloo", "nccl")  # torch.distributed backends for a run under torchrun
 LOGGERS = ("tensorboard", "mlflow")  # experiment trackers (loggers.py)
 AUTO = "auto"  # optim.lr / schedule.max_lr: run the LR finder first (lr_find.py)
-SCALINGS = ("robust", "standard")
+SCALINGS = ("robust", "standard", "auto")
 TARGET_TRANSFORMS = ("auto", "none", "log1p")  # data.target_transform (data/target_scale.py)
 SEED_LIMIT = 2**63  # torch seeds are signed 64-bit integers
 NUMPY_SEED_LIMIT = 2**32  # data seeds feed NumPy's RandomState and scikit-learn, which take 32 bits
@@ -80,7 +80,9 @@ class DataConfig:
     drop_blank_target: bool = (
         False  # csv: leave out rows whose target is blank (counted in the notes) instead of refusing the file
     )
-    scaling: str = "robust"  # csv: robust (median/IQR, then smooth clipping, as RealMLP) or standard (mean/std)
+    # csv: robust (median/IQR, then smooth clipping, as RealMLP), standard (mean/std), or auto (robust, but a column
+    # with |skewness| > 2 mapped through its training quantiles to normal scores)
+    scaling: str = "robust"
     onehot_max_levels: int = (
         10  # csv: categories with at most this many levels are one-hot; more get a learned embedding
     )

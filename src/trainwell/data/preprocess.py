@@ -7,7 +7,10 @@ lists, numbers and strings (saved in best.pt's spec, read back with weights_only
 - numeric: blanks filled with the training median, plus a 0/1 missing-indicator column when
   the training rows had blanks; then RealMLP's robust scaling (centre on the median, divide by
   the interquartile range, or half the range when that is 0) and its smooth clipping
-  z / sqrt(1 + (z/3)^2), which keeps z near the centre and tames extremes to below 3.
+  z / sqrt(1 + (z/3)^2), which keeps z near the centre and tames extremes to below 3. With
+  data.scaling auto, a skewed column (|skewness| > SKEWED: counts, sizes, waiting times) is instead
+  mapped through its training quantiles to normal scores, so its long tail keeps its order rather
+  than being clipped together near 3.
 - date: year, month, day of week, day of year (and hour when times are given), each numeric;
   with data.date_onehot also day of week and month as one-hot columns, whose effects need not
   rise with the number (weekends, holiday months).
@@ -18,6 +21,7 @@ lists, numbers and strings (saved in best.pt's spec, read back with weights_only
 
 from __future__ import annotations
 
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -25,6 +29,7 @@ import numpy as np
 from ..errors import DataError
 from ..sections import DataConfig
 from .columns import BOOLEAN, CATEGORICAL, DATE, NUMERIC, Column, as_text, is_date_column, numeric_values
+from .target_scale import skewness
 
 VERSION = 1
 BLANK = "(blank)"  # the level of a blank cell in a categorical column
@@ -35,6 +40,8 @@ DATE_CYCLES = {
     "month": (1, ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")),
 }
 SMOOTH_CLIP = 3.0  # RealMLP's smooth-clip scale: |output| stays below this
+SKEWED = 2.0  # |skewness| (unitless) above which data.scaling auto maps a column by its quantiles
+QUANTILES = 128  # grid points of that map
 MAX_EMBEDDING_WIDTH = 64  # cap of the width rule (fastai caps at 600, far more than tables here need)
 
 
@@ -65,6 +72,8 @@ def _fit_numeric(name: str, x: np.ndarray, scaling: str) -> dict[str, Any]:
             "clip": False,
         }
     median = float(np.median(present))
+    if scaling == "auto" and abs(skewness(present)) > SKEWED:
+        return _fit_quantiles(name, present, median, bool(np.isnan(x).any()))
     if scaling == "standard":
         center, spread = float(present.mean()), float(present.std())
         factor = 1.0 / spread if spread > 0 else 0.0
@@ -81,8 +90,20 @@ def _fit_numeric(name: str, x: np.ndarray, scaling: str) -> dict[str, Any]:
         "center": center,
         "factor": float(factor),
         "indicator": indicator,
-        "clip": scaling == "robust",
+        "clip": scaling != "standard",
     }
+
+
+def _fit_quantiles(name: str, present: np.ndarray, median: float, indicator: bool) -> dict[str, Any]:
+    """A skewed column's map to normal scores: its distinct training quantiles and, for each, the normal
+    quantile of the middle of the grid points it covers (a column of mostly zeros has one point for them)."""
+    grid = np.quantile(present, np.linspace(0, 1, QUANTILES))
+    values, first = np.unique(grid, return_index=True)
+    last = np.r_[first[1:], len(grid)] - 1
+    middle = (first + last) / 2 / (len(grid) - 1)
+    scores = [NormalDist().inv_cdf(min(max(float(m), 0.001), 0.999)) for m in middle]  # within ±3.09
+    entry = {"kind": NUMERIC, "name": name, "fill": median, "center": 0.0, "factor": 1.0, "indicator": indicator}
+    return entry | {"clip": False, "quantiles": values.tolist(), "scores": scores}
 
 
 def _fit_categorical(name: str, col: Any, cfg: DataConfig) -> dict[str, Any]:
@@ -120,7 +141,12 @@ def fit_preprocess(train: Any, columns: list[Column], cfg: DataConfig, where: st
 
 def _numeric_outputs(entry: dict[str, Any], x: np.ndarray) -> list[np.ndarray]:
     missing = np.isnan(x)
-    z = (np.where(missing, entry["fill"], x) - entry["center"]) * entry["factor"]
+    filled = np.where(missing, entry["fill"], x)
+    if "quantiles" in entry:  # outside the training range: the end scores
+        return [np.interp(filled, entry["quantiles"], entry["scores"])] + (
+            [missing * 1.0] if entry["indicator"] else []
+        )
+    z = (filled - entry["center"]) * entry["factor"]
     if entry["clip"]:
         z = z / np.sqrt(1.0 + (z / SMOOTH_CLIP) ** 2)
     return [z, missing.astype(np.float64)] if entry["indicator"] else [z]
