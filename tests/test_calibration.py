@@ -40,6 +40,18 @@ def test_temperature_never_sharpens():
     assert cal["temperature"] == 1.0
 
 
+def test_temperature_sharpens_a_model_trained_with_label_smoothing():
+    # label smoothing teaches the network to stay unsure: only then may the temperature fall below 1, and a
+    # saved temperature below 1 is read back
+    torch.manual_seed(0)
+    true_logits = torch.randn(4000, 3) * 1.5
+    y = torch.distributions.Categorical(logits=true_logits).sample()
+    cal = calibration.fit(torch.log_softmax(true_logits / 2, -1), y, None, smoothed=True)  # half as confident
+    assert cal["temperature"] == pytest.approx(0.5, rel=0.12)
+    assert calibration.fit(torch.log_softmax(true_logits / 2, -1), y, None)["temperature"] == 1.0
+    assert calibration.problem(cal, 3) is None
+
+
 def test_temperature_recovers_an_overconfident_model():
     torch.manual_seed(0)
     true_logits = torch.randn(4000, 3) * 1.5
@@ -167,3 +179,25 @@ def test_predict_runs_each_member_once_per_chunk(weighted_run, monkeypatch):
     with torch.no_grad():
         expected = calibration.apply(model(x), spec["calibration"]).exp()[:, 1].numpy()
     assert np.allclose(predicted[f"probability_{spec['classes'][1]}"], expected, atol=1e-6)
+
+
+def test_a_run_with_label_smoothing_saves_a_sharpening_temperature(tmp_path):
+    # a separable table: trained to answer at most 1 − ε/2 = 0.85, the network is under-confident on every row
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1, (600, 2))
+    table = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "label": np.where(x[:, 0] > 0, "yes", "no")})
+    table.to_csv(tmp_path / "t.csv", index=False)
+    overrides = {
+        "data.name": "csv",
+        "data.path": str(tmp_path / "t.csv"),
+        "data.target": "label",
+        "train.label_smoothing": 0.3,
+        "train.members": 1,
+        "train.max_epochs": 15,
+        "train.quiet": True,
+        "model.hidden": [32],
+    }
+    result = train(load_config(preset="tabular", overrides=overrides), out=tmp_path / "run")
+    temperature = load_checkpoint(result.run_dir / "best.pt", BEST)["spec"]["calibration"]["temperature"]
+    assert calibration.SMOOTHED_T_MIN <= temperature < 0.8
+    assert evaluate_run(result.run_dir)["test_log_loss"] == pytest.approx(result.metrics["test_log_loss"], rel=1e-5)

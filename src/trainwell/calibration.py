@@ -31,15 +31,22 @@ LABEL_METRICS = ("accuracy", "balanced_accuracy", "macro_f1")  # the metrics of 
 # the network, and sharpening on them overfits (digits, 215 validation rows nearly all right: T = 0.42
 # raised the test log loss from 0.065 to 0.090); softening an over-confident network is what they can tell.
 T_RANGE = (1.0, 20.0)
+# With train.label_smoothing the network is taught to stay unsure (a sure row's target is 1 − ε), a softening that
+# only a temperature below 1 undoes: the search then starts here (ε 0.1 on 10 classes caps a probability at 0.91,
+# whose log-odds must be doubled to reach 0.99)
+SMOOTHED_T_MIN = 0.25
 
 
-def fit(logp: torch.Tensor, y: torch.Tensor, class_weight: torch.Tensor | None) -> dict[str, Any]:
-    """Corrections for (N, C) log-probabilities of the validation rows with labels y."""
+def fit(
+    logp: torch.Tensor, y: torch.Tensor, class_weight: torch.Tensor | None, smoothed: bool = False
+) -> dict[str, Any]:
+    """Corrections for (N, C) log-probabilities of the validation rows with labels y; `smoothed`: the network
+    was trained with label smoothing, so the temperature may sharpen."""
     shift = torch.zeros(logp.shape[1]) if class_weight is None else _prior_shift(class_weight)
     base = logp.detach().cpu().double() + shift
     y = y.cpu().long()
     nll = lambda log_t: _nll(base / math.exp(log_t), y)  # noqa: E731
-    log_t = _golden_min(nll, math.log(T_RANGE[0]), math.log(T_RANGE[1]))
+    log_t = _golden_min(nll, math.log(SMOOTHED_T_MIN if smoothed else T_RANGE[0]), math.log(T_RANGE[1]))
     if nll(0.0) <= nll(log_t):  # no better than leaving the temperature at 1 (the search's edge)
         log_t = 0.0
     return _corrections(shift, math.exp(log_t))
@@ -116,8 +123,8 @@ def problem(cal: Any, n_classes: int) -> str | None:
     if not isinstance(cal, dict):
         return "has calibration that is not a mapping"
     t = cal.get("temperature")
-    if not isinstance(t, (int, float)) or isinstance(t, bool) or not T_RANGE[0] <= t <= T_RANGE[1]:
-        return f"has calibration temperature {t!r}; expected a number from {T_RANGE[0]} to {T_RANGE[1]}"
+    if not isinstance(t, (int, float)) or isinstance(t, bool) or not SMOOTHED_T_MIN <= t <= T_RANGE[1]:
+        return f"has calibration temperature {t!r}; expected a number from {SMOOTHED_T_MIN} to {T_RANGE[1]}"
     for key in ("prior_shift", "decision_shift"):
         v = cal.get(key)
         if not (isinstance(v, list) and len(v) == n_classes and all(_finite(x) for x in v)):

@@ -316,7 +316,8 @@ def calibrate(t: Trainer, run: RunSlot, val_outs: list[torch.Tensor]) -> dict[st
     if not val_outs or not (run.run_dir / rundir.BEST_PT).exists():
         return None
     weights = getattr(t.loss_fn, "class_weight", None)  # the weights training used (losses.MemberLoss)
-    cal = calibration.fit(ensemble_scores("classification", val_outs)[0], t.data.y_val, weights)
+    smoothed = run.cfg.train.label_smoothing > 0  # the temperature may then sharpen
+    cal = calibration.fit(ensemble_scores("classification", val_outs)[0], t.data.y_val, weights, smoothed)
     run.spec["calibration"] = cal
     save_best(t, run)
     fsync_path(run.run_dir / rundir.BEST_PT)
