@@ -201,3 +201,8 @@ def test_a_run_with_label_smoothing_saves_a_sharpening_temperature(tmp_path):
     temperature = load_checkpoint(result.run_dir / "best.pt", BEST)["spec"]["calibration"]["temperature"]
     assert calibration.SMOOTHED_T_MIN <= temperature < 0.8
     assert evaluate_run(result.run_dir)["test_log_loss"] == pytest.approx(result.metrics["test_log_loss"], rel=1e-5)
+
+
+def test_the_tabular_preset_smooths_labels_and_lets_the_temperature_undo_it():
+    cfg = load_config(preset="tabular")
+    assert cfg.train.label_smoothing == 0.1 and cfg.optim.lr == 3e-3  # read at batch 64 (scaling.py)
