@@ -118,13 +118,13 @@ def test_search_killed_mid_stack_continues_to_the_same_result(tmp_path):
 def test_ensemble_is_chosen_on_the_selection_half_and_loads_like_a_run(tmp_path, monkeypatch):
     base = base_config(max_epochs=3)
     seen = {}
-    real = driver.caruana
+    real = driver.bagged_caruana
 
     def spy(task, outs, y, metric, mode, *rest):
         seen["y"] = y
         return real(task, outs, y, metric, mode, *rest)
 
-    monkeypatch.setattr(driver, "caruana", spy)
+    monkeypatch.setattr(driver, "bagged_caruana", spy)
     result = search(base, 3, out=tmp_path / "s", select_on="half")
     data = load_data(base.data)
     stop_half, select_half = split_validation(data, base.data.split_seed)
@@ -194,7 +194,7 @@ def test_the_ensemble_gets_its_own_temperature_and_never_loses_to_the_default_on
     default_seeds = ensemble.seeds_of(base, result.out / "default")
     assert [c.name for c in default_seeds] == ["default#0", "default#1"]  # candidates of the selection too
     default_metrics = json.loads((result.out / "default" / "metrics.json").read_text())
-    assert default_metrics["stacked_with"] == 4 and default_metrics["stop_reason"] != HALVED  # in the one stack
+    assert default_metrics["stacked_with"] == 1 and default_metrics["stop_reason"] != HALVED  # trained first, alone
     alone = train_runs([base], [tmp_path / "alone"])[0].metrics  # on all validation rows, as the search's default
     assert alone["test_log_loss"] == default_metrics["test_log_loss"] and alone["test_accuracy"] == s["default_test"]
 
@@ -321,16 +321,23 @@ def test_scikit_learn_estimators_take_search():
         TrainwellClassifier(search=2, module=lambda i, o: torch.nn.Linear(i, o)).fit(X, y)
 
 
-def test_numeric_embeddings_are_a_layout_dial_searched_only_when_named():
+def test_numeric_embeddings_are_a_layout_dial_searched_by_default_and_auto_keeps_the_default_stack():
     from trainwell.planning import group_key
     from trainwell.tune import space
 
     base = base_config()
-    dials = space.space_around(base, "regression", train_rows=400)
-    assert "numeric_embedding" not in {d.name for d in space.restrict(dials, None, "regression")}
-    named = space.restrict(dials, ["numeric_embedding", "lr"], "regression")
+    dials = space.space_around(base, "classification", train_rows=400)
+    searched = {d.name for d in space.restrict(dials, None, "classification")}
+    assert searched == {"lr", "weight_decay", "dropout", "schedule", "numeric_embedding"}  # no smoothing, widths
+    named = space.restrict(dials, ["numeric_embedding", "lr", "label_smoothing"], "classification")
+    assert {d.name for d in named} == {"numeric_embedding", "lr", "label_smoothing"}
     embedding = next(d for d in named if d.name == "numeric_embedding")
     assert embedding.values == ("none", "periodic")
     on, off = (space.apply(base, {"numeric_embedding": v, "lr": 1e-3}, f"c{v}") for v in embedding.values)
     assert (on.model.numeric_embedding, off.model.numeric_embedding) == ("none", "periodic")
     assert group_key(on) != group_key(off)  # another layout: another stack
+    auto = RunConfig.from_dict({**base.to_dict(), "model": {**base.to_dict()["model"], "numeric_embedding": "auto"}})
+    values = next(d for d in space.space_around(auto, "regression", 400) if d.name == "numeric_embedding").values
+    assert values == ("auto", "periodic")  # auto is none on 400 rows: the other side is periodic
+    same = space.apply(auto, {"numeric_embedding": "auto", "lr": 3e-3}, "c1")
+    assert group_key(same) == group_key(auto)  # the default's own setting: the default's stack

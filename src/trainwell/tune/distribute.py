@@ -1,6 +1,7 @@
 """A search's stacks as tasks of a Dask cluster: `trainwell train --search N --cluster ADDRESS`.
 
-Each stack (the first with the default run) is one job of compare's DaskExecutor: it trains in a
+Each stack is one job (the default run trains before them, on this machine: its epochs place the
+halving points) of compare's DaskExecutor: it trains in a
 temporary folder on its worker, with that worker's share of threads, and its run directories come
 back to OUT as a compare's do (experiments/shipping.py); a stack unfinished on this disk resumes
 from its files, and one whose worker dies runs once more elsewhere. The rows (the data the members
@@ -40,7 +41,7 @@ from .halving import best_up_to, halver
 
 Say = Callable[[str], None]
 Rows = list[dict[str, Any]]
-Stack = tuple[list[RunConfig], list[Path]]  # a stack's configs and run directories (the default run first in stack 0)
+Stack = tuple[list[RunConfig], list[Path]]  # a stack's configs and run directories
 BOARD = "trainwell-search"  # the scheduler metadata under which stacks post their rung values
 POLL_SECONDS = 0.2  # how often a stack waiting at a rung looks for the earlier stacks' values
 LEFT_OUT = "left out"  # a row's status: its stack started after the --time budget was spent
@@ -132,7 +133,7 @@ class StackWork:
     against the earlier stacks, and posting this stack's values. Picklable; the rows come as inputs."""
 
     token: str
-    keep: str  # the default run's name: it ranks at each rung but never stops there
+    keep: str  # the default run's name, left out of the posted values (it trains before the stacks, alone)
     monitor: str
     mode: str
     rungs: list[int]
@@ -140,6 +141,7 @@ class StackWork:
     stack_of: dict[str, int]  # run name → its stack
     done: dict[int, dict[int, list[float]]] = field(default_factory=dict)  # per stack: its members done on disk
     done_seconds: dict[int, float] = field(default_factory=dict)
+    stale: int | None = None  # halving.halver's: epochs without improvement after which a member stops
 
     def __call__(self, job: Job, threads: int, data: DataBundle) -> Rows:
         from distributed import get_client
@@ -151,7 +153,7 @@ class StackWork:
             why = f"--time {self.budget:g} spent before its stack started"
             return [record(r, d, None, LEFT_OUT, why) for r, d in zip(job.runs, job.dirs)]
         posted: set[int] = set()
-        halve = halver(self.rungs, EarlierStacks(board, k), keep=self.keep)
+        halve = halver(self.rungs, EarlierStacks(board, k), stale=self.stale)
 
         def at_epoch_end(trainer: Any, state: Any) -> None:
             # post before halving: a rung's values are the best up to it, whoever stops there

@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from . import ensemble, report
 from .distribute import connect, new_work, read_histories, train_on_cluster, values_at_rungs
 from .engine import interrupted, run_stack, validation_views, view_names
-from .halving import halver
+from .halving import halver, rungs, stale_after
 from .plan import (
     DEFAULT_DIR,
     ENSEMBLE_DIR,
@@ -37,7 +37,7 @@ from .plan import (
     default_out,
     make_plan,
 )
-from .selection import caruana, ensemble_score
+from .selection import bagged_caruana, ensemble_score
 
 Say = Callable[[str], None]
 MATTERS = 0.01  # a dial "mattered" when its spread of best validation values exceeds 1% of the best value
@@ -131,14 +131,28 @@ def _train(out: Path, plan: Plan, stop_data: DataBundle, stop_view: str, cluster
         say(
             f"search: {len(plan.configs)} configurations in {len(plan.stacks)} "
             f"stack{'s' if len(plan.stacks) != 1 else ''}, "
-            f"halving at epochs {plan.rungs or 'none'}; members early-stop on {stop_view}"
+            f"after the default run; halving at fractions of its epochs; members early-stop on {stop_view}"
         )
+        if not _train_default(out, plan, stop_data, say):
+            return False
         if executor is None:
             return _train_all(out, plan, stop_data, say)
         return _train_on(executor, out, plan, stop_data, say)
     finally:
         if executor is not None:
             executor.close()
+
+
+def _train_default(out: Path, plan: Plan, stop_data: DataBundle, say: Say) -> bool:
+    """The default run, first and alone (here, with --cluster too); False when interrupted. It is the
+    comparison, its seeds are candidates of the ensemble, and the epochs it trained place the halving
+    points (halving.rungs, halving.stale_after)."""
+    say(f"the default run ({plan.base.train.members} seeds)")
+    if interrupted(run_stack([plan.base], [out / DEFAULT_DIR], stop_data)):
+        return False
+    epochs = int(_metrics(out / DEFAULT_DIR)["epochs_run"])
+    plan.rungs, plan.stale = rungs(epochs, plan.base.train.max_epochs), stale_after(epochs)
+    return True
 
 
 def training_seconds(out: Path, plan: Plan) -> float:
@@ -154,12 +168,9 @@ def rung_values(plan: Plan, dirs: list[Path]) -> dict[int, list[float]]:
 
 
 def stack_runs(out: Path, plan: Plan, k: int) -> tuple[list[RunConfig], list[Path]]:
-    """Stack k's configs and run directories; the first stack trains the default run as well (first)."""
+    """Stack k's configs and run directories (the default run trains before every stack, alone)."""
     dirs = candidate_dirs(out, plan)
-    cfgs, run_dirs = [plan.configs[i] for i in plan.stacks[k]], [dirs[i] for i in plan.stacks[k]]
-    if k == 0:
-        cfgs, run_dirs = [plan.base, *cfgs], [out / DEFAULT_DIR, *run_dirs]
-    return cfgs, run_dirs
+    return [plan.configs[i] for i in plan.stacks[k]], [dirs[i] for i in plan.stacks[k]]
 
 
 def _train_on(executor: Any, out: Path, plan: Plan, stop_data: DataBundle, say: Say) -> bool:
@@ -167,6 +178,7 @@ def _train_on(executor: Any, out: Path, plan: Plan, stop_data: DataBundle, say: 
     stacks = [stack_runs(out, plan, k) for k in range(len(plan.stacks))]
     monitor, budget = plan.base.train.monitor, plan.search.seconds
     work = new_work(plan.base.name, monitor, resolve_mode(plan.base), plan.rungs, budget, stacks)
+    work.stale = plan.stale
     complete, left_out = train_on_cluster(executor, plan.base.name, stacks, stop_data, work, say)
     if left_out:
         say(f"--time {budget:g} spent before {len(left_out)} of the stacks started: they are left out")
@@ -174,9 +186,7 @@ def _train_on(executor: Any, out: Path, plan: Plan, stop_data: DataBundle, say: 
 
 
 def _train_all(out: Path, plan: Plan, stop_data: DataBundle, say: Say) -> bool:
-    """Each stack in turn (until a --time budget is spent), the default run in the first; False when interrupted.
-    The default run early-stops like every member and never stops at a halving point: it is the
-    comparison, and its seeds are candidates of the ensemble."""
+    """Each stack in turn (until a --time budget is spent); False when interrupted."""
     dirs, budget = candidate_dirs(out, plan), plan.search.seconds
     for k, stack in enumerate(plan.stacks):
         spent = training_seconds(out, plan)
@@ -185,13 +195,12 @@ def _train_all(out: Path, plan: Plan, stop_data: DataBundle, say: Say) -> bool:
             break
         cfgs, run_dirs = stack_runs(out, plan, k)
         c = cfgs[-1]
-        with_default = f" and the default run ({plan.base.train.members} seeds)" if k == 0 else ""
         say(
-            f"stack {k + 1}/{len(plan.stacks)}: {len(stack)} configuration{'s' if len(stack) != 1 else ''}"
-            f"{with_default}, hidden {c.model.hidden}, batch {c.train.batch_size}"
+            f"stack {k + 1}/{len(plan.stacks)}: {len(stack)} configuration{'s' if len(stack) != 1 else ''}, "
+            f"hidden {c.model.hidden}, batch {c.train.batch_size}, halving at epochs {plan.rungs or 'none'}"
         )
         earlier = rung_values(plan, [dirs[i] for s in plan.stacks[:k] for i in s])
-        results = run_stack(cfgs, run_dirs, stop_data, halver(plan.rungs, earlier, keep=plan.base.name))
+        results = run_stack(cfgs, run_dirs, stop_data, halver(plan.rungs, earlier, stale=plan.stale))
         if interrupted(results):
             return False
     return True
@@ -223,18 +232,19 @@ def _conclude(out: Path, plan: Plan, data: DataBundle, select_data: DataBundle, 
         f"(the default's {len(default_seeds)} seeds among them)"
     )
     start = list(range(len(pool) - len(default_seeds), len(pool)))
-    sel_outs, y_sel = ensemble.outputs(pool, select_data, select_data.x_val), select_data.y_val
+    loaded: ensemble.Loaded = {}
+    sel_outs, y_sel = ensemble.outputs(pool, select_data, select_data.x_val, loaded), select_data.y_val
     prior = ensemble.prior_correction(plan.base, data)
-    chosen = caruana(data.task, sel_outs, y_sel, metric, mode, data.target_scale, start, prior)
+    chosen = bagged_caruana(data.task, sel_outs, y_sel, metric, mode, data.target_scale, start, prior)
     default_counts = dict.fromkeys(start, 1)
     default_select = ensemble_score(data.task, sel_outs, default_counts, y_sel, metric, data.target_scale, prior)
     picks = [pool[j] for j in chosen.picks]
     distinct = list(dict.fromkeys(picks))
-    cal = ensemble.calibrate(plan.base, data, ensemble.outputs(picks, data, data.x_val))
-    test_outs = dict(zip(distinct, ensemble.outputs(distinct, data, data.x_test)))
+    cal = ensemble.calibrate(plan.base, data, ensemble.outputs(picks, data, data.x_val, loaded))
+    test_outs = dict(zip(distinct, ensemble.outputs(distinct, data, data.x_test, loaded)))
     scores = ensemble.test_scores(data.task, [test_outs[c] for c in picks], data, cal)
     best_single = pool[chosen.single_best]
-    single = ensemble.test_scores(data.task, ensemble.outputs([best_single], data, data.x_test), data)
+    single = ensemble.test_scores(data.task, ensemble.outputs([best_single], data, data.x_test, loaded), data)
     extra = {
         "selected_on": view_names(plan.search.select_on)[1],
         "members_early_stopped_on": view_names(plan.search.select_on)[0],
@@ -274,7 +284,7 @@ def _write_report(out: Path, plan: Plan, data: DataBundle, selection: dict[str, 
     main = metric_names.MAIN[data.task]
     mode = resolve_mode(plan.base)
     effects = report.dial_effects(plan.dials, plan.values, [r["best_value"] for r in rows], mode)
-    search_seconds = sum(r["wall_seconds"] or 0.0 for r in rows)
+    search_seconds = sum(r["wall_seconds"] or 0.0 for r in rows)  # each member's share of its stack's seconds
     default_seconds = float(default_m.get("wall_seconds") or 0.0)
     summary: dict[str, Any] = {
         "name": plan.base.name,
@@ -289,8 +299,7 @@ def _write_report(out: Path, plan: Plan, data: DataBundle, selection: dict[str, 
         "select_half": view_names(plan.search.select_on)[1],
         "search_seconds": search_seconds,
         "default_seconds": default_seconds,
-        # the whole search (the default's seeds included) over the default's seeds' share of their stack; a default
-        # trained alone takes somewhat more than that share, so this ratio runs ~1.5× below bench_tables' CPU ratio
+        # the whole search's training seconds (the default run's included) over the default run's, trained alone
         "cost_ratio": (search_seconds + default_seconds) / default_seconds if default_seconds else float("nan"),
         "default_name": f"{plan.base.name}, {plan.base.train.members} member(s)",
         "default_test": default_m.get(f"test_{main}"),

@@ -61,14 +61,20 @@ def seeds_of(cfg: RunConfig, run_dir: Path) -> list[Candidate]:
     return [Candidate(cfg, run_dir, k) for k, state in enumerate(states) if state is not None]
 
 
-def outputs(pool: list[Candidate], data: DataBundle, x: torch.Tensor) -> list[torch.Tensor]:
+Loaded = dict[Path, list[torch.nn.Module]]  # run directory → its members' models, loaded once per search
+
+
+def outputs(
+    pool: list[Candidate], data: DataBundle, x: torch.Tensor, models: Loaded | None = None
+) -> list[torch.Tensor]:
     """Each candidate's raw outputs (logits or standardised predictions) for stored inputs x;
-    a run directory is loaded once however many of its seeds are in the pool."""
-    models: dict[Path, list[torch.nn.Module]] = {}
+    a run directory is loaded once however many of its seeds are in the pool (and across calls
+    sharing `models`: loading costs ~0.1 s a run, as much as training a member on a small table)."""
+    models = {} if models is None else models
     outs = []
     for c in pool:
         if c.run_dir not in models:
-            _, model, _ = load_run(c.run_dir)
+            _, model, _ = load_run(c.run_dir, cfg=c.cfg)
             models[c.run_dir] = list(model.members) if hasattr(model, "members") else [model]
         outs.append(predict_outputs(models[c.run_dir][c.member], data, x, EVAL_BATCH, contextlib.nullcontext))
     return outs

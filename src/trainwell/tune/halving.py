@@ -1,10 +1,14 @@
-"""Successive halving inside a stack: at a few fixed epochs all but the best third of the members
+"""Successive halving inside a stack: at a few epochs all but the best third of the members
 still training stop (ASHA's reduction factor 3), ranked by their best monitored validation value so far.
+
+The epochs are fractions of the epochs the default run trained (it trains first, alone): on
+small tables it early-stops after 17-18 epochs where planning's guess is ~45, and halving at
+fractions of the guess let most of the search train past the point where the default had stopped.
 
 A stopped member keeps its best weights and history; up to its last epoch it is bit-identical
 to the same configuration trained alone (each member owns its generators). The rungs depend
-only on the config, and the ranking only on the members' state, so a resumed stack decides
-exactly as an uninterrupted one.
+only on the config and the default run's finished length (read from its metrics.json), and the
+ranking only on the members' state, so a resumed stack decides exactly as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -12,26 +16,31 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from ..config import RunConfig
-from ..planning import expected_epochs
 from ..stop_reasons import HALVED
 
-# the share of the epochs a run usually trains at which a stack halves (see rungs)
+# the shares of the default run's epochs at which a stack halves (see rungs)
 RUNG_SHARES = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1)
+# a member stops once it has not improved for this share of the default run's epochs (when that is under its
+# patience): where the default peaked after 2-3 epochs and stopped at 18, 15 epochs of patience are most of a
+# member's cost and bought nothing for the default
+STALE_SHARE = 1 / 3
+FIRST_RUNG = 2  # no halving before this epoch: after one epoch the ranking mostly follows the learning rate
 REDUCTION = 3  # at each rung the best third of the members keep training (ASHA's eta)
 
 
-def rungs(cfg: RunConfig) -> list[int]:
+def rungs(default_epochs: int, max_epochs: int) -> list[int]:
     """Epochs at which a stack halves: a sixteenth, an eighth, a quarter, half and all of the epochs
-    a run usually trains (all of them, or about three patiences with early stopping), at least 3.
-    The sixteenth keeps --search 32 within ~5× the default's time: the first rung alone costs
-    32 members × that many epochs (at an eighth, attrition's search took 6.2× the default's CPU time).
-    With the tabular preset's default (45 expected epochs) the rungs are 5, 11, 22 and 45; keeping
-    the best third instead of half at them took caravan's search from 5.3× to 4.0× the default's
-    CPU time and check_times' from 6.2× to 4.4× (benchmarks/results/search-cost-q-*.json)."""
-    expected = expected_epochs(cfg)
-    points = (int(expected * share) for share in RUNG_SHARES)
-    return sorted({e for e in points if 3 <= e < cfg.train.max_epochs})
+    the default run trained (its early stop), at least FIRST_RUNG and below max_epochs. With the
+    tabular preset on a 3,000-row table the default stops after 18 epochs (car) to 84 (signal):
+    rungs 2, 4, 9, 18 to 5, 10, 21, 42, 84. A member still improving when the default stopped trains on."""
+    points = (round(default_epochs * share) for share in RUNG_SHARES)
+    return sorted({e for e in points if FIRST_RUNG <= e < max_epochs})
+
+
+def stale_after(default_epochs: int) -> int:
+    """Epochs without improvement after which a member stops (halver's `stale`): a third of the
+    default run's epochs, at least FIRST_RUNG (a member's own patience still applies when shorter)."""
+    return max(FIRST_RUNG, round(default_epochs * STALE_SHARE))
 
 
 def worse_share(values: list[float | None], mode: str) -> list[int]:
@@ -59,16 +68,20 @@ def best_up_to(history: list[dict[str, Any]], epoch: int, monitor: str, mode: st
 
 
 def halver(
-    at: list[int], earlier: dict[int, list[float]] | None = None, keep: str | None = None
+    at: list[int], earlier: dict[int, list[float]] | None = None, stale: int | None = None
 ) -> Callable[[Any, Any], None]:
     """An epoch-end hook for the run book: at each rung, the members still training that rank
     outside the best third of everything that reached that rung stop. `earlier`: the values at each rung
     of the configurations trained in earlier stacks (asynchronous successive halving, as ASHA:
-    a stack whose layout is worse than what came before stops early). `keep`: the name of a run
-    whose members rank but never stop (the default run, trained in the search's first stack)."""
+    a stack whose layout is worse than what came before stops early). `stale`: at any epoch, a member
+    that has not improved for that many epochs stops (None: only its own patience)."""
     points, earlier = set(at), earlier or {}
 
     def at_epoch_end(trainer: Any, state: Any) -> None:
+        if stale is not None:
+            for m in trainer.members:
+                if m.training and m.stopper.bad_epochs >= stale:
+                    m.stop_reason, m.stop_detail = HALVED, f"no improvement for {stale} epochs (halving's limit)"
         if state.epoch not in points:
             return
         # every member that reached the rung ranks (one that early-stopped there too); the training ones may stop
@@ -79,7 +92,7 @@ def halver(
         mine = [best_up_to(m.history, state.epoch, monitor, mode) for m in reached]
         pool = [*mine, *earlier.get(state.epoch, [])]
         for i in worse_share(pool, mode):
-            if i < len(reached) and reached[i].training and reached[i].cfg.name != keep:
+            if i < len(reached) and reached[i].training:
                 m = reached[i]
                 m.stop_reason, m.stop_detail = HALVED, f"stopped by successive halving at epoch {state.epoch}"
 

@@ -17,7 +17,6 @@ from ..errors import ConfigError, TrainwellError, shown_path
 from ..planning import estimate_cost, expected_epochs, group_key
 from ..same_run import PRESENTATION_FIELDS, without
 from .engine import SELECT_ON
-from .halving import rungs
 from .sampler import draw
 from .space import Dial, apply, default_values, restrict, space_around
 
@@ -26,8 +25,8 @@ DEFAULT_DIR, RUNS_DIR, ENSEMBLE_DIR = "default", "runs", "ensemble"
 MAX_TRIALS = 1024  # beyond this a search is better split into several
 SEARCHABLE_DATA = ("csv", "delivery", MEMORY)
 TIME_TRIALS = 64  # configurations planned when only a --time budget is given
-# members per stack, the default's seeds included: one stack for --search 32 with the default's 5 seeds (fewer
-# stacks cost less on small tables, where a step's dispatch outweighs its arithmetic); planning.MAX_MEMBERS (16)
+# members per stack: one stack per layout for --search 32 (fewer stacks cost less on small tables, where a
+# step's dispatch outweighs its arithmetic); planning.MAX_MEMBERS (16)
 # keeps a compare's first results coming early, which a search, reporting at the end, does not need
 STACK_MEMBERS = 40
 
@@ -72,8 +71,9 @@ class Plan:
     dials: list[Dial]
     values: list[dict[str, Any]]  # per candidate: its dial values (candidate 0 is the default's)
     configs: list[RunConfig]
-    stacks: list[list[int]]  # candidate indices trained together; the default run trains in the first
-    rungs: list[int] = field(default_factory=list)
+    stacks: list[list[int]]  # candidate indices trained together, after the default run (alone)
+    rungs: list[int] = field(default_factory=list)  # halving epochs, set once the default run has trained
+    stale: int | None = None  # epochs without improvement after which a member stops, set with the rungs
 
     def fingerprint(self) -> dict[str, Any]:
         """What search.json records: a search continues only where this is unchanged."""
@@ -115,22 +115,20 @@ def make_plan(base: RunConfig, search: SearchConfig, task: str, train_rows: int)
     ]
     known = default_values(base)
     values[0] = {d.name: known[d.name] for d in dials}
-    return Plan(base, search, dials, values, configs, stacks_of(base, configs), rungs(base))
+    return Plan(base, search, dials, values, configs, stacks_of(base, configs))
 
 
 def stacks_of(base: RunConfig, configs: list[RunConfig]) -> list[list[int]]:
-    """Candidates by layout, at most STACK_MEMBERS members a stack; the first stack is the
-    default's layout and keeps room for its seeds (it trains the default run as well)."""
+    """Candidates by layout, the default's layout first, at most STACK_MEMBERS members a stack."""
     groups: dict[tuple, list[int]] = {group_key(base): []}
     for i, cfg in enumerate(configs):
         groups.setdefault(group_key(cfg), []).append(i)
     stacks = []
-    for key, g in groups.items():
-        seeds = base.train.members if key == group_key(base) else 0
-        count = math.ceil((len(g) + seeds) / STACK_MEMBERS)  # as few stacks as the limit allows, of even sizes
-        bounds = [min(len(g), max(0, round(k * (len(g) + seeds) / count) - seeds)) for k in range(count)]
-        stacks += [g[a:b] for a, b in zip([0, *bounds[1:]], [*bounds[1:], len(g)])]
-    return stacks[:1] + [s for s in stacks[1:] if s]  # the first may hold the default run alone
+    for g in groups.values():
+        count = math.ceil(len(g) / STACK_MEMBERS)  # as few stacks as the limit allows, of even sizes
+        bounds = [round(k * len(g) / count) for k in range(count + 1)]
+        stacks += [g[a:b] for a, b in zip(bounds, bounds[1:])]
+    return stacks
 
 
 def check_budget(base: RunConfig, search: SearchConfig, train_rows: int) -> None:

@@ -82,7 +82,7 @@ def headline(summary: dict[str, Any]) -> str:
     return (
         f"The searched ensemble of {summary['ensemble_size']} members scores test {main} {ens:.4g} "
         f"against the default's {default:.4g} ({abs(change):.1f}% {verdict}), at {summary['cost_ratio']:.1f}× "
-        f"the default's share of the training time; {mattered}."
+        f"the default run's training time; {mattered}."
     )
 
 
@@ -104,7 +104,7 @@ def blocks(summary: dict[str, Any], effects: list[DialEffect], chosen: list[str]
                 f"(Caruana's greedy selection with replacement, {metric}, from every finished configuration and the "
                 "default's seeds, starting from the default's ensemble: never worse than it on those rows)",
                 f"training time: {summary['search_seconds'] + summary['default_seconds']:.1f} s in all, of which "
-                f"the default's seeds {summary['default_seconds']:.1f} s, their share of the stack they trained in "
+                f"the default run (trained first, alone) {summary['default_seconds']:.1f} s "
                 f"(cost ratio {summary['cost_ratio']:.2f})",
             ],
         ),

@@ -6,10 +6,10 @@ the space with it. Layout dials (width, depth, batch size, numeric embeddings) t
 distinct layout is its own stack (planning.STACK_KEY); the other dials vary freely within a
 stack. Dropout stays above zero so that every configuration of a layout shares one stack.
 
-A search varies the in-stack dials unless told otherwise (`--dials`): then all of its
-configurations and the default's seeds train as one stack, which is what keeps `--search 32`
-within ~5× the default's time (each further layout is one more stack that trains about as long
-as the default; with width and depth too, attrition took 7.9× the default's CPU time).
+A search varies the in-stack dials and numeric embeddings (none or periodic) unless told otherwise
+(`--dials`): two stacks. The embedding bought the most of any dial on the 17-table benchmark (churn,
+chicago and deliveries); each further layout is one more stack (with width and depth too, attrition
+took 7.9× the default's CPU time).
 """
 
 from __future__ import annotations
@@ -23,8 +23,12 @@ from ..planning import expected_epochs
 from ..scaling import auto_numeric_embedding
 
 LOG, UNIFORM, CHOICE = "log", "uniform", "choice"
-# each value is another stack: searched only when named
-LAYOUT_DIALS = ("width", "depth", "batch_size", "numeric_embedding")
+LAYOUT_DIALS = ("width", "depth", "batch_size", "numeric_embedding")  # each value is another stack
+DEFAULT_LAYOUT_DIALS = ("numeric_embedding",)  # the layout dials searched when --dials names none
+# in-stack dials searched only when named: members that smooth their labels score a worse validation log loss
+# (digits: 0.3-1.0 against 0.02-0.07), so halving on the monitored loss stopped them all at the first rung and
+# three quarters of a classification search (smoothing 0.05, 0.1, 0.2) bought nothing
+NAMED_ONLY_DIALS = ("label_smoothing",)
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,6 @@ def space_around(base: RunConfig, task: str, train_rows: int) -> list[Dial]:
     """Every dial that applies to this task, its range centred on the base config's value;
     batch sizes larger than the training rows are left out."""
     d = default_values(base)
-    d["numeric_embedding"] = auto_numeric_embedding(d["numeric_embedding"], train_rows)  # the dial offers the other
     if isinstance(d["lr"], str):
         raise ConfigError('optim.lr = "auto" cannot be searched around; give a number as the default learning rate')
     wd = d["weight_decay"] or 0.01  # a default of 0 still gets a range around the usual 0.01
@@ -89,7 +92,12 @@ def space_around(base: RunConfig, task: str, train_rows: int) -> list[Dial]:
         Dial("schedule", CHOICE, values=_schedules(d["schedule"]), why="how the learning rate moves"),
         # on the benchmark, periodic embeddings helped the tables where boosting's thresholds win and hurt the signal
         # table (README): a choice for the data at hand, so the search may try the other side
-        Dial("numeric_embedding", CHOICE, values=_embeddings(d["numeric_embedding"]), why="numeric columns' features"),
+        Dial(
+            "numeric_embedding",
+            CHOICE,
+            values=_embeddings(d["numeric_embedding"], train_rows),
+            why="numeric columns' features",
+        ),
     ]
     if task == "classification":
         dials.append(Dial("label_smoothing", CHOICE, values=(0.0, 0.05, 0.1, 0.2), why="cross-entropy smoothing"))
@@ -100,8 +108,11 @@ def _batches(default: int, train_rows: int) -> tuple[int, ...]:
     return (default, 4 * default) if 4 * default <= train_rows else (default,)
 
 
-def _embeddings(default: str) -> tuple[str, ...]:
-    return (default, "periodic") if default == "none" else (default, "none")
+def _embeddings(default: str, train_rows: int) -> tuple[str, ...]:
+    """The default's own setting (auto kept as auto, so that its configurations share the default's
+    stack) and the other side of what it resolves to on this table."""
+    resolved = auto_numeric_embedding(default, train_rows)
+    return (default, "periodic") if resolved == "none" else (default, "none")
 
 
 def _schedules(default: str) -> tuple[str, ...]:
@@ -109,10 +120,11 @@ def _schedules(default: str) -> tuple[str, ...]:
 
 
 def restrict(dials: list[Dial], names: list[str] | None, task: str) -> list[Dial]:
-    """The dials named (when names is None: every one that varies within a stack); an unknown
-    name or an empty result is bad input."""
+    """The dials named (when names is None: every one that varies within a stack but NAMED_ONLY_DIALS,
+    and DEFAULT_LAYOUT_DIALS); an unknown name or an empty result is bad input."""
     if names is None:
-        return [d for d in dials if d.name not in LAYOUT_DIALS]
+        named_only = [n for n in (*LAYOUT_DIALS, *NAMED_ONLY_DIALS) if n not in DEFAULT_LAYOUT_DIALS]
+        return [d for d in dials if d.name not in named_only]
     known = {d.name for d in dials}
     every = ("lr", "weight_decay", "dropout", *LAYOUT_DIALS, "schedule", "label_smoothing")
     for n in names:
