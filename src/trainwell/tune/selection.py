@@ -71,15 +71,22 @@ def caruana(
     before scoring (ensemble.prior_correction), so that the choice weighs the probabilities a user gets."""
     if not outs:
         raise ValueError("ensemble selection needs at least one member")
-    added = None
-    if metric == "loss":  # the monitor of most runs: scored without the other metrics (~15× faster)
-        score, added = loss_scorer(task, outs, y, cal), loss_if_added(task, outs, y, cal)
-    else:
-        score = lambda counts: ensemble_score(task, outs, counts, y, metric, std, cal)  # noqa: E731
+    score = scorer(task, outs, y, metric, std, cal)
+    added = loss_if_added(task, outs, y, cal) if metric == "loss" else None
     singles = added({}) if added else [score({i: 1}) for i in range(len(outs))]
     best = min(range(len(outs)), key=lambda i: -singles[i] if mode == "max" else singles[i])
     chosen = _greedy(len(outs), score, mode, list(start) if start else [best], metric, added)
     return Selection(chosen.picks, chosen.score, best, singles[best], metric, chosen.trace)
+
+
+def scorer(
+    task: str, outs: list[torch.Tensor], y: torch.Tensor, metric: str, std: float, cal: dict[str, Any] | None
+) -> Callable[[dict[int, int]], float]:
+    """counts → the ensemble's `metric` on these rows; the loss (the monitor of most runs) is scored
+    without the other metrics (~15× faster)."""
+    if metric == "loss":
+        return loss_scorer(task, outs, y, cal)
+    return lambda counts: ensemble_score(task, outs, counts, y, metric, std, cal)
 
 
 def loss_scorer(
@@ -190,11 +197,7 @@ def bagged_caruana(
         for i in caruana(task, [o[rows] for o in outs], y[rows], metric, mode, std, start, cal).picks:
             totals[i] += 1
     picks = _rounded(totals, len(start or [0]) + ROUNDS - 1)
-    if metric == "loss":
-        score = loss_scorer(task, outs, y, cal)
-    else:
-        score = lambda counts: ensemble_score(task, outs, counts, y, metric, std, cal)  # noqa: E731
-    value = score({i: picks.count(i) for i in set(picks)})
+    value = scorer(task, outs, y, metric, std, cal)({i: picks.count(i) for i in set(picks)})
     if start and _better(mode)(whole.trace[0], value):  # the start alone scores better on all rows
         picks, value = list(start), whole.trace[0]
     return Selection(picks, value, whole.single_best, whole.single_score, metric, [value])
