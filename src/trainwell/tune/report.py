@@ -14,6 +14,7 @@ from html import escape
 from typing import Any
 
 from ..experiments.report import html_page, html_table
+from .selection import BAGS
 from .space import CHOICE, Dial
 
 BINS = 3  # continuous dials: low, middle and high thirds of the values drawn
@@ -101,8 +102,9 @@ def blocks(summary: dict[str, Any], effects: list[DialEffect], chosen: list[str]
                 f"stack{'s' if summary['stacks'] != 1 else ''}; "
                 f"successive halving at epochs {summary['rungs'] or 'none (too few epochs)'}",
                 f"members early-stopped on {summary['stop_half']}; the ensemble was chosen on {summary['select_half']} "
-                f"(Caruana's greedy selection with replacement, {metric}, from every finished configuration and the "
-                "default's seeds, starting from the default's ensemble: never worse than it on those rows)",
+                f"(Caruana's greedy selection with replacement, {metric}, bagged over {BAGS} random halves of those "
+                "rows, from every finished configuration and the default's seeds, starting from the default's "
+                "ensemble: never worse than it on all of them)",
                 f"training time: {summary['search_seconds'] + summary['default_seconds']:.1f} s in all, of which "
                 f"the default run (trained first, alone) {summary['default_seconds']:.1f} s "
                 f"(cost ratio {summary['cost_ratio']:.2f})",
