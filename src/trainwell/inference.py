@@ -50,20 +50,17 @@ class Ensemble(nn.Module):
         return self.combine(self.member_outputs(x))
 
 
-def load_run(
-    run_dir: str | Path, own: nn.Module | None = None, cfg: RunConfig | None = None
-) -> tuple[RunConfig, nn.Module, dict[str, Any]]:
+def load_run(run_dir: str | Path, own: nn.Module | None = None) -> tuple[RunConfig, nn.Module, dict[str, Any]]:
     """The run's config, its model with the best weights (eval mode; an Ensemble for members > 1),
     and the preprocessing spec. `own`: the module a run of trainwell.fit trained (its architecture
-    is not in the run), which receives the best weights. `cfg`: the run's config when the caller
-    holds it (a search's members: reading config.yaml costs ~55 ms, as much as building the model)."""
+    is not in the run), which receives the best weights."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise TrainwellError(f"run directory {str(run_dir)!r} does not exist")
     cfg_path = run_dir / rundir.CONFIG
     if not cfg_path.exists():
         raise TrainwellError(f"{str(run_dir)!r} is not a run directory: it has no config.yaml")
-    cfg = load_config(cfg_path) if cfg is None else cfg
+    cfg = load_config(cfg_path)
     path = run_dir / rundir.BEST_PT
     ckpt = load_checkpoint(path, BEST)
     spec = validate_spec(ckpt.get("spec"), path)  # checked like a config before a model is built from it

@@ -74,7 +74,7 @@ def outputs(
     outs = []
     for c in pool:
         if c.run_dir not in models:
-            _, model, _ = load_run(c.run_dir, cfg=c.cfg)
+            _, model, _ = load_run(c.run_dir)
             models[c.run_dir] = list(model.members) if hasattr(model, "members") else [model]
         outs.append(predict_outputs(models[c.run_dir][c.member], data, x, EVAL_BATCH, contextlib.nullcontext))
     return outs
