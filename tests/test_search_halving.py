@@ -91,3 +91,23 @@ def test_bagged_selection_is_repeatable_and_never_worse_than_the_start_on_all_ro
     )
     worse = [outs[3] * 0 + 5 * (1 - 2 * torch.nn.functional.one_hot(y, 2).float())] * 3 + [outs[3], outs[4]]
     assert bagged_caruana("classification", worse, y, "loss", "min", start=start).picks == start  # nothing helps
+
+
+def test_the_search_ensemble_temperature_may_sharpen_when_a_chosen_member_smoothed_labels():
+    # members taught with label smoothing stay unsure; the saved ensemble's temperature may undo it, as train's does
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from trainwell.config import load_config
+    from trainwell.tune.ensemble import Candidate, calibrate
+
+    torch.manual_seed(0)
+    true_logits = torch.randn(4000, 3) * 1.5
+    y = torch.distributions.Categorical(logits=true_logits).sample()
+    data = SimpleNamespace(task="classification", y_val=y, y_train=y, n_outputs=3)
+    base = load_config(preset="tabular", overrides={"train.class_weights": "none"})
+    plain = load_config(preset="tabular", overrides={"train.class_weights": "none", "train.label_smoothing": 0.0})
+    unsure = [torch.log_softmax(true_logits / 2, -1)]  # half as confident as the truth
+    smoothed = calibrate(base, data, unsure, [Candidate(base, Path("a"))])
+    assert smoothed["temperature"] == pytest.approx(0.5, rel=0.12)
+    assert calibrate(base, data, unsure, [Candidate(plain, Path("b"))])["temperature"] == 1.0

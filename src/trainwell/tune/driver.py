@@ -240,7 +240,7 @@ def _conclude(out: Path, plan: Plan, data: DataBundle, select_data: DataBundle, 
     default_select = ensemble_score(data.task, sel_outs, default_counts, y_sel, metric, data.target_scale, prior)
     picks = [pool[j] for j in chosen.picks]
     distinct = list(dict.fromkeys(picks))
-    cal = ensemble.calibrate(plan.base, data, ensemble.outputs(picks, data, data.x_val, loaded))
+    cal = ensemble.calibrate(plan.base, data, ensemble.outputs(picks, data, data.x_val, loaded), picks)
     test_outs = dict(zip(distinct, ensemble.outputs(distinct, data, data.x_test, loaded)))
     scores = ensemble.test_scores(data.task, [test_outs[c] for c in picks], data, cal)
     best_single = pool[chosen.single_best]

@@ -87,12 +87,16 @@ def prior_correction(base: RunConfig, data: DataBundle) -> dict[str, Any] | None
     return None if weights is None else calibration.prior_only(weights)
 
 
-def calibrate(base: RunConfig, data: DataBundle, val_outs: list[torch.Tensor]) -> dict[str, Any] | None:
+def calibrate(
+    base: RunConfig, data: DataBundle, val_outs: list[torch.Tensor], picks: list[Candidate]
+) -> dict[str, Any] | None:
     """A classification ensemble's probability corrections, fitted on all validation rows for
-    the average of its members' probabilities (as train fits an ensemble of seeds); None for regression."""
+    the average of its members' probabilities (as train fits an ensemble of seeds); None for regression.
+    The temperature may sharpen when a chosen member was trained with label smoothing (calibration.py)."""
     if data.task != "classification":
         return None
-    return calibration.fit(ensemble_scores(data.task, val_outs)[0], data.y_val, class_weight(base, data))
+    smoothed = any(c.cfg.train.label_smoothing > 0 for c in picks)
+    return calibration.fit(ensemble_scores(data.task, val_outs)[0], data.y_val, class_weight(base, data), smoothed)
 
 
 def save(
