@@ -36,6 +36,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -149,11 +150,32 @@ def linear_macs(model: nn.Module) -> int:
     )
 
 
-def plain_loop_rate(model: nn.Module, data, batch: int, steps: int, lr: float, rounds: int = 3) -> float:
-    """Rows/s of a hand-written loop: random batches by index, AdamW, MSE; no validation. The
-    fastest of `rounds` timed stretches of `steps` steps (after 5 warm-up steps), as trainwell's
-    figure is its fastest epoch: on a shared machine the best stretch is the least disturbed."""
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+ROUNDS = 5  # trainwell epochs measured per table, each bracketed by plain-loop stretches
+
+
+@dataclasses.dataclass
+class Rounds:
+    """Per-row rates of one table, interleaved in this process: a plain stretch (and a matmul
+    rate) before and after each timed trainwell epoch, so slow drift in the machine's load hits
+    both sides of every ratio alike."""
+
+    trainwell: list[float] = dataclasses.field(default_factory=list)  # rows/s per member, one per epoch
+    plain: list[float] = dataclasses.field(default_factory=list)  # rows/s, one per stretch (ROUNDS + 1)
+    matmul: list[float] = dataclasses.field(default_factory=list)  # FLOP/s, measured beside each stretch
+
+    def ratios(self) -> list[float]:
+        """Each epoch's rate over the mean of the plain stretches just before and after it."""
+        return [t / ((a + b) / 2) for t, a, b in zip(self.trainwell, self.plain, self.plain[1:])]
+
+    def of_limit(self, flops_per_row: float) -> list[float]:
+        """Each epoch's rate over the matmul limit of the rates measured just before and after it."""
+        return [t * flops_per_row / ((a + b) / 2) for t, a, b in zip(self.trainwell, self.matmul, self.matmul[1:])]
+
+
+def plain_loop(model: nn.Module, data, batch: int, lr: float) -> Callable[[int], float]:
+    """A hand-written loop: random batches by index, torch.optim.AdamW (its defaults but lr), MSE;
+    no validation, no checkpoints. Returns run(steps) -> CPU seconds of that many steps."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
     x, y, n = data.x_train, data.y_train, len(data.x_train)
     model.train()
 
@@ -166,42 +188,56 @@ def plain_loop_rate(model: nn.Module, data, batch: int, steps: int, lr: float, r
             opt.step()
         return CLOCK() - start
 
-    run(5)
-    return steps * batch / min(run(steps) for _ in range(rounds))
+    run(5)  # warm-up: the optimizer's state and the allocator's first blocks
+    return run
 
 
-def trainwell_rate(data, sets: dict, rows: int, embedding: str) -> tuple[float, int, int, str]:
-    """(rows/s per member, members, batch, engine) of trainwell's stack on `rows` training rows, one
-    thread, with the whole table's default batch and numeric embedding (`embedding`)."""
+def trainwell_rounds(data, sets: dict, rows: int, embedding: str, plain: Callable[[int], float]) -> tuple:
+    """Trainwell's stack on `rows` training rows, one thread, the whole table's default batch and
+    numeric embedding (`embedding`), for ROUNDS + 1 epochs. An epoch is timed from one last.pt to
+    the next, so it counts what a user's epoch does: the training steps (batching, dropout masks,
+    the optimizer, the weight average), the validation pass on 2,000 rows and the checkpoint
+    write. After each epoch's checkpoint (the first is a warm-up) a plain stretch and a matmul rate
+    are measured outside the epoch's clock. Returns (Rounds, members, batch, engine)."""
     from trainwell.config import load_config
     from trainwell.runner import train
+    from trainwell.scaling import auto_batch_size
 
     sub = dataclasses.replace(data, x_train=data.x_train[:rows], y_train=data.y_train[:rows])
     sub.x_val, sub.y_val = data.x_val[:2000], data.y_val[:2000]
-    from trainwell.scaling import auto_batch_size
-
     overrides = {
         "train.batch_size": auto_batch_size(len(data.x_train)),  # the whole table's default batch
         **sets,
         "model.numeric_embedding": embedding,  # resolved from sets by the caller; the numeric twin's is none
         "train.val_every": 1.0,
-        "train.max_epochs": 4,
+        "train.max_epochs": ROUNDS + 1,
         "train.early_stopping": False,
         "train.restore_best": False,
         "train.threads": 1,
         "train.curves": False,
     }
     cfg = load_config(preset="tabular", overrides=overrides)
-    stamps: list[float] = []
+    batch, seen = cfg.train.batch_size, Rounds()
+    steps = max(30, 20_000 // batch)  # about 20,000 rows a stretch: a few seconds, as an epoch
+    resumed: list[float] = []  # when each epoch's clock started again after the plain stretch
 
     def emit(event: str, **payload: object) -> None:
-        if event == "checkpoint" and payload.get("step") == 0:
-            stamps.append(CLOCK())
+        if event != "checkpoint" or payload.get("step") != 0:
+            return
+        if resumed:
+            seen.trainwell.append(cfg.train.members * rows / (CLOCK() - resumed[-1]))
+        seen.plain.append(steps * batch / plain(steps))
+        seen.matmul.append(matmul_rate(repeats=5))
+        resumed.append(CLOCK())
 
     with tempfile.TemporaryDirectory() as tmp:
         result = train(cfg, out=f"{tmp}/run", quiet=True, emit=emit, data=sub)
-    per_epoch = min(b - a for a, b in zip(stamps, stamps[1:]))  # the fastest of 3 epochs: the least disturbed
-    return cfg.train.members * rows / per_epoch, cfg.train.members, cfg.train.batch_size, result.metrics["engine"]
+    return seen, cfg.train.members, batch, result.metrics["engine"]
+
+
+def spread(values: list[float], fmt: str) -> str:
+    """median [min-max] of a few values."""
+    return f"{format(float(np.median(values)), fmt)} [{format(min(values), fmt)}-{format(max(values), fmt)}]"
 
 
 def numeric_twin(data, width: int):
@@ -218,7 +254,7 @@ def rows_per_second(train: Path, sets: dict, rows: int) -> None:
     from trainwell.data import load_data
     from trainwell.data.preprocess import numeric_columns
     from trainwell.models import build_model
-    from trainwell.scaling import auto_numeric_embedding
+    from trainwell.scaling import auto_batch_size, auto_numeric_embedding
 
     torch.set_num_threads(1)
     cfg = load_config(preset="tabular", overrides={"data.name": "csv", "data.path": str(train), "data.target": TARGET})
@@ -242,17 +278,20 @@ def rows_per_second(train: Path, sets: dict, rows: int) -> None:
         ("the table (embeddings)", data, embedding),
         (f"a numeric table {width} wide", numeric_twin(data, width), "none"),  # the MLP behind the embeddings
     ):
-        ours, members, batch, engine = trainwell_rate(table, sets, rows, embeds)
         torch.manual_seed(0)
         embedded, numeric = table.spec.get("embedded"), numeric_columns(table.spec)
         net_cfg = dataclasses.replace(cfg.model, numeric_embedding=embeds)
         net = build_model(net_cfg, table.input_shape, table.n_outputs, "mlp", embedded, numeric)
-        plain = plain_loop_rate(net, table, batch, steps=max(30, 10_000 // batch), lr=1e-3)
-        limit = rate / (6 * linear_macs(net))
+        batch = int(sets.get("train.batch_size", auto_batch_size(len(data.x_train))))
+        seen, members, batch, engine = trainwell_rounds(table, sets, rows, embeds, plain_loop(net, table, batch, 1e-3))
+        flops = 6 * linear_macs(net)
         print(
-            f"  {label}, batch {batch}, {engine} path: trainwell {ours:,.0f} rows/s per member ({members} members); "
-            f"plain loop {plain:,.0f} -> {ours / plain:.2f}x (target >= 2x); "
-            f"matmul limit {limit:,.0f} ({linear_macs(net):,} multiply-adds/row) -> {ours / limit:.0%} (target >= 40%)",
+            f"  {label}, batch {batch}, {engine} path, {members} members, median [min-max] of {ROUNDS} rounds:\n"
+            f"    trainwell {spread(seen.trainwell, ',.0f')} rows/s per member; "
+            f"plain loop {spread(seen.plain, ',.0f')}; matmul {spread([r / 1e9 for r in seen.matmul], '.0f')} GFLOP/s\n"
+            f"    ratio {spread(seen.ratios(), '.2f')}x (target >= 2x); "
+            f"of the matmul limit ({linear_macs(net):,} multiply-adds/row) {spread(seen.of_limit(flops), '.0%')} "
+            "(target >= 40%)",
             flush=True,
         )
 
