@@ -85,3 +85,22 @@ def test_dropout_drops_at_its_byte_rounded_rate_and_keeps_the_expectation():
     assert float(masks[1][0].min()) == 1.0  # a member without dropout in that block keeps every unit
     kept = masks[0] * dropout.scale[0].unsqueeze(-1)
     assert torch.allclose(kept.mean(dim=(1, 2)), torch.ones(2), atol=0.01)
+
+
+def test_a_members_dropout_mask_is_the_same_alone_and_beside_members_with_other_rates():
+    """The masks of all members are made in one comparison against per-member thresholds: a
+    member's mask must not depend on how many members stand beside it or on their rates, and a
+    unit is kept exactly when its byte from the member's own generator reaches the threshold."""
+    rates = torch.tensor([[0.5, 0.1], [0.2, 0.0], [0.9, 0.3]])
+    together = Dropout(rates, [40, 24], torch.device("cpu"))
+    both = together.draw(50, [torch.Generator().manual_seed(s) for s in (3, 4, 5)], torch.device("cpu"))
+    for k in range(3):
+        alone = Dropout(rates[k : k + 1], [40, 24], torch.device("cpu"))
+        own = alone.draw(50, [torch.Generator().manual_seed(3 + k)], torch.device("cpu"))
+        for j in alone.blocks:
+            assert torch.equal(own[j][0], both[j][k])
+    words = torch.empty(-(-50 * 64 // 8), dtype=torch.int64).random_(
+        -(2**63), None, generator=torch.Generator().manual_seed(5)
+    )
+    first = words.view(torch.uint8)[: 50 * 40].view(50, 40)
+    assert torch.equal(both[0][2], (first >= drop_threshold(0.9)).float())

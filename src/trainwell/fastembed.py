@@ -79,8 +79,9 @@ def embed(front: Front, x: torch.Tensor, v: list[torch.Tensor], K: int) -> tuple
 
 def embed_backward(front: Front, g: torch.Tensor, lookups: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
     """The gradient of each table and numeric-embedding parameter, written into `grads` (the
-    gradient buffer's (K, *shape) views by slot), from g = d loss / d MLP input (K, B, features)."""
-    start = len(front.plain_index)
+    gradient buffer's (K, *shape) views by slot), from g = d loss / d embedded part of the MLP's input
+    (K, B, features after the plain columns): the plain columns' share is never formed."""
+    start = 0
     for j, slot in enumerate(front.tables):
         width = front.widths[j]
         part, into = g[..., start : start + width], grads[slot].zero_()

@@ -154,8 +154,10 @@ class MLPStack(ParamStack):
             matmul([part.t() for part in g], inp, out=grads[b.weight])
             if b.bias is not None:
                 _sum_rows(g, grads[b.bias])
-            if j > 0 or self.front is not None:  # the first layer's input gradient feeds the embedding
+            if j > 0:
                 g = matmul(g, v[b.weight])
+            elif self.front is not None:  # only the embedded columns' share of the input gradient is needed
+                g = matmul(g, v[b.weight][..., len(self.front.plain_index) :])
         if self.front is not None:
             embed_backward(self.front, g, lookups, grads)
 
