@@ -6,14 +6,19 @@ own validation rows from train):
     wall seconds to the end (early stop), the seconds until the first progress line after the
     start lines, test RMSE, peak memory (the child's max RSS), the stop reason and epochs;
 (2) LightGBM with early stopping: test RMSE and fit seconds, the same threads;
-(3) the per-row cost of the default net at the default batch, one thread: rows/s per member of
-    trainwell's stack (the fastest of 3 epochs, each timed from one last.pt to the next, so
-    validation and checkpoint writes count; CPU seconds of this one-thread process, which a
-    loaded machine inflates far less than wall seconds, with the load average printed beside)
-    against (a) a plain PyTorch loop with the same model, AdamW and batch (its fastest of 3
-    stretches) and
-    (b) the arithmetic limit: training FLOPs per row (6 × the multiply-adds of the linear layers:
-    2 forward, 4 backward) ÷ a measured one-thread float32 matmul rate.
+(3) the per-row cost of the default net at the default batch, one thread, CPU seconds of this
+    process (a loaded machine inflates them far less than wall seconds; the load average is
+    printed beside), for the table and for a numeric table as wide as the MLP's input, in
+    ROUNDS (5) interleaved rounds in one process: trainwell's stack trains 6 epochs on 40,000
+    rows; each epoch after the first is timed from one last.pt to the next, so it counts what a
+    user's epoch does (the steps with dropout, the optimizer and the weight average, the
+    validation pass on 2,000 rows, the checkpoint write); between epochs, off that clock, a plain
+    PyTorch loop (the same model, torch.optim.AdamW, MSE, the same batch; no validation, no
+    checkpoints) runs about 20,000 rows and a one-thread float32 matmul rate is measured. Each
+    round's ratio is the epoch's rows/s per member over the mean of the plain stretches before and
+    after it, and its share of the arithmetic limit (training FLOPs per row, 6 x the multiply-adds
+    of the linear layers: 2 forward, 4 backward, over the mean of the matmul rates before and
+    after it); printed as median [min-max] over the rounds.
 Targets (issue 20): RMSE within 5% of LightGBM's in <= 5 minutes, peak memory <= 2 GB, progress
 within 2 s of the start of training, rows/s >= 2x the plain loop and >= 40% of the limit.
 
