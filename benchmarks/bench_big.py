@@ -14,7 +14,7 @@ own validation rows from train):
     user's epoch does (the steps with dropout, the optimizer and the weight average, the
     validation pass on 2,000 rows, the checkpoint write); between epochs, off that clock, a plain
     PyTorch loop (the same model, torch.optim.AdamW, MSE, the same batch; no validation, no
-    checkpoints) runs about 20,000 rows and a one-thread float32 matmul rate is measured. Each
+    checkpoints) runs about 60,000 rows and a one-thread float32 matmul rate is measured. Each
     round's ratio is the epoch's rows/s per member over the mean of the plain stretches before and
     after it, and its share of the arithmetic limit (training FLOPs per row, 6 x the multiply-adds
     of the linear layers: 2 forward, 4 backward, over the mean of the matmul rates before and
@@ -223,7 +223,7 @@ def trainwell_rounds(data, sets: dict, rows: int, embedding: str, plain: Callabl
     }
     cfg = load_config(preset="tabular", overrides=overrides)
     batch, seen = cfg.train.batch_size, Rounds()
-    steps = max(30, 20_000 // batch)  # about 20,000 rows a stretch: a few seconds, as an epoch
+    steps = max(30, 60_000 // batch)  # about 60,000 rows a stretch: 1.5-3 s, near an epoch's 2-5 s
     resumed: list[float] = []  # when each epoch's clock started again after the plain stretch
 
     def emit(event: str, **payload: object) -> None:
