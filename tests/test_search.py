@@ -341,3 +341,19 @@ def test_numeric_embeddings_are_a_layout_dial_searched_by_default_and_auto_keeps
     assert values == ("auto", "periodic")  # auto is none on 400 rows: the other side is periodic
     same = space.apply(auto, {"numeric_embedding": "auto", "lr": 3e-3}, "c1")
     assert group_key(same) == group_key(auto)  # the default's own setting: the default's stack
+
+
+def test_a_finished_search_run_again_with_the_same_config_gives_the_same_ensemble(tmp_path):
+    # the second call finds every stack finished: it only chooses and saves again, loading each run with the
+    # config it trained with (the base's "auto" embedding resolved there, not the unresolved one given here)
+    raw = base_config().to_dict()
+    base = RunConfig.from_dict({**raw, "model": {**raw["model"], "numeric_embedding": "auto"}})
+    first = search(base, 4, out=tmp_path / "s", seed=2)
+    assert not first.interrupted
+    assert base.model.numeric_embedding == "auto"  # the caller's config is not resolved in place
+    metrics = (tmp_path / "s" / "ensemble" / "metrics.json").read_text()
+    histories = {d.name: history_without_time(d) for d in (tmp_path / "s" / "runs").iterdir()}
+    again = search(base, 4, out=tmp_path / "s", seed=2)
+    assert not again.interrupted
+    assert {d.name: history_without_time(d) for d in (tmp_path / "s" / "runs").iterdir()} == histories
+    assert json.loads((tmp_path / "s" / "ensemble" / "metrics.json").read_text()) == json.loads(metrics)

@@ -155,8 +155,10 @@ def test_a_stack_failing_on_the_cluster_stops_those_waiting_on_it_and_the_search
         return real(cfgs, *rest, **given)
 
     lines = []
-    with distributed.LocalCluster(  # in this process, so the patch reaches its workers
-        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
+    # in this process, so the patch reaches its worker; one worker thread, since stacks trained at once by threads of
+    # one process would share torch's global generator while building their models (seeding.py)
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"
     ) as cluster:
         monkeypatch.setattr(distribute, "run_stack", failing)
         stopped = search(

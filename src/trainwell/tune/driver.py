@@ -3,6 +3,7 @@ and the report, in OUT; a search interrupted at any point continues when run aga
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 from dataclasses import dataclass, field
@@ -100,7 +101,8 @@ def search(
         config = dict(config)
         trials = config.pop(SEARCH, None) if trials is None else trials
         config.pop(SEARCH, None)
-    base = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
+    # a copy: training resolves "auto" fields in place, and the caller's config must still fingerprint this search
+    base = copy.deepcopy(config) if isinstance(config, RunConfig) else RunConfig.from_dict(config)
     base.validate()
     if trials is None and seconds is None:
         raise ConfigError("say how large a search: a number of configurations (--search N), a --time budget, or both")
