@@ -200,3 +200,17 @@ def test_without_dask_a_cluster_search_says_how_to_install_it(tmp_path, monkeypa
 def test_cluster_without_a_search_is_refused(tmp_path, capsys):
     code = main(["train", config_file(tmp_path), "--out", str(tmp_path / "out"), "--cluster", "local"])
     assert code == 2 and "--search" in capsys.readouterr().err
+
+
+def test_scikit_learn_estimators_search_on_a_cluster_to_the_local_result(two_workers):
+    from sklearn.datasets import load_diabetes
+
+    from trainwell.sklearn import TrainwellRegressor
+
+    X, y = load_diabetes(return_X_y=True)
+    settings = dict(hidden=(16,), max_epochs=4, patience=2, search=3, random_state=0)
+    here = TrainwellRegressor(**settings).fit(X[:300], y[:300])
+    there = TrainwellRegressor(**settings, cluster=two_workers.scheduler_address).fit(X[:300], y[:300])
+    assert (there.predict(X[300:]) == here.predict(X[300:])).all()
+    with pytest.raises(ValueError, match="give search=N"):
+        TrainwellRegressor(cluster=two_workers.scheduler_address).fit(X[:300], y[:300])

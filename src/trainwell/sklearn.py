@@ -7,7 +7,8 @@ holding out `validation_fraction` of the rows for early stopping and best-weight
 `random_state` set, fitting twice gives the same network; the global random generators of
 Python, NumPy and torch are left as they were. `search=N` fits N configurations around the given
 parameters instead and keeps the best as an ensemble (trainwell.search; `search_summary_` holds
-its report's figures).
+its report's figures); with `cluster=` (a Dask scheduler address or "local") its stacks train on
+that cluster, to the same result.
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ class _TrainwellEstimator(BaseEstimator):
         out: str | None = None,
         verbose: bool = False,
         search: int | None = None,
+        cluster: str | None = None,
     ) -> None:
         self.hidden, self.norm, self.activation, self.dropout = hidden, norm, activation, dropout
         self.optimizer, self.lr, self.weight_decay, self.schedule = optimizer, lr, weight_decay, schedule
@@ -98,7 +100,7 @@ class _TrainwellEstimator(BaseEstimator):
         )
         self.validation_fraction, self.clip_norm, self.ema_decay = validation_fraction, clip_norm, ema_decay
         self.module, self.random_state, self.out, self.verbose = module, random_state, out, verbose
-        self.search = search
+        self.search, self.cluster = search, cluster
 
     def _config(self, n_train: int, seed: int) -> dict[str, Any]:
         return {
@@ -133,6 +135,8 @@ class _TrainwellEstimator(BaseEstimator):
         return build_mlp(cfg, (n_features,), n_outputs)
 
     def _train(self, X: np.ndarray, y: np.ndarray, n_outputs: int) -> None:
+        if self.cluster is not None and self.search is None:
+            raise ValueError("cluster= trains a search's stacks; give search=N with it")
         if len(X) < MIN_SAMPLES:
             raise ValueError(f"n_samples = {len(X)}: {type(self).__name__} needs at least {MIN_SAMPLES} samples")
         rng = check_random_state(self.random_state)
@@ -177,7 +181,7 @@ class _TrainwellEstimator(BaseEstimator):
         data = memory_bundle((x_tr, y_tr), (x_va, y_va), (x_va, y_va), cfg.data.task, None, cfg.data, seed)
         with tempfile.TemporaryDirectory(prefix="trainwell-sklearn-", dir=scratch_dir()) as tmp:
             out = Path(self.out) if self.out is not None else Path(tmp) / "search"
-            result = search(cfg, self.search, out=out, data=data)
+            result = search(cfg, self.search, out=out, data=data, cluster=self.cluster)
             if result.failed:  # as numpy and scikit-learn report a fit that cannot produce a model
                 raise RuntimeError(result.message)
             _, model, self.spec_ = load_run(result.ensemble_dir)
