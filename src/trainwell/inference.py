@@ -26,7 +26,7 @@ from .data.tabular import features_for_prediction, read_table, rows_seen_in_trai
 from .data.target_scale import TargetScale
 from .errors import CheckpointError, ConfigError, DataError, TrainwellError, shown_path
 from .models import build_model
-from .outputs import predict_outputs, score
+from .outputs import ensemble_scores, predict_outputs, score
 
 
 class Ensemble(nn.Module):
@@ -41,10 +41,8 @@ class Ensemble(nn.Module):
         return torch.stack([m(x) for m in self.members])
 
     def combine(self, outs: torch.Tensor) -> torch.Tensor:
-        """The ensemble's output from its members' (K, N, O) outputs."""
-        if self.task == "regression":
-            return outs.mean(0)
-        return torch.log(torch.softmax(outs.float(), dim=-1).mean(0).clamp(min=1e-12))
+        """The ensemble's output from its members' (K, N, O) outputs (outputs.ensemble_scores' rule)."""
+        return ensemble_scores(self.task, outs)[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.combine(self.member_outputs(x))

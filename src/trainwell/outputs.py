@@ -38,9 +38,10 @@ def model_scores(task: str, out: torch.Tensor) -> torch.Tensor:
     return out if task == "regression" else torch.log_softmax(out.float(), dim=-1)
 
 
-def ensemble_scores(task: str, outs: list[torch.Tensor]) -> torch.Tensor:
-    """(1, N, O) scores of the members' average: mean prediction, or log of the mean probability."""
-    stacked = torch.stack(outs)
+def ensemble_scores(task: str, outs: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
+    """(1, N, O) scores of the members' average: mean prediction, or log of the mean probability.
+    `outs`: the members' outputs, a list or already stacked (K, N, O)."""
+    stacked = outs if isinstance(outs, torch.Tensor) else torch.stack(outs)
     if task == "regression":
         return stacked.mean(0, keepdim=True)
     return torch.log(torch.softmax(stacked.float(), dim=-1).mean(0, keepdim=True).clamp(min=1e-12))
