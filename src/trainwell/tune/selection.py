@@ -9,6 +9,7 @@ default on digits, caravan and car: 1.27×, 1.04× and 1.01× its test error; tw
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -31,10 +32,7 @@ class Selection:
     trace: list[float]  # the ensemble's score after each addition
 
     def counts(self) -> dict[int, int]:
-        out: dict[int, int] = {}
-        for i in self.picks:
-            out[i] = out.get(i, 0) + 1
-        return out
+        return dict(Counter(self.picks))
 
 
 def ensemble_score(
@@ -69,14 +67,22 @@ def caruana(
     best single member, which on a few hundred rows is often chosen alone and then loses on the
     test rows (mlc_churn: one member, picked 25 times). `cal`: probability corrections applied
     before scoring (ensemble.prior_correction), so that the choice weighs the probabilities a user gets."""
+    score, added, singles, best = _singles(task, outs, y, metric, mode, std, cal)
+    chosen = _greedy(len(outs), score, mode, list(start) if start else [best], metric, added)
+    return Selection(chosen.picks, chosen.score, best, singles[best], metric, chosen.trace)
+
+
+def _singles(
+    task: str, outs: list[torch.Tensor], y: torch.Tensor, metric: str, mode: str, std: float, cal: dict[str, Any] | None
+) -> tuple[Callable[[dict[int, int]], float], Callable[[dict[int, int]], list[float]] | None, list[float], int]:
+    """(counts → score, the loss's all-members greedy step or None, each member's score alone, the best member)."""
     if not outs:
         raise ValueError("ensemble selection needs at least one member")
     score = scorer(task, outs, y, metric, std, cal)
     added = loss_if_added(task, outs, y, cal) if metric == "loss" else None
     singles = added({}) if added else [score({i: 1}) for i in range(len(outs))]
     best = min(range(len(outs)), key=lambda i: -singles[i] if mode == "max" else singles[i])
-    chosen = _greedy(len(outs), score, mode, list(start) if start else [best], metric, added)
-    return Selection(chosen.picks, chosen.score, best, singles[best], metric, chosen.trace)
+    return score, added, singles, best
 
 
 def scorer(
@@ -158,9 +164,7 @@ def _greedy(
     best-scoring prefix (the shortest among equals, `first` alone included) is kept.
     `added`: counts → every member's score when added once more (score called per member without)."""
     better = _better(mode)
-    counts: dict[int, int] = {}
-    for i in first:
-        counts[i] = counts.get(i, 0) + 1
+    counts = dict(Counter(first))
     picks, trace = list(first), [score(counts)]
     for _ in range(ROUNDS - 1):
         scored = added(counts) if added else [score({**counts, i: counts.get(i, 0) + 1}) for i in range(n)]
@@ -189,7 +193,7 @@ def bagged_caruana(
     pass's picks pooled and the pool rounded to as many picks as one pass may make (largest
     remainders), so the saved ensemble predicts no slower than one pass's. Scored on all rows;
     with `start`, never worse there than `start` alone (which is kept then)."""
-    whole = caruana(task, outs, y, metric, mode, std, start, cal)  # the single best member, and the start's score
+    score, _, singles, best = _singles(task, outs, y, metric, mode, std, cal)
     n, totals = len(y), dict.fromkeys(range(len(outs)), 0)
     generator = torch.Generator().manual_seed(0)
     for _ in range(BAGS):
@@ -197,10 +201,12 @@ def bagged_caruana(
         for i in caruana(task, [o[rows] for o in outs], y[rows], metric, mode, std, start, cal).picks:
             totals[i] += 1
     picks = _rounded(totals, len(start or [0]) + ROUNDS - 1)
-    value = scorer(task, outs, y, metric, std, cal)({i: picks.count(i) for i in set(picks)})
-    if start and _better(mode)(whole.trace[0], value):  # the start alone scores better on all rows
-        picks, value = list(start), whole.trace[0]
-    return Selection(picks, value, whole.single_best, whole.single_score, metric, [value])
+    value = score({i: picks.count(i) for i in set(picks)})
+    if start:
+        alone = score(dict(Counter(start)))
+        if _better(mode)(alone, value):  # the start alone scores better on all rows
+            picks, value = list(start), alone
+    return Selection(picks, value, best, singles[best], metric, [value])
 
 
 def _rounded(totals: dict[int, int], slots: int) -> list[int]:
