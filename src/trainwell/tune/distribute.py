@@ -133,15 +133,14 @@ class StackWork:
     against the earlier stacks, and posting this stack's values. Picklable; the rows come as inputs."""
 
     token: str
-    keep: str  # the default run's name, left out of the posted values (it trains before the stacks, alone)
     monitor: str
     mode: str
     rungs: list[int]
+    stale: int | None  # halving.halver's: epochs without improvement after which a member stops
     budget: float | None  # --time: a stack starts only while the earlier ones have spent less
     stack_of: dict[str, int]  # run name → its stack
     done: dict[int, dict[int, list[float]]] = field(default_factory=dict)  # per stack: its members done on disk
     done_seconds: dict[int, float] = field(default_factory=dict)
-    stale: int | None = None  # halving.halver's: epochs without improvement after which a member stops
 
     def __call__(self, job: Job, threads: int, data: DataBundle) -> Rows:
         from distributed import get_client
@@ -157,7 +156,7 @@ class StackWork:
 
         def at_epoch_end(trainer: Any, state: Any) -> None:
             # post before halving: a rung's values are the best up to it, whoever stops there
-            histories = [m.history for m in trainer.members if m.cfg.name != self.keep]
+            histories = [m.history for m in trainer.members]
             for rung, values in values_at_rungs(histories, self.rungs, self.monitor, self.mode).items():
                 if rung <= state.epoch and rung not in posted:
                     board.post(k, rung, values + self.done.get(k, {}).get(rung, []))
@@ -170,8 +169,8 @@ class StackWork:
             board.fail(k)
             raise
         if not interrupted(results):
-            mine = [d for r, d in zip(job.runs, job.dirs) if r.config.name != self.keep]
-            self._post_rest(board, k, values_at_rungs(read_histories(mine), self.rungs, self.monitor, self.mode))
+            mine = values_at_rungs(read_histories(job.dirs), self.rungs, self.monitor, self.mode)
+            self._post_rest(board, k, mine)
             seconds = sum(float(res.metrics.get("wall_seconds") or 0.0) for res in results)
             board.post_seconds(k, seconds + self.done_seconds.get(k, 0.0))
         return [_row(r, d, res) for r, d, res in zip(job.runs, job.dirs, results)]
@@ -246,12 +245,7 @@ def _jobs(name: str, stacks: list[Stack], work: StackWork, board: Board) -> list
     for k, (cfgs, dirs) in enumerate(stacks):
         states = [_state(c, d) for c, d in zip(cfgs, dirs)]
         done = [d for c, d, s in zip(cfgs, dirs, states) if s == "done"]
-        work.done[k] = values_at_rungs(
-            read_histories([d for c, d in zip(cfgs, dirs) if d in done and c.name != work.keep]),
-            work.rungs,
-            work.monitor,
-            work.mode,
-        )
+        work.done[k] = values_at_rungs(read_histories(done), work.rungs, work.monitor, work.mode)
         work.done_seconds[k] = sum(float(rundir.read_json(d / rundir.METRICS).get("wall_seconds") or 0) for d in done)
         todo = [i for i, s in enumerate(states) if s != "done"]
         if not todo:
@@ -269,7 +263,7 @@ def _jobs(name: str, stacks: list[Stack], work: StackWork, board: Board) -> list
 
 
 def new_work(
-    keep: str, monitor: str, mode: str, rungs: list[int], budget: float | None, stacks: list[Stack]
+    monitor: str, mode: str, rungs: list[int], stale: int | None, budget: float | None, stacks: list[Stack]
 ) -> StackWork:
     stack_of = {c.name: k for k, (cfgs, _) in enumerate(stacks) for c in cfgs}
-    return StackWork(uuid.uuid4().hex, keep, monitor, mode, list(rungs), budget, stack_of)
+    return StackWork(uuid.uuid4().hex, monitor, mode, list(rungs), stale, budget, stack_of)

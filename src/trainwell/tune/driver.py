@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import csv
 import io
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -179,8 +180,7 @@ def _train_on(executor: Any, out: Path, plan: Plan, stop_data: DataBundle, say: 
     """Every stack as a task of the cluster (distribute.py); False when interrupted or a stack failed there."""
     stacks = [stack_runs(out, plan, k) for k in range(len(plan.stacks))]
     monitor, budget = plan.base.train.monitor, plan.search.seconds
-    work = new_work(plan.base.name, monitor, resolve_mode(plan.base), plan.rungs, budget, stacks)
-    work.stale = plan.stale
+    work = new_work(monitor, resolve_mode(plan.base), plan.rungs, plan.stale, budget, stacks)
     complete, left_out = train_on_cluster(executor, plan.base.name, stacks, stop_data, work, say)
     if left_out:
         say(f"--time {budget:g} spent before {len(left_out)} of the stacks started: they are left out")
@@ -240,13 +240,18 @@ def _conclude(out: Path, plan: Plan, data: DataBundle, select_data: DataBundle, 
     chosen = bagged_caruana(data.task, sel_outs, y_sel, metric, mode, data.target_scale, start, prior)
     default_counts = dict.fromkeys(start, 1)
     default_select = ensemble_score(data.task, sel_outs, default_counts, y_sel, metric, data.target_scale, prior)
-    picks = [pool[j] for j in chosen.picks]
+    picks, best_single = [pool[j] for j in chosen.picks], pool[chosen.single_best]
     distinct = list(dict.fromkeys(picks))
-    cal = ensemble.calibrate(plan.base, data, ensemble.outputs(picks, data, data.x_val, loaded), picks)
-    test_outs = dict(zip(distinct, ensemble.outputs(distinct, data, data.x_test, loaded)))
+    if select_data is data:  # chosen on every validation row: the picks' outputs there are at hand
+        val_outs = [sel_outs[j] for j in chosen.picks]
+    else:
+        by_member = dict(zip(distinct, ensemble.outputs(distinct, data, data.x_val, loaded)))
+        val_outs = [by_member[c] for c in picks]
+    cal = ensemble.calibrate(plan.base, data, val_outs, picks)
+    on_test = list(dict.fromkeys([*distinct, best_single]))  # each member once, the best single one too
+    test_outs = dict(zip(on_test, ensemble.outputs(on_test, data, data.x_test, loaded)))
     scores = ensemble.test_scores(data.task, [test_outs[c] for c in picks], data, cal)
-    best_single = pool[chosen.single_best]
-    single = ensemble.test_scores(data.task, ensemble.outputs([best_single], data, data.x_test, loaded), data)
+    single = ensemble.test_scores(data.task, [test_outs[best_single]], data)
     extra = {
         "selected_on": view_names(plan.search.select_on)[1],
         "members_early_stopped_on": view_names(plan.search.select_on)[0],
@@ -331,11 +336,8 @@ def _write_report(out: Path, plan: Plan, data: DataBundle, selection: dict[str, 
 
 def _chosen_lines(plan: Plan, picks: list[ensemble.Candidate]) -> list[str]:
     """One line per distinct member, most weighted first: its dial values, or which default seed."""
-    counts: dict[ensemble.Candidate, int] = {}
-    for c in picks:
-        counts[c] = counts.get(c, 0) + 1
     lines = []
-    for c, n in sorted(counts.items(), key=lambda cn: -cn[1]):
+    for c, n in Counter(picks).most_common():
         if c.run_dir.name == DEFAULT_DIR:
             lines.append(f"{c.name} × {n}: the default, seed {c.cfg.train.seed + c.member}")
             continue
