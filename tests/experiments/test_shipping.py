@@ -71,3 +71,41 @@ def test_share_of_cores_divides_a_hosts_cores_among_its_task_slots(monkeypatch):
     assert share_of_cores("10.0.0.2", {"10.0.0.1": 4, "10.0.0.2": 16}) == 1
     assert share_of_cores("10.0.0.3", {}) == 16
     assert share_of_cores("10.0.0.1", {"10.0.0.1": 32}) == 1
+
+
+def write_last(folder, epoch, step):
+    from trainwell.checkpoint import LAST, save_checkpoint
+
+    fill(folder, ["config.yaml"])
+    save_checkpoint(LAST, {"loop": {"epoch": epoch, "step": step}}, folder / "last.pt", durable=False)
+
+
+def test_a_stacks_snapshot_is_shipped_only_when_every_run_stands_at_one_epoch(tmp_path):
+    import time
+
+    from trainwell.experiments import shipping
+
+    folders = [tmp_path / "a", tmp_path / "b"]
+    write_last(folders[0], 4, 40)
+    write_last(folders[1], 3, 30)  # looked at between the stack's two writes of epoch 4
+    assert shipping.position(snapshot(folders[0])) == (4, 40)
+    assert not shipping.consistent([snapshot(d) for d in folders])
+    assert not shipping.consistent([snapshot(folders[0]), None])
+    assert shipping.consistent([snapshot(folders[1])])
+
+    class Variable:
+        def __init__(self):
+            self.values = []
+
+        def set(self, value):
+            self.values.append(value)
+
+    variable = Variable()
+    with shipping.Shipper(folders, variable):
+        time.sleep(3 * shipping.SNAPSHOT_SECONDS)
+        assert variable.values == []  # the mixed snapshot is never sent
+        write_last(folders[1], 4, 40)
+        deadline = time.monotonic() + 10
+        while not variable.values and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert [[shipping.position(f) for f in files] for files in variable.values] == [[(4, 40), (4, 40)]]

@@ -11,6 +11,7 @@ are deleted by the client when the job ends.
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import tempfile
 import threading
@@ -67,9 +68,32 @@ def snapshot(folder: Path) -> Files | None:
     return None
 
 
+def position(files: Files) -> tuple[int, int] | None:
+    """(epoch, step) of a snapshot's last.pt, or None if it cannot be read."""
+    import torch
+
+    try:
+        loop = torch.load(io.BytesIO(files[rundir.LAST_PT]), map_location="cpu", weights_only=True)["loop"]
+        return int(loop["epoch"]), int(loop["step"])
+    except Exception:  # torn, foreign or missing: not a snapshot to ship
+        return None
+
+
+def consistent(files: list[Files | None]) -> bool:
+    """Every run's snapshot taken, and a stack's runs all at one epoch and step: a stack writes its
+    runs' last.pt one after another, so a look between two of those writes sees two epochs, and
+    runs resumed together must agree (member_state.py)."""
+    if any(f is None for f in files):
+        return False
+    if len(files) == 1:
+        return True
+    positions = {position(f) for f in files}  # type: ignore[arg-type]
+    return len(positions) == 1 and None not in positions
+
+
 class Shipper:
     """A thread that sends a snapshot of the job's resume files (one {name: bytes} per run
-    directory) each time a last.pt changes; a job without last.pt (a stack) ships nothing."""
+    directory) each time a last.pt changes, once every run's last.pt stands at the same epoch."""
 
     def __init__(self, folders: list[Path], variable: Any) -> None:
         self.folders, self.variable = folders, variable
@@ -92,7 +116,7 @@ class Shipper:
             except FileNotFoundError:
                 continue
             files = [snapshot(d) for d in self.folders] if stamp != sent else [None]
-            if all(f is not None for f in files):
+            if consistent(files):
                 try:
                     self.variable.set(files)
                 except Exception:  # the worker or scheduler is shutting down: nothing to ship to
