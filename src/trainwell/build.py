@@ -8,6 +8,7 @@ schedule, generators and early stopping. Nothing is written here.
 from __future__ import annotations
 
 import contextlib
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,6 +35,10 @@ from .seeding import make_generator, seed_everything, set_deterministic
 from .stack import ParamStack
 
 SMALL_MODEL_PARAMS = 1_000_000  # below this, one CPU thread beats several (thread sync costs more than the math)
+# Initial weights are drawn from torch's global generator (what nn.Module constructors use), which all
+# threads of a process share: two trainers built at once in threads (a Dask worker with several threads, a
+# LocalCluster without processes) took turns drawing from it and got other weights than alone.
+_GLOBAL_RNG = threading.Lock()
 SHUFFLE, AUGMENT, DROPOUT = 0, 1, 2  # generator streams of a member (seeding.make_generator)
 
 
@@ -121,20 +126,21 @@ def build_models(
 ) -> tuple[nn.Module, torch.Tensor]:
     """A member's network, seeded as a run with that seed alone would be; and torch's global
     generator state right after (the member's dropout stream on the module path)."""
-    seed_everything(seed)
-    net = (
-        model
-        if model is not None
-        else build_model(
-            cfg.model,
-            data.input_shape,
-            data.n_outputs,
-            data.default_model,
-            data.spec.get("embedded"),
-            numeric_columns(data.spec),
+    with _GLOBAL_RNG:  # seeding, drawing the weights and reading the state back must not interleave
+        seed_everything(seed)
+        net = (
+            model
+            if model is not None
+            else build_model(
+                cfg.model,
+                data.input_shape,
+                data.n_outputs,
+                data.default_model,
+                data.spec.get("embedded"),
+                numeric_columns(data.spec),
+            )
         )
-    )
-    return net, torch.get_rng_state()
+        return net, torch.get_rng_state()
 
 
 def build_trainer(
