@@ -346,14 +346,23 @@ def test_numeric_embeddings_are_a_layout_dial_searched_by_default_and_auto_keeps
 def test_a_finished_search_run_again_with_the_same_config_gives_the_same_ensemble(tmp_path):
     # the second call finds every stack finished: it only chooses and saves again, loading each run with the
     # config it trained with (the base's "auto" embedding resolved there, not the unresolved one given here)
+    # and the runs are not trained again: their plan, with "auto" batch and embedding, matches the resolved values
+    # their config.yaml holds
     raw = base_config().to_dict()
-    base = RunConfig.from_dict({**raw, "model": {**raw["model"], "numeric_embedding": "auto"}})
+    base = RunConfig.from_dict(
+        {**raw, "model": {**raw["model"], "numeric_embedding": "auto"}, "train": {**raw["train"], "batch_size": "auto"}}
+    )
     first = search(base, 4, out=tmp_path / "s", seed=2)
     assert not first.interrupted
     assert base.model.numeric_embedding == "auto"  # the caller's config is not resolved in place
     metrics = (tmp_path / "s" / "ensemble" / "metrics.json").read_text()
     histories = {d.name: history_without_time(d) for d in (tmp_path / "s" / "runs").iterdir()}
+    written = {p: p.stat().st_mtime_ns for p in (tmp_path / "s").glob("*/*/metrics.json")}
+    written[tmp_path / "s" / "default" / "metrics.json"] = (
+        (tmp_path / "s" / "default" / "metrics.json").stat().st_mtime_ns
+    )
     again = search(base, 4, out=tmp_path / "s", seed=2)
     assert not again.interrupted
+    assert {p: p.stat().st_mtime_ns for p in written} == written
     assert {d.name: history_without_time(d) for d in (tmp_path / "s" / "runs").iterdir()} == histories
     assert json.loads((tmp_path / "s" / "ensemble" / "metrics.json").read_text()) == json.loads(metrics)

@@ -28,7 +28,9 @@ TIMING = ("wall_seconds", "seconds")
 
 
 def raw_config():
-    return tiny_config(train={"max_epochs": 8, "patience": 3})
+    # numeric_embedding "auto" (none on this table): the client must match it to the resolved value the workers'
+    # runs write, or every finished stack looks unfinished and the search ends as interrupted
+    return tiny_config(train={"max_epochs": 8, "patience": 3}, model={"numeric_embedding": "auto"})
 
 
 def config_file(tmp_path):

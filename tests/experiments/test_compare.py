@@ -272,3 +272,20 @@ def test_lr_auto_in_a_variant_of_an_ensemble(tmp_path, tiny):
     assert [r["status"] for r in result.rows] == ["ok", "ok"], [r["error"] for r in result.rows]
     lr = yaml.safe_load((tmp_path / "out" / "runs" / "auto" / "seed-0" / "config.yaml").read_text())["optim"]["lr"]
     assert isinstance(lr, float) and (tmp_path / "out" / "runs" / "auto" / "seed-0" / "lr_find.csv").exists()
+
+
+def test_a_finished_compare_of_auto_configs_run_again_keeps_every_run(tmp_path, tiny):
+    # "auto" batch, step budget and numeric embedding are resolved when a run is built, and config.yaml holds the
+    # resolved values: the plan matches them, so a finished compare of the tabular preset's fields trains nothing again
+    raw = tiny(variants={"adam": {}, "lower": {"optim.lr": 1e-3}}, seeds=1)
+    raw["base"]["train"].update(batch_size="auto", max_steps="auto", val_every="auto")
+    raw["base"]["model"]["numeric_embedding"] = "auto"
+    exp = parse_experiment(raw)
+    out = tmp_path / "out"
+    compare(exp, out, workers=0, quiet=True, baselines=False)
+    written = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/*/metrics.json")}
+    assert len(written) == 2
+    lines = []
+    result = compare(exp, out, workers=0, say=lines.append, baselines=False)
+    assert result.complete and {p: p.stat().st_mtime_ns for p in written} == written
+    assert any("2 finished runs kept from an earlier compare; 0 to run" in line for line in lines)

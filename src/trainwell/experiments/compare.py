@@ -8,7 +8,7 @@ adds OUT/report.html over all of them (what `trainwell demo` does).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -115,7 +115,12 @@ def _checked_run(
     try:
         for e, r in zip(experiments, rankings):
             say(f"{e.name}: {data_line(r)}")
-        return _run_and_report(executor, experiments, folders, plans, dirs, stack, baselines, say, rankings)
+        rows_of = {key: fact["split"][0] for key, fact in facts.items()}
+
+        def train_rows(run: Run) -> int | None:  # what "auto" fields were resolved with (runner.disk_state)
+            return rows_of.get(repr(run.config.data))
+
+        return _run_and_report(executor, experiments, folders, plans, dirs, stack, baselines, say, rankings, train_rows)
     finally:
         executor.close()
 
@@ -130,12 +135,13 @@ def _run_and_report(
     baselines: bool,
     say: Say,
     rankings: list[dict[str, Any]],
+    train_rows: Callable[[Run], int | None],
 ) -> list[ExperimentResult]:
     import time
 
     all_runs = [r for p in plans for r in p]
     all_dirs = [d for ds in dirs for d in ds]
-    jobs, kept = plan_jobs(all_runs, all_dirs, stack, max(1, executor.workers), say)
+    jobs, kept = plan_jobs(all_runs, all_dirs, stack, max(1, executor.workers), say, train_rows)
     say(f"{len(all_runs)} runs ({len(jobs)} jobs) on {executor.describe()}")
 
     started = time.perf_counter()

@@ -16,6 +16,7 @@ resumes stacks too.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -65,8 +66,23 @@ class Job:
 # ---- what is already on disk ----------------------------------------------------------------
 
 
-def disk_state(run: Run, run_dir: Path) -> str:
-    """ "done", "resume" or "fresh" for a planned run, from what its directory holds."""
+def as_recorded(cfg: Any, train_rows: int | None) -> Any:
+    """The config as its run records it in config.yaml when trained on `train_rows` rows: "auto"
+    (batch, step budget, cadence, numeric embedding, and the learning rate scaled with the batch)
+    resolved by scaling.scale_configs, on a copy. None: the config as it is."""
+    if train_rows is None:
+        return cfg
+    from ..scaling import scale_configs
+
+    recorded = copy.deepcopy(cfg)
+    scale_configs([recorded], train_rows)
+    return recorded
+
+
+def disk_state(run: Run, run_dir: Path, train_rows: int | None = None) -> str:
+    """ "done", "resume" or "fresh" for a planned run, from what its directory holds. `train_rows`:
+    the training rows of the run's data, so a plan with "auto" fields matches the resolved values its
+    finished run wrote (without them every run of the tabular preset looked changed and trained again)."""
     cfg_path = run_dir / rundir.CONFIG
     if not cfg_path.exists():
         return "fresh"
@@ -74,7 +90,8 @@ def disk_state(run: Run, run_dir: Path) -> str:
         on_disk = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         return "fresh"
-    if not isinstance(on_disk, dict) or not same_run(on_disk, run.config.to_dict(), PRESENTATION_FIELDS):
+    planned = as_recorded(run.config, train_rows).to_dict()
+    if not isinstance(on_disk, dict) or not same_run(on_disk, planned, PRESENTATION_FIELDS):
         return "fresh"  # the plan changed for this run: its old results no longer apply
     if (run_dir / rundir.METRICS).exists():
         return "done"
@@ -156,7 +173,12 @@ def execute(job: Job, threads: int, checkpoint_seconds: float = 0.0) -> list[dic
 
 
 def plan_jobs(
-    runs: list[Run], dirs: list[Path], stack: bool, workers: int, say: Say
+    runs: list[Run],
+    dirs: list[Path],
+    stack: bool,
+    workers: int,
+    say: Say,
+    train_rows: Callable[[Run], int | None] = lambda _run: None,
 ) -> tuple[list[Job], list[dict[str, Any]]]:
     """Jobs for the runs still to do, and the rows of runs already finished on disk.
 
@@ -166,7 +188,7 @@ def plan_jobs(
     groups: dict[tuple, list[tuple[Run, Path]]] = {}
     singles: list[Job] = []
     for run, run_dir in zip(runs, dirs):
-        state = disk_state(run, run_dir)
+        state = disk_state(run, run_dir, train_rows(run))
         if state == "done":
             done.append(record_from_disk(run, run_dir))
             continue
