@@ -31,6 +31,7 @@ from .. import rundir, stop_reasons
 from ..errors import TrainwellError
 from ..planning import estimate_cost, fast_path_reason, group_key, split_stacks
 from ..same_run import PRESENTATION_FIELDS, same_run
+from ..scaling import scale_configs
 from .spec import Run
 
 OK, FAILED, INTERRUPTED = "ok", "failed", "interrupted"
@@ -72,8 +73,6 @@ def as_recorded(cfg: Any, train_rows: int | None) -> Any:
     resolved by scaling.scale_configs, on a copy. None: the config as it is."""
     if train_rows is None:
         return cfg
-    from ..scaling import scale_configs
-
     recorded = copy.deepcopy(cfg)
     scale_configs([recorded], train_rows)
     return recorded
