@@ -88,6 +88,30 @@ def test_a_member_with_tables_and_embedded_numbers_has_the_same_bits_alone_and_i
         torch.set_num_threads(before)
 
 
+def test_clearing_only_the_rows_written_last_step_gives_the_gradients_of_clearing_whole_tables():
+    """The tables' gradient rows of the step before are cleared, not the whole tables: the same
+    bits step after step, also after the stack shrinks (its rows move) and under torchrun's flag."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(hidden=[8], norm="batch", dropout=0.0)
+    embedded = [{"index": 1, "rows": 6, "width": 3}, {"index": 3, "rows": 4, "width": 2}]
+    models = [build_mlp(cfg, (5,), 1, embedded) for _ in range(3)]
+    rows_only, whole = build_stack(copy.deepcopy(models), False, True), build_stack(copy.deepcopy(models), False, True)
+    whole.shared_gradient = True  # another process's rows may be anywhere: whole tables are cleared
+    g = torch.Generator().manual_seed(3)
+    for step in range(4):
+        if step == 2:  # a smaller stack: its rows moved
+            rows_only, whole = rows_only.subset([0, 2]), whole.subset([0, 2])
+        K = rows_only.K
+        x, y = embedded_inputs(K, 12, g), torch.randn(K, 12, 1, generator=g)
+        loss = MemberLoss("regression", torch.zeros(K, 1), None)
+        for stack in (rows_only, whole):
+            stack.train_step(x, y, loss, [torch.Generator() for _ in range(K)])
+        assert torch.equal(rows_only.grad, whole.grad)
+        with torch.no_grad():
+            for stack in (rows_only, whole):
+                stack.flat -= 0.1 * stack.grad
+
+
 def test_table_with_a_many_level_text_column_trains_on_the_vectorised_path(tmp_path):
     rng = np.random.default_rng(0)
     shop = rng.choice([f"shop{i}" for i in range(40)], 600)

@@ -31,6 +31,7 @@ class Front:
     widths: list[int]
     code_index: torch.Tensor  # input columns holding codes
     plain_index: torch.Tensor  # the other input columns, passed through
+    plain_runs: list[tuple[int, int]]  # plain_index as (first column, count) runs: narrow views, not a gather
     numeric: PeriodicEmbedding | None  # the numeric columns' embedding (its layout; the weights are in the slots)
     numeric_slots: list[int]  # slot index of each of its NUMERIC_PARAMS
 
@@ -49,9 +50,21 @@ def parse_front(front: InputEmbedding, where: dict[str, int]) -> Front:
         widths=[t.embedding_dim for t in front.tables],
         code_index=front.code_index.clone(),
         plain_index=front.plain_index.clone(),
+        plain_runs=_runs(front.plain_index.tolist()),
         numeric=front.numeric,
         numeric_slots=[where[f"0.numeric.{name}"] for name in NUMERIC_PARAMS] if front.numeric is not None else [],
     )
+
+
+def _runs(columns: list[int]) -> list[tuple[int, int]]:
+    """Increasing column indices as (first, count) runs of consecutive columns."""
+    runs: list[tuple[int, int]] = []
+    for c in columns:
+        if runs and runs[-1][0] + runs[-1][1] == c:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((c, 1))
+    return runs
 
 
 def embed(front: Front, x: torch.Tensor, v: list[torch.Tensor], K: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -60,15 +73,17 @@ def embed(front: Front, x: torch.Tensor, v: list[torch.Tensor], K: int) -> tuple
     tensors."""
     device = x.device
     codes = x.index_select(-1, front.code_index.to(device)).round().long()
-    plain = x.index_select(-1, front.plain_index.to(device))
+    # the plain columns as views, copied once by the cat below: a gather along the last dimension is a pass of its
+    # own (with the in-place lookups and the rows-only clearing: 9.3 -> 8.0 ms per step for the embedding's forward
+    # and backward, flights-shaped table, 5 members x 512 rows, one thread)
+    plain = [x.narrow(-1, first, count) for first, count in front.plain_runs]
     if x.dim() == 2:  # the same rows for every member (evaluation)
-        codes, plain = codes.unsqueeze(0).expand(K, -1, -1), plain.unsqueeze(0).expand(K, -1, -1)
-    parts, lookups = [plain], []
-    member = torch.arange(K, device=device).unsqueeze(1)  # (K, 1): each code's member
+        codes, plain = codes.unsqueeze(0).expand(K, -1, -1), [p.unsqueeze(0).expand(K, -1, -1) for p in plain]
+    parts, lookups = plain, []
     for j, slot in enumerate(front.tables):
         c = codes[..., j]
         c = torch.where((c >= 0) & (c < front.rows[j]), c, torch.zeros_like(c))  # out of range: unknown, as the module
-        parts.append(v[slot][member, c])  # (K, B, width) from the (K, rows, width) view, in place
+        parts.append(_lookup(v[slot], c))
         lookups.append(c)
     if front.numeric is not None:
         out, saved = periodic_forward(front.numeric, x, tuple(v[slot] for slot in front.numeric_slots), K)
@@ -77,16 +92,39 @@ def embed(front: Front, x: torch.Tensor, v: list[torch.Tensor], K: int) -> tuple
     return torch.cat(parts, dim=-1), lookups
 
 
-def embed_backward(front: Front, g: torch.Tensor, lookups: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
+def _lookup(table: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """table[k][codes[k]] for each member: (K, B, width) from the (K, rows, width) view of the flat
+    buffer, read in place. One index_select per member takes a quarter of advanced indexing's
+    table[member, codes] (5 x 512 rows of a 4,001 x 64 table: 0.11 against 0.39 ms), the same values."""
+    out = table.new_empty(codes.shape[0], codes.shape[1], table.shape[-1])
+    for rows, own, into in zip(table.unbind(0), codes.unbind(0), out.unbind(0)):
+        torch.index_select(rows, 0, own, out=into)
+    return out
+
+
+def embed_backward(
+    front: Front,
+    g: torch.Tensor,
+    lookups: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    written: list[torch.Tensor] | None = None,
+) -> None:
     """The gradient of each table and numeric-embedding parameter, written into `grads` (the
     gradient buffer's (K, *shape) views by slot), from g = d loss / d embedded part of the MLP's input
-    (K, B, features after the plain columns): the plain columns' share is never formed."""
+    (K, B, features after the plain columns): the plain columns' share is never formed.
+    `written`: each table's codes (K, B) of the step before when only those rows of the tables'
+    gradients can be nonzero (only they are cleared: a 4,001-row table's gradient is 5 MB for
+    5 members, a pass per step); None clears the whole tables."""
     start = 0
     for j, slot in enumerate(front.tables):
         width = front.widths[j]
-        part, into = g[..., start : start + width], grads[slot].zero_()
+        part, into = g[..., start : start + width].contiguous(), grads[slot]
+        if written is None:
+            into.zero_()
         for k in range(g.shape[0]):  # a contiguous source adds 5x faster (0.03 against 0.13 ms at 512 x 64)
-            into[k].index_add_(0, lookups[j][k], part[k].contiguous())
+            if written is not None:
+                into[k].index_fill_(0, written[j][k], 0.0)
+            into[k].index_add_(0, lookups[j][k], part[k])
         start += width
     if front.numeric is not None:
         found = periodic_backward(front.numeric, g[..., start:], lookups[len(front.tables) :])

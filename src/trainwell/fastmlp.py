@@ -92,6 +92,7 @@ class MLPStack(ParamStack):
         self.avg_running = [(rm.clone(), rv.clone()) for rm, rv in self.running] if average else None
         rates = torch.tensor([dropout_rates(m, self.blocks) for m in models], dtype=torch.float32)  # (K, blocks)
         self.dropout = Dropout(rates, [b.width for b in self.blocks], self.flat.device)
+        self._written: list[torch.Tensor] | None = None  # the tables' codes of the last backward (fastembed)
 
     def _stats(self, layers: list[list[nn.Module]], b: Block) -> tuple[torch.Tensor, torch.Tensor]:
         rm = torch.stack([ls[b.norm_index].running_mean for ls in layers]).contiguous()
@@ -159,7 +160,8 @@ class MLPStack(ParamStack):
             elif self.front is not None:  # only the embedded columns' share of the input gradient is needed
                 g = matmul(g, v[b.weight][..., len(self.front.plain_index) :])
         if self.front is not None:
-            embed_backward(self.front, g, lookups, grads)
+            embed_backward(self.front, g, lookups, grads, self._written)
+            self._written = None if self.shared_gradient else lookups[: len(self.front.tables)]
 
     # -- evaluation ------------------------------------------------------------------------------
 
@@ -169,13 +171,23 @@ class MLPStack(ParamStack):
         return self.flat, self.running
 
     def _eval_forward(self, x: torch.Tensor, average: bool, calibrate: float | None = None) -> torch.Tensor:
+        """The (K, N, outputs) outputs in eval mode; with `calibrate`, BatchNorm in training mode folding
+        this chunk's statistics in with that factor, and nothing computed after the last BatchNorm."""
         flat, running = self._set(average)
         v = self._views(flat)
         h, norms = (embed(self.front, x, v, self.K)[0] if self.front is not None else x), iter(running)
-        for b in self.blocks:
+        # re-estimating BatchNorm reads nothing after the last BatchNorm: its activation and the head are skipped
+        last = (
+            max((j for j, b in enumerate(self.blocks) if b.norm is not None), default=-1)
+            if calibrate is not None
+            else None
+        )
+        for j, b in enumerate(self.blocks):
             z = matmul(h, v[b.weight].transpose(1, 2), v[b.bias] if b.bias is not None else None)
             if b.norm is not None:
                 z = _eval_norm(b, z, v, next(norms), calibrate)
+            if j == last:
+                return z
             h = z.clamp_min_(0.0) if b.act is nn.ReLU else ACT_FORWARD[b.act](z)
         return matmul(h, v[self.head[0]].transpose(1, 2), v[self.head[1]])
 
@@ -233,6 +245,7 @@ class MLPStack(ParamStack):
             [(pick(rm), pick(rv)) for rm, rv in self.avg_running] if self.avg_running is not None else None
         )
         new.dropout = self.dropout.subset(idx)
+        new._written = None  # the gradient rows moved: the next backward clears whole tables
         return new
 
     def rng_state(self, k: int) -> torch.Tensor | None:

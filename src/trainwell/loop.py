@@ -134,6 +134,7 @@ class Trainer:
 
 def fit(t: Trainer, s: LoopState) -> LoopState:
     data, B = t.data, t.batch_size
+    t.stack.shared_gradient = t.parallel is not None  # the all_reduce writes rows this process did not
     while any(m.training for m in t.members) and not s.interrupted:
         started = time.perf_counter()
         rows = t.rows()

@@ -87,7 +87,7 @@ def periodic_forward(
     e = torch.baddbmm(bias.reshape(K * n, w, 1), weight.reshape(K * n, m, w).transpose(1, 2), c)  # (K·n, w, B)
     if emb.relu:
         e = torch.relu(e)
-    out = e.reshape(K, n * w, B).transpose(1, 2).contiguous()  # (K, B, n·width)
+    out = e.reshape(K, n * w, B).transpose(1, 2)  # (K, B, n·width), a view: the caller's cat copies it once
     return out, [z, u, cos_sin, e, weight]
 
 

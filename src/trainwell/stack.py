@@ -97,6 +97,8 @@ class ParamStack(ABC):
     template: nn.Module  # one member's architecture, for state dicts and test-time models
     engine: str  # "module" or "vectorised": reported in metrics.json
     has_batchnorm: bool  # whether evaluation re-estimates BatchNorm statistics first
+    # set under torchrun: another process's gradient is added into grad, so no row of it is known to be zero
+    shared_gradient: bool = False
 
     def _init_flat(self, models: list[nn.Module], average: bool) -> None:
         self.template = copy.deepcopy(models[0]).cpu()
