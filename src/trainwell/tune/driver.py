@@ -39,7 +39,7 @@ from .plan import (
     default_out,
     make_plan,
 )
-from .selection import bagged_caruana, ensemble_score
+from .selection import bagged_caruana, scorer
 
 Say = Callable[[str], None]
 MATTERS = 0.01  # a dial "mattered" when its spread of best validation values exceeds 1% of the best value
@@ -236,10 +236,11 @@ def _conclude(out: Path, plan: Plan, data: DataBundle, select_data: DataBundle, 
     start = list(range(len(pool) - len(default_seeds), len(pool)))
     loaded: ensemble.Loaded = {}
     sel_outs, y_sel = ensemble.outputs(pool, select_data, select_data.x_val, loaded), select_data.y_val
-    prior = ensemble.prior_correction(plan.base, data)
-    chosen = bagged_caruana(data.task, sel_outs, y_sel, metric, mode, data.target_scale, start, prior)
-    default_counts = dict.fromkeys(start, 1)
-    default_select = ensemble_score(data.task, sel_outs, default_counts, y_sel, metric, data.target_scale, prior)
+    prior, temps = ensemble.prior_correction(plan.base, data), ensemble.choice_temperatures(data.task, pool)
+    chosen = bagged_caruana(data.task, sel_outs, y_sel, metric, mode, data.target_scale, start, prior, temps)
+    default_select = scorer(data.task, sel_outs, y_sel, metric, data.target_scale, prior, temps)(
+        dict.fromkeys(start, 1)
+    )
     picks, best_single = [pool[j] for j in chosen.picks], pool[chosen.single_best]
     distinct = list(dict.fromkeys(picks))
     if select_data is data:  # chosen on every validation row: the picks' outputs there are at hand
@@ -257,6 +258,7 @@ def _conclude(out: Path, plan: Plan, data: DataBundle, select_data: DataBundle, 
         "members_early_stopped_on": view_names(plan.search.select_on)[0],
         "selection_value": chosen.score,
         "default_selection_value": default_select,
+        "selection_held_out_gain": chosen.held_out_gain,
         "monitor": monitor,
         "picks": [c.name for c in picks],
     }
@@ -323,6 +325,7 @@ def _write_report(out: Path, plan: Plan, data: DataBundle, selection: dict[str, 
             ensemble_select=sel.score,
             single_test=selection["single"].get(f"test_{main}"),
             single_select=sel.single_score,
+            held_out_gain=sel.held_out_gain,
         )
         summary["default_select"] = selection["default_select"]
         chosen_lines = _chosen_lines(plan, picks)

@@ -21,7 +21,7 @@ from ..data import DataBundle
 from ..inference import load_run
 from ..outputs import ensemble_scores, predict_outputs, test_metrics
 from ..stop_reasons import NOT_FINITE
-from .selection import Selection
+from .selection import Selection, temperature_grid
 
 EVAL_BATCH = 4096  # rows per forward pass when scoring (evaluation only: any size gives the same numbers)
 
@@ -85,6 +85,15 @@ def prior_correction(base: RunConfig, data: DataBundle) -> dict[str, Any] | None
     ensemble is chosen on, since the saved ensemble's probabilities are corrected so; None without weights."""
     weights = class_weight(base, data)
     return None if weights is None else calibration.prior_only(weights)
+
+
+def choice_temperatures(task: str, pool: list[Candidate]) -> tuple[float, ...] | None:
+    """The temperatures a classification ensemble is scored at while chosen (selection.temperature_grid):
+    below 1 when a member of the pool was taught with label smoothing (calibrate allows them when a pick
+    was); None for regression."""
+    if task != "classification":
+        return None
+    return temperature_grid(any(c.cfg.train.label_smoothing > 0 for c in pool))
 
 
 def calibrate(

@@ -104,7 +104,9 @@ def blocks(summary: dict[str, Any], effects: list[DialEffect], chosen: list[str]
                 f"members early-stopped on {summary['stop_half']}; the ensemble was chosen on {summary['select_half']} "
                 f"(Caruana's greedy selection with replacement, {metric}, bagged over {BAGS} random halves of those "
                 "rows, from every finished configuration and the default's seeds, starting from the default's "
-                "ensemble: never worse than it on all of them)",
+                "ensemble: never worse than it on all of them; a classification's log loss is scored at the best "
+                "temperature, as the saved ensemble's is fitted)",
+                _held_out_line(summary),
                 f"training time: {summary['search_seconds'] + summary['default_seconds']:.1f} s in all, of which "
                 f"the default run (trained first, alone) {summary['default_seconds']:.1f} s "
                 f"(cost ratio {summary['cost_ratio']:.2f})",
@@ -167,6 +169,18 @@ def render_html(title: str, parts: list[Block]) -> str:
         else:
             out.append(html_table(body))
     return html_page(title, ["<section>" + "".join(out) + "</section>"])
+
+
+def _held_out_line(summary: dict[str, Any]) -> str:
+    """Whether the additions to the default's ensemble held up on the rows each bag left out."""
+    gain = summary.get("held_out_gain")
+    if gain is None:
+        return "the additions were not checked on held-out rows (not chosen yet)"
+    verdict = "kept" if gain > 0 else "dropped: the default's ensemble is kept"
+    return (
+        f"on the half of the rows each bag left out, the additions bettered the default's {summary['monitor']} by "
+        f"{gain:+.4g} on average (below 0: worsened), so they were {verdict}"
+    )
 
 
 def _small_selection_note(summary: dict[str, Any]) -> list[str]:
