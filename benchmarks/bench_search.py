@@ -2,7 +2,7 @@
 
 For each table the search trains the default run (the `tabular` preset, what `trainwell train
 --data FILE --target COL` runs) and N configurations around it, then keeps an ensemble chosen on
-the selection half of validation. Printed per table: the default's and the ensemble's test
+the validation rows (selection.py). Printed per table: the default's and the ensemble's test
 metric (MAE for regression, accuracy for classification), the best single configuration's, the
 training-time ratio of the search to the default run (summed member seconds, from the search's
 report), and the wall and CPU seconds of `trainwell.search` (which trains the default run too)

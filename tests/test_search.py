@@ -136,6 +136,9 @@ def test_ensemble_is_chosen_on_the_selection_half_and_loads_like_a_run(tmp_path,
     _, model, spec = load_run(result.ensemble_dir)
     assert spec["members"] == len(metrics["picks"])
     assert "Which settings mattered" in result.report.read_text()
+    # whether the additions held up on the rows each bag left out is recorded and said
+    assert metrics["selection_held_out_gain"] == result.summary["held_out_gain"]
+    assert "each bag left out" in result.report.read_text()
     assert "<h2>Which settings mattered</h2>" in (result.out / "report.html").read_text()
 
 
