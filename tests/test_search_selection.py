@@ -76,3 +76,19 @@ def test_additions_that_hold_up_on_held_out_rows_are_kept():
     assert kept.held_out_gain > 0 and 1 in kept.picks
     noise = [torch.zeros(80, 1)] + [torch.randn(80, 1, generator=g) * 0.5 for _ in range(8)]
     assert bagged_caruana("regression", noise, regression_y, "loss", "min", start=[0]).picks == [0]
+
+
+def test_the_greedy_step_at_the_temperatures_around_the_best_nearly_matches_scoring_at_all_of_them():
+    from trainwell.tune.selection import loss_if_added, loss_scorer
+
+    g = torch.Generator().manual_seed(4)
+    outs = [torch.randn(120, 4, generator=g) * 3 for _ in range(8)]
+    y = torch.randint(0, 4, (120,), generator=g)
+    cal, temps = {"temperature": 1.0, "prior_shift": [0.1, 0.0, -0.3, 0.2]}, temperature_grid(True)
+    counts = {0: 2, 3: 2, 5: 1}
+    step = loss_if_added("classification", outs, y, cal, temps)(counts)
+    whole = loss_scorer("classification", outs, y, cal, temps)
+    exact = [whole({**counts, i: counts.get(i, 0) + 1}) for i in range(8)]
+    # fewer temperatures never score better, and the addition chosen is the same
+    assert all(a >= b - 1e-6 for a, b in zip(step, exact)) and step == pytest.approx(exact, rel=5e-3)
+    assert min(range(8), key=step.__getitem__) == min(range(8), key=exact.__getitem__)

@@ -158,19 +158,36 @@ def log_losses(
 ) -> torch.Tensor:
     """(M, N, C) mean probabilities of M ensembles → their (M,) log losses with `cal`'s corrections;
     with `temperatures`, `cal`'s prior shift then each ensemble's best temperature among them."""
-    logp = torch.log(means.clamp(min=1e-12))
-    labels = y.long().view(1, -1, 1)
     if temperatures is None:
-        return -calibration.apply(logp, cal).gather(-1, labels.expand(len(logp), -1, 1)).mean(dim=(1, 2))
+        logp = torch.log(means.clamp(min=1e-12))
+        labels = y.long().view(1, -1, 1).expand(len(logp), -1, 1)
+        return -calibration.apply(logp, cal).gather(-1, labels).mean(dim=(1, 2))
+    return losses_by_temperature(means, y, cal, temperatures).min(dim=1).values
+
+
+def losses_by_temperature(
+    means: torch.Tensor, y: torch.Tensor, cal: dict[str, Any] | None, temperatures: tuple[float, ...]
+) -> torch.Tensor:
+    """(M, N, C) mean probabilities → (M, temperatures) log losses after `cal`'s prior shift, at each temperature."""
+    logp = torch.log(means.clamp(min=1e-12))
     if cal is not None:
         logp = logp + torch.tensor(cal["prior_shift"], dtype=logp.dtype)
+    labels = y.long().view(1, 1, -1, 1)
     temps = torch.tensor(temperatures, dtype=logp.dtype).view(1, -1, 1, 1)
-    best = []
+    losses = []
     for part in logp.split(max(1, CHUNK_ELEMENTS // (len(temperatures) * logp[0].numel()))):
         scaled = torch.log_softmax(part.unsqueeze(1) / temps, dim=-1)  # (m, temperatures, N, C)
-        picked = scaled.gather(-1, labels.unsqueeze(0).expand(len(part), len(temperatures), -1, 1))
-        best.append((-picked).mean(dim=(2, 3)).min(dim=1).values)
-    return torch.cat(best)
+        losses.append(-scaled.gather(-1, labels.expand(len(part), len(temperatures), -1, 1)).mean(dim=(2, 3)))
+    return torch.cat(losses)
+
+
+def around_best(
+    mean: torch.Tensor, y: torch.Tensor, cal: dict[str, Any] | None, temperatures: tuple[float, ...]
+) -> tuple[float, ...]:
+    """The temperature at which the ensemble with (N, C) mean probabilities scores best, and its neighbours
+    among `temperatures`: adding one member to an ensemble moves its best temperature little."""
+    best = int(losses_by_temperature(mean.unsqueeze(0), y, cal, temperatures)[0].argmin())
+    return temperatures[max(0, best - 1) : best + 2]
 
 
 def loss_if_added(
@@ -181,7 +198,8 @@ def loss_if_added(
     temperatures: tuple[float, ...] | None = None,
 ) -> Callable[[dict[int, int]], list[float]]:
     """counts → the ensemble's loss (as loss_scorer) with each member added once more, all members in
-    one tensor operation (in float64): the greedy step, ~30× faster than a loss_scorer call per member."""
+    one tensor operation (in float64): the greedy step, ~30× faster than a loss_scorer call per member.
+    With `temperatures`, each at the best of the three around the current ensemble's best (around_best)."""
     if task == "regression":
         members = torch.stack(outs).double()
         target = y.double()
@@ -190,9 +208,14 @@ def loss_if_added(
             ((_sum(members, counts) + members) / (_total(counts) + 1) - target).pow(2).mean(dims).tolist()
         )
     probs = torch.softmax(torch.stack(outs).double(), dim=-1)
-    return lambda counts: log_losses(
-        (_sum(probs, counts) + probs) / (_total(counts) + 1), y, cal, temperatures
-    ).tolist()
+
+    def step(counts: dict[int, int]) -> list[float]:
+        total, temps = _sum(probs, counts), temperatures
+        if temperatures is not None and counts:  # 3 temperatures instead of all 17: ~5× faster
+            temps = around_best(total / _total(counts), y, cal, temperatures)
+        return log_losses((total + probs) / (_total(counts) + 1), y, cal, temps).tolist()
+
+    return step
 
 
 def _sum(stacked: torch.Tensor, counts: dict[int, int]) -> torch.Tensor | float:
