@@ -73,7 +73,7 @@ def headline(summary: dict[str, Any]) -> str:
         return f"The search finished {summary['finished']} of {summary['trials']} configurations; no ensemble yet."
     higher = summary["main_higher_is_better"]
     change = (ens - default) / abs(default) * 100 if default else 0.0
-    verdict = "better" if (change > 0) == higher and change != 0 else "worse" if change else "level"
+    verdict = "better" if (change > 0) == higher else "worse"
     top = summary["top_dials"][:2]
     mattered = (
         f"{' and '.join(top)} mattered most on this data"
@@ -82,7 +82,8 @@ def headline(summary: dict[str, Any]) -> str:
     )
     return (
         f"The searched ensemble of {summary['ensemble_size']} members scores test {main} {ens:.4g} "
-        f"against the default's {default:.4g} ({abs(change):.1f}% {verdict}), at {summary['cost_ratio']:.1f}× "
+        f"against the default's {default:.4g} ({f'{abs(change):.1f}% {verdict}' if change else 'the same'}), at "
+        f"{summary['cost_ratio']:.1f}× "
         f"the default run's training time; {mattered}."
     )
 
@@ -176,10 +177,14 @@ def _held_out_line(summary: dict[str, Any]) -> str:
     gain = summary.get("held_out_gain")
     if gain is None:
         return "the additions were not checked on held-out rows (not chosen yet)"
-    verdict = "kept" if gain > 0 else "dropped: the default's ensemble is kept"
+    if gain > 0:
+        return (
+            f"on the half of the rows each bag left out, its additions to the default's ensemble scored {gain:.4g} "
+            f"better ({summary['monitor']}, on average), so they were kept"
+        )
     return (
-        f"on the half of the rows each bag left out, the additions bettered the default's {summary['monitor']} by "
-        f"{gain:+.4g} on average (below 0: worsened), so they were {verdict}"
+        f"on the half of the rows each bag left out, its additions to the default's ensemble scored {-gain:.4g} "
+        f"worse ({summary['monitor']}, on average), so they were dropped: the default's ensemble is kept"
     )
 
 
