@@ -18,7 +18,7 @@ from torch import nn
 from . import calibration, distributed, metric_names
 from .config import RunConfig
 from .data import DataBundle, load_data
-from .data.preprocess import numeric_columns
+from .data.preprocess import embeddable_count, numeric_columns
 from .distributed import DataParallel
 from .early_stopping import EarlyStopping
 from .errors import ConfigError, DataError
@@ -164,7 +164,8 @@ def build_trainer(
     device = parallel.device if parallel else device
     set_deterministic(c0.train.deterministic)
     data = data if data is not None else load_data(c0.data)
-    scaled = scale_configs(cfgs, len(data.x_train))  # "auto" batch, lr, step budget, validation cadence
+    # "auto" batch, lr, step budget, validation cadence, numeric embedding
+    scaled = scale_configs(cfgs, len(data.x_train), embeddable_count(data.spec, data.input_shape))
     for cfg in cfgs:
         check_against_data(cfg, data)
     runs = [RunSlot(cfg, d, e, spec=model_spec(cfg, data)) for cfg, d, e in zip(cfgs, run_dirs, emits)]
