@@ -87,11 +87,11 @@ def make_autocast(
 
 
 def class_weight(cfg: RunConfig, data: DataBundle) -> torch.Tensor | None:
-    """balanced (or auto, on a classification task): rows / (classes × rows of the class), from the training split."""
-    if cfg.train.class_weights == "none" or data.task != "classification":
+    """The loss's class weights: balanced (or auto, on a classification task), from the training split;
+    none and decision train unweighted."""
+    if cfg.train.class_weights in ("none", "decision") or data.task != "classification":
         return None
-    counts = torch.bincount(data.y_train.cpu(), minlength=data.n_outputs).float()
-    return len(data.y_train) / (data.n_outputs * counts.clamp(min=1))
+    return calibration.balanced_weights(data.y_train, data.n_outputs)
 
 
 def model_spec(cfg: RunConfig, data: DataBundle) -> dict[str, Any]:
@@ -315,7 +315,7 @@ def describe(
         f"monitor {cfg.train.monitor} ({mode}), early stopping "
         f"{'patience ' + str(cfg.train.patience) if cfg.train.early_stopping else 'off'}",
         *(
-            [calibration.describe(class_weight(cfg, data) is not None, cfg.train.monitor)]
+            [calibration.describe(class_weight(cfg, data) is not None, cfg.train.monitor, cfg.train.class_weights)]
             if data.task == "classification"
             else []
         ),
