@@ -78,24 +78,27 @@ def test_stored_calibration_is_checked():
     assert "prior_shift" in calibration.problem({"temperature": 1, "prior_shift": [0], "decision_shift": [0, 0]}, 2)
 
 
-@pytest.fixture(scope="module")
-def weighted_run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("minority")
+def minority_run(folder, **overrides):
+    """The tabular preset, briefly, on a 5%-minority table (3,000 training rows, 2,000 test rows)."""
     minority_table(3000, 0).to_csv(folder / "train.csv", index=False)
     minority_table(2000, 1).to_csv(folder / "test.csv", index=False)
-    overrides = {
+    settings = {
         "data.name": "csv",
         "data.path": str(folder / "train.csv"),
         "data.test_path": str(folder / "test.csv"),
         "data.target": "status",
-        "train.class_weights": "balanced",  # the weighting that used to distort the probabilities
         "train.members": 2,
         "train.max_epochs": 12,
         "train.quiet": True,
         "model.hidden": [32],
     }
-    result = train(load_config(preset="tabular", overrides=overrides), out=folder / "run")
-    return result, folder
+    return train(load_config(preset="tabular", overrides=settings | overrides), out=folder / "run"), folder
+
+
+@pytest.fixture(scope="module")
+def weighted_run(tmp_path_factory):
+    # the weighting that used to distort the probabilities
+    return minority_run(tmp_path_factory.mktemp("minority"), **{"train.class_weights": "balanced"})
 
 
 def test_minority_probability_matches_the_true_rate(weighted_run):
@@ -234,20 +237,7 @@ def test_the_tabular_preset_trains_unweighted_and_decides_balanced():
 
 @pytest.fixture(scope="module")
 def decided_run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("decided")
-    minority_table(3000, 0).to_csv(folder / "train.csv", index=False)
-    minority_table(2000, 1).to_csv(folder / "test.csv", index=False)
-    overrides = {
-        "data.name": "csv",
-        "data.path": str(folder / "train.csv"),
-        "data.test_path": str(folder / "test.csv"),
-        "data.target": "status",
-        "train.members": 2,
-        "train.max_epochs": 12,
-        "train.quiet": True,
-        "model.hidden": [32],
-    }
-    return train(load_config(preset="tabular", overrides=overrides), out=folder / "run"), folder
+    return minority_run(tmp_path_factory.mktemp("decided"))
 
 
 def test_minority_probability_matches_the_true_rate_and_labels_stay_balanced(decided_run):
