@@ -78,24 +78,27 @@ def test_stored_calibration_is_checked():
     assert "prior_shift" in calibration.problem({"temperature": 1, "prior_shift": [0], "decision_shift": [0, 0]}, 2)
 
 
-@pytest.fixture(scope="module")
-def weighted_run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("minority")
+def minority_run(folder, **overrides):
+    """The tabular preset, briefly, on a 5%-minority table (3,000 training rows, 2,000 test rows)."""
     minority_table(3000, 0).to_csv(folder / "train.csv", index=False)
     minority_table(2000, 1).to_csv(folder / "test.csv", index=False)
-    overrides = {
+    settings = {
         "data.name": "csv",
         "data.path": str(folder / "train.csv"),
         "data.test_path": str(folder / "test.csv"),
         "data.target": "status",
-        "train.class_weights": "balanced",  # the weighting that used to distort the probabilities
         "train.members": 2,
         "train.max_epochs": 12,
         "train.quiet": True,
         "model.hidden": [32],
     }
-    result = train(load_config(preset="tabular", overrides=overrides), out=folder / "run")
-    return result, folder
+    return train(load_config(preset="tabular", overrides=settings | overrides), out=folder / "run"), folder
+
+
+@pytest.fixture(scope="module")
+def weighted_run(tmp_path_factory):
+    # the weighting that used to distort the probabilities
+    return minority_run(tmp_path_factory.mktemp("minority"), **{"train.class_weights": "balanced"})
 
 
 def test_minority_probability_matches_the_true_rate(weighted_run):
@@ -206,3 +209,44 @@ def test_a_run_with_label_smoothing_saves_a_sharpening_temperature(tmp_path):
 def test_the_tabular_preset_smooths_labels_and_lets_the_temperature_undo_it():
     cfg = load_config(preset="tabular")
     assert cfg.train.label_smoothing == 0.1 and cfg.optim.lr == 3e-3  # read at batch 64 (scaling.py)
+
+
+# train.class_weights "decision" (the tabular preset's): the network trains unweighted, so its probabilities need
+# no prior correction, and the label decision is still balanced
+
+
+def test_decision_weights_move_the_labels_and_leave_the_probabilities():
+    torch.manual_seed(0)
+    logits = torch.randn(500, 2)
+    y = torch.distributions.Categorical(logits=logits).sample()
+    w = calibration.balanced_weights(torch.tensor([0] * 95 + [1] * 5), 2)
+    assert torch.allclose(w, torch.tensor([100 / 190, 10.0]))  # rows / (classes × rows of the class)
+    cal = calibration.fit(torch.log_softmax(logits, -1), y, None, decision_weight=w)
+    assert cal["prior_shift"] == [0.0, 0.0]  # trained unweighted: nothing to undo
+    assert cal["decision_shift"] == pytest.approx(w.log().tolist())
+    p = torch.tensor([[0.93, 0.07]]).log()  # 0.07 · 10 > 0.93 · 0.53: the balanced label is the rare class
+    assert calibration.apply(p, cal).exp().tolist()[0] == pytest.approx([0.93, 0.07])
+    assert calibration.decision_scores(calibration.apply(p, cal), cal).argmax(1).tolist() == [1]
+    line = calibration.describe(False, "val_loss", "decision")
+    assert "optimises the log loss" in line and "balanced" in line and "prior" not in line
+
+
+def test_the_tabular_preset_trains_unweighted_and_decides_balanced():
+    assert load_config(preset="tabular").train.class_weights == "decision"
+
+
+@pytest.fixture(scope="module")
+def decided_run(tmp_path_factory):
+    return minority_run(tmp_path_factory.mktemp("decided"))
+
+
+def test_minority_probability_matches_the_true_rate_and_labels_stay_balanced(decided_run):
+    result, folder = decided_run
+    spec = load_checkpoint(result.run_dir / "best.pt", BEST)["spec"]
+    assert spec["calibration"]["prior_shift"] == [0.0, 0.0] and spec["calibration"]["decision_shift"][0] > 2
+    predicted = predict_run(result.run_dir, folder / "test.csv")
+    y = (pd.read_csv(folder / "test.csv")["status"] == "bad").to_numpy()
+    assert abs(predicted["probability_bad"].mean() - y.mean()) < 0.015
+    # the most probable class would rarely say 'bad' on a 5% class; the balanced decision finds most of them
+    assert (predicted["predicted_status"][y] == "bad").mean() > 0.5
+    assert (predicted["probability_bad"][y] > 0.5).mean() < (predicted["predicted_status"][y] == "bad").mean()

@@ -18,7 +18,7 @@ from torch import nn
 from . import calibration, distributed, metric_names
 from .config import RunConfig
 from .data import DataBundle, load_data
-from .data.preprocess import numeric_columns
+from .data.preprocess import embeddable_count, numeric_columns
 from .distributed import DataParallel
 from .early_stopping import EarlyStopping
 from .errors import ConfigError, DataError
@@ -87,11 +87,11 @@ def make_autocast(
 
 
 def class_weight(cfg: RunConfig, data: DataBundle) -> torch.Tensor | None:
-    """balanced (or auto, on a classification task): rows / (classes × rows of the class), from the training split."""
-    if cfg.train.class_weights == "none" or data.task != "classification":
+    """The loss's class weights: balanced (or auto, on a classification task), from the training split;
+    none and decision train unweighted."""
+    if cfg.train.class_weights in ("none", "decision") or data.task != "classification":
         return None
-    counts = torch.bincount(data.y_train.cpu(), minlength=data.n_outputs).float()
-    return len(data.y_train) / (data.n_outputs * counts.clamp(min=1))
+    return calibration.balanced_weights(data.y_train, data.n_outputs)
 
 
 def model_spec(cfg: RunConfig, data: DataBundle) -> dict[str, Any]:
@@ -164,7 +164,8 @@ def build_trainer(
     device = parallel.device if parallel else device
     set_deterministic(c0.train.deterministic)
     data = data if data is not None else load_data(c0.data)
-    scaled = scale_configs(cfgs, len(data.x_train))  # "auto" batch, lr, step budget, validation cadence
+    # "auto" batch, lr, step budget, validation cadence, numeric embedding
+    scaled = scale_configs(cfgs, len(data.x_train), embeddable_count(data.spec, data.input_shape))
     for cfg in cfgs:
         check_against_data(cfg, data)
     runs = [RunSlot(cfg, d, e, spec=model_spec(cfg, data)) for cfg, d, e in zip(cfgs, run_dirs, emits)]
@@ -314,7 +315,7 @@ def describe(
         f"monitor {cfg.train.monitor} ({mode}), early stopping "
         f"{'patience ' + str(cfg.train.patience) if cfg.train.early_stopping else 'off'}",
         *(
-            [calibration.describe(class_weight(cfg, data) is not None, cfg.train.monitor)]
+            [calibration.describe(class_weight(cfg, data) is not None, cfg.train.monitor, cfg.train.class_weights)]
             if data.task == "classification"
             else []
         ),

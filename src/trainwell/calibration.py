@@ -14,7 +14,10 @@ metrics.json, `evaluate`, `predict` and `predict_proba` all report the same numb
 
 The label is a separate decision: the most probable class, or — with class weights — the
 class with the largest p(c|x)·w_c (the Bayes decision for balanced accuracy, and exactly the
-decision the weighted network made before the corrections).
+decision the weighted network made before the corrections). With train.class_weights "decision"
+the network trains unweighted (its probabilities need no prior correction) and the label is still
+the class with the largest p(c|x)·w_c for the balanced weights: the tabular preset's, since on the
+17-table benchmark weighted training cost churn and hpc_data their AUC (README).
 """
 
 from __future__ import annotations
@@ -38,10 +41,16 @@ SMOOTHED_T_MIN = 0.25
 
 
 def fit(
-    logp: torch.Tensor, y: torch.Tensor, class_weight: torch.Tensor | None, smoothed: bool = False
+    logp: torch.Tensor,
+    y: torch.Tensor,
+    class_weight: torch.Tensor | None,
+    smoothed: bool = False,
+    decision_weight: torch.Tensor | None = None,
 ) -> dict[str, Any]:
-    """Corrections for (N, C) log-probabilities of the validation rows with labels y; `smoothed`: the network
-    was trained with label smoothing, so the temperature may sharpen."""
+    """Corrections for (N, C) log-probabilities of the validation rows with labels y; `class_weight`: the
+    weights training used (None: unweighted); `smoothed`: the network was trained with label smoothing, so
+    the temperature may sharpen; `decision_weight`: weights the label decision applies to the corrected
+    probabilities (None: class_weight's)."""
     shift = torch.zeros(logp.shape[1]) if class_weight is None else _prior_shift(class_weight)
     base = logp.detach().cpu().double() + shift
     y = y.cpu().long()
@@ -49,23 +58,31 @@ def fit(
     log_t = _golden_min(nll, math.log(SMOOTHED_T_MIN if smoothed else T_RANGE[0]), math.log(T_RANGE[1]))
     if nll(0.0) <= nll(log_t):  # no better than leaving the temperature at 1 (the search's edge)
         log_t = 0.0
-    return _corrections(shift, math.exp(log_t))
+    decision = -shift if decision_weight is None else -_prior_shift(decision_weight)
+    return _corrections(shift, math.exp(log_t), decision)
 
 
 def prior_only(class_weight: torch.Tensor) -> dict[str, Any]:
     """The first correction alone: the class weights' prior removed, temperature 1."""
-    return _corrections(_prior_shift(class_weight), 1.0)
+    shift = _prior_shift(class_weight)
+    return _corrections(shift, 1.0, -shift)
+
+
+def balanced_weights(y_train: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """scikit-learn's "balanced" class weights: rows / (classes × rows of the class), from the training labels."""
+    counts = torch.bincount(y_train.cpu(), minlength=n_classes).float()
+    return len(y_train) / (n_classes * counts.clamp(min=1))
 
 
 def _prior_shift(class_weight: torch.Tensor) -> torch.Tensor:
     return -torch.log(class_weight.cpu().double())
 
 
-def _corrections(shift: torch.Tensor, temperature: float) -> dict[str, Any]:
+def _corrections(shift: torch.Tensor, temperature: float, decision: torch.Tensor) -> dict[str, Any]:
     return {
         "temperature": temperature,
         "prior_shift": shift.tolist(),
-        "decision_shift": (-shift).tolist(),  # log w_c: zeros without class weights
+        "decision_shift": decision.tolist(),  # log w_c of the decision's weights: zeros without them
     }
 
 
@@ -136,11 +153,12 @@ def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def describe(weighted: bool, monitor: str) -> str:
+def describe(weighted: bool, monitor: str, class_weights: str = "none") -> str:
     """A classification's start line: what train.monitor optimises, what is corrected afterwards."""
     loss = "class-weighted log loss" if weighted else "log loss"
     target = loss if monitor == "val_loss" else monitor.removeprefix("val_").replace("_", " ")
-    decision = "largest probability × class weight (balanced)" if weighted else "most probable class"
+    balanced = weighted or class_weights == "decision"
+    decision = "largest probability × class weight (balanced)" if balanced else "most probable class"
     prior = "class weights' prior removed, then " if weighted else ""
     return (
         f"monitor {monitor} optimises the {target} of the raw outputs; probabilities: {prior}a temperature "

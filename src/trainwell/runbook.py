@@ -317,7 +317,9 @@ def calibrate(t: Trainer, run: RunSlot, val_outs: list[torch.Tensor]) -> dict[st
         return None
     weights = getattr(t.loss_fn, "class_weight", None)  # the weights training used (losses.MemberLoss)
     smoothed = run.cfg.train.label_smoothing > 0  # the temperature may then sharpen
-    cal = calibration.fit(ensemble_scores("classification", val_outs)[0], t.data.y_val, weights, smoothed)
+    decide = run.cfg.train.class_weights == "decision"  # unweighted training, balanced labels
+    decision = calibration.balanced_weights(t.data.y_train, t.data.n_outputs) if decide else None
+    cal = calibration.fit(ensemble_scores("classification", val_outs)[0], t.data.y_val, weights, smoothed, decision)
     run.spec["calibration"] = cal
     save_best(t, run)
     fsync_path(run.run_dir / rundir.BEST_PT)

@@ -22,7 +22,7 @@ ACTIVATIONS = ("relu", "gelu", "silu", "tanh")
 NUMERIC_EMBEDDINGS = ("none", "periodic", "periodic-relu")  # mlp on tables: how numeric columns enter (numembed.py)
 MODES = ("auto", "min", "max")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
-CLASS_WEIGHTS = ("none", "balanced", "auto")
+CLASS_WEIGHTS = ("none", "balanced", "auto", "decision")
 BACKENDS = ("auto", "gloo", "nccl")  # torch.distributed backends for a run under torchrun
 LOGGERS = ("tensorboard", "mlflow")  # experiment trackers (loggers.py)
 AUTO = "auto"  # optim.lr / schedule.max_lr: run the LR finder first (lr_find.py)
@@ -283,8 +283,9 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model
     quiet: bool = False  # no live progress display
     members: int = 1  # ensemble: train this many seeds (seed, seed+1, ...) together and predict with their average
-    # classification: none, balanced (each class weighted by rows / (classes × its rows)), or auto (balanced for
-    # classification, none for regression)
+    # classification: none, balanced (each class weighted by rows / (classes × its rows)), auto (balanced for
+    # classification, none for regression), or decision (training unweighted, the label decision balanced by
+    # those weights, calibration.py; nothing for regression)
     class_weights: str = "none"
     log: list[str] = field(default_factory=list)  # experiment trackers fed each epoch: tensorboard, mlflow
     curves: bool = True  # write curves.svg at the end (the scikit-learn estimators skip it)

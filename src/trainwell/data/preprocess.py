@@ -249,3 +249,12 @@ def numeric_columns(spec: dict[str, Any]) -> list[int] | None:
         if len(found) < len(wanted) and name == wanted[len(found)]:
             found.append(index)
     return found
+
+
+def embeddable_count(spec: dict[str, Any], input_shape: tuple[int, ...]) -> int | None:
+    """How many input columns a numeric embedding would read (numeric_columns), every input of a table
+    without fitted columns; None for images (scaling.auto_numeric_embedding decides by rows alone)."""
+    found = numeric_columns(spec)
+    if found is not None:
+        return len(found)
+    return input_shape[0] if len(input_shape) == 1 else None

@@ -114,6 +114,6 @@ def balance_notes(y_train: np.ndarray, classes: list[str]) -> list[str]:
     return [
         f"warning: class {classes[top]!r} is {share:.1%} of the training rows; predicting it always scores "
         f"{share:.1%} accuracy, "
-        "so judge the model by balanced accuracy or ROC AUC; train.class_weights: balanced (the tabular preset's) "
-        "balances the label decision, and probabilities stay calibrated either way"
+        "so judge the model by balanced accuracy or ROC AUC; train.class_weights: decision (the tabular preset's) "
+        "or balanced balances the label decision, and probabilities stay calibrated either way"
     ]

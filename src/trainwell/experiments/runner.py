@@ -32,6 +32,7 @@ from ..errors import TrainwellError
 from ..planning import estimate_cost, fast_path_reason, group_key, split_stacks
 from ..same_run import PRESENTATION_FIELDS, same_run
 from ..scaling import scale_configs
+from ..sections import AUTO
 from .spec import Run
 
 OK, FAILED, INTERRUPTED = "ok", "failed", "interrupted"
@@ -90,6 +91,10 @@ def disk_state(run: Run, run_dir: Path, train_rows: int | None = None) -> str:
     except (OSError, yaml.YAMLError):
         return "fresh"
     planned = as_recorded(run.config, train_rows).to_dict()
+    if isinstance(on_disk, dict) and run.config.model.numeric_embedding == AUTO:
+        # below 50,000 rows "auto" also reads the table's columns (scaling.auto_numeric_embedding), which the same
+        # data section fixes: the run's own resolution stands
+        planned["model"]["numeric_embedding"] = (on_disk.get("model") or {}).get("numeric_embedding")
     if not isinstance(on_disk, dict) or not same_run(on_disk, planned, PRESENTATION_FIELDS):
         return "fresh"  # the plan changed for this run: its old results no longer apply
     if (run_dir / rundir.METRICS).exists():
