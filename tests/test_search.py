@@ -341,7 +341,9 @@ def test_numeric_embeddings_are_a_layout_dial_searched_by_default_and_auto_keeps
     assert group_key(on) != group_key(off)  # another layout: another stack
     auto = RunConfig.from_dict({**base.to_dict(), "model": {**base.to_dict()["model"], "numeric_embedding": "auto"}})
     values = next(d for d in space.space_around(auto, "regression", 400) if d.name == "numeric_embedding").values
-    assert values == ("auto", "periodic")  # auto is none on 400 rows: the other side is periodic
+    assert values == ("auto", "periodic")  # auto is none on 400 rows of unknown width: the other side is periodic
+    narrow = next(d for d in space.space_around(auto, "regression", 400, embeddable=8) if d.name == "numeric_embedding")
+    assert narrow.values == ("auto", "none")  # auto is periodic on a narrow table: the other side is none
     same = space.apply(auto, {"numeric_embedding": "auto", "lr": 3e-3}, "c1")
     assert group_key(same) == group_key(auto)  # the default's own setting: the default's stack
 
@@ -369,3 +371,24 @@ def test_a_finished_search_run_again_with_the_same_config_gives_the_same_ensembl
     assert {p: p.stat().st_mtime_ns for p in written} == written
     assert {d.name: history_without_time(d) for d in (tmp_path / "s" / "runs").iterdir()} == histories
     assert json.loads((tmp_path / "s" / "ensemble" / "metrics.json").read_text()) == json.loads(metrics)
+
+
+def test_the_search_ensemble_decides_labels_as_the_default_run_does():
+    # class_weights "decision" (the tabular preset's): trained unweighted, labels decided balanced, in the ensemble too
+    from types import SimpleNamespace
+
+    from trainwell import calibration
+    from trainwell.tune import ensemble
+
+    raw = base_config().to_dict()
+    base = RunConfig.from_dict({**raw, "train": {**raw["train"], "class_weights": "decision"}})
+    g = torch.Generator().manual_seed(0)
+    y_train = (torch.rand(400, generator=g) < 0.1).long()  # a 10% minority
+    data = SimpleNamespace(task="classification", y_train=y_train, y_val=y_train[:100], n_outputs=2)
+    val_outs = [torch.randn(100, 2, generator=g) for _ in range(3)]
+    picks = [SimpleNamespace(cfg=base)] * 3
+    cal = ensemble.calibrate(base, data, val_outs, picks)
+    scores = torch.stack([torch.log_softmax(o, 1) for o in val_outs]).exp().mean(0).log()
+    balanced = calibration.balanced_weights(y_train, 2)
+    assert cal["decision_shift"] == calibration.fit(scores, data.y_val, None, False, balanced)["decision_shift"]
+    assert cal["decision_shift"] != [0.0, 0.0]

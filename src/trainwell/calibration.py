@@ -74,6 +74,12 @@ def balanced_weights(y_train: torch.Tensor, n_classes: int) -> torch.Tensor:
     return len(y_train) / (n_classes * counts.clamp(min=1))
 
 
+def decision_weights(class_weights: str, y_train: torch.Tensor, n_outputs: int) -> torch.Tensor | None:
+    """The label decision's weights for train.class_weights: balanced for "decision" (trained unweighted,
+    labels decided balanced); None otherwise (the decision uses the weights training used)."""
+    return balanced_weights(y_train, n_outputs) if class_weights == "decision" else None
+
+
 def _prior_shift(class_weight: torch.Tensor) -> torch.Tensor:
     return -torch.log(class_weight.cpu().double())
 

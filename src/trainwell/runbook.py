@@ -317,8 +317,7 @@ def calibrate(t: Trainer, run: RunSlot, val_outs: list[torch.Tensor]) -> dict[st
         return None
     weights = getattr(t.loss_fn, "class_weight", None)  # the weights training used (losses.MemberLoss)
     smoothed = run.cfg.train.label_smoothing > 0  # the temperature may then sharpen
-    decide = run.cfg.train.class_weights == "decision"  # unweighted training, balanced labels
-    decision = calibration.balanced_weights(t.data.y_train, t.data.n_outputs) if decide else None
+    decision = calibration.decision_weights(run.cfg.train.class_weights, t.data.y_train, t.data.n_outputs)
     cal = calibration.fit(ensemble_scores("classification", val_outs)[0], t.data.y_val, weights, smoothed, decision)
     run.spec["calibration"] = cal
     save_best(t, run)

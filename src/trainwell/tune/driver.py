@@ -16,6 +16,7 @@ from ..build import resolve_mode
 from ..compose import SEARCH
 from ..config import RunConfig
 from ..data import DataBundle, load_data
+from ..data.preprocess import embeddable_count
 from ..errors import ConfigError
 from . import ensemble, report
 from .distribute import connect, new_work, read_histories, train_on_cluster, values_at_rungs
@@ -116,7 +117,7 @@ def search(
     check_out(out_dir)
     data = data if data is not None else load_data(base.data)
     check_table(data)
-    plan = make_plan(base, settings, data.task, len(data.x_train))
+    plan = make_plan(base, settings, data.task, len(data.x_train), embeddable_count(data.spec, data.input_shape))
     check_budget(base, settings, len(data.x_train))
     stop_data, select_data, *views = validation_views(data, base.data.split_seed, select_on)
     if not _train(out_dir, plan, stop_data, views[0], cluster, say):

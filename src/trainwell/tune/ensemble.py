@@ -105,7 +105,9 @@ def calibrate(
     if data.task != "classification":
         return None
     smoothed = any(c.cfg.train.label_smoothing > 0 for c in picks)
-    return calibration.fit(ensemble_scores(data.task, val_outs)[0], data.y_val, class_weight(base, data), smoothed)
+    decision = calibration.decision_weights(base.train.class_weights, data.y_train, data.n_outputs)
+    scores = ensemble_scores(data.task, val_outs)[0]
+    return calibration.fit(scores, data.y_val, class_weight(base, data), smoothed, decision)
 
 
 def save(

@@ -102,11 +102,11 @@ def check_table(data: DataBundle) -> None:
         )
 
 
-def make_plan(base: RunConfig, search: SearchConfig, task: str, train_rows: int) -> Plan:
+def make_plan(base: RunConfig, search: SearchConfig, task: str, train_rows: int, embeddable: int | None = None) -> Plan:
     """Candidate 0 is the default as one member; the others are Sobol points; stacks by layout."""
     search.validate()
     check_base(base)
-    dials = restrict(space_around(base, task, train_rows), search.dials, task)
+    dials = restrict(space_around(base, task, train_rows, embeddable), search.dials, task)
     defaults = {d.name: None for d in dials}
     values = [defaults, *draw(dials, search.trials, search.seed)]
     configs = [

@@ -71,7 +71,7 @@ def default_values(base: RunConfig) -> dict[str, Any]:
     }
 
 
-def space_around(base: RunConfig, task: str, train_rows: int) -> list[Dial]:
+def space_around(base: RunConfig, task: str, train_rows: int, embeddable: int | None = None) -> list[Dial]:
     """Every dial that applies to this task, its range centred on the base config's value;
     batch sizes larger than the training rows are left out."""
     d = default_values(base)
@@ -95,7 +95,7 @@ def space_around(base: RunConfig, task: str, train_rows: int) -> list[Dial]:
         Dial(
             "numeric_embedding",
             CHOICE,
-            values=_embeddings(d["numeric_embedding"], train_rows),
+            values=_embeddings(d["numeric_embedding"], train_rows, embeddable),
             why="numeric columns' features",
         ),
     ]
@@ -108,10 +108,10 @@ def _batches(default: int, train_rows: int) -> tuple[int, ...]:
     return (default, 4 * default) if 4 * default <= train_rows else (default,)
 
 
-def _embeddings(default: str, train_rows: int) -> tuple[str, ...]:
+def _embeddings(default: str, train_rows: int, embeddable: int | None) -> tuple[str, ...]:
     """The default's own setting (auto kept as auto, so that its configurations share the default's
-    stack) and the other side of what it resolves to on this table."""
-    resolved = auto_numeric_embedding(default, train_rows)
+    stack) and the other side of what it resolves to on this table (its rows and `embeddable` columns)."""
+    resolved = auto_numeric_embedding(default, train_rows, embeddable)
     return (default, "periodic") if resolved == "none" else (default, "none")
 
 
