@@ -27,7 +27,7 @@ def test_the_start_line_gives_the_rule_that_chose():
     narrow, wide = load_config(preset="tabular"), load_config(preset="tabular")
     line = scale_configs([narrow], 3_000, 7).describe(3_000, lr=1e-3)
     assert narrow.model.numeric_embedding == "periodic"
-    assert "numeric embedding periodic (auto: periodic with at most 32 columns to embed, 7 here)" in line
+    assert "numeric embedding periodic (auto: periodic with at most 44 columns to embed, 7 here)" in line
     line = scale_configs([wide], 3_000, 48).describe(3_000, lr=1e-3)
     assert wide.model.numeric_embedding == "none" and "; 48 here)" in line
 

@@ -68,7 +68,7 @@ def tabular() -> dict[str, Any]:
     # validates 5 times per pass, within a 4,000-step budget
     cfg["train"].update(batch_size="auto", max_steps="auto", val_every="auto", auto_batch_min=128)
     # periodic numeric embeddings above 50,000 training rows (scaling.py: flights-shaped table 1.077× → 1.037×
-    # LightGBM's RMSE) and on smaller tables with at most 32 numeric columns to embed (17-table benchmark at 3,000
+    # LightGBM's RMSE) and on smaller tables with at most 44 numeric columns to embed (17-table benchmark at 3,000
     # rows, one seed: error ratio 0.821 → 0.801, worst 1.35 → 1.12; churn 1.28 → 1.03, hpc_data 1.35 → 1.11,
     # deliveries 0.96 → 0.89; on every table, signal 0.28 → 0.89 and digits 0.17 → 0.25). One learned value per
     # column, frequencies drawn at sigma 1 cycle per scaled unit: on churn and hpc_data over 3 seeds, width 3 at
