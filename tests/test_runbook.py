@@ -46,3 +46,20 @@ def test_an_ensembles_learning_rate_never_rises_under_a_schedule_that_only_lower
     lowest = [r["lr_min"] for r in result.history]
     assert all(b <= a for a, b in zip(highest, highest[1:]))
     assert all(lo <= hi for lo, hi in zip(lowest, highest)) and lowest[-1] < highest[0]
+
+
+def test_train_checkpoint_seconds_spaces_the_epoch_end_writes_and_the_end_still_writes(tmp_path, tiny, monkeypatch):
+    from trainwell import runbook
+
+    written = []
+    save_last = runbook.save_last
+    monkeypatch.setattr(
+        runbook, "save_last", lambda t, s, run, durable=False: (written.append(s.epoch), save_last(t, s, run, durable))
+    )
+    every = RunConfig.from_dict(tiny(train={"max_epochs": 4, "quiet": True}))
+    train(every, out=tmp_path / "every")
+    assert written == [1, 2, 3, 4]  # 0 s: every epoch, the default (3600 s below: the first epoch and the end)
+    written.clear()
+    spaced = RunConfig.from_dict(tiny(train={"max_epochs": 4, "quiet": True, "checkpoint_seconds": 3600}))
+    result = train(spaced, out=tmp_path / "spaced")
+    assert written == [1, 4] and (tmp_path / "spaced" / "last.pt").exists() and result.metrics["epochs_run"] == 4

@@ -35,20 +35,22 @@ def train_runs(
     resume_from: list[dict[str, Any]] | None = None,
     max_threads: int | None = None,
     on_epoch_end: Callable[[Trainer, LoopState], None] | None = None,
-    checkpoint_seconds: float = 0.0,
+    checkpoint_seconds: float | None = None,
     **given: Any,
 ) -> list[RunResult]:
     """Train (or, with last.pt payloads, continue) runs of one stack key together; one result per
     run. `max_threads`: the share of cores this process may use (a compare worker's);
     `on_epoch_end`: called at each epoch end before runs are finished (a search's halving);
-    `checkpoint_seconds`: epoch-end saves at most this often (and whenever a run finishes);
+    `checkpoint_seconds`: epoch-end saves at most this often (and whenever a run finishes; None: the first
+    config's train.checkpoint_seconds);
     `given`: model, data, loss_fn of one's own (trainwell.fit)."""
     shown = emits is not None  # nobody watches a compare worker's runs: no step events there
     emits = emits or [lambda *_a, **_k: None for _ in cfgs]
     trainer, book, lines = build_trainer(
         cfgs, run_dirs, emits, max_threads=max_threads, **given
     )  # every input is checked before anything is written
-    book.on_epoch_end, book.checkpoint_seconds, book.step_events = on_epoch_end, checkpoint_seconds, shown
+    every = cfgs[0].train.checkpoint_seconds if checkpoint_seconds is None else checkpoint_seconds
+    book.on_epoch_end, book.checkpoint_seconds, book.step_events = on_epoch_end, every, shown
     loop = LoopState()
     for cfg, d in zip(cfgs, run_dirs):
         if not distributed.is_follower():  # under torchrun only rank 0 writes

@@ -11,10 +11,16 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 # fields that change no number a run produces: how it is shown and how many CPU threads it uses
-PRESENTATION_FIELDS = ("train.quiet", "train.threads")
+PRESENTATION_FIELDS = ("train.quiet", "train.threads", "train.checkpoint_seconds")
 # fields that may change when a run is resumed: the presentation ones, how long it trains (may only
 # grow, see resume_rules.py) and how often last.pt is written
-RESUMABLE_FIELDS = ("train.max_epochs", "train.quiet", "train.checkpoint_every_steps", "train.threads")
+RESUMABLE_FIELDS = (
+    "train.max_epochs",
+    "train.quiet",
+    "train.checkpoint_every_steps",
+    "train.checkpoint_seconds",
+    "train.threads",
+)
 
 
 def without(raw: dict[str, Any], fields: Iterable[str]) -> dict[str, Any]:

@@ -272,6 +272,9 @@ class TrainConfig:
     ema_decay: float | None = None  # evaluate a moving average of the weights (per-step decay, e.g. 0.99)
     label_smoothing: float = 0.0  # classification: cross-entropy label smoothing
     checkpoint_every_steps: int | None = None  # also write last.pt every N optimizer steps
+    # epoch-end writes of last.pt and best.pt at most this often, in seconds (0: every epoch); a run that finishes
+    # or is interrupted always writes, so only a killed process loses up to this much training
+    checkpoint_seconds: float = 0.0
     deterministic: bool = False  # deterministic algorithms (slower on GPU)
     device: str = "auto"  # auto (cuda when available), cpu, cuda, cuda:N
     threads: int | None = None  # torch CPU threads (None: a choice made for the model's size)
@@ -330,6 +333,7 @@ class TrainConfig:
             self.checkpoint_every_steps is None or self.checkpoint_every_steps >= 1,
             "null or an integer >= 1",
         )
+        _require(self, "checkpoint_seconds", 0 <= self.checkpoint_seconds < 1e9, "a number of seconds >= 0")
         ok_device = self.device in ("auto", "cpu", "cuda") or (
             self.device.startswith("cuda:") and self.device[5:].isdigit()
         )
