@@ -220,6 +220,7 @@ def trainwell_rounds(data, sets: dict, rows: int, embedding: str, plain: Callabl
         "train.restore_best": False,
         "train.threads": 1,
         "train.curves": False,
+        "train.checkpoint_seconds": 0.0,  # a checkpoint at every epoch end: the epoch's clock (the preset's is 10 s)
     }
     cfg = load_config(preset="tabular", overrides=overrides)
     batch, seen = cfg.train.batch_size, Rounds()
