@@ -17,8 +17,8 @@ from torch import nn
 
 from . import calibration, distributed, metric_names
 from .config import RunConfig
-from .data import DataBundle, load_data
-from .data.preprocess import embeddable_count, numeric_columns
+from .data import DataBundle, load_data, scaling_inputs
+from .data.preprocess import numeric_columns
 from .distributed import DataParallel
 from .early_stopping import EarlyStopping
 from .errors import ConfigError, DataError
@@ -165,7 +165,7 @@ def build_trainer(
     set_deterministic(c0.train.deterministic)
     data = data if data is not None else load_data(c0.data)
     # "auto" batch, lr, step budget, validation cadence, numeric embedding
-    scaled = scale_configs(cfgs, len(data.x_train), embeddable_count(data.spec, data.input_shape))
+    scaled = scale_configs(cfgs, *scaling_inputs(data))
     for cfg in cfgs:
         check_against_data(cfg, data)
     runs = [RunSlot(cfg, d, e, spec=model_spec(cfg, data)) for cfg, d, e in zip(cfgs, run_dirs, emits)]

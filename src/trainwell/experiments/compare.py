@@ -101,7 +101,7 @@ def _checked_run(
     folders = [out / slug(e.name) if nested else out for e in experiments]
     # every config of every variant is validated before the first run starts
     plans = [expand(e, overrides) for e in experiments]
-    facts = check_data([r for p in plans for r in p])
+    facts, tables = check_data([r for p in plans for r in p])
     rankings = [ranking(e, p, facts) for e, p in zip(experiments, plans)]
     dirs = [run_dirs(f, p) for f, p in zip(folders, plans)]
     for d in (d for ds in dirs for d in ds):
@@ -115,12 +115,11 @@ def _checked_run(
     try:
         for e, r in zip(experiments, rankings):
             say(f"{e.name}: {data_line(r)}")
-        rows_of = {key: fact["split"][0] for key, fact in facts.items()}
 
-        def train_rows(run: Run) -> int | None:  # what "auto" fields were resolved with (runner.disk_state)
-            return rows_of.get(repr(run.config.data))
+        def table_of(run: Run) -> tuple[int, int | None] | None:  # what "auto" fields are resolved with (disk_state)
+            return tables.get(repr(run.config.data))
 
-        return _run_and_report(executor, experiments, folders, plans, dirs, stack, baselines, say, rankings, train_rows)
+        return _run_and_report(executor, experiments, folders, plans, dirs, stack, baselines, say, rankings, table_of)
     finally:
         executor.close()
 
@@ -135,13 +134,13 @@ def _run_and_report(
     baselines: bool,
     say: Say,
     rankings: list[dict[str, Any]],
-    train_rows: Callable[[Run], int | None],
+    table_of: Callable[[Run], tuple[int, int | None] | None],
 ) -> list[ExperimentResult]:
     import time
 
     all_runs = [r for p in plans for r in p]
     all_dirs = [d for ds in dirs for d in ds]
-    jobs, kept = plan_jobs(all_runs, all_dirs, stack, max(1, executor.workers), say, train_rows)
+    jobs, kept = plan_jobs(all_runs, all_dirs, stack, max(1, executor.workers), say, table_of)
     say(f"{len(all_runs)} runs ({len(jobs)} jobs) on {executor.describe()}")
 
     started = time.perf_counter()
@@ -253,22 +252,23 @@ def summarise(
     return result
 
 
-def check_data(runs: list[Run]) -> dict[str, dict[str, Any]]:
+def check_data(runs: list[Run]) -> tuple[dict[str, dict[str, Any]], dict[str, tuple[int, int | None]]]:
     """Load each distinct data set once before any run starts, so a missing file or folder stops
-    the compare with one line instead of failing every run. Returns what each holds (data_facts),
-    keyed by repr(DataConfig)."""
-    from ..data import load_data  # lazy: `import trainwell.experiments` stays free of torch and pandas
+    the compare with one line instead of failing every run. Returns what each holds (data_facts) and
+    what its runs' "auto" fields are resolved with (data.scaling_inputs), keyed by repr(DataConfig)."""
+    from ..data import load_data, scaling_inputs  # lazy: `import trainwell.experiments` stays free of torch and pandas
 
     seen: dict[str, Run] = {}
     for run in runs:
         seen.setdefault(repr(run.config.data), run)
-    facts = {}
+    facts, tables = {}, {}
     for key, run in seen.items():
         try:
-            facts[key] = data_facts(run.config.data, load_data(run.config.data))
+            bundle = load_data(run.config.data)
         except TrainwellError as exc:
             raise type(exc)(f"experiment {run.experiment!r}, variant {run.variant!r}: {exc}") from None
-    return facts
+        facts[key], tables[key] = data_facts(run.config.data, bundle), scaling_inputs(bundle)
+    return facts, tables
 
 
 def data_facts(cfg: Any, bundle: Any) -> dict[str, Any]:

@@ -32,7 +32,6 @@ from ..errors import TrainwellError
 from ..planning import estimate_cost, fast_path_reason, group_key, split_stacks
 from ..same_run import PRESENTATION_FIELDS, same_run
 from ..scaling import scale_configs
-from ..sections import AUTO
 from .spec import Run
 
 OK, FAILED, INTERRUPTED = "ok", "failed", "interrupted"
@@ -68,21 +67,21 @@ class Job:
 # ---- what is already on disk ----------------------------------------------------------------
 
 
-def as_recorded(cfg: Any, train_rows: int | None) -> Any:
-    """The config as its run records it in config.yaml when trained on `train_rows` rows: "auto"
-    (batch, step budget, cadence, numeric embedding, and the learning rate scaled with the batch)
-    resolved by scaling.scale_configs, on a copy. None: the config as it is."""
-    if train_rows is None:
+def as_recorded(cfg: Any, table: tuple[int, int | None] | None) -> Any:
+    """The config as its run records it in config.yaml when trained on a table of `table` = (training rows,
+    columns to embed) (data.scaling_inputs): "auto" (batch, step budget, cadence, numeric embedding, and the
+    learning rate scaled with the batch) resolved by scaling.scale_configs, on a copy. None: the config as it is."""
+    if table is None:
         return cfg
     recorded = copy.deepcopy(cfg)
-    scale_configs([recorded], train_rows)
+    scale_configs([recorded], *table)
     return recorded
 
 
-def disk_state(run: Run, run_dir: Path, train_rows: int | None = None) -> str:
-    """ "done", "resume" or "fresh" for a planned run, from what its directory holds. `train_rows`:
-    the training rows of the run's data, so a plan with "auto" fields matches the resolved values its
-    finished run wrote (without them every run of the tabular preset looked changed and trained again)."""
+def disk_state(run: Run, run_dir: Path, table: tuple[int, int | None] | None = None) -> str:
+    """ "done", "resume" or "fresh" for a planned run, from what its directory holds. `table`: the run's
+    data.scaling_inputs, so a plan with "auto" fields matches the resolved values its finished run wrote
+    (without them every run of the tabular preset looked changed and trained again)."""
     cfg_path = run_dir / rundir.CONFIG
     if not cfg_path.exists():
         return "fresh"
@@ -90,12 +89,9 @@ def disk_state(run: Run, run_dir: Path, train_rows: int | None = None) -> str:
         on_disk = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         return "fresh"
-    planned = as_recorded(run.config, train_rows).to_dict()
-    if isinstance(on_disk, dict) and run.config.model.numeric_embedding == AUTO:
-        # below 50,000 rows "auto" also reads the table's columns (scaling.auto_numeric_embedding), which the same
-        # data section fixes: the run's own resolution stands
-        planned["model"]["numeric_embedding"] = (on_disk.get("model") or {}).get("numeric_embedding")
-    if not isinstance(on_disk, dict) or not same_run(on_disk, planned, PRESENTATION_FIELDS):
+    if not isinstance(on_disk, dict) or not same_run(
+        on_disk, as_recorded(run.config, table).to_dict(), PRESENTATION_FIELDS
+    ):
         return "fresh"  # the plan changed for this run: its old results no longer apply
     if (run_dir / rundir.METRICS).exists():
         return "done"
@@ -182,7 +178,7 @@ def plan_jobs(
     stack: bool,
     workers: int,
     say: Say,
-    train_rows: Callable[[Run], int | None] = lambda _run: None,
+    table_of: Callable[[Run], tuple[int, int | None] | None] = lambda _run: None,
 ) -> tuple[list[Job], list[dict[str, Any]]]:
     """Jobs for the runs still to do, and the rows of runs already finished on disk.
 
@@ -192,7 +188,7 @@ def plan_jobs(
     groups: dict[tuple, list[tuple[Run, Path]]] = {}
     singles: list[Job] = []
     for run, run_dir in zip(runs, dirs):
-        state = disk_state(run, run_dir, train_rows(run))
+        state = disk_state(run, run_dir, table_of(run))
         if state == "done":
             done.append(record_from_disk(run, run_dir))
             continue

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from .. import rundir
 from ..config import RunConfig
-from ..data import DataBundle
+from ..data import DataBundle, ScalingInputs, scaling_inputs
 from ..errors import CheckpointError, TrainwellError
 from ..experiments.dask_executor import DaskExecutor
 from ..experiments.executors import check_address
@@ -216,10 +216,10 @@ def train_on_cluster(
 ) -> tuple[bool, list[int]]:
     """Train the stacks on the cluster into their run directories; (whether every stack ran to its
     end, the stacks the --time budget left out). `name`: the search's, for the progress lines."""
-    board = Board(executor.client, work.token)
+    board, table = Board(executor.client, work.token), scaling_inputs(data)
     try:
         say(f"training the stacks on {executor.describe()}")
-        jobs = _jobs(name, stacks, work, board, len(data.x_train))
+        jobs = _jobs(name, stacks, work, board, table)
         executor.train, executor.on_give_up = work, lambda job: board.fail(work.stack_of[job.runs[0].config.name])
         executor.inputs = executor.client.scatter(data, broadcast=True, hash=False) if jobs else None
         rows, complete = executor.run(jobs, say)
@@ -229,21 +229,21 @@ def train_on_cluster(
     unfinished = [
         k
         for k, (cfgs, dirs) in enumerate(stacks)
-        if k not in left_out and any(_state(c, d, len(data.x_train)) != "done" for c, d in zip(cfgs, dirs))
+        if k not in left_out and any(_state(c, d, table) != "done" for c, d in zip(cfgs, dirs))
     ]
     return complete and not unfinished, left_out
 
 
-def _state(cfg: RunConfig, run_dir: Path, train_rows: int) -> str:
-    return disk_state(Run("", cfg.name, cfg.train.seed, cfg), run_dir, train_rows)
+def _state(cfg: RunConfig, run_dir: Path, table: ScalingInputs) -> str:
+    return disk_state(Run("", cfg.name, cfg.train.seed, cfg), run_dir, table)
 
 
-def _jobs(name: str, stacks: list[Stack], work: StackWork, board: Board, train_rows: int) -> list[Job]:
+def _jobs(name: str, stacks: list[Stack], work: StackWork, board: Board, table: ScalingInputs) -> list[Job]:
     """One job per stack with runs still to train (those done on disk post their values now);
     a stack whose unfinished runs cannot all resume starts them afresh, as engine.run_stack does."""
     jobs = []
     for k, (cfgs, dirs) in enumerate(stacks):
-        states = [_state(c, d, train_rows) for c, d in zip(cfgs, dirs)]
+        states = [_state(c, d, table) for c, d in zip(cfgs, dirs)]
         done = [d for c, d, s in zip(cfgs, dirs, states) if s == "done"]
         work.done[k] = values_at_rungs(read_histories(done), work.rungs, work.monitor, work.mode)
         work.done_seconds[k] = sum(float(rundir.read_json(d / rundir.METRICS).get("wall_seconds") or 0) for d in done)

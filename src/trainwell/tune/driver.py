@@ -15,8 +15,7 @@ from .. import metric_names, rundir
 from ..build import resolve_mode
 from ..compose import SEARCH
 from ..config import RunConfig
-from ..data import DataBundle, load_data
-from ..data.preprocess import embeddable_count
+from ..data import DataBundle, load_data, scaling_inputs
 from ..errors import ConfigError
 from . import ensemble, report
 from .distribute import connect, new_work, read_histories, train_on_cluster, values_at_rungs
@@ -117,7 +116,7 @@ def search(
     check_out(out_dir)
     data = data if data is not None else load_data(base.data)
     check_table(data)
-    plan = make_plan(base, settings, data.task, len(data.x_train), embeddable_count(data.spec, data.input_shape))
+    plan = make_plan(base, settings, data.task, *scaling_inputs(data))
     check_budget(base, settings, len(data.x_train))
     stop_data, select_data, *views = validation_views(data, base.data.split_seed, select_on)
     if not _train(out_dir, plan, stop_data, views[0], cluster, say):

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import torch
 
 from ..config import RunConfig
-from ..data import DataBundle
+from ..data import DataBundle, scaling_inputs
 from ..errors import DataError
 from ..experiments.runner import disk_state
 from ..runner import load_resumable, train_runs
@@ -68,8 +68,8 @@ def view_names(select_on: str) -> tuple[str, str]:
     return STOP_HALF, SELECT_HALF
 
 
-def _states(cfgs: list[RunConfig], dirs: list[Path], train_rows: int) -> list[str]:
-    return [disk_state(SimpleNamespace(config=c), d, train_rows) for c, d in zip(cfgs, dirs)]
+def _states(cfgs: list[RunConfig], dirs: list[Path], data: DataBundle) -> list[str]:
+    return [disk_state(SimpleNamespace(config=c), d, scaling_inputs(data)) for c, d in zip(cfgs, dirs)]
 
 
 def run_stack(
@@ -82,7 +82,7 @@ def run_stack(
     """Train (or continue) these runs as one stack; [] when every one has finished on disk.
     A stack interrupted mid-way continues from last.pt; one killed before its first checkpoint
     starts again, so every member keeps the partners it had."""
-    states = _states(cfgs, dirs, len(data.x_train))
+    states = _states(cfgs, dirs, data)
     todo = [i for i, s in enumerate(states) if s != "done"]
     if not todo:
         return []
