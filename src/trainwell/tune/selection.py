@@ -18,6 +18,7 @@ test 1 − AUC from 0.167 to 0.185).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -49,6 +50,28 @@ class Selection:
 
     def counts(self) -> dict[int, int]:
         return dict(Counter(self.picks))
+
+
+@dataclass(frozen=True)
+class Choosing:
+    """What an ensemble is chosen from and how it is scored: members' raw outputs on the choosing rows
+    and their targets, the metric and its direction, and what scorer() takes (std, cal, temperatures)."""
+
+    task: str
+    outs: list[torch.Tensor]
+    y: torch.Tensor
+    metric: str
+    mode: str
+    std: float = 1.0
+    cal: dict[str, Any] | None = None
+    temperatures: tuple[float, ...] | None = None
+
+    def on(self, rows: torch.Tensor) -> Choosing:
+        """The same choice on a subset of the rows (a bag, or the rows it left out)."""
+        return dataclasses.replace(self, outs=[o[rows] for o in self.outs], y=self.y[rows])
+
+    def scorer(self) -> Callable[[dict[int, int]], float]:
+        return scorer(self.task, self.outs, self.y, self.metric, self.std, self.cal, self.temperatures)
 
 
 def ensemble_score(
@@ -86,28 +109,25 @@ def caruana(
     before scoring (ensemble.prior_correction), so that the choice weighs the probabilities a user gets;
     `temperatures`: the log loss is scored at the best of these (temperature_grid), as the saved ensemble's
     temperature will be fitted."""
-    score, added, singles, best = _singles(task, outs, y, metric, mode, std, cal, temperatures)
-    chosen = _greedy(len(outs), score, mode, list(start) if start else [best], metric, added)
-    return Selection(chosen.picks, chosen.score, best, singles[best], metric, chosen.trace)
+    return _caruana(Choosing(task, outs, y, metric, mode, std, cal, temperatures), start)
+
+
+def _caruana(c: Choosing, start: list[int] | None) -> Selection:
+    score, added, singles, best = _singles(c)
+    chosen = _greedy(len(c.outs), score, c.mode, list(start) if start else [best], c.metric, added)
+    return Selection(chosen.picks, chosen.score, best, singles[best], c.metric, chosen.trace)
 
 
 def _singles(
-    task: str,
-    outs: list[torch.Tensor],
-    y: torch.Tensor,
-    metric: str,
-    mode: str,
-    std: float,
-    cal: dict[str, Any] | None,
-    temperatures: tuple[float, ...] | None = None,
+    c: Choosing,
 ) -> tuple[Callable[[dict[int, int]], float], Callable[[dict[int, int]], list[float]] | None, list[float], int]:
     """(counts → score, the loss's all-members greedy step or None, each member's score alone, the best member)."""
-    if not outs:
+    if not c.outs:
         raise ValueError("ensemble selection needs at least one member")
-    score = scorer(task, outs, y, metric, std, cal, temperatures)
-    added = loss_if_added(task, outs, y, cal, temperatures) if metric == "loss" else None
-    singles = added({}) if added else [score({i: 1}) for i in range(len(outs))]
-    best = min(range(len(outs)), key=lambda i: -singles[i] if mode == "max" else singles[i])
+    score = c.scorer()
+    added = loss_if_added(c.task, c.outs, c.y, c.cal, c.temperatures) if c.metric == "loss" else None
+    singles = added({}) if added else [score({i: 1}) for i in range(len(c.outs))]
+    best = min(range(len(c.outs)), key=lambda i: -singles[i] if c.mode == "max" else singles[i])
     return score, added, singles, best
 
 
@@ -277,8 +297,9 @@ def bagged_caruana(
     remainders), so the saved ensemble predicts no slower than one pass's. Scored on all rows;
     with `start`, never worse there than `start` alone, and `start` alone is kept too when the
     passes' additions lose to it on average on the halves they left out (held_out_gain <= 0)."""
-    score, _, singles, best = _singles(task, outs, y, metric, mode, std, cal, temperatures)
-    totals, gains = _bags(task, outs, y, metric, mode, std, start, cal, temperatures)
+    c = Choosing(task, outs, y, metric, mode, std, cal, temperatures)
+    score, _, singles, best = _singles(c)
+    totals, gains = _bags(c, start)
     picks = _rounded(totals, len(start or [0]) + ROUNDS - 1)
     value = score({i: picks.count(i) for i in set(picks)})
     held_out = sum(gains) / len(gains) if gains else None
@@ -290,31 +311,21 @@ def bagged_caruana(
     return Selection(picks, value, best, singles[best], metric, [value], held_out)
 
 
-def _bags(
-    task: str,
-    outs: list[torch.Tensor],
-    y: torch.Tensor,
-    metric: str,
-    mode: str,
-    std: float,
-    start: list[int] | None,
-    cal: dict[str, Any] | None,
-    temperatures: tuple[float, ...] | None,
-) -> tuple[dict[int, int], list[float]]:
+def _bags(c: Choosing, start: list[int] | None) -> tuple[dict[int, int], list[float]]:
     """(times each member was picked over the BAGS passes, with `start` each pass's gain over `start`
     alone on the rows it left out: > 0 when its picks score better there)."""
-    n, totals, gains = len(y), dict.fromkeys(range(len(outs)), 0), []
+    n, totals, gains = len(c.y), dict.fromkeys(range(len(c.outs)), 0), []
     generator = torch.Generator().manual_seed(0)
     for _ in range(BAGS):
         order = torch.randperm(n, generator=generator)
         rows, left = order[: max(1, n // 2)].sort().values, order[max(1, n // 2) :].sort().values
-        picks = caruana(task, [o[rows] for o in outs], y[rows], metric, mode, std, start, cal, temperatures).picks
+        picks = _caruana(c.on(rows), start).picks
         for i in picks:
             totals[i] += 1
         if start and len(left):
-            there = scorer(task, [o[left] for o in outs], y[left], metric, std, cal, temperatures)
+            there = c.on(left).scorer()
             gain = there(dict(Counter(start))) - there(dict(Counter(picks)))
-            gains.append(-gain if mode == "max" else gain)
+            gains.append(-gain if c.mode == "max" else gain)
     return totals, gains
 
 
