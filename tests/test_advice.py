@@ -57,6 +57,15 @@ def test_training_loss_far_above_validation_says_regularise_less():
     )  # 1.6×: Dropout's usual gap
 
 
+def test_label_smoothing_lifting_the_training_loss_is_not_called_regularisation():
+    # smoothing 0.1 over 10 classes keeps the training loss near 0.5 while the unsmoothed validation loss is 0.12
+    h = rows([1.1, 0.6, 0.55, 0.52, 0.51, 0.5], [0.3, 0.18, 0.15, 0.13, 0.12, 0.12])
+    assert adv.stalled_training(h) is not None
+    assert adv.stalled_training(h, adv.Context(label_smoothing=0.1)) is None
+    cfg = {"train": {"monitor": "val_loss", "label_smoothing": 0.1}}
+    assert adv.context_from_config(cfg, None).label_smoothing == 0.1
+
+
 def test_gradient_norm_far_above_clip_says_lr_too_high():
     h = rows([1.0] * 6, [1.0] * 6, grad=[30, 25, 12, 40, 22, 18], clipped=[1.0] * 6)
     a = adv.clipping_too_often(h, Context(clip_norm=1.0))

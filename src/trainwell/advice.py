@@ -70,6 +70,9 @@ class Context:
     stop_reason: str | None = None
     monitor: str = "val_loss"  # what early stopping watched, and in which direction
     mode: str = "min"
+    # classification's label smoothing: it lifts the training loss and not the validation loss (losses.py), so a
+    # training loss above validation then measures the smoothing, not regularisation holding training back
+    label_smoothing: float = 0.0
 
 
 def _best(history: Sequence[Row]) -> Row:
@@ -91,7 +94,9 @@ def growing_gap(history: Sequence[Row], ctx: Context = Context()) -> Advice | No
     grew = gap_last - gap_best > GAP_GROWTH * best["val_loss"]
     rose = last["val_loss"] > best["val_loss"] * (1 + VAL_RISE)
     # training loss above validation loss is regularisation at work, not overfitting: the other rule speaks then
-    if not (grew and rose and last["train_loss"] < best["train_loss"] and last["train_loss"] < last["val_loss"]):
+    # (unless label smoothing lifts the training loss: then only the gap's growth and the rise count)
+    below = last["train_loss"] < last["val_loss"] or ctx.label_smoothing > 0
+    if not (grew and rose and last["train_loss"] < best["train_loss"] and below):
         return None
     return Advice(
         REGULARISE_MORE,
@@ -118,7 +123,7 @@ def stalled_training(history: Sequence[Row], ctx: Context = Context()) -> Advice
             _stall_message(first, lowest, len(history), raise_lr=True),
             {"first_train_loss": first, "lowest_train_loss": lowest, "epochs": len(history)},
         )
-    if last["val_loss"] > 0 and last["train_loss"] > HELD_BACK * last["val_loss"]:
+    if ctx.label_smoothing == 0 and last["val_loss"] > 0 and last["train_loss"] > HELD_BACK * last["val_loss"]:
         ratio = last["train_loss"] / last["val_loss"]
         return Advice(
             REGULARISE_LESS,
@@ -250,6 +255,7 @@ def context_from_config(cfg: Any, stop_reason: str | None) -> Context:
         stop_reason=stop_reason,
         monitor=monitor,
         mode=train.get("mode") if train.get("mode") in ("min", "max") else mode_of(monitor),
+        label_smoothing=float(train.get("label_smoothing") or 0.0),
     )
 
 

@@ -306,10 +306,11 @@ def stop_non_finite(t: Trainer, s: LoopState, rows: list[Member], losses: torch.
 
 
 def validation(t: Trainer, out: torch.Tensor) -> dict[str, list[float]]:
-    """Per row: the loss and every metric of the task on the validation split."""
+    """Per row: the loss (without label smoothing, losses.py) and every metric of the task on the
+    validation split."""
     y = t.data.y_val
     with torch.no_grad():
-        losses = t.loss_fn(out, y.unsqueeze(0).expand(out.shape[0], *y.shape))
+        losses = t.loss_fn.for_validation()(out, y.unsqueeze(0).expand(out.shape[0], *y.shape))
     return {"loss": losses.tolist(), **M.compute(t.data.task, model_scores(t.data.task, out), y, t.data.target_scale)}
 
 
