@@ -11,7 +11,7 @@ from trainwell.config import RunConfig
 from trainwell.stop_reasons import HALVED
 from trainwell.tune import search
 from trainwell.tune.halving import halver, rungs, stale_after
-from trainwell.tune.selection import ROUNDS, _rounded, bagged_caruana, caruana, loss_if_added, loss_scorer
+from trainwell.tune.selection import ROUNDS, bagged_caruana, caruana, loss_if_added, loss_scorer, rounded
 
 
 def test_rungs_are_fractions_of_the_default_runs_epochs():
@@ -69,9 +69,9 @@ def test_the_greedy_step_scores_every_addition_as_the_loss_does(task):
 
 
 def test_rounding_keeps_the_pooled_shares():
-    assert _rounded({0: 10, 1: 5, 2: 5, 3: 0}, 4) == [0, 0, 1, 2]
-    assert _rounded({0: 1, 1: 1, 2: 1}, 2) == [0, 1]  # ties to the lower index
-    assert len(_rounded({0: 7, 1: 3, 2: 11}, 29)) == 29
+    assert rounded({0: 10, 1: 5, 2: 5, 3: 0}, 4) == [0, 0, 1, 2]
+    assert rounded({0: 1, 1: 1, 2: 1}, 2) == [0, 1]  # ties to the lower index
+    assert len(rounded({0: 7, 1: 3, 2: 11}, 29)) == 29
 
 
 def test_bagged_selection_is_repeatable_and_never_worse_than_the_start_on_all_rows():

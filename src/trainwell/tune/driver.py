@@ -17,12 +17,13 @@ from ..compose import SEARCH
 from ..config import RunConfig
 from ..data import DataBundle, load_data, scaling_inputs
 from ..errors import ConfigError
-from . import ensemble, report
+from . import ensemble, folds, report
 from .distribute import connect, new_work, read_histories, train_on_cluster, values_at_rungs
 from .engine import interrupted, run_stack, validation_views, view_names
 from .halving import halver, rungs, stale_after
 from .plan import (
     DEFAULT_DIR,
+    DEFAULT_FOLDS,
     ENSEMBLE_DIR,
     REPORT_HTML,
     REPORT_MD,
@@ -88,6 +89,7 @@ def search(
     data: DataBundle | None = None,
     select_on: str = "all",
     cluster: str | None = None,
+    folds: int = DEFAULT_FOLDS,
 ) -> SearchResult:
     """Train `trials` configurations around `config` (the default, then Sobol points), as few
     stacks as their layouts allow, halving each stack at fixed epochs; choose an ensemble on the
@@ -97,7 +99,8 @@ def search(
     starts (with no `trials`, 64 are planned); `data`: rows in memory instead of the config's
     data (the scikit-learn estimators); `select_on`: "all" validation rows for early stopping
     and the choice, or "half" for each (engine.validation_views); `cluster`: a Dask scheduler
-    address or "local", where the stacks train as tasks (distribute.py; the same result)."""
+    address or "local", where the stacks train as tasks (distribute.py; the same result); `folds`: validation
+    folds the chosen ensemble trains on (folds.py; 1: the search's own rows only), here even with a cluster."""
     if not isinstance(config, RunConfig):  # a raw config may say `search: N` itself
         config = dict(config)
         trials = config.pop(SEARCH, None) if trials is None else trials
@@ -109,7 +112,7 @@ def search(
         raise ConfigError("say how large a search: a number of configurations (--search N), a --time budget, or both")
     trials = TIME_TRIALS if trials is None else trials
     sampler_seed = base.train.seed % 2**32 if seed is None else seed
-    settings = SearchConfig(trials, sampler_seed, dials, seconds, select_on).validate()
+    settings = SearchConfig(trials, sampler_seed, dials, seconds, select_on, folds).validate()
     check_base(base)
     say = say or (lambda _text: None)
     out_dir = Path(out) if out is not None else default_out(base, trials)
@@ -242,17 +245,14 @@ def _conclude(out: Path, plan: Plan, data: DataBundle, select_data: DataBundle, 
         dict.fromkeys(start, 1)
     )
     picks, best_single = [pool[j] for j in chosen.picks], pool[chosen.single_best]
-    distinct = list(dict.fromkeys(picks))
-    if select_data is data:  # chosen on every validation row: the picks' outputs there are at hand
-        val_outs = [sel_outs[j] for j in chosen.picks]
-    else:
-        by_member = dict(zip(distinct, ensemble.outputs(distinct, data, data.x_val, loaded)))
-        val_outs = [by_member[c] for c in picks]
-    cal = ensemble.calibrate(plan.base, data, val_outs, picks)
-    on_test = list(dict.fromkeys([*distinct, best_single]))  # each member once, the best single one too
-    test_outs = dict(zip(on_test, ensemble.outputs(on_test, data, data.x_test, loaded)))
-    scores = ensemble.test_scores(data.task, [test_outs[c] for c in picks], data, cal)
-    single = ensemble.test_scores(data.task, [test_outs[best_single]], data)
+    n_folds = folds.usable_folds(plan.search.folds, len(data.x_train), len(data.x_val))
+    if n_folds > 1:
+        say(f"training the chosen ensemble's {len(set(picks))} member(s) on {n_folds - 1} more validation folds")
+    members = folds.train_folds(out, picks, data, n_folds, plan.base.data.split_seed)
+    if members is None:
+        return _stop(out, plan, data)
+    cal = ensemble.calibrate(plan.base, data, _val_outputs(data, select_data, sel_outs, chosen, pool, loaded), picks)
+    scores, single = _test_scores(data, members, best_single, cal, loaded)
     extra = {
         "selected_on": view_names(plan.search.select_on)[1],
         "members_early_stopped_on": view_names(plan.search.select_on)[0],
@@ -260,12 +260,45 @@ def _conclude(out: Path, plan: Plan, data: DataBundle, select_data: DataBundle, 
         "default_selection_value": default_select,
         "selection_held_out_gain": chosen.held_out_gain,
         "monitor": monitor,
-        "picks": [c.name for c in picks],
+        "picks": [folds.member_name(c) for c in members],  # every saved member, the other folds' too
+        "folds": n_folds,
     }
-    ensemble.save(out / ENSEMBLE_DIR, plan.base, picks, chosen, scores | extra, cal)
+    ensemble.save(out / ENSEMBLE_DIR, plan.base, members, chosen, scores | extra, cal)
     selection = {"chosen": chosen, "picks": picks, "scores": scores, "single": single, "default_select": default_select}
+    selection["folds"] = n_folds
     summary = _write_report(out, plan, data, selection)
     return SearchResult(out, summary)
+
+
+def _val_outputs(
+    data: DataBundle,
+    select_data: DataBundle,
+    sel_outs: list,
+    chosen: Any,
+    pool: list[ensemble.Candidate],
+    loaded: ensemble.Loaded,
+) -> list:
+    """The picks' outputs on every validation row of the search's own fold (where the temperature is fitted)."""
+    if select_data is data:  # chosen on every validation row: the picks' outputs there are at hand
+        return [sel_outs[j] for j in chosen.picks]
+    picks = [pool[j] for j in chosen.picks]
+    distinct = list(dict.fromkeys(picks))
+    by_member = dict(zip(distinct, ensemble.outputs(distinct, data, data.x_val, loaded)))
+    return [by_member[c] for c in picks]
+
+
+def _test_scores(
+    data: DataBundle,
+    members: list[ensemble.Candidate],
+    best_single: ensemble.Candidate,
+    cal: dict[str, Any] | None,
+    loaded: ensemble.Loaded,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Test metrics of the saved ensemble (every fold's members) and of the best single member."""
+    on_test = list(dict.fromkeys([*members, best_single]))  # each member once, the best single one too
+    test_outs = dict(zip(on_test, ensemble.outputs(on_test, data, data.x_test, loaded)))
+    scores = ensemble.test_scores(data.task, [test_outs[c] for c in members], data, cal)
+    return scores, ensemble.test_scores(data.task, [test_outs[best_single]], data)
 
 
 def _candidate_rows(plan: Plan, dirs: list[Path]) -> list[dict[str, Any]]:
@@ -293,7 +326,8 @@ def _write_report(out: Path, plan: Plan, data: DataBundle, selection: dict[str, 
     main = metric_names.MAIN[data.task]
     mode = resolve_mode(plan.base)
     effects = report.dial_effects(plan.dials, plan.values, [r["best_value"] for r in rows], mode)
-    search_seconds = sum(r["wall_seconds"] or 0.0 for r in rows)  # each member's share of its stack's seconds
+    # each member's share of its stack's seconds, and the chosen ensemble's training on the other folds
+    search_seconds = sum(r["wall_seconds"] or 0.0 for r in rows) + folds.seconds(out)
     default_seconds = float(default_m.get("wall_seconds") or 0.0)
     summary: dict[str, Any] = {
         "name": plan.base.name,
@@ -328,6 +362,7 @@ def _write_report(out: Path, plan: Plan, data: DataBundle, selection: dict[str, 
             held_out_gain=sel.held_out_gain,
         )
         summary["default_select"] = selection["default_select"]
+        summary["folds"] = selection["folds"]
         chosen_lines = _chosen_lines(plan, picks)
     parts, title = report.blocks(summary, effects, chosen_lines), f"trainwell search: {plan.base.name}"
     rundir.write_text_atomic(out / REPORT_MD, report.render_markdown(title, parts))

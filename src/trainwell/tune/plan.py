@@ -29,6 +29,9 @@ TIME_TRIALS = 64  # configurations planned when only a --time budget is given
 # step's dispatch outweighs its arithmetic); planning.MAX_MEMBERS (16)
 # keeps a compare's first results coming early, which a search, reporting at the end, does not need
 STACK_MEMBERS = 40
+# the chosen ensemble on the search's own validation rows and two more folds (folds.py); each fold costs about as
+# much as the default run
+DEFAULT_FOLDS, MAX_FOLDS = 3, 10
 
 
 @dataclass
@@ -42,6 +45,7 @@ class SearchConfig:
     dials: list[str] | None = None
     seconds: float | None = None
     select_on: str = "all"
+    folds: int = DEFAULT_FOLDS  # the chosen ensemble trains on this many validation folds (folds.py), 1: none
 
     def validate(self) -> "SearchConfig":
         ok = self.seconds is None or (
@@ -59,6 +63,8 @@ class SearchConfig:
             raise ConfigError(f"search seed = {self.seed!r} is not allowed: an integer >= 0 and < 2**32")
         if self.select_on not in SELECT_ON:
             raise ConfigError(f"select_on = {self.select_on!r} is not allowed: one of {', '.join(SELECT_ON)}")
+        if isinstance(self.folds, bool) or not isinstance(self.folds, int) or not 1 <= self.folds <= MAX_FOLDS:
+            raise ConfigError(f"search folds = {self.folds!r} is not allowed: an integer from 1 to {MAX_FOLDS}")
         if self.dials is not None and (not isinstance(self.dials, list) or not self.dials):
             raise ConfigError("the search space is empty: name at least one dial, or none to search them all")
         return self

@@ -300,7 +300,7 @@ def bagged_caruana(
     c = Choosing(task, outs, y, metric, mode, std, cal, temperatures)
     score, _, singles, best = _singles(c)
     totals, gains = _bags(c, start)
-    picks = _rounded(totals, len(start or [0]) + ROUNDS - 1)
+    picks = rounded(totals, len(start or [0]) + ROUNDS - 1)
     value = score({i: picks.count(i) for i in set(picks)})
     held_out = sum(gains) / len(gains) if gains else None
     if start:
@@ -329,7 +329,7 @@ def _bags(c: Choosing, start: list[int] | None) -> tuple[dict[int, int], list[fl
     return totals, gains
 
 
-def _rounded(totals: dict[int, int], slots: int) -> list[int]:
+def rounded(totals: dict[int, int], slots: int) -> list[int]:
     """Member indices repeated in proportion to `totals`, `slots` in all (largest remainders; ties to the
     lower index), most weighted first."""
     whole = sum(totals.values())
