@@ -242,6 +242,8 @@ def fit_trainwell_search(
     info = {
         "members": s.get("ensemble_members"),
         "distinct": s.get("ensemble_size"),
+        "folds": s.get("folds"),
+        "saved_members": s.get("saved_members"),
         "cost_ratio": s.get("cost_ratio"),
         "default_in_search_test": s.get("default_test"),
         "search_test": s.get("ensemble_test"),

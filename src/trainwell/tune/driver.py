@@ -251,8 +251,10 @@ def _conclude(out: Path, plan: Plan, data: DataBundle, select_data: DataBundle, 
     members = folds.train_folds(out, picks, data, n_folds, plan.base.data.split_seed)
     if members is None:
         return _stop(out, plan, data)
-    cal = ensemble.calibrate(plan.base, data, _val_outputs(data, select_data, sel_outs, chosen, pool, loaded), picks)
-    scores, single = _test_scores(data, members, best_single, cal, loaded)
+    cal = ensemble.calibrate(
+        plan.base, data, ensemble.picked_val_outputs(data, select_data, sel_outs, chosen.picks, pool, loaded), picks
+    )
+    scores, single = ensemble.scores_on_test(data, members, best_single, cal, loaded)
     extra = {
         "selected_on": view_names(plan.search.select_on)[1],
         "members_early_stopped_on": view_names(plan.search.select_on)[0],
@@ -265,40 +267,9 @@ def _conclude(out: Path, plan: Plan, data: DataBundle, select_data: DataBundle, 
     }
     ensemble.save(out / ENSEMBLE_DIR, plan.base, members, chosen, scores | extra, cal)
     selection = {"chosen": chosen, "picks": picks, "scores": scores, "single": single, "default_select": default_select}
-    selection["folds"] = n_folds
+    selection |= {"folds": n_folds, "saved": len(members)}
     summary = _write_report(out, plan, data, selection)
     return SearchResult(out, summary)
-
-
-def _val_outputs(
-    data: DataBundle,
-    select_data: DataBundle,
-    sel_outs: list,
-    chosen: Any,
-    pool: list[ensemble.Candidate],
-    loaded: ensemble.Loaded,
-) -> list:
-    """The picks' outputs on every validation row of the search's own fold (where the temperature is fitted)."""
-    if select_data is data:  # chosen on every validation row: the picks' outputs there are at hand
-        return [sel_outs[j] for j in chosen.picks]
-    picks = [pool[j] for j in chosen.picks]
-    distinct = list(dict.fromkeys(picks))
-    by_member = dict(zip(distinct, ensemble.outputs(distinct, data, data.x_val, loaded)))
-    return [by_member[c] for c in picks]
-
-
-def _test_scores(
-    data: DataBundle,
-    members: list[ensemble.Candidate],
-    best_single: ensemble.Candidate,
-    cal: dict[str, Any] | None,
-    loaded: ensemble.Loaded,
-) -> tuple[dict[str, float], dict[str, float]]:
-    """Test metrics of the saved ensemble (every fold's members) and of the best single member."""
-    on_test = list(dict.fromkeys([*members, best_single]))  # each member once, the best single one too
-    test_outs = dict(zip(on_test, ensemble.outputs(on_test, data, data.x_test, loaded)))
-    scores = ensemble.test_scores(data.task, [test_outs[c] for c in members], data, cal)
-    return scores, ensemble.test_scores(data.task, [test_outs[best_single]], data)
 
 
 def _candidate_rows(plan: Plan, dirs: list[Path]) -> list[dict[str, Any]]:
@@ -362,7 +333,7 @@ def _write_report(out: Path, plan: Plan, data: DataBundle, selection: dict[str, 
             held_out_gain=sel.held_out_gain,
         )
         summary["default_select"] = selection["default_select"]
-        summary["folds"] = selection["folds"]
+        summary |= {"folds": selection["folds"], "saved_members": selection["saved"]}
         chosen_lines = _chosen_lines(plan, picks)
     parts, title = report.blocks(summary, effects, chosen_lines), f"trainwell search: {plan.base.name}"
     rundir.write_text_atomic(out / REPORT_MD, report.render_markdown(title, parts))

@@ -159,3 +159,35 @@ def test_scores(
     """Test metrics of an ensemble of these outputs (repeats weigh a member more), as train writes them."""
     values = test_metrics(task, outs, data.y_test, data.target_scale, cal)
     return {f"test_{k}": v for k, v in values.items() if k != "loss"} | {"test_loss": values["loss"]}
+
+
+def picked_val_outputs(
+    data: DataBundle,
+    select_data: DataBundle,
+    sel_outs: list[torch.Tensor],
+    chosen: list[int],
+    pool: list[Candidate],
+    loaded: Loaded,
+) -> list[torch.Tensor]:
+    """The outputs of the picks (`chosen`: indices into `pool`, repeats included) on every validation row of the
+    search's own fold, where the ensemble's temperature is fitted; `sel_outs`: the pool's on the choosing rows."""
+    if select_data is data:  # chosen on every validation row: the picks' outputs there are at hand
+        return [sel_outs[j] for j in chosen]
+    picks = [pool[j] for j in chosen]
+    distinct = list(dict.fromkeys(picks))
+    by_member = dict(zip(distinct, outputs(distinct, data, data.x_val, loaded)))
+    return [by_member[c] for c in picks]
+
+
+def scores_on_test(
+    data: DataBundle,
+    members: list[Candidate],
+    best_single: Candidate,
+    cal: dict[str, Any] | None,
+    loaded: Loaded,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Test metrics of the saved ensemble (every fold's members) and of the best single member."""
+    on_test = list(dict.fromkeys([*members, best_single]))  # each member once, the best single one too
+    test_outs = dict(zip(on_test, outputs(on_test, data, data.x_test, loaded)))
+    scores = test_scores(data.task, [test_outs[c] for c in members], data, cal)
+    return scores, test_scores(data.task, [test_outs[best_single]], data)

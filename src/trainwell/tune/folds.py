@@ -20,7 +20,9 @@ from pathlib import Path
 import torch
 
 from .. import rundir
+from ..config import RunConfig
 from ..data import DataBundle
+from ..planning import group_key
 from .engine import interrupted, run_stack
 from .ensemble import Candidate
 from .selection import rounded
@@ -58,6 +60,17 @@ def refold(data: DataBundle, fold: int, seed: int) -> DataBundle:
     )
 
 
+def _stacks(runs: dict[Path, RunConfig]) -> list[list[tuple[Path, RunConfig]]]:
+    """The picked runs as the search trained them: a run of several seeds (the default) alone, single-member
+    configurations of one layout together (a stack costs about one run on small tables, where a step's dispatch
+    outweighs its arithmetic; every member is still the configuration trained alone)."""
+    groups: dict[tuple, list[tuple[Path, RunConfig]]] = {}
+    for run_dir, cfg in runs.items():
+        key = ("alone", run_dir) if cfg.train.members > 1 else group_key(cfg)
+        groups.setdefault(key, []).append((run_dir, cfg))
+    return list(groups.values())
+
+
 def fold_dir(out: Path, fold: int, run_dir: Path) -> Path:
     return out / FOLDS_DIR / f"f{fold}" / run_dir.name
 
@@ -70,12 +83,13 @@ def train_folds(out: Path, picks: list[Candidate], data: DataBundle, folds: int,
         counts = Counter(picks)
         order = list(counts)
         picks = [order[i] for i in rounded({i: counts[c] for i, c in enumerate(order)}, SAVED_MEMBERS // folds)]
-    runs = {c.run_dir: c.cfg for c in picks}  # one training per picked run, all its seeds
+    stacks = _stacks({c.run_dir: c.cfg for c in picks})
     copies: list[Candidate] = []
     for fold in range(1, folds):
         fold_data = refold(data, fold, seed)
-        for run_dir, cfg in runs.items():  # a run alone: the default's seeds form one stack, as it trained
-            if interrupted(run_stack([cfg], [fold_dir(out, fold, run_dir)], fold_data)):
+        for stack in stacks:
+            dirs = [fold_dir(out, fold, run_dir) for run_dir, _ in stack]
+            if interrupted(run_stack([cfg for _, cfg in stack], dirs, fold_data)):
                 return None
         copies += [Candidate(c.cfg, fold_dir(out, fold, c.run_dir), c.member) for c in picks]
     return [*picks, *copies]

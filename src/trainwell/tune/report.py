@@ -80,8 +80,10 @@ def headline(summary: dict[str, Any]) -> str:
         if top
         else "no dial moved the best validation value by more than 1% on this data"
     )
+    n_folds = summary.get("folds") or 1
+    on_folds = f", each on {n_folds} validation folds," if n_folds > 1 else ""
     return (
-        f"The searched ensemble of {summary['ensemble_size']} members scores test {main} {ens:.4g} "
+        f"The searched ensemble of {summary['ensemble_size']} members{on_folds} scores test {main} {ens:.4g} "
         f"against the default's {default:.4g} ({f'{abs(change):.1f}% {verdict}' if change else 'the same'}), at "
         f"{summary['cost_ratio']:.1f}× "
         f"the default run's training time; {mattered}."
@@ -108,6 +110,7 @@ def blocks(summary: dict[str, Any], effects: list[DialEffect], chosen: list[str]
                 "ensemble: never worse than it on all of them; a classification's log loss is scored at the best "
                 "temperature, as the saved ensemble's is fitted)",
                 _held_out_line(summary),
+                *_folds_line(summary),
                 f"training time: {summary['search_seconds'] + summary['default_seconds']:.1f} s in all, of which "
                 f"the default run (trained first, alone) {summary['default_seconds']:.1f} s "
                 f"(cost ratio {summary['cost_ratio']:.2f})",
@@ -186,6 +189,18 @@ def _held_out_line(summary: dict[str, Any]) -> str:
         f"on the half of the rows each bag left out, its additions to the default's ensemble scored {-gain:.4g} "
         f"worse ({summary['monitor']}, on average), so they were dropped: the default's ensemble is kept"
     )
+
+
+def _folds_line(summary: dict[str, Any]) -> list[str]:
+    """What the other validation folds added to the chosen ensemble (folds.py)."""
+    n = summary.get("folds") or 1
+    if n == 1:
+        return []
+    return [
+        f"the chosen ensemble then trained again on {n - 1} more validation fold{'s' if n > 2 else ''} (another "
+        "block of the training rows held out for early stopping each time, the rows above trained on); the saved "
+        f"ensemble averages all {n} copies with the same weights"
+    ]
 
 
 def _small_selection_note(summary: dict[str, Any]) -> list[str]:

@@ -1,0 +1,93 @@
+"""The chosen ensemble retrained on other validation folds (tune/folds.py): the folds hold out disjoint blocks of
+the training rows and train on the rest, the saved ensemble averages every fold's copy, and the number of saved
+members stays within what a run directory allows."""
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import tiny_config
+from trainwell.config import RunConfig
+from trainwell.data import load_data
+from trainwell.errors import ConfigError
+from trainwell.inference import evaluate_run, load_run
+from trainwell.tune import folds, search
+from trainwell.tune.ensemble import Candidate
+
+
+def base_config(**train):
+    return RunConfig.from_dict(tiny_config(train={"max_epochs": 4, "patience": 2, **train}))
+
+
+def rows(x):
+    return {tuple(r.tolist()) for r in x}
+
+
+def test_folds_hold_out_disjoint_blocks_of_the_training_rows_and_train_on_the_rest():
+    data = load_data(base_config().data)
+    assert folds.refold(data, 0, 42) is data
+    one, two = folds.refold(data, 1, 42), folds.refold(data, 2, 42)
+    everything = rows(data.x_train) | rows(data.x_val)
+    for fold in (one, two):
+        assert len(fold.x_val) == len(data.x_val) and len(fold.x_train) == len(data.x_train)
+        assert rows(fold.x_val) <= rows(data.x_train)  # held out of the search's training rows
+        assert rows(data.x_val) <= rows(fold.x_train)  # the search's own validation rows are trained on
+        assert rows(fold.x_train) | rows(fold.x_val) == everything
+    assert not rows(one.x_val) & rows(two.x_val)
+    assert torch.equal(folds.refold(data, 1, 42).x_val, one.x_val)  # seeded: a continued search gets the same
+    assert not torch.equal(folds.refold(data, 1, 43).x_val, one.x_val)
+    assert one.spec is data.spec  # the same preprocessing: members of every fold average as one run's
+
+
+def test_usable_folds_stop_where_the_training_rows_run_out():
+    assert folds.usable_folds(3, 2550, 450) == 3
+    assert folds.usable_folds(10, 2550, 450) == 6  # 5 disjoint blocks of 450 in 2,550 rows
+    assert folds.usable_folds(3, 100, 0) == 1
+
+
+def test_search_saves_the_chosen_ensemble_of_every_fold(tmp_path):
+    base = base_config()
+    result = search(base, 2, out=tmp_path / "s", folds=2)
+    metrics = json.loads((result.ensemble_dir / "metrics.json").read_text())
+    assert metrics["folds"] == 2 and result.summary["folds"] == 2
+    own = [p for p in metrics["picks"] if not p.startswith("f1/")]
+    assert sorted(f"f1/{p}" for p in own) == sorted(p for p in metrics["picks"] if p.startswith("f1/"))
+    _, _, spec = load_run(result.ensemble_dir)
+    assert spec["members"] == len(metrics["picks"]) == 2 * len(own)
+    assert evaluate_run(result.ensemble_dir)["test_mae"] == pytest.approx(metrics["test_mae"], rel=1e-5)
+    fold_run = next((tmp_path / "s" / folds.FOLDS_DIR / "f1").iterdir())
+    # the fold's copy early-stopped on its own held-out block: its validation loss differs from the original's
+    original = tmp_path / "s" / ("default" if fold_run.name == "default" else f"runs/{fold_run.name}")
+    assert json.loads((fold_run / "history.json").read_text())[0]["val_loss"] != pytest.approx(
+        json.loads((original / "history.json").read_text())[0]["val_loss"]
+    )
+    # the fold runs' seconds are part of the search's cost
+    assert result.summary["search_seconds"] >= folds.seconds(tmp_path / "s") > 0
+
+
+def test_search_with_one_fold_saves_the_picks_alone(tmp_path):
+    result = search(base_config(), 2, out=tmp_path / "s", folds=1)
+    metrics = json.loads((result.ensemble_dir / "metrics.json").read_text())
+    assert metrics["folds"] == 1 and not any(p.startswith("f") and "/" in p for p in metrics["picks"])
+    assert not (tmp_path / "s" / folds.FOLDS_DIR).exists()
+
+
+def test_many_picks_are_rounded_so_every_fold_fits_in_one_run_directory(tmp_path, monkeypatch):
+    monkeypatch.setattr(folds, "run_stack", lambda cfgs, dirs, data: [])  # nothing to train here
+    base = base_config()
+    data = load_data(base.data)
+    picks = [Candidate(base, tmp_path / "c01")] * 16 + [Candidate(base, tmp_path / "c02")] * 9
+    members = folds.train_folds(tmp_path, picks, data, 3, 42)
+    assert len(members) <= folds.SAVED_MEMBERS and len(members) % 3 == 0
+    per_fold = Counter(c.run_dir.name for c in members[: len(members) // 3])
+    assert per_fold["c01"] > per_fold["c02"] > 0  # the picks' proportions kept
+    assert Counter(c.run_dir.name for c in members) == Counter({k: 3 * v for k, v in per_fold.items()})
+
+
+@pytest.mark.parametrize("bad", [0, 11, 2.5, True])
+def test_a_bad_fold_count_is_one_line(bad, tmp_path):
+    with pytest.raises(ConfigError, match="folds"):
+        search(base_config(), 2, out=Path(tmp_path) / "s", folds=bad)
