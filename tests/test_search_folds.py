@@ -48,23 +48,24 @@ def test_usable_folds_stop_where_the_training_rows_run_out():
     assert folds.usable_folds(3, 100, 0) == 1
 
 
-def test_search_saves_the_chosen_ensemble_of_every_fold(tmp_path):
+def test_search_saves_the_chosen_ensemble_with_the_default_of_every_fold(tmp_path):
     base = base_config()
     result = search(base, 2, out=tmp_path / "s", folds=2)
     metrics = json.loads((result.ensemble_dir / "metrics.json").read_text())
     assert metrics["folds"] == 2 and result.summary["folds"] == 2
-    own = [p for p in metrics["picks"] if not p.startswith("f1/")]
-    assert sorted(f"f1/{p}" for p in own) == sorted(p for p in metrics["picks"] if p.startswith("f1/"))
+    half = len(metrics["picks"]) // 2
+    own, again = metrics["picks"][:half], metrics["picks"][half:]
+    # the default's seeds are replaced by fold 1's copies; a picked configuration counts once per fold
+    assert again == [f"f1/{p}" if p.startswith("default") else p for p in own]
+    assert any(p.startswith("f1/default") for p in again)
     _, _, spec = load_run(result.ensemble_dir)
-    assert spec["members"] == len(metrics["picks"]) == 2 * len(own)
+    assert spec["members"] == len(metrics["picks"]) == 2 * half == result.summary["saved_members"]
     assert evaluate_run(result.ensemble_dir)["test_mae"] == pytest.approx(metrics["test_mae"], rel=1e-5)
-    fold_run = next((tmp_path / "s" / folds.FOLDS_DIR / "f1").iterdir())
+    fold_run = tmp_path / "s" / folds.FOLDS_DIR / "f1" / "default"
     # the fold's copy early-stopped on its own held-out block: its validation loss differs from the original's
-    original = tmp_path / "s" / ("default" if fold_run.name == "default" else f"runs/{fold_run.name}")
-    assert json.loads((fold_run / "history.json").read_text())[0]["val_loss"] != pytest.approx(
-        json.loads((original / "history.json").read_text())[0]["val_loss"]
-    )
-    # the fold runs' seconds are part of the search's cost
+    first = json.loads((fold_run / "history.json").read_text())[0]["val_loss"]
+    assert first != pytest.approx(json.loads((tmp_path / "s" / "default" / "history.json").read_text())[0]["val_loss"])
+    # the fold run's seconds are part of the search's cost
     assert result.summary["search_seconds"] >= folds.seconds(tmp_path / "s") > 0
 
 
@@ -76,15 +77,20 @@ def test_search_with_one_fold_saves_the_picks_alone(tmp_path):
 
 
 def test_many_picks_are_rounded_so_every_fold_fits_in_one_run_directory(tmp_path, monkeypatch):
-    monkeypatch.setattr(folds, "run_stack", lambda cfgs, dirs, data: [])  # nothing to train here
+    trained = []
+    monkeypatch.setattr(folds, "run_stack", lambda cfgs, dirs, data: trained.append(dirs) or [])
     base = base_config()
     data = load_data(base.data)
-    picks = [Candidate(base, tmp_path / "c01")] * 16 + [Candidate(base, tmp_path / "c02")] * 9
-    members = folds.train_folds(tmp_path, picks, data, 3, 42)
+    default = tmp_path / "default"
+    picks = [Candidate(base, tmp_path / "c01")] * 14 + [Candidate(base, tmp_path / "c02")] * 6
+    picks += [Candidate(base, default, k) for k in range(5)]
+    members = folds.train_folds(tmp_path, picks, default, data, 3, 42)
+    assert trained == [[tmp_path / "folds" / "f1" / "default"], [tmp_path / "folds" / "f2" / "default"]]
     assert len(members) <= folds.SAVED_MEMBERS and len(members) % 3 == 0
     per_fold = Counter(c.run_dir.name for c in members[: len(members) // 3])
-    assert per_fold["c01"] > per_fold["c02"] > 0  # the picks' proportions kept
+    assert per_fold["c01"] > per_fold["c02"] > 0 and per_fold["default"] == 5  # the picks' proportions kept
     assert Counter(c.run_dir.name for c in members) == Counter({k: 3 * v for k, v in per_fold.items()})
+    assert {c.run_dir.parent.name for c in members if c.run_dir.name == "default"} == {tmp_path.name, "f1", "f2"}
 
 
 @pytest.mark.parametrize("bad", [0, 11, 2.5, True])

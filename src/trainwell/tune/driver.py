@@ -247,8 +247,8 @@ def _conclude(out: Path, plan: Plan, data: DataBundle, select_data: DataBundle, 
     picks, best_single = [pool[j] for j in chosen.picks], pool[chosen.single_best]
     n_folds = folds.usable_folds(plan.search.folds, len(data.x_train), len(data.x_val))
     if n_folds > 1:
-        say(f"training the chosen ensemble's {len(set(picks))} member(s) on {n_folds - 1} more validation folds")
-    members = folds.train_folds(out, picks, data, n_folds, plan.base.data.split_seed)
+        say(f"training the default run again on {n_folds - 1} more validation folds for the ensemble")
+    members = folds.train_folds(out, picks, out / DEFAULT_DIR, data, n_folds, plan.base.data.split_seed)
     if members is None:
         return _stop(out, plan, data)
     cal = ensemble.calibrate(

@@ -1,14 +1,15 @@
-"""The chosen ensemble retrained on other validation folds (cross-validation bagging, as AutoGluon's): each
-distinct run the ensemble picked trains again, same config and seeds, with another block of the training rows
-held out for its early stopping and the default's validation rows trained on; the final model averages every
-fold's copy, with the picks' weights. The searched configurations rarely beat the default out of sample (the
-held-out check kept the default's ensemble on 13 of 17 tables); members that saw other rows did: on the 17-table
-benchmark (3,000 training rows) the default's 5 seeds plus the same on two more folds cut the geometric-mean
-error ratio to LightGBM by 3.4%, where 5 more seeds on the same rows cut it by 0.9% (benchmarks/README).
+"""The default's seeds retrained on other validation folds (cross-validation bagging, as AutoGluon's): the
+default run trains again, same config and seeds, with another block of the training rows held out for its early
+stopping and the search's validation rows trained on; the saved ensemble averages every fold's copy with the
+picks' weights. The searched configurations rarely beat the default out of sample (the held-out check kept the
+default's ensemble on 13 of 17 tables); members that saw other rows did (benchmarks/results/search-folds-notes.md).
+Only the default's run trains again (one stack a fold, about one default run of cost): retraining the picked
+configurations too cost 8-11x the default's CPU on males and caravan (their picks span two layouts); a picked
+configuration instead weighs as much as all its fold copies would, so the proportions of the choice are kept.
 
-Every fold shares the default's preprocessing (fitted on its training rows, data.spec), so the members'
-outputs average as one run's do and the ensemble is saved and predicted like any other. Fold 0 is the search's
-own data; the other folds' validation blocks are disjoint, drawn from the training rows by data.split_seed.
+Every fold shares the search's preprocessing (fitted on its training rows, data.spec), so the members' outputs
+average as one run's do and the ensemble is saved and predicted like any other. Fold 0 is the search's own data;
+the other folds' validation blocks are disjoint, drawn from the training rows by data.split_seed.
 """
 
 from __future__ import annotations
@@ -20,9 +21,7 @@ from pathlib import Path
 import torch
 
 from .. import rundir
-from ..config import RunConfig
 from ..data import DataBundle
-from ..planning import group_key
 from .engine import interrupted, run_stack
 from .ensemble import Candidate
 from .selection import rounded
@@ -60,39 +59,29 @@ def refold(data: DataBundle, fold: int, seed: int) -> DataBundle:
     )
 
 
-def _stacks(runs: dict[Path, RunConfig]) -> list[list[tuple[Path, RunConfig]]]:
-    """The picked runs as the search trained them: a run of several seeds (the default) alone, single-member
-    configurations of one layout together (a stack costs about one run on small tables, where a step's dispatch
-    outweighs its arithmetic; every member is still the configuration trained alone)."""
-    groups: dict[tuple, list[tuple[Path, RunConfig]]] = {}
-    for run_dir, cfg in runs.items():
-        key = ("alone", run_dir) if cfg.train.members > 1 else group_key(cfg)
-        groups.setdefault(key, []).append((run_dir, cfg))
-    return list(groups.values())
-
-
 def fold_dir(out: Path, fold: int, run_dir: Path) -> Path:
     return out / FOLDS_DIR / f"f{fold}" / run_dir.name
 
 
-def train_folds(out: Path, picks: list[Candidate], data: DataBundle, folds: int, seed: int) -> list[Candidate] | None:
-    """Each distinct run among `picks` trained on folds 1..folds-1 (continuing what an interrupted search left);
-    → the picks followed by each fold's copies of them (the same weights), or None when interrupted. With
-    more than SAVED_MEMBERS in all, each fold's picks are first rounded to fewer repeats (the same proportions)."""
+def train_folds(
+    out: Path, picks: list[Candidate], default_dir: Path, data: DataBundle, folds: int, seed: int
+) -> list[Candidate] | None:
+    """The default's run (in `default_dir`) trained on folds 1..folds-1 (continuing what an interrupted search
+    left) → the saved ensemble's members: per fold, the picks with the default's seeds replaced by that fold's
+    copies (so a picked configuration appears once per fold); None when interrupted. With more than SAVED_MEMBERS
+    in all, the picks are first rounded to fewer repeats (the same proportions)."""
     if len(picks) * folds > SAVED_MEMBERS:
         counts = Counter(picks)
         order = list(counts)
         picks = [order[i] for i in rounded({i: counts[c] for i, c in enumerate(order)}, SAVED_MEMBERS // folds)]
-    stacks = _stacks({c.run_dir: c.cfg for c in picks})
-    copies: list[Candidate] = []
+    members = list(picks)
+    default = next((c.cfg for c in picks if c.run_dir == default_dir), None)
     for fold in range(1, folds):
-        fold_data = refold(data, fold, seed)
-        for stack in stacks:
-            dirs = [fold_dir(out, fold, run_dir) for run_dir, _ in stack]
-            if interrupted(run_stack([cfg for _, cfg in stack], dirs, fold_data)):
-                return None
-        copies += [Candidate(c.cfg, fold_dir(out, fold, c.run_dir), c.member) for c in picks]
-    return [*picks, *copies]
+        where = fold_dir(out, fold, default_dir)
+        if default is not None and interrupted(run_stack([default], [where], refold(data, fold, seed))):
+            return None
+        members += [Candidate(c.cfg, where, c.member) if c.run_dir == default_dir else c for c in picks]
+    return members
 
 
 def member_name(c: Candidate) -> str:
