@@ -97,3 +97,19 @@ def test_many_picks_are_rounded_so_every_fold_fits_in_one_run_directory(tmp_path
 def test_a_bad_fold_count_is_one_line(bad, tmp_path):
     with pytest.raises(ConfigError, match="folds"):
         search(base_config(), 2, out=Path(tmp_path) / "s", folds=bad)
+
+
+def test_a_table_too_wide_for_the_presets_embeddings_searches_without_them():
+    from trainwell.scaling import MAX_EMBEDDED_COLUMNS
+    from trainwell.tune import space
+
+    raw = base_config().to_dict()
+    auto = RunConfig.from_dict({**raw, "model": {**raw["model"], "numeric_embedding": "auto"}})
+
+    def embedding_values(columns):
+        dials = space.space_around(auto, "regression", 400, embeddable=columns)
+        return next(d for d in dials if d.name == "numeric_embedding").values
+
+    assert embedding_values(MAX_EMBEDDED_COLUMNS + 1) == ("auto",)  # one layout: the default's stack alone
+    assert embedding_values(MAX_EMBEDDED_COLUMNS) == ("auto", "none")
+    assert embedding_values(None) == ("auto", "periodic")  # width unknown: the rows alone decide, as before

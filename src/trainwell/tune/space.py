@@ -20,7 +20,7 @@ from typing import Any
 from ..config import RunConfig
 from ..errors import ConfigError
 from ..planning import expected_epochs
-from ..scaling import auto_numeric_embedding
+from ..scaling import MAX_EMBEDDED_COLUMNS, auto_numeric_embedding
 
 LOG, UNIFORM, CHOICE = "log", "uniform", "choice"
 LAYOUT_DIALS = ("width", "depth", "batch_size", "numeric_embedding")  # each value is another stack
@@ -110,8 +110,13 @@ def _batches(default: int, train_rows: int) -> tuple[int, ...]:
 
 def _embeddings(default: str, train_rows: int, embeddable: int | None) -> tuple[str, ...]:
     """The default's own setting (auto kept as auto, so that its configurations share the default's
-    stack) and the other side of what it resolves to on this table (its rows and `embeddable` columns)."""
+    stack) and the other side of what it resolves to on this table (its rows and `embeddable` columns), but
+    no periodic side where the preset leaves a table out for having too many columns to embed."""
     resolved = auto_numeric_embedding(default, train_rows, embeddable)
+    if resolved == "none" and embeddable is not None and embeddable > MAX_EMBEDDED_COLUMNS:
+        # too many columns for the preset's embeddings (scaling.py): they are the costliest stack (caravan's 85
+        # columns: the search 3.5x the default's CPU) and bought nothing on the wide tables (caravan, digits, signal)
+        return (default,)
     return (default, "periodic") if resolved == "none" else (default, "none")
 
 
