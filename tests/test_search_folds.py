@@ -1,4 +1,4 @@
-"""The chosen ensemble retrained on other validation folds (tune/folds.py): the folds hold out disjoint blocks of
+"""The default run retrained on other validation folds (tune/folds.py): the folds hold out disjoint blocks of
 the training rows and train on the rest, the saved ensemble averages every fold's copy, and the number of saved
 members stays within what a run directory allows."""
 

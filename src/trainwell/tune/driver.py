@@ -222,7 +222,8 @@ def _stop(out: Path, plan: Plan, data: DataBundle) -> SearchResult:
 def _conclude(out: Path, plan: Plan, data: DataBundle, select_data: DataBundle, say: Say) -> SearchResult:
     """Caruana's selection on the choosing rows, from every finished configuration and the
     default's seeds (where the greedy additions start, so the ensemble is never worse than the
-    default there); the ensemble's temperature fitted on all validation rows; the report."""
+    default there); the default run trained again on the other validation folds and the saved ensemble the
+    choice on every fold (folds.py); the ensemble's temperature fitted on all validation rows; the report."""
     dirs = candidate_dirs(out, plan)
     default_seeds = ensemble.seeds_of(plan.base, out / DEFAULT_DIR)
     pool = [ensemble.Candidate(plan.configs[i], dirs[i]) for i in ensemble.finished_members(dirs)] + default_seeds

@@ -2,7 +2,7 @@
 default run trains again, same config and seeds, with another block of the training rows held out for its early
 stopping and the search's validation rows trained on; the saved ensemble averages every fold's copy with the
 picks' weights. The searched configurations rarely beat the default out of sample (the held-out check kept the
-default's ensemble on 13 of 17 tables); members that saw other rows did (benchmarks/results/search-folds-notes.md).
+default's ensemble on 13 of 17 tables); members that saw other rows did (README, results/search-folds-notes.md).
 Only the default's run trains again (one stack a fold, about one default run of cost): retraining the picked
 configurations too cost 8-11x the default's CPU on males and caravan (their picks span two layouts); a picked
 configuration instead weighs as much as all its fold copies would, so the proportions of the choice are kept.

@@ -81,7 +81,7 @@ def headline(summary: dict[str, Any]) -> str:
         else "no dial moved the best validation value by more than 1% on this data"
     )
     n_folds = summary.get("folds") or 1
-    on_folds = f", each on {n_folds} validation folds," if n_folds > 1 else ""
+    on_folds = f" (the default's seeds on {n_folds} validation folds)" if n_folds > 1 else ""
     return (
         f"The searched ensemble of {summary['ensemble_size']} members{on_folds} scores test {main} {ens:.4g} "
         f"against the default's {default:.4g} ({f'{abs(change):.1f}% {verdict}' if change else 'the same'}), at "
@@ -197,9 +197,10 @@ def _folds_line(summary: dict[str, Any]) -> list[str]:
     if n == 1:
         return []
     return [
-        f"the chosen ensemble then trained again on {n - 1} more validation fold{'s' if n > 2 else ''} (another "
-        "block of the training rows held out for early stopping each time, the rows above trained on); the saved "
-        f"ensemble averages all {n} copies with the same weights"
+        f"the default run then trained again on {n - 1} more validation fold{'s' if n > 2 else ''} (another block "
+        "of the training rows held out for early stopping each time, the rows above trained on); the saved ensemble "
+        f"is the choice on all {n} folds: the default's seeds replaced by each fold's copies, a picked configuration "
+        "counted once per fold"
     ]
 
 
