@@ -35,6 +35,17 @@ def test_a_minimum_batch_raises_small_tables_only_and_scales_their_lr():
     assert auto_batch_size(100, 128) == 64  # fewer rows than the minimum: 64, as before
 
 
+@pytest.mark.parametrize("rows, batch", [(2_400, 128), (4_096, 128), (4_097, 256), (5_120, 256), (40_000, 256)])
+def test_a_pass_of_over_32_steps_at_the_minimum_doubles_it_once(rows, batch):
+    assert auto_batch_size(rows, 128) == batch  # the tabular preset's minimum
+    assert auto_batch_size(203_916, 128) == 512  # √rows chose more already: unchanged
+    assert auto_batch_size(5_000) == 64  # the default minimum, 64, is not raised: the lessons' batch stands
+    line = resolve(AUTO, None, 1.0, train_rows=5_120, min_batch=128).describe(5_120, lr=6e-3)
+    assert (
+        "batch 256 (auto: power of two nearest √5,120 rows, raised to train.auto_batch_min, doubled: over 32 " in line
+    )
+
+
 def test_auto_batch_min_must_be_a_power_of_two():
     from trainwell.config import load_config
     from trainwell.errors import ConfigError
