@@ -244,8 +244,14 @@ def test_ctrl_c_while_workers_start_exits_130_promptly(tmp_path, tiny):
     raw["base"]["train"] = {**raw["base"]["train"], "max_epochs": 5000}
     (tmp_path / "exp.yaml").write_text(yaml.safe_dump(raw))
     argv = [sys.executable, "-m", "trainwell", "compare", str(tmp_path / "exp.yaml"), "--workers", "2"]
+    # a test run as a background job inherits SIGINT ignored, which the compare (like any background job) keeps:
+    # the compare starts with Ctrl-C at its default, as from a terminal
     proc = subprocess.Popen(
-        [*argv, "--out", str(tmp_path / "out")], start_new_session=True, stderr=subprocess.PIPE, text=True
+        [*argv, "--out", str(tmp_path / "out")],
+        start_new_session=True,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     while " jobs) on " not in (line := proc.stderr.readline()) and line:  # the pool is about to start
         pass
