@@ -72,15 +72,11 @@ def _classification(logp: torch.Tensor, y: torch.Tensor) -> dict[str, list[float
     }
 
 
-def roc_auc(prob: torch.Tensor, y: torch.Tensor) -> float:
-    """Binary AUC from the positive class's probability (N, C); one-vs-rest macro average otherwise.
-    Classes absent from y (or present in every row) are skipped; nan when none is scorable."""
-    return member_aucs(prob.unsqueeze(0), y)[0]
-
-
 def member_aucs(prob: torch.Tensor, y: torch.Tensor) -> list[float]:
-    """roc_auc for each of K members at once, prob (K, N, C): every member's and class's ranks come from
-    one batched sort (the per-epoch validation of a 5-member, 10-class stack made 50 sorts before)."""
+    """ROC AUC of each of K members, prob (K, N, C): binary AUC from the positive class's probability,
+    one-vs-rest macro average otherwise; classes absent from y (or present in every row) are skipped,
+    nan when none is scorable. Every member's and class's ranks come from one batched sort (the per-epoch
+    validation of a 5-member, 10-class stack made 50 sorts before)."""
     K, N, C = prob.shape
     classes = torch.tensor([1] if C == 2 else range(C))
     positive = y.view(1, N) == classes.view(-1, 1)  # (classes, N)
