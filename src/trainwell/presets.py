@@ -65,7 +65,7 @@ def tabular() -> dict[str, Any]:
     cfg["train"] = {**cfg["train"], "clip_norm": 5.0, "members": 5, "class_weights": "decision"}
     # scaled with the table (scaling.py): batch at least 128 (optim.lr is read at batch 64 and scaled by
     # √2), 256 from 4,096 training rows (over 32 steps a pass at 128: at the benchmark's full size six tables went
-    # 40% faster for the same geometric mean, 0.777, signal's CPU 0.39 → 0.30× RealMLP-TD's), one validation per
+    # 40% faster for the same geometric mean, 0.777, signal's CPU 0.39 → 0.33-0.35× RealMLP-TD's), one validation per
     # pass up to 50,000 rows; a 200,000-row table trains at batch 512 and validates 5 times per pass, within a
     # 4,000-step budget
     cfg["train"].update(batch_size="auto", max_steps="auto", val_every="auto", auto_batch_min=128)

@@ -42,7 +42,7 @@ REFERENCE_BATCH = 64  # optim.lr is tuned at this batch (the tabular lesson's)
 MAX_AUTO_BATCH = 1024
 # a pass of more than this many steps at the smallest auto batch doubles it once. The tabular preset (at least 128)
 # trains tables of 4,096-46,000 rows at 256 instead of 128: at the benchmark's full size the six tables above 4,096
-# training rows went 40% faster for about 1% more error together (signal 0.39 → 0.27× RealMLP-TD's CPU time), while
+# training rows went 40% faster for about 1% more error together (signal 0.39 → 0.33-0.35× RealMLP-TD's CPU), while
 # at 2,400 training rows (19 steps a pass at 128) batch 256 lost (digits, signal: README, "How good the default is")
 LONG_PASS = 32
 STEP_BUDGET = 4_000  # optimizer steps per member, on tables validated within a pass
@@ -101,10 +101,11 @@ def batch_choice(train_rows: int, minimum: int = REFERENCE_BATCH) -> tuple[int, 
     nearest = 2 ** round(math.log2(max(1.0, math.sqrt(train_rows))))
     floor = minimum if train_rows >= minimum else REFERENCE_BATCH
     why = f"power of two nearest √{train_rows:,} rows"
-    if nearest < floor > REFERENCE_BATCH:  # 64 is the rule's own lower bound, not a raise
+    raised = floor > REFERENCE_BATCH  # 64 is the rule's own lower bound, not a raise
+    if raised and nearest < floor:
         why += ", raised to train.auto_batch_min"
     # only a raised minimum doubles (the default 64 is the lessons' batch, kept up to ~8,000 rows)
-    if REFERENCE_BATCH < floor and train_rows > LONG_PASS * floor and nearest < 2 * floor <= MAX_AUTO_BATCH:
+    if raised and train_rows > LONG_PASS * floor and nearest < 2 * floor <= MAX_AUTO_BATCH:
         floor = 2 * floor
         why += f", doubled: over {LONG_PASS} steps a pass at {floor // 2}"
     return int(min(max(MAX_AUTO_BATCH, floor), max(floor, nearest))), why
