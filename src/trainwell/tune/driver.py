@@ -249,7 +249,7 @@ def _conclude(out: Path, plan: Plan, data: DataBundle, select_data: DataBundle, 
     n_folds = folds.usable_folds(plan.search.folds, len(data.x_train), len(data.x_val))
     if n_folds > 1:
         say(f"training the default run again on {n_folds - 1} more validation folds for the ensemble")
-    members = folds.train_folds(out, picks, out / DEFAULT_DIR, data, n_folds, plan.base.data.split_seed)
+    members = folds.train_folds(out, picks, out / DEFAULT_DIR, data, n_folds, plan.base.data.split_seed, plan.stale)
     if members is None:
         return _stop(out, plan, data)
     cal = ensemble.calibrate(

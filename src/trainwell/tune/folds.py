@@ -24,6 +24,7 @@ from .. import rundir
 from ..data import DataBundle
 from .engine import interrupted, run_stack
 from .ensemble import Candidate
+from .halving import halver
 from .selection import rounded
 
 FOLDS_DIR = "folds"
@@ -64,12 +65,19 @@ def fold_dir(out: Path, fold: int, run_dir: Path) -> Path:
 
 
 def train_folds(
-    out: Path, picks: list[Candidate], default_dir: Path, data: DataBundle, folds: int, seed: int
+    out: Path,
+    picks: list[Candidate],
+    default_dir: Path,
+    data: DataBundle,
+    folds: int,
+    seed: int,
+    stale: int | None = None,
 ) -> list[Candidate] | None:
     """The default's run (in `default_dir`) trained on folds 1..folds-1 (continuing what an interrupted search
     left) → the saved ensemble's members: per fold, the picks with the default's seeds replaced by that fold's
     copies (so a picked configuration appears once per fold); None when interrupted. With more than SAVED_MEMBERS
-    in all, the picks are first rounded to fewer repeats (the same proportions)."""
+    in all, the picks are first rounded to fewer repeats (the same proportions). `stale`: a fold copy stops once it
+    has not improved for that many epochs, as the searched members do (halving.stale_after; None: its patience)."""
     if len(picks) * folds > SAVED_MEMBERS:
         counts = Counter(picks)
         order = list(counts)
@@ -78,7 +86,8 @@ def train_folds(
     default = next((c.cfg for c in picks if c.run_dir == default_dir), None)
     for fold in range(1, folds):
         where = fold_dir(out, fold, default_dir)
-        if default is not None and interrupted(run_stack([default], [where], refold(data, fold, seed))):
+        stop = halver([], stale=stale)  # no rungs: one configuration; only the staleness limit
+        if default is not None and interrupted(run_stack([default], [where], refold(data, fold, seed), stop)):
             return None
         members += [Candidate(c.cfg, where, c.member) if c.run_dir == default_dir else c for c in picks]
     return members

@@ -24,23 +24,29 @@ RUNG_SHARES = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1)
 # patience): where the default peaked after 2-3 epochs and stopped at 18, 15 epochs of patience are most of a
 # member's cost and bought nothing for the default
 STALE_SHARE = 1 / 3
-FIRST_RUNG = 2  # no halving before this epoch: after one epoch the ranking mostly follows the learning rate
+# the earliest halving: after one epoch (ASHA's minimum resource). At epoch 2 the ranking followed the learning rate
+# less, but the first rung trained all 32 configurations twice, the search's largest cost on tables whose default
+# stops within ~20 epochs: on the 17-table benchmark (3,000 rows) rung 1 took the search from 4.45x to 4.02x the
+# default's CPU (geometric mean; health_insurance 6.0x -> 5.0x) for 0.773 against 0.772 error ratio to LightGBM
+# (results/search-s6-*.json)
+FIRST_RUNG = 1
+MIN_STALE = 2  # a member stops after no fewer epochs without improvement than this (stale_after)
 REDUCTION = 3  # at each rung the best third of the members keep training (ASHA's eta)
 
 
 def rungs(default_epochs: int, max_epochs: int) -> list[int]:
     """Epochs at which a stack halves: a sixteenth, an eighth, a quarter, half and all of the epochs
     the default run trained (its early stop), at least FIRST_RUNG and below max_epochs. With the
-    tabular preset on a 3,000-row table the default stops after 18 epochs (car) to 84 (signal):
-    rungs 2, 4, 9, 18 to 5, 10, 21, 42, 84. A member still improving when the default stopped trains on."""
+    tabular preset on a 3,000-row table the default stops after 11 epochs (default) to 68 (signal):
+    rungs 1, 3, 6, 11 to 4, 8, 17, 34, 68. A member still improving when the default stopped trains on."""
     points = (round(default_epochs * share) for share in RUNG_SHARES)
     return sorted({e for e in points if FIRST_RUNG <= e < max_epochs})
 
 
 def stale_after(default_epochs: int) -> int:
     """Epochs without improvement after which a member stops (halver's `stale`): a third of the
-    default run's epochs, at least FIRST_RUNG (a member's own patience still applies when shorter)."""
-    return max(FIRST_RUNG, round(default_epochs * STALE_SHARE))
+    default run's epochs, at least MIN_STALE (a member's own patience still applies when shorter)."""
+    return max(MIN_STALE, round(default_epochs * STALE_SHARE))
 
 
 def worse_share(values: list[float | None], mode: str) -> list[int]:

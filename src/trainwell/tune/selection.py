@@ -32,7 +32,7 @@ from ..outputs import test_metrics
 ROUNDS = 25  # additions tried; the best-scoring prefix is kept (a few rounds settle on tabular data)
 BAGS = 20  # bagged_caruana's passes, each on a random half of the choosing rows
 TEMPERATURE_STEPS = 16  # temperatures a classification ensemble is scored at (temperature_grid), log-spaced
-# elements (members × temperatures × rows × classes) of one tensor while scoring at every temperature: ~64 MiB float64
+# elements (temperatures × classes × members × rows) of one tensor while scoring at every temperature: ~64 MiB float64
 CHUNK_ELEMENTS = 8_000_000
 
 
@@ -188,16 +188,22 @@ def log_losses(
 def losses_by_temperature(
     means: torch.Tensor, y: torch.Tensor, cal: dict[str, Any] | None, temperatures: tuple[float, ...]
 ) -> torch.Tensor:
-    """(M, N, C) mean probabilities → (M, temperatures) log losses after `cal`'s prior shift, at each temperature."""
+    """(M, N, C) mean probabilities → (M, temperatures) log losses after `cal`'s prior shift, at each temperature.
+    The log-sum-exp runs over the classes as the outer dimension ((C, T, M, N), each class a contiguous slab), every
+    temperature in one operation: log_softmax over a handful of classes innermost took ~6× as long, and a loop over
+    the temperatures was dispatch-bound (car's selection: 2.6 → 0.9 s of a 15 s search)."""
     logp = torch.log(means.clamp(min=1e-12))
     if cal is not None:
         logp = logp + torch.tensor(cal["prior_shift"], dtype=logp.dtype)
-    labels = y.long().view(1, 1, -1, 1)
-    temps = torch.tensor(temperatures, dtype=logp.dtype).view(1, -1, 1, 1)
+    label = logp.gather(-1, y.long().view(1, -1, 1).expand(len(logp), -1, 1)).squeeze(-1)  # (M, N)
+    by_class = logp.movedim(-1, 0).contiguous()  # (C, M, N)
+    top = by_class.max(dim=0).values  # subtracted before exp: no overflow at any temperature
+    temps = torch.tensor(temperatures, dtype=logp.dtype).view(-1, 1, 1)  # (T, 1, 1)
+    per_chunk = max(1, CHUNK_ELEMENTS // (len(temperatures) * logp[0].numel()))
     losses = []
-    for part in logp.split(max(1, CHUNK_ELEMENTS // (len(temperatures) * logp[0].numel()))):
-        scaled = torch.log_softmax(part.unsqueeze(1) / temps, dim=-1)  # (m, temperatures, N, C)
-        losses.append(-scaled.gather(-1, labels.expand(len(part), len(temperatures), -1, 1)).mean(dim=(2, 3)))
+    for shifted, gap in zip((by_class - top).split(per_chunk, dim=1), (top - label).split(per_chunk)):
+        lse = (shifted.unsqueeze(1) / temps).exp_().sum(dim=0).log_()  # (C, T, m, N) → (T, m, N)
+        losses.append((lse + gap / temps).mean(dim=-1).T)  # (m, T)
     return torch.cat(losses)
 
 
