@@ -93,6 +93,10 @@ def test_many_picks_are_rounded_so_every_fold_fits_in_one_run_directory(tmp_path
     assert per_fold["c01"] > per_fold["c02"] > 0 and per_fold["default"] == 5  # the picks' proportions kept
     assert Counter(c.run_dir.name for c in members) == Counter({k: 3 * v for k, v in per_fold.items()})
     assert {c.run_dir.parent.name for c in members if c.run_dir.name == "default"} == {tmp_path.name, "f1", "f2"}
+    # a fold trains the default's first FOLD_SEEDS seeds again; its picks of the default take them in turn
+    copies = [c for c in members if c.run_dir.parent.name == "f1"]
+    assert [c.member for c in copies] == [k % folds.FOLD_SEEDS for k in range(5)]
+    assert {c.cfg.train.members for c in copies} == {folds.FOLD_SEEDS}
 
 
 @pytest.mark.parametrize("bad", [0, 11, 2.5, True])

@@ -16,8 +16,8 @@ from trainwell.tune.selection import ROUNDS, bagged_caruana, caruana, loss_if_ad
 
 def test_rungs_are_fractions_of_the_default_runs_epochs():
     assert rungs(18, 200) == [1, 2, 4, 9, 18]  # the default peaked early and early-stopped at 18
-    assert rungs(84, 200) == [5, 10, 21, 42, 84]
-    assert rungs(84, 50) == [5, 10, 21, 42]  # none at or past max_epochs
+    assert rungs(84, 200) == [1, 5, 10, 21, 42, 84]  # epoch 1 on every table
+    assert rungs(84, 50) == [1, 5, 10, 21, 42]  # none at or past max_epochs
     assert rungs(3, 200) == [1, 2, 3] and rungs(1, 200) == [1] and rungs(0, 200) == []
     assert stale_after(18) == 6 and stale_after(84) == 28 and stale_after(2) == 2
 

@@ -24,22 +24,24 @@ RUNG_SHARES = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1)
 # patience): where the default peaked after 2-3 epochs and stopped at 18, 15 epochs of patience are most of a
 # member's cost and bought nothing for the default
 STALE_SHARE = 1 / 3
-# the earliest halving: after one epoch (ASHA's minimum resource). At epoch 2 the ranking followed the learning rate
-# less, but the first rung trained all 32 configurations twice, the search's largest cost on tables whose default
-# stops within ~20 epochs: on the 17-table benchmark (3,000 rows) rung 1 took the search from 4.45x to 4.02x the
-# default's CPU (geometric mean; health_insurance 6.0x -> 5.0x) for 0.773 against 0.772 error ratio to LightGBM
-# (results/search-s6-*.json)
+# the earliest halving, on every table: after one epoch (ASHA's minimum resource). At epoch 2, or a sixteenth of the
+# default's epochs where that is later, the first rung trained all 32 configurations that long, the search's largest
+# cost after the folds: on the 17-table benchmark (3,000 rows), a rung at epoch 1 on the tables whose default stops
+# within ~20 epochs took the search from 4.45x to 4.02x the default's CPU (error ratio 0.772 -> 0.773), and on every
+# table to 4.12x (0.765: digits 0.190 -> 0.159; results/search-s6-*.json)
 FIRST_RUNG = 1
 MIN_STALE = 2  # a member stops after no fewer epochs without improvement than this (stale_after)
 REDUCTION = 3  # at each rung the best third of the members keep training (ASHA's eta)
 
 
 def rungs(default_epochs: int, max_epochs: int) -> list[int]:
-    """Epochs at which a stack halves: a sixteenth, an eighth, a quarter, half and all of the epochs
-    the default run trained (its early stop), at least FIRST_RUNG and below max_epochs. With the
-    tabular preset on a 3,000-row table the default stops after 11 epochs (default) to 68 (signal):
-    rungs 1, 3, 6, 11 to 4, 8, 17, 34, 68. A member still improving when the default stopped trains on."""
-    points = (round(default_epochs * share) for share in RUNG_SHARES)
+    """Epochs at which a stack halves: epoch FIRST_RUNG, then a sixteenth, an eighth, a quarter, half and all of
+    the epochs the default run trained (its early stop), below max_epochs. With the tabular preset on a 3,000-row
+    table the default stops after 11 epochs (default) to 68 (signal): rungs 1, 3, 6, 11 to 1, 4, 8, 17, 34, 68.
+    A member still improving when the default stopped trains on."""
+    if default_epochs < FIRST_RUNG:
+        return []
+    points = [FIRST_RUNG, *(round(default_epochs * share) for share in RUNG_SHARES)]
     return sorted({e for e in points if FIRST_RUNG <= e < max_epochs})
 
 

@@ -81,7 +81,8 @@ def headline(summary: dict[str, Any]) -> str:
         else "no dial moved the best validation value by more than 1% on this data"
     )
     n_folds = summary.get("folds") or 1
-    on_folds = f" (the default's seeds on {n_folds} validation folds)" if n_folds > 1 else ""
+    saved = summary.get("saved_members")
+    on_folds = f" ({saved} saved: the default's seeds on {n_folds} validation folds)" if n_folds > 1 and saved else ""
     return (
         f"The searched ensemble of {summary['ensemble_size']} members{on_folds} scores test {main} {ens:.4g} "
         f"against the default's {default:.4g} ({f'{abs(change):.1f}% {verdict}' if change else 'the same'}), at "
@@ -198,9 +199,10 @@ def _folds_line(summary: dict[str, Any]) -> list[str]:
         return []
     return [
         f"the default run then trained again on {n - 1} more validation fold{'s' if n > 2 else ''} (another block "
-        "of the training rows held out for early stopping each time, the rows above trained on); the saved ensemble "
-        f"is the choice on all {n} folds: the default's seeds replaced by each fold's copies, a picked configuration "
-        "counted once per fold"
+        "of the training rows held out for early stopping each time, the rows above trained on; "
+        f"{summary.get('fold_seeds', 'all')} of its seeds each); the saved ensemble is the choice on all {n} folds "
+        f"({summary.get('saved_members', '?')} members): the default's seeds replaced by each fold's copies in turn, "
+        "a picked configuration counted once per fold"
     ]
 
 
