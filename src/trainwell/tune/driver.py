@@ -153,7 +153,7 @@ def _train_default(out: Path, plan: Plan, stop_data: DataBundle, say: Say) -> bo
     """The default run, first and alone (here, with --cluster too); False when interrupted. It is the
     comparison, its seeds are candidates of the ensemble, and the epochs it trained place the halving
     points (halving.rungs, halving.stale_after)."""
-    say(f"the default run ({plan.base.train.members} seeds)")
+    say(f"the default run ({_count(plan.base.train.members, 'seed')})")
     if interrupted(run_stack([plan.base], [out / DEFAULT_DIR], stop_data)):
         return False
     epochs = int(_metrics(out / DEFAULT_DIR)["epochs_run"])
@@ -235,7 +235,7 @@ def _conclude(out: Path, plan: Plan, data: DataBundle, select_data: DataBundle, 
     metric, mode = monitor.removeprefix("val_"), resolve_mode(plan.base)
     say(
         f"choosing the ensemble on {view_names(plan.search.select_on)[1]} from {len(pool)} members "
-        f"(the default's {len(default_seeds)} seeds among them)"
+        f"(the default's {_count(len(default_seeds), 'seed')} among them)"
     )
     start = list(range(len(pool) - len(default_seeds), len(pool)))
     loaded: ensemble.Loaded = {}
@@ -365,6 +365,10 @@ def _best_abs(effects: list[report.DialEffect]) -> float:
 def _metrics(run_dir: Path) -> dict[str, Any]:
     path = run_dir / rundir.METRICS
     return rundir.read_json(path) if path.exists() else {}
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
 def _short(v: Any) -> str:
