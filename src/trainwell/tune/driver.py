@@ -335,7 +335,7 @@ def _write_report(out: Path, plan: Plan, data: DataBundle, selection: dict[str, 
         )
         summary["default_select"] = selection["default_select"]
         summary |= {"folds": selection["folds"], "saved_members": selection["saved"]}
-        summary["fold_seeds"] = min(folds.FOLD_SEEDS, plan.base.train.members)
+        summary["fold_seeds"] = folds.fold_seeds(plan.base)
         chosen_lines = _chosen_lines(plan, picks)
     parts, title = report.blocks(summary, effects, chosen_lines), f"trainwell search: {plan.base.name}"
     rundir.write_text_atomic(out / REPORT_MD, report.render_markdown(title, parts))

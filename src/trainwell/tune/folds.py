@@ -94,19 +94,24 @@ def train_folds(
     if default is None:  # the choice kept none of the default's seeds: nothing to train again
         return members * folds
     copy = fold_copy(default)
+    stop = halver([], stale=stale)  # no rungs: one configuration; only the staleness limit
     for fold in range(1, folds):
         where = fold_dir(out, fold, default_dir)
-        stop = halver([], stale=stale)  # no rungs: one configuration; only the staleness limit
         if interrupted(run_stack([copy], [where], refold(data, fold, seed), stop)):
             return None
         members += in_fold(picks, default_dir, Candidate(copy, where))
     return members
 
 
+def fold_seeds(default: RunConfig) -> int:
+    """How many of the default's seeds each fold trains again: its first FOLD_SEEDS."""
+    return min(FOLD_SEEDS, default.train.members)
+
+
 def fold_copy(default: RunConfig) -> RunConfig:
-    """The default's config as a fold trains it: its first FOLD_SEEDS seeds."""
+    """The default's config as a fold trains it: its first fold_seeds seeds."""
     raw = default.to_dict()
-    raw["train"]["members"] = min(FOLD_SEEDS, default.train.members)
+    raw["train"]["members"] = fold_seeds(default)
     return RunConfig.from_dict(raw)
 
 

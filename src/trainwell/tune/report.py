@@ -200,8 +200,8 @@ def _folds_line(summary: dict[str, Any]) -> list[str]:
     return [
         f"the default run then trained again on {n - 1} more validation fold{'s' if n > 2 else ''} (another block "
         "of the training rows held out for early stopping each time, the rows above trained on; "
-        f"{summary.get('fold_seeds', 'all')} of its seeds each); the saved ensemble is the choice on all {n} folds "
-        f"({summary.get('saved_members', '?')} members): the default's seeds replaced by each fold's copies in turn, "
+        f"{summary['fold_seeds']} of its seeds each); the saved ensemble is the choice on all {n} folds "
+        f"({summary['saved_members']} members): the default's seeds replaced by each fold's copies in turn, "
         "a picked configuration counted once per fold"
     ]
 
