@@ -58,7 +58,10 @@ def test_step_budget_and_validation_cadence():
     big = resolve(AUTO, AUTO, AUTO, train_rows=203_916)
     assert big.max_steps == STEP_BUDGET and big.validations_per_pass == 5
     assert big.steps_per_validation(203_916) == math.ceil(math.ceil(203_916 / 512) / 5)
-    assert resolve(AUTO, AUTO, AUTO, train_rows=40_000).max_steps is None  # one validation per pass: no budget
+    # one validation per pass: 60 passes, or 1,200 steps where the passes are short
+    assert resolve(AUTO, AUTO, AUTO, train_rows=40_000).max_steps == 60 * math.ceil(40_000 / 256)
+    assert resolve(128, AUTO, AUTO, train_rows=2_771).max_steps == 60 * 22
+    assert resolve(64, AUTO, AUTO, train_rows=1_000).max_steps == 1_200  # 16 steps a pass: 75 passes
     small = resolve(64, None, AUTO, train_rows=2_040)
     assert small.max_steps is None and small.validations_per_pass == 1 and small.steps_per_validation(2_040) == 32
     assert validations_per_pass(10_000, 0.25) == 4 and validations_per_pass(10_000, 1) == 1
@@ -90,9 +93,9 @@ def test_auto_is_resolved_once_printed_and_saved(tmp_path, tiny, capsys):
     cfg = tiny(train={"batch_size": "auto", "max_steps": "auto", "val_every": "auto", "quiet": False})
     train(cfg, out=tmp_path / "run")
     err = capsys.readouterr().err
-    assert "scale: batch 64 (auto: power of two nearest √272 rows), no step budget" in err
+    assert "scale: batch 64 (auto: power of two nearest √272 rows), at most 1,200 steps (240 passes)" in err
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["train"]
-    assert (saved["batch_size"], saved["max_steps"], saved["val_every"]) == (64, None, 1.0)
+    assert (saved["batch_size"], saved["max_steps"], saved["val_every"]) == (64, 1_200, 1.0)
 
 
 def test_auto_numeric_embedding_is_periodic_only_on_tables_validated_within_a_pass():

@@ -14,8 +14,12 @@ here, once, from the number of training rows, and printed in the start lines. Th
   SDEs and scaling rules for adaptive gradient algorithms"); an explicit batch size keeps optim.lr.
 - step budget: a table validated within a pass (below) stops after 4,000 optimizer steps if early
   stopping has not stopped it (≈ 10 passes of 200,000 rows at batch 512; a bigger table, with its
-  bigger batch, gets fewer passes); smaller tables have no step budget, train.max_epochs bounds them
-  as before.
+  bigger batch, gets fewer passes). A smaller table stops after 60 passes or 1,200 steps, whichever
+  is more (and train.max_epochs still bounds it): on the 17-table benchmark at full size only two
+  tables ran longer, and their epochs past 60 bought little for much of their time (signal: 98
+  epochs, 1 − AUC 0.170 → 0.175× LightGBM's at 60 for 0.6× the CPU; hpc_data: 81 epochs, the same
+  AUC at 60). The floor in steps keeps small tables' many short passes (a 1,000-row table at batch
+  64 takes 13 steps a pass: 93 passes).
 - validation cadence: a pass longer than 50,000 rows is validated every 1/k of it
   (k = ⌈rows / 50,000⌉), so early stopping and plateau schedules act within the first pass; their
   patience then counts validations, and so do `epoch` in the history and train.max_epochs.
@@ -46,6 +50,9 @@ MAX_AUTO_BATCH = 1024
 # at 2,400 training rows (19 steps a pass at 128) batch 256 lost (digits, signal: README, "How good the default is")
 LONG_PASS = 32
 STEP_BUDGET = 4_000  # optimizer steps per member, on tables validated within a pass
+# smaller tables (one validation per pass): at most this many passes, or SMALL_TABLE_STEPS steps where that is more
+SMALL_TABLE_PASSES = 60
+SMALL_TABLE_STEPS = 1_200
 ROWS_PER_VALIDATION = 50_000  # longer passes are validated every 1/k pass
 # auto numeric embedding on smaller tables: at most this many columns to embed. The benchmark places the edge between
 # chicago's 42 columns (1.12 → 1.04× LightGBM's error at 3,000 rows, 1.24 → 1.13× at the full 4,558 rows over 3
@@ -78,7 +85,13 @@ class Scaled:
         parts = [f"batch {self.batch_size} ({how})"]
         if self.lr_factor != 1.0 and not isinstance(lr, str):
             parts.append(f"lr {lr:.3g} (optim.lr {lr / self.lr_factor:g} × √({self.batch_size}/{REFERENCE_BATCH}))")
-        parts.append(f"at most {self.max_steps:,} steps" if self.max_steps else "no step budget")
+        if not self.max_steps:
+            parts.append("no step budget")
+        elif self.validations_per_pass == 1:  # the small tables' budget is read in passes
+            passes = self.max_steps / self.steps_per_validation(train_rows)
+            parts.append(f"at most {self.max_steps:,} steps ({passes:.0f} passes)")
+        else:
+            parts.append(f"at most {self.max_steps:,} steps")
         if self.validations_per_pass > 1:
             steps = self.steps_per_validation(train_rows)
             parts.append(
@@ -128,6 +141,14 @@ def auto_numeric_embedding(value: str, train_rows: int, embeddable: int | None =
     return "periodic" if validations_per_pass(train_rows, AUTO) > 1 or narrow else "none"
 
 
+def step_budget(train_rows: int, batch: int, validations: int) -> int:
+    """train.max_steps "auto": STEP_BUDGET on tables validated within a pass; otherwise SMALL_TABLE_PASSES
+    passes or SMALL_TABLE_STEPS steps, whichever is more."""
+    if validations > 1:
+        return STEP_BUDGET
+    return max(SMALL_TABLE_STEPS, SMALL_TABLE_PASSES * math.ceil(train_rows / batch))
+
+
 def resolve(
     batch_size: int | str,
     max_steps: int | str | None,
@@ -142,7 +163,7 @@ def resolve(
     batch, why = batch_choice(train_rows, min_batch) if batch_auto else (int(batch_size), "")
     factor = math.sqrt(batch / REFERENCE_BATCH) if batch_auto and scale_lr else 1.0
     validations = validations_per_pass(train_rows, val_every)
-    steps = (STEP_BUDGET if validations > 1 else None) if max_steps == AUTO else max_steps
+    steps = step_budget(train_rows, batch, validations) if max_steps == AUTO else max_steps
     chosen = AUTO in (batch_size, max_steps, val_every)
     return Scaled(batch, factor, steps, validations, batch_auto, chosen, batch_why=why)
 

@@ -254,7 +254,8 @@ class TrainConfig:
     max_epochs: int = 100
     batch_size: int | str = 64  # "auto": chosen from the training rows, optim.lr scaled with it (scaling.py)
     auto_batch_min: int = 64  # batch_size auto: never below this (a power of two; optim.lr is read at batch 64)
-    max_steps: int | str | None = None  # budget of optimizer steps per member (None: none; "auto": 4,000 on big tables)
+    # budget of optimizer steps per member (None: none; "auto": 4,000 on big tables, 60 passes or 1,200 steps on others)
+    max_steps: int | str | None = None
     val_every: float | str = 1.0  # validate every this fraction of a pass ("auto": every ~50,000 rows on big tables)
     eval_batch_size: int = 1024  # evaluation only: larger batches, same result
     clip_norm: float | None = None  # clip the global gradient norm to this (None: measure only)
