@@ -295,3 +295,21 @@ def test_a_finished_compare_of_auto_configs_run_again_keeps_every_run(tmp_path, 
     result = compare(exp, out, workers=0, say=lines.append, baselines=False)
     assert result.complete and {p: p.stat().st_mtime_ns for p in written} == written
     assert any("2 finished runs kept from an earlier compare; 0 to run" in line for line in lines)
+
+
+def test_a_damaged_config_yaml_retrains_its_run_instead_of_hanging_or_crashing(tmp_path, tiny):
+    out = tmp_path / "out"
+    exp = parse_experiment(tiny(variants={"a": {}, "b": {"optim.lr": 0.01}}, seeds=1))
+    compare(exp, out, workers=0, quiet=True, baselines=False)
+    kept = out / "runs" / "a" / "seed-0" / "metrics.json"
+    kept_time = kept.stat().st_mtime_ns
+    laughs = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{n}: &{n} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+        for p, n in zip("abcdefgh", "bcdefghi")
+    )
+    (out / "runs" / "b" / "seed-0" / "config.yaml").write_text(laughs)  # 10**9 values once its aliases expand
+    lines = []
+    compare(exp, out, workers=0, say=lines.append, baselines=False)
+    assert kept.stat().st_mtime_ns == kept_time  # untouched: not rerun
+    assert "lr: 0.01" in (out / "runs" / "b" / "seed-0" / "config.yaml").read_text()  # trained again
+    assert any("1 finished run kept from an earlier compare; 1 to run" in line for line in lines)

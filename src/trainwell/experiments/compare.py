@@ -141,7 +141,7 @@ def _run_and_report(
     all_runs = [r for p in plans for r in p]
     all_dirs = [d for ds in dirs for d in ds]
     jobs, kept = plan_jobs(all_runs, all_dirs, stack, max(1, executor.workers), say, table_of)
-    say(f"{len(all_runs)} runs ({len(jobs)} jobs) on {executor.describe()}")
+    say(f"{adv.plural(len(all_runs), 'run')} ({adv.plural(len(jobs), 'job')}) on {executor.describe()}")
 
     started = time.perf_counter()
     baseline_rows: dict[int, list[dict[str, Any]]] = {}

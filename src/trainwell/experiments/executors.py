@@ -110,8 +110,8 @@ class LocalPool:
         self.started: Workers | None = None
 
     def describe(self) -> str:
-        w, t = self.workers, self.threads
-        return f"{w or 1} worker{'s' if w != 1 else ''} × {t} thread{'s' if t != 1 else ''}"
+        w, t = self.workers or 1, self.threads  # 0 workers: the runs train in this process, as one worker
+        return f"{w} worker{'s' if w != 1 else ''} × {t} thread{'s' if t != 1 else ''}"
 
     def start(self, runs: int) -> None:
         """Spawn the workers now, before the runs are validated and planned: each imports torch

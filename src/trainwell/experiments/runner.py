@@ -27,8 +27,9 @@ from typing import Any, Callable
 
 import yaml
 
-from .. import rundir, stop_reasons
-from ..errors import TrainwellError
+from .. import rundir, safeyaml, stop_reasons
+from ..advice import plural
+from ..errors import ConfigError, TrainwellError
 from ..planning import estimate_cost, fast_path_reason, group_key, split_stacks
 from ..same_run import PRESENTATION_FIELDS, same_run
 from ..scaling import scale_configs
@@ -85,9 +86,9 @@ def disk_state(run: Run, run_dir: Path, table: tuple[int, int | None] | None = N
     cfg_path = run_dir / rundir.CONFIG
     if not cfg_path.exists():
         return "fresh"
-    try:
-        on_disk = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+    try:  # the budgeted loader every config goes through: a damaged or hostile config.yaml cannot hang a compare
+        on_disk = safeyaml.load(cfg_path.read_text(encoding="utf-8"), f"config file {str(cfg_path)!r}")
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ConfigError):
         return "fresh"
     if not isinstance(on_disk, dict) or not same_run(
         on_disk, as_recorded(run.config, table).to_dict(), PRESENTATION_FIELDS
@@ -214,7 +215,9 @@ def plan_jobs(
     ]
     jobs = singles + stacked
     if done:
-        say(f"{len(done)} finished runs kept from an earlier compare; {sum(len(j.runs) for j in jobs)} to run")
+        say(
+            f"{plural(len(done), 'finished run')} kept from an earlier compare; {sum(len(j.runs) for j in jobs)} to run"
+        )
     return sorted(jobs, key=lambda j: -j.cost), done
 
 
