@@ -85,28 +85,55 @@ class Dropout:
         return masks
 
 
-def matmul(
-    a: torch.Tensor | Sequence[torch.Tensor],
-    b: torch.Tensor,
-    bias: torch.Tensor | None = None,
-    out: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """a @ b (+ bias) for every member, one mm per member: a is (K, n, m), a list of K (n, m), or
-    (n, m) shared by all members; b is (K, m, p), bias (K, p); the result (K, n, p) goes to `out`
-    when given (any tensor whose [k] is a contiguous (n, p): a gradient buffer's view)."""
-    K = b.shape[0]
+Members = torch.Tensor | Sequence[torch.Tensor]  # (K, ...) or its K member views (made once where reused)
+
+
+class Slots:
+    """A flat buffer's per-slot views: whole (K, *shape), `v[slot]`, and per member, made once per
+    buffer and reused every step. Each unbind or transpose is a dispatch of its own: at batch 128 the
+    ~100 a step made them again cost about as much as a member's matmuls (hpc_data, 5 members)."""
+
+    def __init__(self, whole: list[torch.Tensor]) -> None:
+        self.whole = whole
+        self.each = [t.unbind(0) for t in whole]
+        self._t: dict[int, tuple[torch.Tensor, ...]] = {}
+        self._cols: dict[tuple[int, int], tuple[torch.Tensor, ...]] = {}
+
+    def __getitem__(self, slot: int) -> torch.Tensor:
+        return self.whole[slot]
+
+    def t(self, slot: int) -> tuple[torch.Tensor, ...]:
+        """Each member's matrix of that slot, transposed."""
+        if slot not in self._t:
+            self._t[slot] = tuple(m.t() for m in self.each[slot])
+        return self._t[slot]
+
+    def cols(self, slot: int, start: int) -> tuple[torch.Tensor, ...]:
+        """Each member's matrix of that slot from column `start` on."""
+        if (slot, start) not in self._cols:
+            self._cols[slot, start] = tuple(m[:, start:] for m in self.each[slot])
+        return self._cols[slot, start]
+
+
+def matmul(a: Members, b: Members, bias: Members | None = None, out: Members | None = None) -> Members:
+    """a @ b (+ bias) for every member, one mm per member: a is (K, n, m), K (n, m), or (n, m)
+    shared by all members; b is (K, m, p) or K (m, p), bias (K, p) or K (p,); the result (K, n, p)
+    goes to `out` when given (a tensor whose [k] is a contiguous (n, p), or K such matrices: a
+    gradient buffer's views), which is returned."""
+    K = len(b)
     shared = isinstance(a, torch.Tensor) and a.dim() == 2
-    out = b.new_empty(K, (a if shared else a[0]).shape[0], b.shape[-1]) if out is None else out
-    low = autocast_dtype(b)
+    one = b if isinstance(b, torch.Tensor) else b[0]
+    out = one.new_empty(K, (a if shared else a[0]).shape[0], one.shape[-1]) if out is None else out
+    low = autocast_dtype(one)
     if low is not None:
         return _matmul_cast(a, b, bias, out, low, shared)
     # unbind: one call for K views where indexing costs K (the dispatch is the cost at small batches)
-    rows, mats, outs = [a] * K if shared else _members(a), b.unbind(0), out.unbind(0)
+    rows, mats, outs = [a] * K if shared else _members(a), _members(b), _members(out)
     if bias is None:
         for k in range(K):
             torch.mm(rows[k], mats[k], out=outs[k])
     else:
-        for k, shift in enumerate(bias.unbind(0)):
+        for k, shift in enumerate(_members(bias)):
             torch.addmm(shift, rows[k], mats[k], out=outs[k])
     return out
 
@@ -118,21 +145,17 @@ def autocast_dtype(t: torch.Tensor) -> torch.dtype | None:
 
 
 def _matmul_cast(
-    a: torch.Tensor | Sequence[torch.Tensor],
-    b: torch.Tensor,
-    bias: torch.Tensor | None,
-    out: torch.Tensor,
-    dtype: torch.dtype,
-    shared: bool,
-) -> torch.Tensor:
+    a: Members, b: Members, bias: Members | None, out: Members, dtype: torch.dtype, shared: bool
+) -> Members:
     """matmul under autocast: the products in `dtype`, written into the float32 `out`. mm's out=
     form is not autocast-eligible (it would run in float32), so the operands are cast here, once
     for all members. Only the matmuls change precision: the bias is added in float32, and the
     elementwise work, BatchNorm, the loss, the weights and their gradients stay float32."""
-    K = b.shape[0]
+    K = len(b)
     low = a.to(dtype) if isinstance(a, torch.Tensor) else [part.to(dtype) for part in a]
-    rows, mats, outs = [low] * K if shared else _members(low), b.to(dtype).unbind(0), out.unbind(0)
-    shifts = bias.unbind(0) if bias is not None else [None] * K
+    mats = b.to(dtype).unbind(0) if isinstance(b, torch.Tensor) else [m.to(dtype) for m in b]
+    rows, outs = [low] * K if shared else _members(low), _members(out)
+    shifts = _members(bias) if bias is not None else [None] * K
     for k in range(K):
         product = torch.mm(rows[k], mats[k])
         if shifts[k] is None:
@@ -142,23 +165,23 @@ def _matmul_cast(
     return out
 
 
-def _members(t: torch.Tensor | Sequence[torch.Tensor]) -> Sequence[torch.Tensor]:
+def _members(t: Members) -> Sequence[torch.Tensor]:
     return t.unbind(0) if isinstance(t, torch.Tensor) else t
 
 
 def block_forward(
     b: Block,
     h: torch.Tensor,
-    v: list[torch.Tensor],
+    v: Slots,
     mask: torch.Tensor | None,
     scale: torch.Tensor | None,
-    running: tuple[torch.Tensor, torch.Tensor] | None,
+    running: tuple[Members, Members] | None,
     momentum: float,
 ) -> tuple[torch.Tensor, tuple]:
     """Block b's output for input h (K, B, in) and what its backward keeps. mask: (K, B, width)
-    keep mask or None; scale: (K, 1) keep scale; running: the BatchNorm running statistics,
-    updated in place."""
-    pre = matmul(h, v[b.weight].transpose(1, 2), v[b.bias] if b.bias is not None else None)
+    keep mask or None; scale: (K, 1) keep scale; running: the BatchNorm running statistics
+    (or their member views), updated in place."""
+    pre = matmul(h, v.t(b.weight), v.each[b.bias] if b.bias is not None else None)
     folded = _folds(b, mask)
     stats = None
     if running is not None:
@@ -179,21 +202,25 @@ def _folds(b: Block, mask: torch.Tensor | None) -> bool:
 
 
 def norm_forward(
-    b: Block, z: torch.Tensor, v: list[torch.Tensor], running: tuple, momentum: float, scale: torch.Tensor | None
+    b: Block, z: torch.Tensor, v: Slots, running: tuple, momentum: float, scale: torch.Tensor | None
 ) -> tuple[torch.Tensor, tuple]:
-    """BatchNorm in training mode, per member into one output; `scale` (K, 1): a keep scale folded in."""
-    gamma, beta = v[b.norm[0]], v[b.norm[1]]
+    """BatchNorm in training mode, per member into one output; `scale` (K, 1): a keep scale folded in;
+    running: the running mean and variance, (K, width) each or their member views."""
     if scale is not None:
-        gamma, beta = gamma * scale, beta * scale
-    rm, rv = running
+        gammas, betas = (torch.mul(v[slot], scale).unbind(0) for slot in b.norm)
+    else:
+        gammas, betas = (v.each[slot] for slot in b.norm)
     K = z.shape[0]
     out, mean, invstd = torch.empty_like(z), z.new_empty(K, b.width), z.new_empty(K, b.width)
-    per_member = zip(*(t.unbind(0) for t in (z, gamma, beta, rm, rv, out, mean, invstd)))
-    for z_k, gamma_k, beta_k, rm_k, rv_k, out_k, mean_k, invstd_k in per_member:
+    rm, rv = (_members(t) for t in running)
+    zs, means, invstds = z.unbind(0), mean.unbind(0), invstd.unbind(0)  # kept, member by member, for the backward
+    for z_k, out_k, mean_k, invstd_k, gamma_k, beta_k, rm_k, rv_k in zip(
+        zs, out.unbind(0), means, invstds, gammas, betas, rm, rv
+    ):
         aten.native_batch_norm.out(
             z_k, gamma_k, beta_k, rm_k, rv_k, True, momentum, b.eps, out=out_k, save_mean=mean_k, save_invstd=invstd_k
         )
-    return out, (z, mean, invstd, gamma)
+    return out, (zs, means, invstds, gammas)
 
 
 def block_backward(
@@ -217,9 +244,8 @@ def block_backward(
         g = act_backward(b.act, g, pre)
     if stats is None:
         return g
-    z, mean, invstd, gamma = stats
     parts, d_gammas, d_betas = [], [], []
-    for g_k, z_k, gamma_k, mean_k, invstd_k in zip(_members(g), *(t.unbind(0) for t in (z, gamma, mean, invstd))):
+    for g_k, z_k, mean_k, invstd_k, gamma_k in zip(g.unbind(0), *stats):
         dz, d_gamma, d_beta = aten.native_batch_norm_backward(
             g_k, z_k, gamma_k, None, None, mean_k, invstd_k, True, b.eps, [True, True, True]
         )

@@ -9,12 +9,23 @@ generator. Anything else falls back to stack.ModuleStack (see CAPABILITIES in pl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Callable
 
 import torch
 from torch import nn
 
-from .fastblocks import ACT_FORWARD, Block, Dropout, autocast_dtype, block_backward, block_forward, matmul, norm_forward
+from .fastblocks import (
+    ACT_FORWARD,
+    Block,
+    Dropout,
+    Slots,
+    autocast_dtype,
+    block_backward,
+    block_forward,
+    matmul,
+    norm_forward,
+)
 from .fastembed import embed, embed_backward, parse_front, split_front
 from .losses import LossFn
 from .stack import ModuleStack, ParamStack, flat_layout
@@ -99,14 +110,22 @@ class MLPStack(ParamStack):
         rv = torch.stack([ls[b.norm_index].running_var for ls in layers]).contiguous()
         return rm, rv
 
-    def _views(self, flat: torch.Tensor) -> list[torch.Tensor]:
-        """Per-slot views (K, *shape) of a flat buffer; made once per buffer (they follow in-place updates)."""
+    def _views(self, flat: torch.Tensor) -> Slots:
+        """Per-slot views (K, *shape) of a flat buffer and their member views; made once per buffer (they
+        follow in-place updates)."""
         cache = self.__dict__.setdefault("_view_cache", {})
         key = (flat.data_ptr(), tuple(flat.shape))
         if key not in cache:
             cache.clear() if len(cache) > 4 else None
-            cache[key] = [flat[:, s.offset : s.offset + s.numel].view(self.K, *s.shape) for s in self.slots]
+            cache[key] = Slots([flat[:, s.offset : s.offset + s.numel].view(self.K, *s.shape) for s in self.slots])
         return cache[key]
+
+    def _running_members(self) -> list[tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]]:
+        """The BatchNorm running statistics' member views, made again only when the stack's change."""
+        made = self.__dict__.get("_running_views")
+        if made is None or made[0] is not self.running:
+            made = self._running_views = (self.running, [(rm.unbind(0), rv.unbind(0)) for rm, rv in self.running])
+        return made[1]
 
     # -- training ------------------------------------------------------------------------------
 
@@ -123,12 +142,12 @@ class MLPStack(ParamStack):
         lookups: list[torch.Tensor] = []
         if self.front is not None:
             x, lookups = embed(self.front, x, v, self.K)
-        h, saved, norms = x, [], iter(self.running)
+        h, saved, norms = x, [], iter(self._running_members())
         for j, b in enumerate(self.blocks):
             running = next(norms) if b.norm is not None else None
             h, kept = block_forward(b, h, v, masks.get(j), self.dropout.scale.get(j), running, self.BN_MOMENTUM)
             saved.append(kept)
-        out = matmul(h, v[self.head[0]].transpose(1, 2), v[self.head[1]])
+        out = matmul(h, v.t(self.head[0]), v.each[self.head[1]])
         losses, g = loss_fn.value_and_grad(out, y)  # closed form: no autograd anywhere on this path
         if scale is not None:  # fp16 loss scaling: the output gradient carries each member's scale
             g = g * scale.view(-1, 1, 1).to(g.dtype)
@@ -141,24 +160,24 @@ class MLPStack(ParamStack):
         last: torch.Tensor,
         saved: list,
         masks: dict[int, torch.Tensor],
-        v: list[torch.Tensor],
+        v: Slots,
         lookups: list[torch.Tensor],
     ) -> None:
         """Every slot's gradient, written into its view of self.grad."""
         grads = self._views(self.grad)
-        matmul(g.transpose(1, 2), last, out=grads[self.head[0]])
-        _sum_rows(g, grads[self.head[1]])
-        g = _head_input_grad(g, v[self.head[0]])
+        matmul(g.transpose(1, 2), last, out=grads.each[self.head[0]])
+        _sum_rows(g, grads.each[self.head[1]])
+        g = _head_input_grad(g, v, self.head[0])
         for j in range(len(self.blocks) - 1, -1, -1):
             b, inp = self.blocks[j], saved[j][0]
             g = block_backward(b, g, saved[j], masks.get(j), self.dropout.scale.get(j), grads)
-            matmul([part.t() for part in g], inp, out=grads[b.weight])
+            matmul([part.t() for part in g], inp, out=grads.each[b.weight])
             if b.bias is not None:
-                _sum_rows(g, grads[b.bias])
+                _sum_rows(g, grads.each[b.bias])
             if j > 0:
-                g = matmul(g, v[b.weight])
+                g = matmul(g, v.each[b.weight])
             elif self.front is not None:  # only the embedded columns' share of the input gradient is needed
-                g = matmul(g, v[b.weight][..., len(self.front.plain_index) :])
+                g = matmul(g, v.cols(b.weight, len(self.front.plain_index)))
         if self.front is not None:
             embed_backward(self.front, g, lookups, grads, self._written)
             self._written = None if self.shared_gradient else lookups[: len(self.front.tables)]
@@ -183,13 +202,13 @@ class MLPStack(ParamStack):
             else None
         )
         for j, b in enumerate(self.blocks):
-            z = matmul(h, v[b.weight].transpose(1, 2), v[b.bias] if b.bias is not None else None)
+            z = matmul(h, v.t(b.weight), v.each[b.bias] if b.bias is not None else None)
             if b.norm is not None:
                 z = _eval_norm(b, z, v, next(norms), calibrate)
             if j == last:
                 return z
             h = z.clamp_min_(0.0) if b.act is nn.ReLU else ACT_FORWARD[b.act](z)
-        return matmul(h, v[self.head[0]].transpose(1, 2), v[self.head[1]])
+        return matmul(h, v.t(self.head[0]), v.each[self.head[1]])
 
     @torch.no_grad()
     def outputs(
@@ -255,25 +274,23 @@ class MLPStack(ParamStack):
         pass
 
 
-def _head_input_grad(g: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def _head_input_grad(g: torch.Tensor, v: Slots, slot: int) -> torch.Tensor:
     """g @ weight for the head's (K, B, outputs) gradient. With one output it is an outer
     product: one broadcast multiply for all members gives the same bits as K matmuls with an
     inner dimension of 1 (each a single product) in a third of the time; under autocast the
     matmul runs in the autocast dtype, as the module path's."""
     if g.shape[-1] == 1 and autocast_dtype(g) is None:
-        return g * weight  # (K, B, 1) x (K, 1, width)
-    return matmul(g, weight)
+        return g * v[slot]  # (K, B, 1) x (K, 1, width)
+    return matmul(g, v.each[slot])
 
 
-def _sum_rows(g: torch.Tensor | list[torch.Tensor], out: torch.Tensor) -> None:
+def _sum_rows(g: torch.Tensor | list[torch.Tensor], out: Sequence[torch.Tensor]) -> None:
     """Each member's gradient summed over its rows (a bias gradient), into out[k]."""
-    for part, into in zip(g.unbind(0) if isinstance(g, torch.Tensor) else g, out.unbind(0)):
+    for part, into in zip(g.unbind(0) if isinstance(g, torch.Tensor) else g, out):
         torch.sum(part, 0, out=into)
 
 
-def _eval_norm(
-    b: Block, z: torch.Tensor, v: list[torch.Tensor], running: tuple, calibrate: float | None
-) -> torch.Tensor:
+def _eval_norm(b: Block, z: torch.Tensor, v: Slots, running: tuple, calibrate: float | None) -> torch.Tensor:
     """BatchNorm in eval mode (one affine pass, in place), or with `calibrate`: in training mode,
     this chunk's statistics folded into the running ones with that factor, per member."""
     if calibrate is not None:
