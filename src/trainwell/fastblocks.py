@@ -66,26 +66,75 @@ class Dropout:
     def subset(self, rows: torch.Tensor) -> Dropout:
         return Dropout(self.rates.index_select(0, rows.cpu()), self.widths, rows.device)
 
-    def draw(self, batch: int, generators: list[torch.Generator], device: torch.device) -> dict[int, torch.Tensor]:
+    def draw(
+        self, batch: int, generators: list[torch.Generator], device: torch.device, work: Workspace | None = None
+    ) -> dict[int, torch.Tensor]:
         """Keep masks (K, batch, width) of 0.0 and 1.0 per block with dropout, the same for a
-        member alone or in any stack: each member draws the same words from its own generator."""
+        member alone or in any stack: each member draws the same words from its own generator.
+        work: where the words and masks go (None: fresh tensors)."""
         if not self.blocks:
             return {}
-        units = batch * self.units_per_row
-        words = torch.empty(len(generators), -(-units // 8), dtype=torch.int64)
-        for k, g in enumerate(generators):
-            words[k].random_(-(2**63), None, generator=g)  # the full 64-bit range: every byte uniform
-        units_bytes = words.view(torch.uint8)[:, :units].to(device)
+        K, units = len(generators), batch * self.units_per_row
+        cpu = torch.empty((), dtype=torch.int64)  # the words are drawn on the CPU, as the generators are
+        words = (
+            work.take(("words",), (K, -(-units // 8)), cpu)
+            if work is not None
+            else Split(cpu.new_empty(K, -(-units // 8)))
+        )
+        for row, g in zip(words, generators):
+            row.random_(-(2**63), None, generator=g)  # the full 64-bit range: every byte uniform
+        units_bytes = words.whole.view(torch.uint8)[:, :units].to(device)
         masks, start = {}, 0
         for j in self.blocks:
             w = self.widths[j]
             part = units_bytes[:, start * batch : (start + w) * batch].view(-1, batch, w)
-            masks[j] = torch.ge(part, self.below[j], out=part.new_empty(part.shape, dtype=torch.float32))
+            into = work.take(("mask", j), part.shape, part, torch.float32).whole if work is not None else None
+            into = part.new_empty(part.shape, dtype=torch.float32) if into is None else into
+            masks[j] = torch.ge(part, self.below[j], out=into)
             start += w
         return masks
 
 
 Members = torch.Tensor | Sequence[torch.Tensor]  # (K, ...) or its K member views (made once where reused)
+
+
+class Split(tuple):
+    """A (K, ...) tensor's K member views, made once, with the tensor itself as `.whole`."""
+
+    whole: torch.Tensor
+
+    def __new__(cls, whole: torch.Tensor) -> Split:
+        made = super().__new__(cls, whole.unbind(0))
+        made.whole = whole
+        return made
+
+
+def whole(t: Members) -> torch.Tensor:
+    return t.whole if isinstance(t, Split) else t
+
+
+class Workspace:
+    """A training step's buffers (each block's outputs, BatchNorm statistics, masks, input
+    gradients), made on the first step of their shape and overwritten by every later one, with
+    their member views: a fresh tensor and its unbind per use were ~40 dispatches a step. Nothing
+    in it outlives its step: the losses and the embedding's codes are fresh tensors."""
+
+    def __init__(self) -> None:
+        self.made: dict[tuple, Split] = {}
+
+    def take(self, name: tuple, shape: tuple[int, ...], like: torch.Tensor, dtype: torch.dtype | None = None) -> Split:
+        key = (name, shape, dtype or like.dtype, like.device)
+        found = self.made.get(key)
+        if found is None:
+            if len(self.made) > 64:  # shapes seen before (a pass's last batch, fewer members) are dropped
+                self.made.clear()
+            found = self.made[key] = Split(like.new_empty(shape, dtype=dtype))
+        return found
+
+
+def take(work: Workspace | None, name: tuple, shape: tuple[int, ...], like: torch.Tensor) -> Split:
+    """The workspace's buffer, or outside training (work None) a fresh tensor."""
+    return work.take(name, shape, like) if work is not None else Split(like.new_empty(shape))
 
 
 class Slots:
@@ -171,29 +220,35 @@ def _members(t: Members) -> Sequence[torch.Tensor]:
 
 def block_forward(
     b: Block,
-    h: torch.Tensor,
+    h: Members,
     v: Slots,
     mask: torch.Tensor | None,
     scale: torch.Tensor | None,
     running: tuple[Members, Members] | None,
     momentum: float,
-) -> tuple[torch.Tensor, tuple]:
+    work: Workspace | None = None,
+) -> tuple[Members, tuple]:
     """Block b's output for input h (K, B, in) and what its backward keeps. mask: (K, B, width)
     keep mask or None; scale: (K, 1) keep scale; running: the BatchNorm running statistics
-    (or their member views), updated in place."""
-    pre = matmul(h, v.t(b.weight), v.each[b.bias] if b.bias is not None else None)
+    (or their member views), updated in place; work: where the outputs go (None: fresh tensors)."""
+    first = whole(h) if isinstance(h, Split) else h
+    K, B = len(v.each[b.weight]), first.shape[-2]
+    bias = v.each[b.bias] if b.bias is not None else None
+    pre = matmul(h, v.t(b.weight), bias, out=take(work, ("pre", b.weight), (K, B, b.width), v[b.weight]))
     folded = _folds(b, mask)
     stats = None
     if running is not None:
-        pre, stats = norm_forward(b, pre, v, running, momentum, scale if folded else None)
+        pre, stats = norm_forward(b, pre, v, running, momentum, scale if folded else None, work)
+    z = whole(pre)
     if b.act is nn.ReLU:  # in place: the backward needs only the output (> 0 where the gradient passes)
-        a = pre.clamp_min_(0.0)
+        z.clamp_min_(0.0)
         if mask is not None:
-            a = a.mul_(mask) if folded else a.mul_(mask).mul_(scale.unsqueeze(-1))
+            z.mul_(mask) if folded else z.mul_(mask).mul_(scale.unsqueeze(-1))
+        a = pre  # the same tensor, with its member views
     else:
-        a = ACT_FORWARD[b.act](pre)
+        a = ACT_FORWARD[b.act](z)
         a = a if mask is None else a.mul_(mask).mul_(scale.unsqueeze(-1))
-    return a, (h, pre, a, stats)
+    return a, (h, z, whole(a), stats)
 
 
 def _folds(b: Block, mask: torch.Tensor | None) -> bool:
@@ -202,50 +257,61 @@ def _folds(b: Block, mask: torch.Tensor | None) -> bool:
 
 
 def norm_forward(
-    b: Block, z: torch.Tensor, v: Slots, running: tuple, momentum: float, scale: torch.Tensor | None
-) -> tuple[torch.Tensor, tuple]:
+    b: Block,
+    z: Members,
+    v: Slots,
+    running: tuple,
+    momentum: float,
+    scale: torch.Tensor | None,
+    work: Workspace | None = None,
+) -> tuple[Split, tuple]:
     """BatchNorm in training mode, per member into one output; `scale` (K, 1): a keep scale folded in;
     running: the running mean and variance, (K, width) each or their member views."""
+    zs = _members(z)
+    K, first = len(zs), zs[0]
     if scale is not None:
-        gammas, betas = (torch.mul(v[slot], scale).unbind(0) for slot in b.norm)
+        gammas, betas = (take(work, ("scaled", slot), (K, b.width), first) for slot in b.norm)
+        for slot, into in zip(b.norm, (gammas, betas)):
+            torch.mul(v[slot], scale, out=into.whole)
     else:
         gammas, betas = (v.each[slot] for slot in b.norm)
-    K = z.shape[0]
-    out, mean, invstd = torch.empty_like(z), z.new_empty(K, b.width), z.new_empty(K, b.width)
+    out = take(work, ("norm", b.norm[0]), (K, *first.shape), first)
+    means, invstds = (take(work, (kind, b.norm[0]), (K, b.width), first) for kind in ("mean", "invstd"))
     rm, rv = (_members(t) for t in running)
-    zs, means, invstds = z.unbind(0), mean.unbind(0), invstd.unbind(0)  # kept, member by member, for the backward
     for z_k, out_k, mean_k, invstd_k, gamma_k, beta_k, rm_k, rv_k in zip(
-        zs, out.unbind(0), means, invstds, gammas, betas, rm, rv
+        zs, out, means, invstds, gammas, betas, rm, rv
     ):
         aten.native_batch_norm.out(
             z_k, gamma_k, beta_k, rm_k, rv_k, True, momentum, b.eps, out=out_k, save_mean=mean_k, save_invstd=invstd_k
         )
-    return out, (zs, means, invstds, gammas)
+    return out, (zs, means, invstds, gammas)  # member by member, for the backward
 
 
 def block_backward(
     b: Block,
-    g: torch.Tensor,
+    g: Members,
     kept: tuple,
     mask: torch.Tensor | None,
     scale: torch.Tensor | None,
-    grads: list[torch.Tensor],
-) -> torch.Tensor | list[torch.Tensor]:
+    grads: Slots,
+) -> Members:
     """From the gradient of block b's output (K, B, width) to that of its Linear's output
     (batched, or per member after a BatchNorm); BatchNorm's weight and bias gradients are
     written into `grads` (per-slot views of the gradient buffer). g is overwritten."""
     _, pre, a, stats = kept
     folded = _folds(b, mask)
     if b.act is nn.ReLU:  # a > 0 exactly where the unit was kept and its input was positive
-        g = aten.threshold_backward.grad_input(g, a, 0.0, grad_input=g)  # in place: g is this block's alone
-        g = g if mask is None or folded else g.mul_(scale.unsqueeze(-1))
+        flat = whole(g)
+        aten.threshold_backward.grad_input(flat, a, 0.0, grad_input=flat)  # in place: g is this block's alone
+        if mask is not None and not folded:
+            flat.mul_(scale.unsqueeze(-1))
     else:
-        g = g if mask is None else g.mul(mask).mul_(scale.unsqueeze(-1))
+        g = whole(g) if mask is None else whole(g).mul(mask).mul_(scale.unsqueeze(-1))
         g = act_backward(b.act, g, pre)
     if stats is None:
         return g
     parts, d_gammas, d_betas = [], [], []
-    for g_k, z_k, mean_k, invstd_k, gamma_k in zip(g.unbind(0), *stats):
+    for g_k, z_k, mean_k, invstd_k, gamma_k in zip(_members(g), *stats):
         dz, d_gamma, d_beta = aten.native_batch_norm_backward(
             g_k, z_k, gamma_k, None, None, mean_k, invstd_k, True, b.eps, [True, True, True]
         )

@@ -19,12 +19,16 @@ from .fastblocks import (
     ACT_FORWARD,
     Block,
     Dropout,
+    Members,
     Slots,
+    Workspace,
     autocast_dtype,
     block_backward,
     block_forward,
     matmul,
     norm_forward,
+    take,
+    whole,
 )
 from .fastembed import embed, embed_backward, parse_front, split_front
 from .losses import LossFn
@@ -137,22 +141,31 @@ class MLPStack(ParamStack):
         dropout: list[torch.Generator],
         scale: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        v = self._views(self.flat)
-        masks = self.dropout.draw(x.shape[1], dropout, self.flat.device)
+        v, work = self._views(self.flat), self._workspace()
+        masks = self.dropout.draw(x.shape[1], dropout, self.flat.device, work)
         lookups: list[torch.Tensor] = []
         if self.front is not None:
             x, lookups = embed(self.front, x, v, self.K)
         h, saved, norms = x, [], iter(self._running_members())
         for j, b in enumerate(self.blocks):
             running = next(norms) if b.norm is not None else None
-            h, kept = block_forward(b, h, v, masks.get(j), self.dropout.scale.get(j), running, self.BN_MOMENTUM)
+            h, kept = block_forward(b, h, v, masks.get(j), self.dropout.scale.get(j), running, self.BN_MOMENTUM, work)
             saved.append(kept)
-        out = matmul(h, v.t(self.head[0]), v.each[self.head[1]])
-        losses, g = loss_fn.value_and_grad(out, y)  # closed form: no autograd anywhere on this path
+        head = v.t(self.head[0])
+        shape = (self.K, x.shape[1], head[0].shape[1])
+        out = matmul(h, head, v.each[self.head[1]], take(work, ("out",), shape, v[self.head[0]]))
+        losses, g = loss_fn.value_and_grad(out.whole, y)  # closed form: no autograd anywhere on this path
         if scale is not None:  # fp16 loss scaling: the output gradient carries each member's scale
             g = g * scale.view(-1, 1, 1).to(g.dtype)
-        self._backward(g, h, saved, masks, v, lookups)
+        self._backward(g, h, saved, masks, v, lookups, work)
         return losses.detach()
+
+    def _workspace(self) -> Workspace:
+        """The training step's buffers (fastblocks.Workspace), one set per stack (a subset makes its own)."""
+        work = self.__dict__.get("_work")
+        if work is None:
+            work = self._work = Workspace()
+        return work
 
     def _backward(
         self,
@@ -162,24 +175,26 @@ class MLPStack(ParamStack):
         masks: dict[int, torch.Tensor],
         v: Slots,
         lookups: list[torch.Tensor],
+        work: Workspace,
     ) -> None:
         """Every slot's gradient, written into its view of self.grad."""
-        grads = self._views(self.grad)
-        matmul(g.transpose(1, 2), last, out=grads.each[self.head[0]])
-        _sum_rows(g, grads.each[self.head[1]])
-        g = _head_input_grad(g, v, self.head[0])
+        grads, each = self._views(self.grad), g.unbind(0)
+        rows = each[0].shape[0]
+        matmul([part.t() for part in each], last, out=grads.each[self.head[0]])
+        _sum_rows(each, grads.each[self.head[1]])
+        g = _head_input_grad(g, each, v, self.head[0], work)
         for j in range(len(self.blocks) - 1, -1, -1):
             b, inp = self.blocks[j], saved[j][0]
             g = block_backward(b, g, saved[j], masks.get(j), self.dropout.scale.get(j), grads)
             matmul([part.t() for part in g], inp, out=grads.each[b.weight])
             if b.bias is not None:
                 _sum_rows(g, grads.each[b.bias])
-            if j > 0:
-                g = matmul(g, v.each[b.weight])
-            elif self.front is not None:  # only the embedded columns' share of the input gradient is needed
-                g = matmul(g, v.cols(b.weight, len(self.front.plain_index)))
+            if j > 0 or self.front is not None:  # the front needs only the embedded columns' share
+                mats = v.each[b.weight] if j > 0 else v.cols(b.weight, len(self.front.plain_index))
+                into = take(work, ("input", b.weight), (self.K, rows, mats[0].shape[1]), v[b.weight])
+                g = matmul(g, mats, out=into)
         if self.front is not None:
-            embed_backward(self.front, g, lookups, grads, self._written)
+            embed_backward(self.front, whole(g), lookups, grads, self._written)
             self._written = None if self.shared_gradient else lookups[: len(self.front.tables)]
 
     # -- evaluation ------------------------------------------------------------------------------
@@ -254,6 +269,7 @@ class MLPStack(ParamStack):
         new = MLPStack.__new__(MLPStack)
         new.__dict__.update(self.__dict__)
         new._view_cache = {}
+        new.__dict__.pop("_work", None)  # its own step buffers
         idx = torch.tensor(rows, device=self.flat.device)
         pick = lambda t: t.index_select(0, idx).contiguous()  # noqa: E731
         new.K = len(rows)
@@ -274,14 +290,15 @@ class MLPStack(ParamStack):
         pass
 
 
-def _head_input_grad(g: torch.Tensor, v: Slots, slot: int) -> torch.Tensor:
+def _head_input_grad(g: torch.Tensor, each: Sequence[torch.Tensor], v: Slots, slot: int, work: Workspace) -> Members:
     """g @ weight for the head's (K, B, outputs) gradient. With one output it is an outer
     product: one broadcast multiply for all members gives the same bits as K matmuls with an
     inner dimension of 1 (each a single product) in a third of the time; under autocast the
     matmul runs in the autocast dtype, as the module path's."""
     if g.shape[-1] == 1 and autocast_dtype(g) is None:
         return g * v[slot]  # (K, B, 1) x (K, 1, width)
-    return matmul(g, v.each[slot])
+    mats = v.each[slot]
+    return matmul(each, mats, out=take(work, ("input", slot), (len(each), g.shape[1], mats[0].shape[1]), v[slot]))
 
 
 def _sum_rows(g: torch.Tensor | list[torch.Tensor], out: Sequence[torch.Tensor]) -> None:
@@ -294,7 +311,7 @@ def _eval_norm(b: Block, z: torch.Tensor, v: Slots, running: tuple, calibrate: f
     """BatchNorm in eval mode (one affine pass, in place), or with `calibrate`: in training mode,
     this chunk's statistics folded into the running ones with that factor, per member."""
     if calibrate is not None:
-        return norm_forward(b, z, v, running, calibrate, None)[0]
+        return norm_forward(b, z, v, running, calibrate, None)[0].whole
     rm, rv = running
     scale = v[b.norm[0]] * torch.rsqrt(rv + b.eps)  # (K, width)
     shift = v[b.norm[1]] - rm * scale

@@ -267,13 +267,13 @@ def clip_gradients(grad: torch.Tensor, clip_norms: list[float | None], scaler: L
     norm = grad.norm(dim=1)
     if scaler is not None:
         norm = torch.where(torch.isfinite(norm), norm / scaler.scale, torch.nan)
-        limit = torch.tensor([c if c is not None else math.inf for c in clip_norms], device=grad.device)
+        limit = small_tensor(tuple(c if c is not None else math.inf for c in clip_norms), grad.device)
         coef = (limit / (norm.nan_to_num(0.0) + 1e-6)).clamp_(max=1.0)
         scaler.divisor.copy_(scaler.scale / coef)
         return norm
     if any(c is not None for c in clip_norms):
         # a float32 tensor for one member or many, so a member clips identically alone and in a stack
-        limit = torch.tensor([c if c is not None else math.inf for c in clip_norms], device=grad.device)
+        limit = small_tensor(tuple(c if c is not None else math.inf for c in clip_norms), grad.device)
         coef = (limit / (norm + 1e-6)).clamp_(max=1.0)
         if grad.device.type != "cpu" or bool((coef < 1.0).any()):  # × 1.0 changes no bit: skip a pass over every row
             grad.mul_(coef.unsqueeze(1))
@@ -291,7 +291,20 @@ def update_average(t: Trainer, rows: list[Member]) -> None:
         n = int(m.schedule.steps_done)
         d = m.cfg.train.ema_decay or 0.0
         weights.append(1.0 - min(d, (1 + n) / (10 + n)))
-    t.stack.update_average(torch.tensor(weights, device=t.stack.flat.device).unsqueeze(1))
+    t.stack.update_average(small_tensor(tuple(weights), t.stack.flat.device).unsqueeze(1))
+
+
+_SMALL: dict[tuple, torch.Tensor] = {}
+
+
+def small_tensor(values: tuple[float, ...], device: torch.device) -> torch.Tensor:
+    """torch.tensor(values) made once while the values stay the same (the clip limits; the weight
+    average's weights once its ramp ends): read only, so it can be shared."""
+    key = (values, device)
+    if key not in _SMALL:
+        _SMALL.clear() if len(_SMALL) > 16 else None
+        _SMALL[key] = torch.tensor(values, device=device)
+    return _SMALL[key]
 
 
 def stop_non_finite(t: Trainer, s: LoopState, rows: list[Member], losses: torch.Tensor) -> None:

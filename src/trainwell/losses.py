@@ -39,19 +39,44 @@ class MemberLoss:
             err = out - y
             return err.pow(2).mean(dim=(1, 2)), (err * (2.0 / (err.shape[1] * err.shape[2])) if need_grad else None)
         logp = torch.log_softmax(out.float(), dim=-1)
-        s = self.smoothing.to(out.device)  # (K, 1)
+        K, B, C = logp.shape
+        s, keep, spread, hot, classes = self._smoothing_terms(out.device, C)
         nll = -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1)
-        per_row = (1 - s) * nll + s * (-logp.mean(-1))
-        w = self.class_weight.to(out.device)[y] if self.class_weight is not None else torch.ones_like(per_row)
-        total = w.sum(1, keepdim=True)
-        losses = (per_row * w).sum(1) / total.squeeze(1)
+        per_row = keep * nll + s * (-logp.mean(-1))
+        if self.class_weight is None:  # every weight 1: (per_row · 1).sum / B and 1 / B, without the ones
+            total, scale = self._row_counts(K, B, out.device)
+            losses = per_row.sum(1) / total
+        else:
+            w = self.class_weight.to(out.device)[y]
+            total = w.sum(1, keepdim=True)
+            losses, scale = (per_row * w).sum(1) / total.squeeze(1), (w / total).unsqueeze(-1)
         if not need_grad:
             return losses, None
-        # d per_row / d out = softmax − (1 − s)·onehot − s / classes
-        target = torch.zeros_like(logp).scatter_(-1, y.unsqueeze(-1), 1.0) * (1 - s).unsqueeze(-1) + (
-            s / logp.shape[-1]
-        ).unsqueeze(-1)
-        return losses, (logp.exp() - target) * (w / total).unsqueeze(-1)
+        # d per_row / d out = softmax − target, the target (1 − s)·onehot + s / classes: s / classes off the
+        # label and (1 − s) + s / classes on it, the same roundings as onehot·(1 − s) + s / classes
+        target = torch.where(y.unsqueeze(-1) == classes, hot, spread)
+        return losses, logp.exp_().sub_(target).mul_(scale)
+
+    def _smoothing_terms(self, device: torch.device, classes: int) -> tuple[torch.Tensor, ...]:
+        """s, 1 − s (K, 1), s / classes and (1 − s) + s / classes (K, 1, 1) and the class indices, made
+        once: rebuilt every step they were a dozen small ops of the loss's ~30."""
+        key = (device, classes)
+        made = self.__dict__.setdefault("_terms", {})
+        if key not in made:
+            s = self.smoothing.to(device)
+            spread = (s / classes).unsqueeze(-1)
+            made[key] = (s, 1 - s, spread, (1 - s).unsqueeze(-1) + spread, torch.arange(classes, device=device))
+        return made[key]
+
+    def _row_counts(self, members: int, rows: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The sum of a batch's unit weights, (K,) float32 `rows` (exact below 2**24 rows), and each row's
+        share 1 / rows (K, 1, 1), divided as the weights were."""
+        made = self.__dict__.setdefault("_counts", {})
+        key = (members, rows, device)
+        if key not in made:
+            total = torch.full((members, 1), float(rows), device=device)
+            made[key] = (total.view(members), (torch.ones_like(total) / total).unsqueeze(-1))
+        return made[key]
 
 
 class CustomLoss:
