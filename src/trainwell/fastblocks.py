@@ -119,8 +119,11 @@ class Workspace:
     their member views: a fresh tensor and its unbind per use were ~40 dispatches a step. Nothing
     in it outlives its step: the losses and the embedding's codes are fresh tensors."""
 
+    LIMIT = 256 * 2**20  # bytes kept at most; beyond it a buffer is made fresh each time (a huge eval_batch_size)
+
     def __init__(self) -> None:
         self.made: dict[tuple, Split] = {}
+        self.kept = 0  # bytes
 
     def take(self, name: tuple, shape: tuple[int, ...], like: torch.Tensor, dtype: torch.dtype | None = None) -> Split:
         key = (name, shape, dtype or like.dtype, like.device)
@@ -128,7 +131,11 @@ class Workspace:
         if found is None:
             if len(self.made) > 64:  # shapes seen before (a pass's last batch, fewer members) are dropped
                 self.made.clear()
-            found = self.made[key] = Split(like.new_empty(shape, dtype=dtype))
+                self.kept = 0
+            found = Split(like.new_empty(shape, dtype=dtype))
+            size = found.whole.numel() * found.whole.element_size()
+            if self.kept + size <= self.LIMIT:
+                self.made[key], self.kept = found, self.kept + size
         return found
 
 
