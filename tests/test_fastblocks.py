@@ -2,6 +2,7 @@
 bit-identical alone and in a stack, the hand-written backward with dropout on equals autograd
 on the same masks, and dropout drops at its byte-rounded rate."""
 
+import contextlib
 import copy
 
 import pytest
@@ -48,9 +49,10 @@ def test_a_member_alone_equals_itself_in_a_stack_at_the_default_width():
             assert all(torch.equal(t[k : k + 1], a) for t, a in zip(rt, ra))
 
 
+@pytest.mark.parametrize("hidden", [[16, 8], [16, 16]])  # equal widths: each block has its own step buffers
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
-def test_the_backward_with_dropout_equals_autograd_on_the_same_masks(activation):
-    cfg = ModelConfig(hidden=[16, 8], norm="batch", dropout=0.3, activation=activation)
+def test_the_backward_with_dropout_equals_autograd_on_the_same_masks(activation, hidden):
+    cfg = ModelConfig(hidden=hidden, norm="batch", dropout=0.3, activation=activation)
     models = members(2, cfg=cfg)
     stack = MLPStack(copy.deepcopy(models))
     g = torch.Generator().manual_seed(2)
@@ -104,3 +106,25 @@ def test_a_members_dropout_mask_is_the_same_alone_and_beside_members_with_other_
     )
     first = words.view(torch.uint8)[: 50 * 40].view(50, 40)
     assert torch.equal(both[0][2], (first >= drop_threshold(0.9)).float())
+
+
+def test_the_step_buffers_carry_nothing_from_one_step_or_chunk_to_the_next():
+    """A training step's outputs, BatchNorm statistics, masks and input gradients live in buffers
+    the next step overwrites (fastblocks.Workspace): a stack that trained before (on batches of
+    another size and of this size) gives, from the same weights, bit-identical losses, gradients
+    and statistics to a fresh copy of those weights; evaluation in chunks that reuse the
+    hidden-layer buffers equals each chunk evaluated by a fresh copy."""
+    g = torch.Generator().manual_seed(4)
+    batch = lambda n: (torch.randn(3, n, 7, generator=g), torch.randn(3, n, 1, generator=g))  # noqa: E731
+    used = MLPStack(copy.deepcopy(members(3)))
+    steps(used, *batch(40), [1, 2, 3], n=1)
+    steps(used, *batch(24), [4, 5, 6], n=1)
+    fresh = used.copy()
+    assert fresh.__dict__.get("_work") is None  # a copy makes its own buffers
+    x, y = batch(24)
+    for (lu, gu, ru), (lf, gf, rf) in zip(steps(used, x, y, [7, 8, 9], n=1), steps(fresh, x, y, [7, 8, 9], n=1)):
+        assert torch.equal(lu, lf) and torch.equal(gu, gf) and all(torch.equal(a, b) for a, b in zip(ru, rf))
+    rows = torch.randn(50, 7, generator=g)
+    chunked = used.outputs(rows, 16, contextlib.nullcontext, average=False)
+    alone = [used.copy().outputs(rows[i : i + 16], 16, contextlib.nullcontext, average=False) for i in (0, 16, 32, 48)]
+    assert torch.equal(chunked, torch.cat(alone, dim=1))

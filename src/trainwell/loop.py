@@ -308,9 +308,9 @@ def small_tensor(values: tuple[float, ...], device: torch.device) -> torch.Tenso
 
 
 def stop_non_finite(t: Trainer, s: LoopState, rows: list[Member], losses: torch.Tensor) -> None:
-    bad = ~torch.isfinite(losses)
-    if not bool(bad.any()):
+    if bool(torch.isfinite(losses).all()):  # the usual case in two ops
         return
+    bad = ~torch.isfinite(losses)
     for m in rows:
         if m.training and bool(bad[m.row]):
             m.stop_reason, m.stop_detail = NOT_FINITE, f"loss became non-finite at epoch {s.epoch + 1}, step {s.step}"
