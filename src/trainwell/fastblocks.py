@@ -13,6 +13,14 @@ units are scaled by 256 / (256 − that threshold), so the expected activation i
 The mask is made in one pass: byte >= threshold written straight into a float tensor (0.24 ms for
 5 x 512 x 256 bytes, against 0.49 ms for float(byte) − threshold + 1 clamped to [0, 1] and 0.97 ms for
 a bool mask), and applied with float arithmetic.
+
+At the batches of small tables (128-256 rows) a step's cost is as much the dispatch of its ~250
+small torch calls as their arithmetic, so nothing is made twice: each member's view of a parameter,
+gradient or running statistic (and a weight's transpose) is made once per buffer (Slots), and a
+step's outputs, statistics, masks and input gradients go to buffers made on the first step and
+overwritten by every later one, with their member views (Workspace, Split). Every call computes
+what it computed before, into other memory: the numbers do not change (hpc_data at full size:
+the same predictions bit for bit; a 5-member step 8% faster, measured in one process alternating).
 """
 
 from __future__ import annotations
@@ -117,7 +125,8 @@ class Workspace:
     """A training step's buffers (each block's outputs, BatchNorm statistics, masks, input
     gradients), made on the first step of their shape and overwritten by every later one, with
     their member views: a fresh tensor and its unbind per use were ~40 dispatches a step. Nothing
-    in it outlives its step: the losses and the embedding's codes are fresh tensors."""
+    in it outlives its step: the outputs handed to the loss, the losses and the embedding's codes
+    are fresh tensors."""
 
     LIMIT = 256 * 2**20  # bytes kept at most; beyond it a buffer is made fresh each time (a huge eval_batch_size)
 

@@ -151,10 +151,8 @@ class MLPStack(ParamStack):
             running = next(norms) if b.norm is not None else None
             h, kept = block_forward(b, h, v, masks.get(j), self.dropout.scale.get(j), running, self.BN_MOMENTUM, work)
             saved.append(kept)
-        head = v.t(self.head[0])
-        shape = (self.K, x.shape[1], head[0].shape[1])
-        out = matmul(h, head, v.each[self.head[1]], take(work, ("out",), shape, v[self.head[0]]))
-        losses, g = loss_fn.value_and_grad(out.whole, y)  # closed form: no autograd anywhere on this path
+        out = matmul(h, v.t(self.head[0]), v.each[self.head[1]])  # fresh: a loss function of one's own may keep it
+        losses, g = loss_fn.value_and_grad(out, y)  # closed form: no autograd anywhere on this path
         if scale is not None:  # fp16 loss scaling: the output gradient carries each member's scale
             g = g * scale.view(-1, 1, 1).to(g.dtype)
         self._backward(g, h, saved, masks, v, lookups, work)
