@@ -19,8 +19,10 @@ small torch calls as their arithmetic, so nothing is made twice: each member's v
 gradient or running statistic (and a weight's transpose) is made once per buffer (Slots), and a
 step's outputs, statistics, masks and input gradients go to buffers made on the first step and
 overwritten by every later one, with their member views (Workspace, Split). Every call computes
-what it computed before, into other memory: the numbers do not change (hpc_data at full size:
-the same predictions bit for bit; a 5-member step 8% faster, measured in one process alternating).
+what it computed before, into other memory: the numbers do not change (hpc_data and signal at full
+size: the same predictions bit for bit). Dispatched torch ops per 5-member hpc_data step: 1,577 -> ~950;
+step time (train_step and update, one thread, measured in one process alternating with the code
+before): 0.91x at 5 members and batch 128, 0.97x at batch 256, 0.92x at one member.
 """
 
 from __future__ import annotations
