@@ -86,11 +86,7 @@ class Dropout:
             return {}
         K, units = len(generators), batch * self.units_per_row
         cpu = torch.empty((), dtype=torch.int64)  # the words are drawn on the CPU, as the generators are
-        words = (
-            work.take(("words",), (K, -(-units // 8)), cpu)
-            if work is not None
-            else Split(cpu.new_empty(K, -(-units // 8)))
-        )
+        words = take(work, ("words",), (K, -(-units // 8)), cpu)
         for row, g in zip(words, generators):
             row.random_(-(2**63), None, generator=g)  # the full 64-bit range: every byte uniform
         units_bytes = words.whole.view(torch.uint8)[:, :units].to(device)
@@ -98,9 +94,7 @@ class Dropout:
         for j in self.blocks:
             w = self.widths[j]
             part = units_bytes[:, start * batch : (start + w) * batch].view(-1, batch, w)
-            into = work.take(("mask", j), part.shape, part, torch.float32).whole if work is not None else None
-            into = part.new_empty(part.shape, dtype=torch.float32) if into is None else into
-            masks[j] = torch.ge(part, self.below[j], out=into)
+            masks[j] = torch.ge(part, self.below[j], out=take(work, ("mask", j), part.shape, part, torch.float32).whole)
             start += w
         return masks
 
@@ -150,9 +144,11 @@ class Workspace:
         return found
 
 
-def take(work: Workspace | None, name: tuple, shape: tuple[int, ...], like: torch.Tensor) -> Split:
+def take(
+    work: Workspace | None, name: tuple, shape: tuple[int, ...], like: torch.Tensor, dtype: torch.dtype | None = None
+) -> Split:
     """The workspace's buffer, or outside training (work None) a fresh tensor."""
-    return work.take(name, shape, like) if work is not None else Split(like.new_empty(shape))
+    return work.take(name, shape, like, dtype) if work is not None else Split(like.new_empty(shape, dtype=dtype))
 
 
 class Slots:
@@ -195,12 +191,12 @@ def matmul(a: Members, b: Members, bias: Members | None = None, out: Members | N
     if low is not None:
         return _matmul_cast(a, b, bias, out, low, shared)
     # unbind: one call for K views where indexing costs K (the dispatch is the cost at small batches)
-    rows, mats, outs = [a] * K if shared else _members(a), _members(b), _members(out)
+    rows, mats, outs = [a] * K if shared else members_of(a), members_of(b), members_of(out)
     if bias is None:
         for k in range(K):
             torch.mm(rows[k], mats[k], out=outs[k])
     else:
-        for k, shift in enumerate(_members(bias)):
+        for k, shift in enumerate(members_of(bias)):
             torch.addmm(shift, rows[k], mats[k], out=outs[k])
     return out
 
@@ -221,8 +217,8 @@ def _matmul_cast(
     K = len(b)
     low = a.to(dtype) if isinstance(a, torch.Tensor) else [part.to(dtype) for part in a]
     mats = b.to(dtype).unbind(0) if isinstance(b, torch.Tensor) else [m.to(dtype) for m in b]
-    rows, outs = [low] * K if shared else _members(low), _members(out)
-    shifts = _members(bias) if bias is not None else [None] * K
+    rows, outs = [low] * K if shared else members_of(low), members_of(out)
+    shifts = members_of(bias) if bias is not None else [None] * K
     for k in range(K):
         product = torch.mm(rows[k], mats[k])
         if shifts[k] is None:
@@ -232,7 +228,7 @@ def _matmul_cast(
     return out
 
 
-def _members(t: Members) -> Sequence[torch.Tensor]:
+def members_of(t: Members) -> Sequence[torch.Tensor]:
     return t.unbind(0) if isinstance(t, torch.Tensor) else t
 
 
@@ -249,8 +245,7 @@ def block_forward(
     """Block b's output for input h (K, B, in) and what its backward keeps. mask: (K, B, width)
     keep mask or None; scale: (K, 1) keep scale; running: the BatchNorm running statistics
     (or their member views), updated in place; work: where the outputs go (None: fresh tensors)."""
-    first = whole(h) if isinstance(h, Split) else h
-    K, B = len(v.each[b.weight]), first.shape[-2]
+    K, B = len(v.each[b.weight]), whole(h).shape[-2]
     bias = v.each[b.bias] if b.bias is not None else None
     pre = matmul(h, v.t(b.weight), bias, out=take(work, ("pre", b.weight), (K, B, b.width), v[b.weight]))
     folded = _folds(b, mask)
@@ -285,7 +280,7 @@ def norm_forward(
 ) -> tuple[Split, tuple]:
     """BatchNorm in training mode, per member into one output; `scale` (K, 1): a keep scale folded in;
     running: the running mean and variance, (K, width) each or their member views."""
-    zs = _members(z)
+    zs = members_of(z)
     K, first = len(zs), zs[0]
     if scale is not None:
         gammas, betas = (take(work, ("scaled", slot), (K, b.width), first) for slot in b.norm)
@@ -295,7 +290,7 @@ def norm_forward(
         gammas, betas = (v.each[slot] for slot in b.norm)
     out = take(work, ("norm", b.norm[0]), (K, *first.shape), first)
     means, invstds = (take(work, (kind, b.norm[0]), (K, b.width), first) for kind in ("mean", "invstd"))
-    rm, rv = (_members(t) for t in running)
+    rm, rv = (members_of(t) for t in running)
     for z_k, out_k, mean_k, invstd_k, gamma_k, beta_k, rm_k, rv_k in zip(
         zs, out, means, invstds, gammas, betas, rm, rv
     ):
@@ -329,7 +324,7 @@ def block_backward(
     if stats is None:
         return g
     parts, d_gammas, d_betas = [], [], []
-    for g_k, z_k, mean_k, invstd_k, gamma_k in zip(_members(g), *stats):
+    for g_k, z_k, mean_k, invstd_k, gamma_k in zip(members_of(g), *stats):
         dz, d_gamma, d_beta = aten.native_batch_norm_backward(
             g_k, z_k, gamma_k, None, None, mean_k, invstd_k, True, b.eps, [True, True, True]
         )

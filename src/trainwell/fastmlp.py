@@ -26,6 +26,7 @@ from .fastblocks import (
     block_backward,
     block_forward,
     matmul,
+    members_of,
     norm_forward,
     take,
     whole,
@@ -304,9 +305,9 @@ def _head_input_grad(g: torch.Tensor, each: Sequence[torch.Tensor], v: Slots, sl
     return matmul(each, mats, out=take(work, ("input", slot), (len(each), g.shape[1], mats[0].shape[1]), v[slot]))
 
 
-def _sum_rows(g: torch.Tensor | list[torch.Tensor], out: Sequence[torch.Tensor]) -> None:
+def _sum_rows(g: Members, out: Sequence[torch.Tensor]) -> None:
     """Each member's gradient summed over its rows (a bias gradient), into out[k]."""
-    for part, into in zip(g.unbind(0) if isinstance(g, torch.Tensor) else g, out):
+    for part, into in zip(members_of(g), out):
         torch.sum(part, 0, out=into)
 
 
