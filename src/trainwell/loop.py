@@ -35,6 +35,7 @@ from .losses import LossFn
 from .optim import FlatOptimizer, LossScale
 from .outputs import model_scores
 from .recalibration import recalibrate_batchnorm
+from .scaling import steps_per_pass
 from .schedules import Schedule
 from .stack import ParamStack
 
@@ -111,8 +112,7 @@ class Trainer:
 
     @property
     def steps_per_pass(self) -> int:
-        n, b = len(self.data.x_train), self.batch_size
-        return n // b if self.drop_last else math.ceil(n / b)
+        return steps_per_pass(len(self.data.x_train), self.batch_size, self.drop_last)
 
     @property
     def steps_per_epoch(self) -> int:

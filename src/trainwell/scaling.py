@@ -75,7 +75,7 @@ class Scaled:
     batch_why: str = ""  # the rule that chose an auto batch, for the start line
 
     def steps_per_validation(self, train_rows: int, drop_last: bool = False) -> int:
-        per_pass = train_rows // self.batch_size if drop_last else math.ceil(train_rows / self.batch_size)
+        per_pass = steps_per_pass(train_rows, self.batch_size, drop_last)
         return max(1, math.ceil(per_pass / self.validations_per_pass))
 
     def describe(self, train_rows: int, lr: float | str) -> str:
@@ -101,6 +101,11 @@ class Scaled:
         if self.numeric_embedding is not None:
             parts.append(f"numeric embedding {self.numeric_embedding} (auto: {self.embedding_why})")
         return "scale: " + ", ".join(parts) + " (train.batch_size, train.max_steps, train.val_every)"
+
+
+def steps_per_pass(train_rows: int, batch: int, drop_last: bool = False) -> int:
+    """Optimizer steps in one pass over the training rows (a short last batch counts unless dropped)."""
+    return train_rows // batch if drop_last else math.ceil(train_rows / batch)
 
 
 def auto_batch_size(train_rows: int, minimum: int = REFERENCE_BATCH) -> int:
@@ -146,7 +151,7 @@ def step_budget(train_rows: int, batch: int, validations: int) -> int:
     passes or SMALL_TABLE_STEPS steps, whichever is more."""
     if validations > 1:
         return STEP_BUDGET
-    return max(SMALL_TABLE_STEPS, SMALL_TABLE_PASSES * math.ceil(train_rows / batch))
+    return max(SMALL_TABLE_STEPS, SMALL_TABLE_PASSES * steps_per_pass(train_rows, batch))
 
 
 def resolve(
