@@ -22,6 +22,7 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # before numpy/torch/lightgbm start their thread pools
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import statistics  # noqa: E402
@@ -29,7 +30,7 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import Any, Iterator  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -80,21 +81,33 @@ def fit_one(method: str, table: Table, frames: tuple, folder: Path, seed: int, c
     return scores(table.task, test[table.target].to_numpy(), pred, ctx["classes"]) | timing | extra
 
 
+def classes_of(table: Table, train: Any) -> list[str]:
+    """The training rows' classes in sorted order (the probability columns' order); none for regression."""
+    return sorted(train[table.target].unique()) if table.task == "classification" else []
+
+
+@contextlib.contextmanager
+def table_files(train: Any, test: Any) -> Iterator[Path]:
+    """A temporary folder holding train.csv and test.csv, the files every method reads."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        train.to_csv(folder / "train.csv", index=False)
+        test.to_csv(folder / "test.csv", index=False)
+        yield folder
+
+
 def run_table(
     name: str, methods: list[str], seeds: int, overrides: dict[str, Any], caps: tuple, dials: list[str] | None = None
 ) -> dict[str, Any]:
     table = load_table(name)
     train, test = split(table, *caps)
-    classes = sorted(train[table.target].unique()) if table.task == "classification" else []
+    classes = classes_of(table, train)
     entry: dict[str, Any] = {"task": table.task, "rows": [len(train), len(test)], "methods": {}}
     if classes:
         entry["minority"] = float(train[table.target].value_counts(normalize=True).min())
         entry["classes"] = len(classes)
     ctx = {"classes": classes, "overrides": overrides, "dials": dials}
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        train.to_csv(folder / "train.csv", index=False)
-        test.to_csv(folder / "test.csv", index=False)
+    with table_files(train, test) as folder:
         for method in methods:
             runs = []
             for seed in range(seeds):

@@ -23,13 +23,12 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import torch  # noqa: E402
 
-from bench_tables import fit_one  # noqa: E402
+from bench_tables import classes_of, fit_one, table_files  # noqa: E402
 from tables import LOADERS, MAX_TEST, MAX_TRAIN, load_table, split  # noqa: E402
 from trainwell.config import parse_override  # noqa: E402
 
@@ -45,12 +44,9 @@ def time_table(name: str, rounds: int, caps: tuple[int, int], fits: Fits) -> dic
     """Each fit `rounds` times on the table's rows, in reversed order every other round."""
     table = load_table(name)
     train, test = split(table, *caps)
-    classes = sorted(train[table.target].unique()) if table.task == "classification" else []
+    classes = classes_of(table, train)
     runs: dict[str, list[dict[str, Any]]] = {label: [] for label in fits}
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        train.to_csv(folder / "train.csv", index=False)
-        test.to_csv(folder / "test.csv", index=False)
+    with table_files(train, test) as folder:
         for r in range(rounds):
             for label in list(fits) if r % 2 == 0 else list(fits)[::-1]:
                 method, overrides = fits[label]
