@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import metric_names, rundir
+from ..advice import plural
 from ..build import resolve_mode
 from ..compose import SEARCH
 from ..config import RunConfig
@@ -153,7 +154,7 @@ def _train_default(out: Path, plan: Plan, stop_data: DataBundle, say: Say) -> bo
     """The default run, first and alone (here, with --cluster too); False when interrupted. It is the
     comparison, its seeds are candidates of the ensemble, and the epochs it trained place the halving
     points (halving.rungs, halving.stale_after)."""
-    say(f"the default run ({_count(plan.base.train.members, 'seed')})")
+    say(f"the default run ({plural(plan.base.train.members, 'seed')})")
     if interrupted(run_stack([plan.base], [out / DEFAULT_DIR], stop_data)):
         return False
     epochs = int(_metrics(out / DEFAULT_DIR)["epochs_run"])
@@ -235,7 +236,7 @@ def _conclude(out: Path, plan: Plan, data: DataBundle, select_data: DataBundle, 
     metric, mode = monitor.removeprefix("val_"), resolve_mode(plan.base)
     say(
         f"choosing the ensemble on {view_names(plan.search.select_on)[1]} from {len(pool)} members "
-        f"(the default's {_count(len(default_seeds), 'seed')} among them)"
+        f"(the default's {plural(len(default_seeds), 'seed')} among them)"
     )
     start = list(range(len(pool) - len(default_seeds), len(pool)))
     loaded: ensemble.Loaded = {}
@@ -365,10 +366,6 @@ def _best_abs(effects: list[report.DialEffect]) -> float:
 def _metrics(run_dir: Path) -> dict[str, Any]:
     path = run_dir / rundir.METRICS
     return rundir.read_json(path) if path.exists() else {}
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
 def _short(v: Any) -> str:
