@@ -301,10 +301,11 @@ def small_tensor(values: tuple[float, ...], device: torch.device) -> torch.Tenso
     """torch.tensor(values) made once while the values stay the same (the clip limits; the weight
     average's weights once its ramp ends): read only, so it can be shared."""
     key = (values, device)
-    if key not in _SMALL:
+    found = _SMALL.get(key)  # one lookup: stacks training in threads may clear the cache between two
+    if found is None:
         _SMALL.clear() if len(_SMALL) > 16 else None
-        _SMALL[key] = torch.tensor(values, device=device)
-    return _SMALL[key]
+        found = _SMALL[key] = torch.tensor(values, device=device)
+    return found
 
 
 def stop_non_finite(t: Trainer, s: LoopState, rows: list[Member], losses: torch.Tensor) -> None:
