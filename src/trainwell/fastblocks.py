@@ -38,6 +38,7 @@ aten = torch.ops.aten
 
 ACT_FORWARD = {nn.ReLU: torch.relu, nn.Tanh: torch.tanh, nn.SiLU: F.silu, nn.GELU: F.gelu}
 DROP_LEVELS = 256  # a unit's drop decision reads one random byte: rates are multiples of 1/256
+_CPU_WORDS = torch.empty((), dtype=torch.int64)  # dropout's words are drawn on the CPU, as the generators are
 
 
 @dataclass
@@ -85,8 +86,7 @@ class Dropout:
         if not self.blocks:
             return {}
         K, units = len(generators), batch * self.units_per_row
-        cpu = torch.empty((), dtype=torch.int64)  # the words are drawn on the CPU, as the generators are
-        words = take(work, ("words",), (K, -(-units // 8)), cpu)
+        words = take(work, ("words",), (K, -(-units // 8)), _CPU_WORDS)
         for row, g in zip(words, generators):
             row.random_(-(2**63), None, generator=g)  # the full 64-bit range: every byte uniform
         units_bytes = words.whole.view(torch.uint8)[:, :units].to(device)
