@@ -51,6 +51,14 @@ def test_overrides_parse_yaml_values():
         apply_overrides({}, {"nosection.x": 1})
 
 
+def test_words_yaml_reads_as_booleans_are_taken_back_where_a_word_is_expected():
+    # YAML 1.1 reads `off` as False: `--set train.amp=off` and `amp: off` in a file must still mean "off"
+    name, value = parse_override("train.amp=off")
+    assert RunConfig.from_dict({"train": {"amp": value}}).train.amp == "off"
+    with pytest.raises(ConfigError, match="class_weights = 'on' is not allowed: one of"):
+        RunConfig.from_dict({"train": {"class_weights": True}})
+
+
 def test_yaml_file_then_overrides(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("train:\n  max_epochs: 7\nmodel:\n  dropout: 0.3\n")

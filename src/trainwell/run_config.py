@@ -132,6 +132,8 @@ def _coerce(where: str, value: Any, hint: Any) -> Any:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
     elif hint is str:
+        if isinstance(value, bool):  # YAML 1.1 reads off/on/no/yes as booleans: `--set train.amp=off` means "off"
+            value = "on" if value else "off"
         ok = isinstance(value, str)
     else:  # pragma: no cover - every field uses one of the types above
         raise TypeError(f"unsupported config type {hint!r}")
