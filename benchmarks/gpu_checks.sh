@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The CUDA checks of issue 20 as one script, for a machine with a GPU (CI has none):
-#   1. the card, PyTorch's version, and a two-epoch delivery run on CUDA (does it train at all);
+#   1. the card, PyTorch's version, a two-epoch delivery run on CUDA and tests/test_cuda.py;
 #   2. bench_images.py on CUDA: the CIFAR-10 lesson's DataLoader loop against trainwell's batch path;
 #   3. the big-table benchmark (bench_big.py, the generated flights-shaped table) trained on CUDA,
 #      bf16 and fp16 (dynamic loss scaling), each stopped at a cap;
@@ -38,6 +38,8 @@ fi
 
 step environment 60 bash -c "nvidia-smi -L 2>/dev/null; nproc; $py -c 'import torch, sys; print(sys.version.split()[0], \"torch\", torch.__version__, \"cuda\", torch.cuda.is_available() and torch.cuda.get_device_name(0))'"
 step smoke 90 "$py" -m trainwell train --preset delivery-quick --set train.device="$device" --set train.max_epochs=2 --out "$work/smoke"
+
+step cuda-tests 150 "$py" -m pytest -q -p no:cacheprovider tests/test_cuda.py
 
 images_device=$([ "$device" = cpu ] && echo cpu || echo cuda)
 step images 100 "$py" benchmarks/bench_images.py --images "$images" --width "$width" --device "$images_device"

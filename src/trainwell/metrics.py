@@ -78,7 +78,7 @@ def member_aucs(prob: torch.Tensor, y: torch.Tensor) -> list[float]:
     nan when none is scorable. Every member's and class's ranks come from one batched sort (the per-epoch
     validation of a 5-member, 10-class stack made 50 sorts before)."""
     K, N, C = prob.shape
-    classes = torch.tensor([1] if C == 2 else range(C))
+    classes = torch.tensor([1] if C == 2 else range(C), device=prob.device)
     positive = y.view(1, N) == classes.view(-1, 1)  # (classes, N)
     n_pos = positive.sum(1).double()
     scorable = (n_pos > 0) & (n_pos < N)
