@@ -2,10 +2,11 @@
 images, 3×32×32 uint8, 10 classes) for timing the CIFAR-10 presets where the real data cannot be
 downloaded.
 
-The images are learnable but not trivially: each class owns a smooth random colour pattern, and an
-image is its class's pattern shifted by up to 4 pixels, scaled in contrast, tinted, with pixel noise
-as strong as the pattern. So accuracy climbs over the first epochs as on real data; the figures it
-gives are speeds, and accuracies only on this data.
+Each class owns a smooth random colour pattern, and an image is its class's pattern shifted by up
+to 4 pixels, scaled in contrast, tinted, with pixel noise of 0.6 × the pattern's largest value. That
+is far easier than CIFAR-10 (the cifar10-upgraded preset passes 97% validation accuracy in its first
+epoch on a GPU; a 16-32-64 CNN on 6,000 of these images reaches ~70% in 4 epochs on the CPU): the
+figures it gives are speeds, not accuracies.
 
     python benchmarks/cifar_like.py FOLDER [--per-batch 10000]   # writes FOLDER/cifar-10-batches-py
 """
