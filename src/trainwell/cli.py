@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import sys
@@ -296,5 +297,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status
 
 
+def run() -> None:
+    """The `trainwell` command and `python -m trainwell`: main(), then exit with its status.
+    Before the interpreter's teardown every object still alive is moved out of the cyclic garbage
+    collector's reach (gc.freeze): its final collections walked every object torch, pandas,
+    scikit-learn and matplotlib had made, 0.7-0.9 s after a command's work was done (1.25 s after
+    a schedules compare's 8.5 s, 2 cores). Reference counting still releases the objects, atexit
+    handlers still run (multiprocessing joins its workers), and every file trainwell writes has
+    been closed (and fsynced) before main() returns; tests call main() and are unaffected."""
+    status = main()
+    gc.freeze()
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
