@@ -65,8 +65,9 @@ def check_address(address: str) -> str:
 
 
 # What the fork server imports once, before it forks the workers: each starts with torch and the
-# training code loaded (seconds of CPU a worker would otherwise spend importing them itself)
-PRELOAD = ["torch", "trainwell.runner", "trainwell.experiments.job_rows"]
+# training code loaded (seconds of CPU a worker would otherwise spend importing them itself), and
+# the server's quick exit (fork_server.py)
+PRELOAD = ["torch", "trainwell.runner", "trainwell.experiments.job_rows", "trainwell.experiments.fork_server"]
 
 
 def _start_fork_server(threads: int) -> None:
