@@ -16,6 +16,7 @@ to seed: run with --seeds 3 to compare means.
     python benchmarks/bench_experiments.py [--workers N] [--seeds 1] [--no-stack] [--separate-only] [--out DIR]
         [--only schedules]   # one experiment's breakdown, then the whole-process line
         [--repeat N]         # N whole-process timings (wall, and CPU of the process tree, for a loaded machine)
+        [--against SRC]      # alternate those with whole processes of another tree's src folder (PYTHONPATH)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import argparse
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -87,9 +89,11 @@ print(wall, usage.ru_utime + usage.ru_stime)
 """
 
 
-def whole_process(command: list[str]) -> tuple[float, float]:
+def whole_process(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """Wall seconds of `command` until it exits, and CPU seconds of all its processes (Linux)."""
-    done = subprocess.run([sys.executable, "-c", SUBREAPER, *command], check=True, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", SUBREAPER, *command], check=True, capture_output=True, text=True, env=env
+    )
     wall, cpu = done.stdout.split()
     return float(wall), float(cpu)
 
@@ -103,6 +107,12 @@ def main() -> None:
     ap.add_argument("--out", help="keep the outputs here (default: a temporary folder)")
     ap.add_argument("--only", help="run just this experiment (e.g. schedules), then the whole-process line")
     ap.add_argument("--repeat", type=int, default=1, help="whole-process timings of the schedules compare")
+    ap.add_argument(
+        "--against",
+        metavar="SRC",
+        help="another tree's src folder: each whole process alternates with one run from it (PYTHONPATH), "
+        "and both medians are printed",
+    )
     args = ap.parse_args()
     root = args.out or tempfile.mkdtemp(prefix="bench-experiments-")
     total, worse = 0.0, []
@@ -168,20 +178,40 @@ def main() -> None:
         if not worse
         else f"worse than the lesson's single run: {', '.join(worse)}"
     )
-    cli = [sys.executable, "-m", "trainwell.cli", "compare", "--preset", "schedules", "--seeds", str(args.seeds)]
-    for _ in range(args.repeat):
-        shutil.rmtree(f"{root}/cli-schedules", ignore_errors=True)
-        load = os.getloadavg()[0]
-        whole, tree_cpu = whole_process([*cli, "--quiet", "--out", f"{root}/cli-schedules"])
-        print(
-            f"`trainwell compare --preset schedules --seeds {args.seeds}` as a whole process: {whole:.1f} s = "
-            f"{SEED_SECONDS['schedules'] / whole:.1f}x faster than the lesson's schedules script "
-            f"({SEED_SECONDS['schedules']} s as recorded in shared/seeds/README.md; target >= 5x); "
-            f"{tree_cpu:.1f} CPU seconds of its process tree; load average {load:.2f} before it"
-        )
+    whole_processes(root, args.seeds, args.repeat, args.against)
     print(f"load average {os.getloadavg()[0]:.2f} (2 cores)")
     if not args.out:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def whole_processes(root: str, seeds: int, repeat: int, against: str | None) -> None:
+    """`repeat` whole-process timings of the schedules compare; with `against` (another tree's src
+    folder) each is followed or preceded, in turn, by one of that tree's, so that drift in the
+    machine's speed (here ±20% from one minute to the next) hits both alike."""
+    cli = [sys.executable, "-m", "trainwell.cli", "compare", "--preset", "schedules", "--seeds", str(seeds)]
+    trees = {"": None} if against is None else {"this tree: ": None, f"{against}: ": against}
+    seen: dict[str, list[tuple[float, float]]] = {label: [] for label in trees}
+    for i in range(repeat):
+        for label in list(trees) if i % 2 == 0 else list(trees)[::-1]:
+            env = None if trees[label] is None else {**os.environ, "PYTHONPATH": str(trees[label])}
+            shutil.rmtree(f"{root}/cli-schedules", ignore_errors=True)
+            load = os.getloadavg()[0]
+            whole, tree_cpu = whole_process([*cli, "--quiet", "--out", f"{root}/cli-schedules"], env)
+            seen[label].append((whole, tree_cpu))
+            print(
+                f"{label}`trainwell compare --preset schedules --seeds {seeds}` as a whole process: {whole:.1f} s = "
+                f"{SEED_SECONDS['schedules'] / whole:.1f}x faster than the lesson's schedules script "
+                f"({SEED_SECONDS['schedules']} s as recorded in shared/seeds/README.md; target >= 5x); "
+                f"{tree_cpu:.1f} CPU seconds of its process tree; load average {load:.2f} before it",
+                flush=True,
+            )
+    if against is not None and repeat:
+        for label, times in seen.items():
+            wall = statistics.median(w for w, _ in times)
+            print(
+                f"{label}median {wall:.1f} s wall ({SEED_SECONDS['schedules'] / wall:.1f}x), "
+                f"{statistics.median(c for _, c in times):.1f} CPU seconds, over {len(times)} processes"
+            )
 
 
 if __name__ == "__main__":
