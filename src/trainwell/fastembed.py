@@ -69,7 +69,7 @@ def _runs(columns: list[int]) -> list[tuple[int, int]]:
     return runs
 
 
-def embed(front: Front, x: torch.Tensor, v: list[torch.Tensor], K: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def embed(front: Front, x: torch.Tensor, v: Slots, K: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The MLP's input (K, B, features) from rows x — (K, B, d) per member or (B, d) shared —
     and what the backward needs: each table's codes (K, B), then the numeric embedding's saved
     tensors."""
@@ -85,18 +85,13 @@ def embed(front: Front, x: torch.Tensor, v: list[torch.Tensor], K: int) -> tuple
     for j, slot in enumerate(front.tables):
         c = codes[..., j]
         c = torch.where((c >= 0) & (c < front.rows[j]), c, torch.zeros_like(c))  # out of range: unknown, as the module
-        parts.append(_lookup(_each(v, slot), c))
+        parts.append(_lookup(v.each[slot], c))
         lookups.append(c)
     if front.numeric is not None:
         out, saved = periodic_forward(front.numeric, x, tuple(v[slot] for slot in front.numeric_slots), K)
         parts.append(out)
         lookups += saved
     return torch.cat(parts, dim=-1), lookups
-
-
-def _each(views: Sequence[torch.Tensor], slot: int) -> Sequence[torch.Tensor]:
-    """A slot's member views: made once where `views` keeps them (fastblocks.Slots), else unbound here."""
-    return views.each[slot] if isinstance(views, Slots) else views[slot].unbind(0)
 
 
 def _lookup(tables: Sequence[torch.Tensor], codes: torch.Tensor) -> torch.Tensor:
@@ -113,7 +108,7 @@ def embed_backward(
     front: Front,
     g: torch.Tensor,
     lookups: list[torch.Tensor],
-    grads: list[torch.Tensor],
+    grads: Slots,
     written: list[torch.Tensor] | None = None,
 ) -> None:
     """The gradient of each table and numeric-embedding parameter, written into `grads` (the
@@ -129,9 +124,9 @@ def embed_backward(
         if written is None:
             grads[slot].zero_()
         else:
-            for into, rows in zip(_each(grads, slot), written[j].unbind(0)):
+            for into, rows in zip(grads.each[slot], written[j].unbind(0)):
                 into.index_fill_(0, rows, 0.0)
-        for into, codes, source in zip(_each(grads, slot), lookups[j].unbind(0), part.unbind(0)):
+        for into, codes, source in zip(grads.each[slot], lookups[j].unbind(0), part.unbind(0)):
             into.index_add_(0, codes, source)
         start += width
     if front.numeric is not None:
